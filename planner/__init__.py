@@ -1,0 +1,1 @@
+"""gptoss-deploy planner: probe the machine, plan a gpt-oss deployment, explain it."""

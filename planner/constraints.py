@@ -1,0 +1,128 @@
+"""Constraints: every planning choice resolved by precedence (flag > env > profile > default), with its source."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from backends import BACKENDS
+from planner.catalog import MAX_CONTEXT
+from planner.errors import UsageError
+from planner.profiles import LoadedProfile, load_profile
+
+MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
+EFFORTS = ("low", "medium", "high")
+ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
+            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL"}
+FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context",
+              "reasoning_effort": "--reasoning-effort", "local_only": "--local"}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    profile: str = "auto"
+    model: str = "auto"
+    backend: str = "auto"
+    context: int = 32768
+    min_decode_tokens_per_s: float = 15.0
+    reasoning_effort: str = "medium"
+    local_only: bool = False
+    backend_preference: tuple[str, ...] = ()
+    region: str | None = None
+    azure_model_id: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def relaxed(self, **changes) -> Constraints:
+        return replace(self, **changes, sources={**self.sources, **{k: "relaxed" for k in changes}})
+
+
+def _model(value: str, origin: str) -> str:
+    try:
+        return MODEL_ALIASES[value.lower()]
+    except KeyError:
+        raise UsageError(f"{origin}: unknown model {value!r}; choose auto, 20b or 120b") from None
+
+
+def _backend(value: str, origin: str) -> str:
+    if value != "auto" and value not in BACKENDS:
+        raise UsageError(f"{origin}: unknown backend {value!r}; choose auto, {', '.join(BACKENDS)}")
+    return value
+
+
+def _context(value, origin: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if str(value).strip() != str(number) or not 1 <= number <= MAX_CONTEXT:
+        raise UsageError(f"{origin}: context must be a whole number from 1 to {MAX_CONTEXT} (got {value!r})")
+    return number
+
+
+def _effort(value: str, origin: str) -> str:
+    if value not in EFFORTS:
+        raise UsageError(f"{origin}: reasoning effort must be low, medium or high (got {value!r})")
+    return value
+
+
+def _flag_bool(value, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{origin}: expected true or false (got {value!r})")
+
+
+PARSERS = {"model": _model, "backend": _backend, "context": _context,
+           "reasoning_effort": _effort, "local_only": _flag_bool}
+
+
+def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str],
+            answers: Mapping[str, object] | None = None) -> Constraints:
+    """Layer profile < GPTOSS_* environment < flags < wizard answers; record where each choice came from."""
+    p = profile.profile
+    values = {"model": p.model, "backend": p.backend, "context": p.context,
+              "reasoning_effort": p.reasoning_effort, "local_only": p.local_only}
+    sources = {name: f"profile {profile.name}" for name in values}
+    for name, parse in PARSERS.items():
+        if env.get(ENV_VARS[name]) is not None:
+            values[name] = parse(env[ENV_VARS[name]], f"{ENV_VARS[name]}={env[ENV_VARS[name]]}")
+            sources[name] = f"env {ENV_VARS[name]}"
+        if flags.get(name) is not None:
+            values[name] = parse(flags[name], f"{FLAG_NAMES[name]} {flags[name]}")
+            sources[name] = f"flag {FLAG_NAMES[name]}"
+        if answers and answers.get(name) is not None:
+            values[name] = parse(answers[name], f"wizard answer {answers[name]}")
+            sources[name] = "wizard answer"
+    if values["local_only"] and values["backend"] != "auto" and BACKENDS[values["backend"]].cloud:
+        if sources["backend"].startswith("flag"):
+            raise UsageError(f"--backend {values['backend']} is a cloud backend, and --local forbids cloud backends")
+        values["backend"], sources["backend"] = "auto", f"auto: {sources['local_only']} excludes {values['backend']}"
+    return Constraints(
+        profile=profile.name, min_decode_tokens_per_s=p.min_decode_tokens_per_s,
+        backend_preference=tuple(p.backend_preference), region=p.region, azure_model_id=p.azure_model_id,
+        sources=sources, **values,
+    )
+
+
+def load_constraints(profile: str | None, flags: Mapping[str, object], env: Mapping[str, str],
+                     answers: Mapping[str, object] | None = None) -> Constraints:
+    """The profile named by --profile, else GPTOSS_PROFILE, else auto; then the layers above it."""
+    return resolve(load_profile(profile or env.get("GPTOSS_PROFILE") or "auto"), flags, env, answers)
+
+
+def as_flags(constraints: Constraints) -> list[str]:
+    """Flags that reproduce these constraints: the profile plus every choice a flag or the wizard made."""
+    flags = ["--profile", constraints.profile]
+    for name, flag in FLAG_NAMES.items():
+        if constraints.source(name).startswith(("flag", "wizard")):
+            value = getattr(constraints, name)
+            if name == "local_only":
+                flags += [flag] if value else []
+            else:
+                flags += [flag, str(value)]
+    return flags

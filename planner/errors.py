@@ -1,0 +1,42 @@
+"""One small error family: each user-facing failure carries its exit code and a stable code name."""
+from __future__ import annotations
+
+# Exit codes (DESIGN.md section 3), named so callers never write bare numbers.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_NO_FIT = 3
+EXIT_BACKEND = 4
+EXIT_VERIFY = 5
+EXIT_INTERRUPTED = 130
+
+
+class GptossError(Exception):
+    """A failure the user can act on: one line saying what went wrong and what to do."""
+
+    exit_code = EXIT_INTERNAL
+    code = "internal"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(GptossError):
+    exit_code = EXIT_USAGE
+    code = "bad_input"
+
+
+class NoFitError(GptossError):
+    exit_code = EXIT_NO_FIT
+    code = "no_fit"
+
+
+class BackendError(GptossError):
+    exit_code = EXIT_BACKEND
+    code = "backend"
+
+
+class VerificationError(GptossError):
+    exit_code = EXIT_VERIFY
+    code = "verification_failed"

@@ -1,0 +1,94 @@
+"""HardwareReport: what the planner knows about a machine, read live (planner.probe) or from JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    # Unknown keys are allowed in hardware files (newer probes may add fields); types are strict.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Cpu(_Strict):
+    model: str = "unknown CPU"
+    physical_cores: int = Field(ge=1)
+    logical_cores: int = Field(ge=1)
+
+
+class Memory(_Strict):
+    total_bytes: int = Field(gt=0)
+    available_bytes: int = Field(ge=0)
+    bandwidth_gbps: float | None = Field(default=None, gt=0)
+
+
+class Gpu(_Strict):
+    index: int = Field(ge=0)
+    vendor: Literal["nvidia", "apple", "amd"]
+    name: str
+    memory_total_bytes: int = Field(gt=0)
+    memory_free_bytes: int = Field(ge=0)
+    memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
+    compute_capability: str | None = None
+    unified_memory: bool = False
+
+
+class Disk(_Strict):
+    path: str
+    free_bytes: int = Field(ge=0)
+
+
+class HardwareReport(_Strict):
+    schema_version: Literal[1]
+    os: Literal["linux", "darwin", "windows"]
+    arch: str
+    cpu: Cpu
+    memory: Memory
+    gpus: list[Gpu] = []
+    disk: Disk | None = None
+    notes: list[str] = []
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def hardware_from_dict(data: object, source: str) -> HardwareReport:
+    """Validate a hardware description; any problem is one line naming SOURCE and the field."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: expected a JSON object as printed by `gptoss probe --json`")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise UsageError(
+            f"{source}: schema_version must be {SCHEMA_VERSION} (got {data.get('schema_version')!r}); "
+            "re-create it with `gptoss probe --json`"
+        )
+    try:
+        return HardwareReport.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise UsageError(f"{source}: field {where}: {first['msg']}") from None
+
+
+def load_hardware(path: str | Path) -> HardwareReport:
+    """Read a hardware file (same schema as `gptoss probe --json`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"hardware file {path} does not exist") from None
+    except OSError as err:
+        raise UsageError(f"cannot read hardware file {path}: {err.strerror}") from None
+    if not text.strip():
+        raise UsageError(f"hardware file {path} is empty; create it with `gptoss probe --json > {path.name}`")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"hardware file {path} is not valid JSON (line {err.lineno}: {err.msg})") from None
+    return hardware_from_dict(data, str(path))

@@ -1,0 +1,277 @@
+"""Place one model on one machine for one backend: what goes where, at which context, or why it cannot."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog import ARTIFACTS, GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
+from planner.devices import supports_vllm
+from planner.hardware import Gpu, HardwareReport
+from planner.memory import (
+    MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, gib, headroom_bytes, kv_cache_bytes,
+    llamacpp_compute_bytes,
+)
+
+MIN_CONTEXT = 4096
+LLAMACPP_UBATCHES = (2048, 512)       # 2048 for prefill speed (G15396); 512 saves ~2 GB of compute buffers
+# -ub 2048 speeds prefill up to 4x, most of all with experts in RAM (fewer weight copies to the GPU per
+# prompt): worth up to two more layers of experts in RAM.
+UBATCH_2048_EXTRA_CPU_LAYERS = 2
+OLLAMA_NUM_BATCH = 512                # Ollama's default num_batch
+TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)  # must divide the 8 KV heads (VR)
+# vLLM: 120b on one 80 GB H100 fails with the defaults (0.90, 8192 batched tokens) and runs with
+# --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR); these peak-activation estimates reproduce that.
+VLLM_MAX_UTILIZATION = 0.95
+VLLM_ACTIVATION_BYTES = {8192: 6 * GIB, 1024: 1 * GIB}
+VLLM_CUDA_GRAPH_BYTES = 1 * GIB
+
+
+@dataclass(frozen=True)
+class Placement:
+    backend: str
+    model: ModelSpec
+    artifact: Artifact
+    context_length: int
+    devices: tuple[DeviceUse, ...]
+    read_bytes_per_token: dict[str, float]   # device -> bytes read per generated token
+    cpu_layers: int = 0                      # layers whose experts (llama.cpp) or whole layer (Ollama) run on CPU
+    ubatch: int = 512
+    tensor_parallel_size: int = 1
+    tensor_split: tuple[float, ...] = ()
+    gpu_layers: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
+    compute_capability: str | None = None    # vLLM: the group's lowest, which picks kernels and flags
+
+
+@dataclass(frozen=True)
+class Rejection:
+    backend: str
+    model: ModelSpec
+    reason: str
+    resource: str          # the binding constraint: "GPU memory", "RAM", "GPU support", ...
+
+
+def _active_expert_bytes_per_layer(model: ModelSpec) -> float:
+    return model.experts_per_token * model.params_per_expert * MXFP4_BYTES_PER_PARAM
+
+
+def _dense_read_bytes(model: ModelSpec, artifact: Artifact) -> float:
+    """Dense tensors read per token: everything but the embedding table, which is only looked up."""
+    return artifact.dense_bytes(model) * (model.dense_params - model.embedding_params) / model.dense_params
+
+
+def _embedding_bytes(model: ModelSpec, artifact: Artifact) -> float:
+    return artifact.dense_bytes(model) * model.embedding_params / model.dense_params
+
+
+def context_steps(target: int) -> list[int]:
+    """The target, then halvings down to MIN_CONTEXT: the first one that fits wins."""
+    steps, context = [target], target
+    while context // 2 >= MIN_CONTEXT:
+        context //= 2
+        steps.append(context)
+    return steps
+
+
+def _gpu_name(gpus: list[Gpu]) -> str:
+    return f"{len(gpus)} GPUs" if len(gpus) > 1 else gpus[0].name
+
+
+def _cpu_available(hw: HardwareReport, gpu_bytes_on_unified: int) -> int:
+    """RAM left for model data; on unified memory what the GPU holds comes out of the same pool."""
+    return hw.memory.available_bytes - gpu_bytes_on_unified
+
+
+def _split(total: float, weights: list[float]) -> list[int]:
+    whole = sum(weights)
+    return [int(total * w / whole) for w in weights]
+
+
+# --- llama.cpp -----------------------------------------------------------------------------------
+
+def fit_llamacpp(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
+    artifact = ARTIFACTS[("llamacpp", model.size)]
+    if not hw.gpus:
+        return _fit_cpu_only(model, artifact, hw, context_target)
+    for context in context_steps(context_target):
+        big, small = (_llamacpp_with_gpus(model, artifact, hw, context, ub) for ub in LLAMACPP_UBATCHES)
+        if big and (small is None or big.cpu_layers <= small.cpu_layers + UBATCH_2048_EXTRA_CPU_LAYERS):
+            return big
+        if small:
+            return small
+    need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT) + llamacpp_compute_bytes(512)
+            + sum(RUNTIME_BYTES[g.vendor] for g in hw.gpus))
+    return Rejection("llamacpp", model, (
+        f"{model.name} on llamacpp needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
+        f"plus headroom; {_free_summary(hw)}"), "RAM" if hw.gpus[0].unified_memory else "GPU memory + RAM")
+
+
+def _free_summary(hw: HardwareReport) -> str:
+    if any(g.unified_memory for g in hw.gpus):
+        return f"this machine has {gib(hw.memory.available_bytes)} of unified memory available"
+    return (f"this machine has {gib(sum(g.memory_free_bytes for g in hw.gpus))} free on {_gpu_name(hw.gpus)} "
+            f"and {gib(hw.memory.available_bytes)} of RAM available")
+
+
+def _llamacpp_with_gpus(model, artifact, hw, context, ubatch) -> Placement | None:
+    """Smallest --n-cpu-moe that makes the model fit the GPUs at this context and ubatch, or None."""
+    gpus = list(hw.gpus)
+    kv = kv_cache_bytes(model, context, sliding_tokens=128 + ubatch)  # llama.cpp keeps window + ubatch SWA cells
+    compute = llamacpp_compute_bytes(ubatch)
+    room = [g.memory_free_bytes - RUNTIME_BYTES[g.vendor] - headroom_bytes(g.memory_free_bytes) - compute
+            for g in gpus]
+    if min(room) <= 0:
+        return None
+    embedding = _embedding_bytes(model, artifact)   # token embeddings stay in RAM in llama.cpp
+    per_layer_experts = artifact.expert_bytes_per_layer(model)
+    gpu_weights_all = artifact.loaded_bytes - embedding
+    for cpu_layers in range(model.layers + 1):
+        gpu_weights = gpu_weights_all - cpu_layers * per_layer_experts
+        if gpu_weights + kv > sum(room):
+            continue
+        unified = any(g.unified_memory for g in gpus)
+        gpu_total = gpu_weights + kv + compute * len(gpus)
+        cpu_weights = embedding + cpu_layers * per_layer_experts
+        cpu_free = _cpu_available(hw, int(gpu_total) if unified else 0)
+        cpu = DeviceUse("cpu", hw.cpu.model, cpu_free, weights_bytes=int(cpu_weights),
+                        headroom_bytes=headroom_bytes(hw.memory.total_bytes))
+        if not cpu.fits:
+            return None
+        shares = [r / sum(room) for r in room]
+        devices = tuple(
+            DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes, weights_bytes=int(gpu_weights * s),
+                      kv_cache_bytes=int(kv * s), compute_bytes=compute, runtime_bytes=RUNTIME_BYTES[g.vendor],
+                      headroom_bytes=headroom_bytes(g.memory_free_bytes))
+            for g, s in zip(gpus, shares)
+        ) + (cpu,)
+        active = _active_expert_bytes_per_layer(model)
+        gpu_read = _dense_read_bytes(model, artifact) + (model.layers - cpu_layers) * active
+        reads = {f"gpu{g.index}": gpu_read * s for g, s in zip(gpus, shares)}
+        reads["cpu"] = cpu_layers * active
+        return Placement("llamacpp", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
+                         ubatch=ubatch, tensor_split=tuple(round(s, 3) for s in shares) if len(gpus) > 1 else ())
+    return None
+
+
+def _fit_cpu_only(model, artifact, hw, context_target) -> Placement | Rejection:
+    for context in context_steps(context_target):
+        cpu = DeviceUse("cpu", hw.cpu.model, hw.memory.available_bytes, weights_bytes=artifact.loaded_bytes,
+                        kv_cache_bytes=kv_cache_bytes(model, context, sliding_tokens=128 + 512),
+                        compute_bytes=llamacpp_compute_bytes(512),
+                        headroom_bytes=headroom_bytes(hw.memory.total_bytes))
+        if cpu.fits:
+            read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
+            return Placement("llamacpp", model, artifact, context, (cpu,), {"cpu": read},
+                             cpu_layers=model.layers, ubatch=512)
+    return Rejection("llamacpp", model, (
+        f"{model.name} on llamacpp needs {gib(cpu.needed_bytes)} of RAM on this CPU-only machine; "
+        f"{gib(hw.memory.available_bytes)} is available"), "RAM")
+
+
+# --- Ollama --------------------------------------------------------------------------------------
+
+def fit_ollama(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
+    """Ollama offloads whole layers (num_gpu), not experts: what does not fit the GPU runs on the CPU."""
+    artifact = ARTIFACTS[("ollama", model.size)]
+    compute = llamacpp_compute_bytes(OLLAMA_NUM_BATCH)
+    embedding = _embedding_bytes(model, artifact)
+    per_layer_weights = (artifact.loaded_bytes - embedding) / model.layers
+    active = _active_expert_bytes_per_layer(model)
+    per_layer_read = (_dense_read_bytes(model, artifact) + model.layers * active) / model.layers
+    gpus = list(hw.gpus)
+    for context in context_steps(context_target):
+        kv = kv_cache_bytes(model, context, sliding_tokens=128 + OLLAMA_NUM_BATCH)
+        per_layer = per_layer_weights + kv / model.layers
+        room = [g.memory_free_bytes - OLLAMA_RUNTIME_BYTES - headroom_bytes(g.memory_free_bytes) - compute
+                for g in gpus]
+        gpu_layers = min(model.layers, int(sum(r for r in room if r > 0) // per_layer)) if gpus else 0
+        cpu_layers = model.layers - gpu_layers
+        on_gpu = gpu_layers * per_layer
+        unified = any(g.unified_memory for g in gpus)
+        cpu = DeviceUse("cpu", hw.cpu.model,
+                        _cpu_available(hw, int(on_gpu + compute) if unified and gpu_layers else 0),
+                        weights_bytes=int(embedding + cpu_layers * per_layer_weights),
+                        kv_cache_bytes=int(kv * cpu_layers / model.layers),
+                        compute_bytes=compute if cpu_layers else 0,
+                        headroom_bytes=headroom_bytes(hw.memory.total_bytes))
+        if not cpu.fits:
+            continue
+        used_gpus = [(g, r) for g, r in zip(gpus, room) if r > 0] if gpu_layers else []
+        shares = [r / sum(r for _, r in used_gpus) for _, r in used_gpus]
+        devices = tuple(
+            DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
+                      weights_bytes=int(gpu_layers * per_layer_weights * s),
+                      kv_cache_bytes=int(kv * gpu_layers / model.layers * s), compute_bytes=compute,
+                      runtime_bytes=OLLAMA_RUNTIME_BYTES, headroom_bytes=headroom_bytes(g.memory_free_bytes))
+            for (g, _), s in zip(used_gpus, shares)
+        ) + (cpu,)
+        reads = {f"gpu{g.index}": gpu_layers * per_layer_read * s for (g, _), s in zip(used_gpus, shares)}
+        reads["cpu"] = cpu_layers * per_layer_read
+        return Placement("ollama", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
+                         ubatch=OLLAMA_NUM_BATCH, gpu_layers=gpu_layers)
+    return Rejection("ollama", model, (
+        f"{model.name} on ollama needs {gib(artifact.loaded_bytes + compute)} of memory at least plus the KV cache; "
+        f"{_free_summary(hw) if gpus else f'{gib(hw.memory.available_bytes)} of RAM is available'}"), "RAM")
+
+
+# --- vLLM ----------------------------------------------------------------------------------------
+
+def vllm_utilization(gpu: Gpu) -> float:
+    """vLLM refuses to start unless utilization x total <= free: take what is free, at most 0.95 (VR),
+    whose remaining 5% is the headroom."""
+    fraction = (gpu.memory_free_bytes - MIN_HEADROOM_BYTES) / gpu.memory_total_bytes
+    return min(VLLM_MAX_UTILIZATION, int(fraction * 100) / 100)
+
+
+def fit_vllm(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
+    """vLLM needs the whole model in GPU memory (it cannot offload experts efficiently)."""
+    artifact = ARTIFACTS[("vllm", model.size)]
+    if not hw.gpus:
+        return Rejection("vllm", model, "vllm needs a GPU; this machine has none", "GPU")
+    unsupported = [why for ok, why in map(supports_vllm, hw.gpus) if not ok]
+    if unsupported:
+        return Rejection("vllm", model, f"vllm cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
+    gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
+    sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * 128
+    per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
+    options = []
+    for tp in (t for t in TENSOR_PARALLEL_SIZES if t <= len(gpus)):
+        group = gpus[:tp]
+        weakest = min(group, key=lambda g: g.memory_free_bytes)
+        utilization = vllm_utilization(weakest)
+        budget = utilization * weakest.memory_total_bytes
+        for batched, activation in VLLM_ACTIVATION_BYTES.items():
+            fixed = artifact.loaded_bytes / tp + activation + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[weakest.vendor]
+            kv_room = (budget - fixed) * tp
+            fitting = int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
+            context = min(context_target, fitting)
+            if context >= MIN_CONTEXT:
+                options.append((context >= context_target, -tp, batched, context, group, utilization, fixed))
+        if any(o[0] for o in options):
+            break
+    if not options:
+        need = artifact.loaded_bytes + VLLM_ACTIVATION_BYTES[1024] + VLLM_CUDA_GRAPH_BYTES \
+            + RUNTIME_BYTES[gpus[0].vendor] + kv_cache_bytes(model, MIN_CONTEXT)
+        return Rejection("vllm", model, (
+            f"{model.name} on vllm needs {gib(need)} of GPU memory; this machine has "
+            f"{gib(sum(g.memory_free_bytes for g in gpus))} free on {_gpu_name(gpus)}"), "GPU memory")
+    _, neg_tp, batched, context, group, utilization, fixed = max(options, key=lambda o: (o[0], o[1], o[2]))
+    tp = -neg_tp
+    kv_per_gpu = kv_cache_bytes(model, context) / tp
+    devices = tuple(
+        DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
+                  weights_bytes=int(artifact.loaded_bytes / tp), kv_cache_bytes=int(kv_per_gpu),
+                  compute_bytes=int(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES),
+                  runtime_bytes=RUNTIME_BYTES[g.vendor],
+                  headroom_bytes=int(g.memory_free_bytes - utilization * g.memory_total_bytes))
+        for g in group
+    )
+    read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
+    reads = {f"gpu{g.index}": read / tp for g in group}
+    return Placement("vllm", model, artifact, context, devices, reads, tensor_parallel_size=tp,
+                     gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
+                     compute_capability=min((g.compute_capability or "0.0" for g in group),
+                                            key=lambda cc: tuple(map(int, cc.split(".")))))
+
+
+FITTERS = {"llamacpp": fit_llamacpp, "ollama": fit_ollama, "vllm": fit_vllm}

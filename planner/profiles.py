@@ -1,0 +1,102 @@
+"""Profiles: TOML files of planning choices, validated strictly; found built-in, in the user's dir, or by path."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.catalog import MAX_CONTEXT
+from planner.errors import UsageError
+
+ModelChoice = Literal["auto", "20b", "120b"]
+BackendChoice = Literal["auto", "llamacpp", "ollama", "vllm", "bedrock", "azure"]
+BackendName = Literal["llamacpp", "ollama", "vllm", "bedrock", "azure"]
+Effort = Literal["low", "medium", "high"]
+
+
+class Profile(BaseModel):
+    # strict: TOML already gives native types, so "8192" for a number is a mistake worth naming
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    description: str
+    model: ModelChoice = "auto"
+    backend: BackendChoice = "auto"
+    backend_preference: list[BackendName] = []
+    context: int = Field(default=32768, ge=1, le=MAX_CONTEXT)
+    min_decode_tokens_per_s: float = Field(default=15.0, ge=0)
+    reasoning_effort: Effort = "medium"
+    local_only: bool = False
+    region: str | None = None
+    azure_model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedProfile:
+    name: str
+    source: str        # "built-in", "user" or the path it came from
+    profile: Profile
+
+
+def user_profile_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("gptoss-deploy")) / "profiles"
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("profiles")))
+
+
+def available_profiles() -> list[LoadedProfile]:
+    """Built-in profiles, with user profiles of the same name taking their place."""
+    found: dict[str, tuple[Path, str]] = {}
+    for directory, source in ((_builtin_dir(), "built-in"), (user_profile_dir(), "user")):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.toml")):
+                found[path.stem] = (path, source)
+    return [_load(path, name, source) for name, (path, source) in sorted(found.items())]
+
+
+def load_profile(name_or_path: str) -> LoadedProfile:
+    """A profile by name (user dir first, then built-in) or by path (anything with a / or ending .toml)."""
+    if "/" in name_or_path or name_or_path.endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UsageError(f"profile file {path} does not exist")
+        return _load(path, path.stem, str(path))
+    for directory, source in ((user_profile_dir(), "user"), (_builtin_dir(), "built-in")):
+        path = directory / f"{name_or_path}.toml"
+        if path.is_file():
+            return _load(path, name_or_path, source)
+    names = ", ".join(p.name for p in available_profiles())
+    raise UsageError(f"unknown profile {name_or_path!r}; choose one of: {names} (or pass a path to a .toml file)")
+
+
+def _load(path: Path, name: str, source: str) -> LoadedProfile:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"profile {path}: not valid TOML ({err})") from None
+    try:
+        return LoadedProfile(name, source, Profile.model_validate(data))
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        line = _line_of(text, key)
+        where = f"{path}:{line}" if line else str(path)
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise UsageError(f"profile {where}: {key or 'profile'}: {message}") from None
+
+
+def _line_of(text: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if key and pattern.match(line):
+            return number
+    return None

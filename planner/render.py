@@ -1,0 +1,111 @@
+"""Human output with rich: the plan, its memory breakdown per device, the reasons and the runners-up."""
+from __future__ import annotations
+
+import shlex
+
+from rich.console import Console
+from rich.table import Table
+
+from planner.hardware import HardwareReport
+from planner.memory import gib
+from planner.plan import Plan, candidate_json
+from planner.profiles import LoadedProfile
+
+STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
+
+
+def _tps(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} tok/s" if value >= 10 else f"{value:.1f} tok/s"
+
+
+def launch_command(launch: dict) -> str:
+    """The launch as one shell line: environment assignments, then the argv, quoted."""
+    if "argv" not in launch:
+        api = launch["api"]
+        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']} ({api['region']})"
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
+    return (env + " " if env else "") + shlex.join(launch["argv"])
+
+
+def render_plan(console: Console, plan: Plan, up_command: str) -> None:
+    doc = candidate_json(plan.chosen, plan.constraints)
+    style = STATUS_STYLE[doc["status"]]
+    console.print(f"[bold]{doc['model']}[/] on [bold]{plan.chosen.backend}[/]  "
+                  f"[{style}]{doc['status']}[/]  context {doc['context_length']:,}  "
+                  f"effort {doc['reasoning_effort']}  (profile {plan.constraints.profile})")
+    if doc["memory"]:
+        console.print(_memory_table(doc["memory"]))
+        predicted = doc["predicted"]
+        console.print(f"Predicted: decode [bold]{_tps(predicted['decode_tokens_per_s'])}[/], "
+                      f"prefill {_tps(predicted['prefill_tokens_per_s'])} (single stream, short prompt)")
+    if doc.get("price"):
+        price = doc["price"]
+        if price["usd_per_1m_input_tokens"] is not None:
+            console.print(f"Price: ${price['usd_per_1m_input_tokens']} per 1M input tokens, "
+                          f"${price['usd_per_1m_output_tokens']} per 1M output tokens ({price['note']})")
+        else:
+            console.print(f"Price: {price['note']}")
+    console.print(f"Binding constraint: [bold]{plan.binding_constraint}[/]")
+    console.print("Why:")
+    for reason in plan.reasons:
+        console.print(f"  - {reason}", markup=False, highlight=False)
+    console.print("Command the launch runs:")
+    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False)
+    console.print(f"Launch it: [bold]{up_command}[/]")
+    if plan.alternatives or plan.rejected:
+        console.print(_runners_up_table(plan))
+
+
+def _memory_table(memory: dict) -> Table:
+    table = Table(title="Memory per device", title_justify="left")
+    for column in ("device", "weights", "KV cache", "compute", "runtime", "headroom", "total", "free"):
+        table.add_column(column, justify="left" if column == "device" else "right")
+    for device in memory["devices"]:
+        b = device["breakdown"]
+        total = device["used_bytes"] + b["headroom"]
+        over = total > device["available_bytes"]
+        label = "RAM (CPU)" if device["device"] == "cpu" else device["device"]
+        table.add_row(label, gib(b["weights"]), gib(b["kv_cache"]),
+                      gib(b["compute"]), gib(b["runtime"]), gib(b["headroom"]),
+                      f"[red]{gib(total)}[/]" if over else gib(total), gib(device["available_bytes"]))
+    return table
+
+
+def _runners_up_table(plan: Plan) -> Table:
+    table = Table(title="Runners-up", title_justify="left")
+    for column in ("model", "backend", "status", "decode", "why it lost"):
+        table.add_column(column)
+    for alt in plan.to_json()["alternatives"]:
+        table.add_row(alt["model"], alt["backend"], alt["status"],
+                      _tps(alt["predicted"]["decode_tokens_per_s"]), alt["lost_because"])
+    for rejected in plan.rejected:
+        table.add_row(rejected.model.name, rejected.backend, "[red]does not fit[/]", "-", rejected.reason)
+    return table
+
+
+def render_hardware(console: Console, hw: HardwareReport) -> None:
+    console.print(f"[bold]{hw.cpu.model}[/]: {hw.cpu.physical_cores} cores / {hw.cpu.logical_cores} threads, "
+                  f"{hw.os} {hw.arch}")
+    console.print(f"RAM: {gib(hw.memory.available_bytes)} available of {gib(hw.memory.total_bytes)}")
+    table = Table(title="GPUs", title_justify="left")
+    for column in ("#", "name", "free", "total", "bandwidth", "compute capability", "unified"):
+        table.add_column(column)
+    for gpu in hw.gpus:
+        table.add_row(str(gpu.index), gpu.name, gib(gpu.memory_free_bytes), gib(gpu.memory_total_bytes),
+                      f"{gpu.memory_bandwidth_gbps:g} GB/s" if gpu.memory_bandwidth_gbps else "-",
+                      gpu.compute_capability or "-", "yes" if gpu.unified_memory else "no")
+    if hw.gpus:
+        console.print(table)
+    if hw.disk:
+        console.print(f"Disk: {gib(hw.disk.free_bytes)} free at {hw.disk.path}")
+    for note in hw.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def render_profiles(console: Console, profiles: list[LoadedProfile]) -> None:
+    table = Table(title="Profiles", title_justify="left")
+    for column in ("name", "source", "description"):
+        table.add_column(column)
+    for loaded in profiles:
+        table.add_row(loaded.name, loaded.source, loaded.profile.description)
+    console.print(table)

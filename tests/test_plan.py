@@ -1,0 +1,200 @@
+"""The planner, table-driven over recorded hardware: what an expert would pick, and never more than is free."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner.constraints import load_constraints
+from planner.errors import NoFitError, UsageError
+from planner.hardware import load_hardware
+from planner.plan import plan
+
+from conftest import HARDWARE_FIXTURES, fixture_path, plan_for
+
+PROFILES = ["auto", "laptop", "workstation", "server"]
+
+
+@pytest.mark.parametrize(
+    "fixture,profile,model,backend",
+    [
+        ("rtx4090-desktop", "auto", "gpt-oss-120b", "llamacpp"),      # 64 GB RAM holds the experts
+        ("rtx4090-desktop", "laptop", "gpt-oss-120b", "llamacpp"),
+        ("laptop-rtx4060-8gb", "laptop", "gpt-oss-20b", "llamacpp"),
+        ("apple-m2-16gb", "laptop", "gpt-oss-20b", "llamacpp"),
+        ("apple-m4max-128gb", "workstation", "gpt-oss-120b", "llamacpp"),
+        ("h100-sxm", "server", "gpt-oss-120b", "vllm"),
+        ("h100-sxm", "auto", "gpt-oss-120b", "vllm"),               # datacenter class picks vLLM by itself
+        ("2x-a100-40gb", "server", "gpt-oss-120b", "vllm"),
+        ("2x-rtx3090", "workstation", "gpt-oss-120b", "llamacpp"),
+        ("cpu-only", "laptop", "gpt-oss-20b", "llamacpp"),
+        ("t4-cloud-vm", "auto", "gpt-oss-20b", "llamacpp"),
+    ],
+)
+def test_auto_picks_what_an_expert_would(fixture, profile, model, backend):
+    doc = plan_for(fixture, profile).to_json()
+    assert (doc["model"], doc["backend"]) == (model, backend)
+    assert doc["reasons"] and doc["binding_constraint"]
+
+
+@pytest.mark.parametrize("fixture", HARDWARE_FIXTURES)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_never_plans_more_memory_than_is_free(fixture, profile):
+    try:
+        result = plan_for(fixture, profile)
+    except NoFitError:
+        return
+    for candidate in (result.chosen, *result.alternatives):
+        if candidate.placement:
+            for device in candidate.placement.devices:
+                assert device.needed_bytes <= device.available_bytes, (candidate.backend, device)
+
+
+@pytest.mark.parametrize("fixture", HARDWARE_FIXTURES)
+def test_plan_is_deterministic(fixture):
+    assert json.dumps(plan_for(fixture).to_json()) == json.dumps(plan_for(fixture).to_json())
+
+
+def test_full_gpu_fit_offloads_nothing_and_predicts_the_calibrated_speed():
+    doc = plan_for("rtx4090-desktop", model="20b").to_json()
+    assert doc["offload"]["n_cpu_moe"] == 0
+    assert "--n-cpu-moe" not in doc["launch"]["argv"]
+    assert doc["predicted"]["decode_tokens_per_s"] == pytest.approx(222, rel=0.05)   # G15396 measured 221.95
+
+
+def test_small_gpu_gets_the_smallest_expert_offload_that_fits():
+    result = plan_for("laptop-rtx4060-8gb", "laptop")
+    n = result.chosen.placement.cpu_layers
+    argv = result.chosen.launch["argv"]
+    assert 0 < n < 24
+    assert argv[argv.index("--n-cpu-moe") + 1] == str(n)
+    assert result.binding_constraint.startswith("GPU memory")
+    # one layer fewer in RAM would not fit the GPU
+    gpu = result.chosen.placement.devices[0]
+    per_layer = result.chosen.placement.artifact.expert_bytes_per_layer(result.chosen.placement.model)
+    assert gpu.needed_bytes + per_layer > gpu.available_bytes
+
+
+def test_llamacpp_command_has_the_flags_that_matter():
+    argv = plan_for("rtx4090-desktop", model="20b", context="65536").chosen.launch["argv"]
+    assert argv[:3] == ["llama-server", "-hf", "ggml-org/gpt-oss-20b-GGUF"]
+    assert argv[argv.index("--ctx-size") + 1] == "65536"
+    assert "--jinja" in argv and argv[argv.index("--flash-attn") + 1] == "on"
+    assert argv[argv.index("-ub") + 1] == "2048"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+
+
+def test_cpu_only_machine_gets_a_cpu_plan():
+    doc = plan_for("cpu-only", "laptop").to_json()
+    argv = doc["launch"]["argv"]
+    assert argv[argv.index("--n-gpu-layers") + 1] == "0"
+    assert "--flash-attn" not in argv and "--n-cpu-moe" not in argv
+    assert doc["memory"]["gpu_bytes"] == 0
+    assert 5 < doc["predicted"]["decode_tokens_per_s"] < 30
+
+
+def test_server_profile_on_one_h100_reproduces_the_vllm_recipe():
+    """120b on one H100 at 128k needs --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR)."""
+    doc = plan_for("h100-sxm", "server").to_json()
+    argv = doc["launch"]["argv"]
+    assert argv[:3] == ["vllm", "serve", "openai/gpt-oss-120b"]
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.95"
+    assert argv[argv.index("--max-num-batched-tokens") + 1] == "1024"
+    assert argv[argv.index("--max-model-len") + 1] == "131072"
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "1"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert doc["status"] == "ok"
+
+
+def test_two_40gb_gpus_serve_120b_with_tensor_parallel_2():
+    doc = plan_for("2x-a100-40gb", "server").to_json()
+    assert doc["offload"]["tensor_parallel_size"] == 2
+    assert doc["launch"]["env"] == {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}   # Ampere (VR)
+
+
+def test_vllm_that_cannot_hold_the_model_says_what_is_missing_and_what_works():
+    with pytest.raises(NoFitError) as err:
+        plan_for("2x-rtx3090", model="120b", backend="vllm")
+    message = err.value.message
+    assert "gpt-oss-120b on vllm needs" in message
+    assert "47.2 GiB free on 2 GPUs" in message
+    assert "Instead: gpt-oss-120b on llamacpp fits (drop --backend)" in message
+
+
+def test_vllm_refuses_pre_ampere_gpus():
+    with pytest.raises(NoFitError, match="older than Ampere"):
+        plan_for("t4-cloud-vm", backend="vllm")
+
+
+def test_full_context_outranks_backend_preference():
+    hw = load_hardware(fixture_path("h100-sxm"))
+    busy = hw.model_copy(update={"gpus": [hw.gpus[0].model_copy(update={"memory_free_bytes": 70 * 1024**3})]})
+    result = plan(busy, load_constraints("server", {}, {}))
+    assert (result.chosen.backend, result.chosen.placement.context_length) == ("llamacpp", 131072)
+    vllm = next(a for a in result.alternatives if a.backend == "vllm" and a.model.size == "120b")
+    assert "shorter context" in result.to_json()["alternatives"][result.alternatives.index(vllm)]["lost_because"]
+
+
+def test_less_free_memory_means_shorter_context_and_says_so():
+    hw = load_hardware(fixture_path("h100-sxm"))
+    busy = hw.model_copy(update={"gpus": [hw.gpus[0].model_copy(update={"memory_free_bytes": 70 * 1024**3})]})
+    result = plan(busy, load_constraints("server", {"backend": "vllm"}, {}))
+    assert 4096 <= result.chosen.placement.context_length < 131072
+    assert result.chosen.status == "degraded"
+    assert any("reduced from 131072" in r for r in result.reasons)
+
+
+def test_apple_uses_the_metal_working_set_and_suggests_raising_it():
+    result = plan_for("apple-m2-16gb", "laptop")
+    gpu = result.chosen.placement.devices[0]
+    assert gpu.available_bytes == int(16 * 1024**3 * 2 / 3)         # the working set, not the 16 GiB
+    assert result.chosen.placement.cpu_layers > 0
+    assert any("sudo sysctl iogpu.wired_limit_mb=" in r for r in result.reasons)
+
+
+def test_cloud_is_planned_when_nothing_local_fits_with_price():
+    doc = plan_for("cpu-only", model="120b").to_json()
+    assert doc["status"] == "cloud" and doc["backend"] == "bedrock"
+    assert doc["launch"]["api"]["model_id"] == "openai.gpt-oss-120b-1:0"
+    assert doc["price"]["usd_per_1m_output_tokens"] == 0.60
+    assert "argv" not in doc["launch"]
+
+
+def test_no_fit_names_what_is_missing_and_what_would_work_instead():
+    with pytest.raises(NoFitError) as err:
+        plan_for("cpu-only", "laptop", model="120b")
+    assert "needs 61.4 GiB of RAM on this CPU-only machine; 27.0 GiB is available" in err.value.message
+    assert err.value.message.endswith("Instead: gpt-oss-20b on llamacpp fits (drop --model)")
+
+
+def test_local_plan_below_the_speed_floor_loses_to_cloud_when_allowed():
+    result = plan_for("cpu-only", "auto", context="8192")      # auto floor 15 tok/s
+    slow = plan_for("cpu-only", "laptop").chosen.prediction.decode_tokens_per_s
+    assert slow < 15 or result.chosen.status != "cloud"
+
+
+def test_the_profile_floor_decides_between_120b_offloaded_and_20b_on_gpu():
+    strict = plan_for("rtx4090-desktop", "workstation")
+    assert strict.chosen.model.name == "gpt-oss-120b"            # ~32 tok/s >= 20
+    picky = plan(load_hardware(fixture_path("rtx4090-desktop")),
+                 load_constraints("server", {"backend": "llamacpp"}, {}))   # floor 50 tok/s
+    assert picky.chosen.model.name == "gpt-oss-20b"
+    assert picky.binding_constraint.startswith("decode speed floor")
+
+
+def test_flags_beat_env_beat_profile_and_the_plan_says_where_each_came_from():
+    c = load_constraints("laptop", {"context": "8192"}, {"GPTOSS_CONTEXT": "4096", "GPTOSS_MODEL": "20b"})
+    assert (c.context, c.source("context")) == (8192, "flag --context")
+    assert (c.model, c.source("model")) == ("20b", "env GPTOSS_MODEL")
+    assert c.source("reasoning_effort") == "profile laptop"
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "131073", "abc", "1.5"])
+def test_context_must_be_a_positive_whole_number_up_to_131072(bad):
+    with pytest.raises(UsageError, match="context must be a whole number"):
+        load_constraints("auto", {"context": bad}, {})
+
+
+def test_cloud_backend_with_local_flag_is_a_usage_error():
+    with pytest.raises(UsageError, match="--local forbids cloud"):
+        load_constraints("auto", {"backend": "bedrock", "local_only": True}, {})
