@@ -169,7 +169,10 @@ def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> 
     json_mode = "--json" in argv
     try:
         result = application(args=argv, prog_name=prog, standalone_mode=False)
-        return result if isinstance(result, int) else 0
+        code = result if isinstance(result, int) else 0   # typer hands Exit codes back, Ctrl-C as 130
+        if code == EXIT_INTERRUPTED:
+            return _fail("interrupted", "interrupted", EXIT_INTERRUPTED, json_mode)
+        return code
     except GptossError as err:
         return _fail(err.message, err.code, err.exit_code, json_mode)
     except typer.TyperException as err:       # bad flags: typer's own usage errors

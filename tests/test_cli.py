@@ -1,0 +1,138 @@
+"""The command line: flags, output contracts and exit codes, through the same error mapping as the scripts."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from planner import cli
+
+from conftest import fixture_path
+
+LAPTOP = fixture_path("laptop-rtx4060-8gb")
+
+
+def test_plan_json_is_one_document_with_the_contract_fields(run_cli):
+    code, out, err = run_cli("plan", "--hardware", LAPTOP, "--json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    for key in ("schema_version", "status", "model", "backend", "quantization", "context_length",
+                "reasoning_effort", "offload", "memory", "predicted", "launch", "reasons", "alternatives"):
+        assert key in doc
+    assert set(doc["memory"]["breakdown"]) >= {"weights", "kv_cache", "compute", "runtime"}
+    assert doc["offload"]["n_cpu_moe"] > 0
+
+
+def test_human_plan_shows_breakdown_reasons_runners_up_and_the_up_command(run_cli):
+    code, out, _ = run_cli("plan", "--hardware", LAPTOP, "--yes", "--profile", "laptop")
+    assert code == 0
+    for text in ("Memory per device", "Predicted: decode", "Binding constraint: GPU memory", "Why:",
+                 "--n-cpu-moe", "Runners-up", "gptoss-up --profile laptop"):
+        assert text in out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "30b"], "unknown model '30b'"),
+    (["--backend", "tgi"], "unknown backend 'tgi'"),
+    (["--context", "0"], "context must be a whole number from 1 to 131072"),
+    (["--context", "lots"], "context must be a whole number"),
+    (["--profile", "nope"], "unknown profile 'nope'"),
+    (["--bogus"], "No such option"),
+    (["--hardware", "/does/not/exist.json"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(run_cli, args, message):
+    code, out, err = run_cli("plan", "--hardware", LAPTOP, "--yes", *args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and err.startswith("gptoss: error: ")
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "is empty"),
+    ("{not json", "is not valid JSON"),
+    ('{"schema_version": 2}', "schema_version must be 1"),
+    ('{"schema_version": 1, "os": "linux", "arch": "x86_64", "cpu": {"physical_cores": 4, "logical_cores": 8}}',
+     "field memory: Field required"),
+    ('[1, 2]', "expected a JSON object"),
+])
+def test_bad_hardware_file_exits_2_naming_the_file(run_cli, tmp_path, content, message):
+    path = tmp_path / "node.json"
+    path.write_text(content)
+    code, _, err = run_cli("plan", "--hardware", path, "--json")
+    assert code == 2 and message in err and str(path) in err
+
+
+def test_no_fit_with_json_prints_the_error_document_and_exits_3(run_cli):
+    code, out, err = run_cli("plan", "--hardware", fixture_path("cpu-only"), "--model", "120b", "--local", "--json")
+    assert code == 3
+    doc = json.loads(out)
+    assert doc["exit_code"] == 3 and doc["error"]["code"] == "no_fit"
+    assert doc["error"]["message"] in err
+
+
+def test_up_without_dry_run_says_it_cannot_launch_yet(run_cli):
+    code, out, err = run_cli("up", "--hardware", LAPTOP)
+    assert code == 4 and "--dry-run" in err and out == ""
+
+
+def test_up_dry_run_prints_the_exact_command(run_cli):
+    code, out, _ = run_cli("up", "--hardware", LAPTOP, "--dry-run")
+    assert code == 0 and "llama-server -hf ggml-org/gpt-oss-20b-GGUF" in out and "nothing was started" in out
+
+
+def test_up_applies_a_saved_plan(run_cli, tmp_path):
+    _, saved, _ = run_cli("plan", "--hardware", fixture_path("h100-sxm"), "--profile", "server", "--json")
+    path = tmp_path / "plan.json"
+    path.write_text(saved)
+    code, out, _ = run_cli("up", "--plan", path, "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["plan"] == json.loads(saved)
+
+
+def test_up_refuses_a_plan_file_that_is_an_error_document(run_cli, tmp_path):
+    _, saved, _ = run_cli("plan", "--hardware", fixture_path("cpu-only"), "--model", "120b", "--local", "--json")
+    path = tmp_path / "plan.json"
+    path.write_text(saved)
+    code, _, err = run_cli("up", "--plan", path, "--dry-run")
+    assert code == 2 and "holds an error, not a plan" in err
+
+
+def test_probe_json_round_trips_into_plan(run_cli, tmp_path):
+    code, out, _ = run_cli("probe", "--json")
+    assert code == 0
+    path = tmp_path / "me.json"
+    path.write_text(out)
+    code, out, _ = run_cli("plan", "--hardware", path, "--json", "--local")
+    assert code in (0, 3)          # this CI machine may be too small for any gpt-oss
+    assert json.loads(out)["schema_version"] == 1
+
+
+def test_profiles_lists_name_and_description(run_cli):
+    code, out, _ = run_cli("profiles")
+    assert code == 0
+    for name in ("laptop", "workstation", "server", "aws", "azure", "auto"):
+        assert name in out
+
+
+def test_gptoss_plan_script_is_the_plan_command(run_cli):
+    code, out, _ = run_cli("--hardware", LAPTOP, "--json", app=cli._single(cli.plan_command), prog="gptoss-plan")
+    assert code == 0 and json.loads(out)["model"] == "gpt-oss-20b"
+
+
+def test_installed_scripts_run_as_a_user_would():
+    plan_script = subprocess.run([sys.executable, "-c", "from planner.cli import plan_main; plan_main()",
+                                  "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
+    assert plan_script.returncode == 0 and json.loads(plan_script.stdout)["backend"] == "llamacpp"
+    bad = subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", "plan", "--context", "-1",
+                          "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "bad_input"
+
+
+def test_planning_imports_no_heavy_sdk():
+    code = ("import sys\nfrom planner import cli\n"
+            f"cli._run(cli.app, 'gptoss', ['plan', '--hardware', {str(LAPTOP)!r}, '--json'])\n"
+            "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,135 @@
+"""The probe: live on this machine (no GPU), and through its readers with recorded NVML and sysctl answers."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from planner.probe import _visible_order, metal_working_set_bytes, probe, read_apple_gpu, read_nvidia_gpus
+
+GIB = 1024**3
+
+
+class RecordedNvml:
+    """The slice of the NVML library the probe calls, answering from recorded device data."""
+
+    class NVMLError(Exception):
+        pass
+
+    NVML_CLOCK_MEM = 2
+
+    def __init__(self, devices, fail_init=None):
+        self.devices, self.fail_init, self.shutdowns = devices, fail_init, 0
+
+    def nvmlInit(self):
+        if self.fail_init:
+            raise self.NVMLError(self.fail_init)
+
+    def nvmlShutdown(self):
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self):
+        return len(self.devices)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return self.devices[i]
+
+    def nvmlDeviceGetUUID(self, d):
+        return d["uuid"]
+
+    def nvmlDeviceGetName(self, d):
+        return d["name"].encode()    # older NVML bindings return bytes
+
+    def nvmlDeviceGetMemoryInfo(self, d):
+        return SimpleNamespace(total=d["total"], free=d["free"], used=d["total"] - d["free"])
+
+    def nvmlDeviceGetCudaComputeCapability(self, d):
+        return d["cc"]
+
+    def nvmlDeviceGetMemoryBusWidth(self, d):
+        return d["bus"]
+
+    def nvmlDeviceGetMaxClockInfo(self, d, clock):
+        assert clock == self.NVML_CLOCK_MEM
+        return d["mem_mhz"]
+
+
+RTX_4090 = {"uuid": "GPU-aaaa1111", "name": "NVIDIA GeForce RTX 4090", "total": 25757220864,
+            "free": 25300000000, "cc": (8, 9), "bus": 384, "mem_mhz": 10501}
+H100 = {"uuid": "GPU-bbbb2222", "name": "NVIDIA H100 80GB HBM3", "total": 85520809984,
+        "free": 84900000000, "cc": (9, 0), "bus": 5120, "mem_mhz": 2619}
+
+
+def test_nvml_gpu_gets_bandwidth_from_bus_width_and_memory_clock():
+    notes: list[str] = []
+    nvml = RecordedNvml([RTX_4090, H100])
+    gpus = read_nvidia_gpus(nvml, None, notes)
+    assert [g["name"] for g in gpus] == ["NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"]
+    assert gpus[0]["memory_bandwidth_gbps"] == pytest.approx(1008, rel=0.01)    # spec sheet: 1008 GB/s
+    assert gpus[1]["memory_bandwidth_gbps"] == pytest.approx(3352, rel=0.01)    # spec sheet: 3.35 TB/s
+    assert gpus[0]["compute_capability"] == "8.9" and gpus[0]["memory_free_bytes"] == 25300000000
+    assert nvml.shutdowns == 1 and notes == []
+
+
+@pytest.mark.parametrize("visible,expected", [
+    ("1", ["NVIDIA H100 80GB HBM3"]),
+    ("1,0", ["NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090"]),
+    ("GPU-aaaa", ["NVIDIA GeForce RTX 4090"]),
+    ("", []),
+    ("-1", []),
+    ("0,7,1", ["NVIDIA GeForce RTX 4090"]),       # CUDA stops at the first invalid entry
+])
+def test_cuda_visible_devices_is_honoured_and_renumbered(visible, expected):
+    notes: list[str] = []
+    gpus = read_nvidia_gpus(RecordedNvml([RTX_4090, H100]), visible, notes)
+    assert [g["name"] for g in gpus] == expected
+    assert [g["index"] for g in gpus] == list(range(len(expected)))
+    if len(expected) < 2:
+        assert "CUDA_VISIBLE_DEVICES" in notes[0]
+
+
+def test_no_driver_gives_a_cpu_only_report_with_a_note():
+    notes: list[str] = []
+    assert read_nvidia_gpus(RecordedNvml([], fail_init="Driver Not Loaded"), None, notes) == []
+    assert notes == ["no NVIDIA driver answered (NVML: Driver Not Loaded)"]
+
+
+def test_live_probe_on_this_machine_never_crashes(tmp_path):
+    report = probe(env={"HF_HOME": str(tmp_path / "hf")})
+    assert report.cpu.logical_cores >= 1 and report.memory.total_bytes > 0
+    assert report.disk.path == str(tmp_path / "hf" / "hub") and report.disk.free_bytes > 0
+    if not report.gpus:
+        assert "planning for the CPU only" in report.notes[-1]
+
+
+def _sysctl(answers: dict):
+    def run(argv):
+        key = " ".join(argv)
+        if key not in answers:
+            raise FileNotFoundError(argv[0])
+        return answers[key]
+    return run
+
+
+def test_apple_gpu_is_bounded_by_the_metal_working_set():
+    run = _sysctl({"sysctl -n machdep.cpu.brand_string": "Apple M4 Max\n", "sysctl -n iogpu.wired_limit_mb": "0\n",
+                   "system_profiler SPDisplaysDataType -json": '{"SPDisplaysDataType": [{"sppci_cores": "40"}]}'})
+    gpus = read_apple_gpu(run, 128 * GIB, 100 * GIB, [])
+    assert gpus[0]["name"] == "Apple M4 Max (40-core GPU)"
+    assert gpus[0]["memory_total_bytes"] == 96 * GIB and gpus[0]["memory_free_bytes"] == 96 * GIB
+    assert gpus[0]["unified_memory"] is True
+
+
+def test_raised_wired_limit_is_read_back():
+    assert metal_working_set_bytes(16 * GIB, 14336) == 14 * GIB
+    assert metal_working_set_bytes(16 * GIB, 0) == int(16 * GIB * 2 / 3)
+
+
+def test_apple_without_sysctl_answers_falls_back_to_cpu_with_a_note():
+    notes: list[str] = []
+    assert read_apple_gpu(_sysctl({}), 16 * GIB, 8 * GIB, notes) == []
+    assert "Metal working-set limit" in notes[0]
+
+
+def test_visible_order_by_uuid_prefix():
+    assert _visible_order("GPU-bbbb,GPU-aaaa", ["GPU-aaaa1111", "GPU-bbbb2222"]) == [1, 0]

@@ -1,0 +1,81 @@
+"""The wizard in a real pseudo-terminal, answered as a person would: Enter, arrow keys, typed numbers, Ctrl-C."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pexpect
+import pytest
+
+from conftest import fixture_path
+
+ANSI = r"(?:\x1b\[[0-9;]*m)*"
+
+
+def shown(text: str) -> str:
+    """A pattern for TEXT as the terminal shows it: styles may sit between the words."""
+    return (ANSI + " +" + ANSI).join(re.escape(word) for word in text.split(" "))
+
+
+def spawn(*args: str) -> pexpect.spawn:
+    # PROMPT_TOOLKIT_NO_CPR: pexpect does not answer cursor-position requests the way a terminal does
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "50", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    command = [sys.executable, "-c", "from planner.cli import plan_main; plan_main()", *args]
+    return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20, dimensions=(50, 120))
+
+
+def test_enter_accepts_the_defaults_and_ends_with_the_plan_and_up_command():
+    child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
+    for question in ("What will you use gpt-oss for?", "Which model?", "How much context",
+                     "Where may it run?", "Which backend?"):
+        child.expect_exact(question)
+        child.send("\r")
+    child.expect(shown("gpt-oss-20b on llamacpp"))
+    child.expect(shown("Launch it: gptoss-up --profile auto"))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_arrow_keys_and_typed_numbers_change_the_answers():
+    child = spawn("--hardware", str(fixture_path("rtx4090-desktop")))
+    child.expect_exact("What will you use gpt-oss for?")
+    child.send("\x1b[B")            # arrow down: coding agent (65536 tokens, high effort)
+    child.send("\r")
+    child.expect_exact("Which model?")
+    child.send("2")                 # typed answer: gpt-oss-20b
+    child.send("\r")
+    for question in ("How much context", "Where may it run?", "Which backend?"):
+        child.expect_exact(question)
+        child.send("\r")
+    child.expect(shown("gpt-oss-20b on llamacpp"))
+    child.expect(shown("context 65,536"))
+    child.expect(shown("effort high"))
+    child.expect(shown("--model 20b"))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_exits_130_without_a_traceback():
+    child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
+    child.expect_exact("What will you use gpt-oss for?")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    output = child.before
+    child.close()
+    assert child.exitstatus == 130
+    assert "Traceback" not in output and "interrupted" in output
+
+
+def test_flags_skip_their_questions():
+    child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")), "--model", "20b", "--context", "8192",
+                  "--local", "--backend", "llamacpp")
+    child.expect_exact("What will you use gpt-oss for?")
+    child.send("\r")
+    index = child.expect([re.escape("Which model?"), shown("context 8,192")])
+    assert index == 1
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
