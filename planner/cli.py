@@ -117,10 +117,13 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     from planner.plan import plan
     from planner.saved_plan import load_plan
 
+    flags = _flags(model, backend, context, reasoning_effort, local)
     if plan_file:
+        if profile or hardware or any(v is not None for v in flags.values()):
+            raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
         document = load_plan(plan_file)
     else:
-        constraints = load_constraints(profile, _flags(model, backend, context, reasoning_effort, local), os.environ)
+        constraints = load_constraints(profile, flags, os.environ)
         document = plan(_hardware(hardware), constraints).to_json()
     if not dry_run:
         raise BackendError("launching is not available in this version of gptoss-deploy yet; "
@@ -181,6 +184,9 @@ def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> 
         return _fail("interrupted", "interrupted", EXIT_INTERRUPTED, json_mode)
     except typer.Exit as err:
         return err.exit_code
+    except BrokenPipeError:                   # the reader went away (`| head`): not our failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         if os.environ.get("GPTOSS_DEBUG"):
             raise

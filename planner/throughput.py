@@ -31,6 +31,9 @@ TP_ALLREDUCE_MS_PER_LAYER = 0.02
 PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.39, "apple": 0.47, "amd": 0.30}
 # CPU prefill: 148.7 tok/s pp512 on 16 Zen 4 cores for 3.61B active parameters (IK1075) = 67 GFLOP/s per core.
 CPU_PREFILL_GFLOPS_PER_CORE = 67.0
+# A CPU core streams and dequantizes MXFP4 at several GB/s, so few cores cannot use all of RAM's bandwidth
+# (estimate; the 16-core calibration row is RAM-bound, so it does not move it).
+CPU_DECODE_GBPS_PER_CORE = 8.0
 # With experts in RAM, llama.cpp copies them to the GPU for each prompt ubatch: PCIe 4.0 x16 moves ~25 GB/s.
 PCIE_GBPS = 25.0
 
@@ -47,7 +50,7 @@ class Prediction:
 
 def _device_bandwidth_gbps(hw: HardwareReport, device: str) -> float:
     if device == "cpu":
-        return ram_bandwidth_gbps(hw)
+        return min(ram_bandwidth_gbps(hw), hw.cpu.physical_cores * CPU_DECODE_GBPS_PER_CORE)
     return gpu_bandwidth_gbps(_gpu(hw, device))
 
 

@@ -90,6 +90,14 @@ def test_up_applies_a_saved_plan(run_cli, tmp_path):
     assert code == 0 and json.loads(out)["plan"] == json.loads(saved)
 
 
+def test_up_refuses_planning_flags_beside_a_saved_plan(run_cli, tmp_path):
+    _, saved, _ = run_cli("plan", "--hardware", LAPTOP, "--json")
+    path = tmp_path / "plan.json"
+    path.write_text(saved)
+    code, _, err = run_cli("up", "--plan", path, "--model", "120b", "--dry-run")
+    assert code == 2 and "drop the planning flags" in err
+
+
 def test_up_refuses_a_plan_file_that_is_an_error_document(run_cli, tmp_path):
     _, saved, _ = run_cli("plan", "--hardware", fixture_path("cpu-only"), "--model", "120b", "--local", "--json")
     path = tmp_path / "plan.json"

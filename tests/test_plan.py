@@ -167,10 +167,15 @@ def test_no_fit_names_what_is_missing_and_what_would_work_instead():
     assert err.value.message.endswith("Instead: gpt-oss-20b on llamacpp fits (drop --model)")
 
 
-def test_local_plan_below_the_speed_floor_loses_to_cloud_when_allowed():
-    result = plan_for("cpu-only", "auto", context="8192")      # auto floor 15 tok/s
-    slow = plan_for("cpu-only", "laptop").chosen.prediction.decode_tokens_per_s
-    assert slow < 15 or result.chosen.status != "cloud"
+def test_local_plan_below_the_speed_floor_loses_to_cloud_unless_local_only():
+    hw = load_hardware(fixture_path("cpu-only"))
+    two_cores = hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"physical_cores": 2, "logical_cores": 2})})
+    cloud = plan(two_cores, load_constraints("auto", {}, {}))          # floor 15 tok/s, cloud allowed
+    assert cloud.chosen.status == "cloud"
+    slow = next(a for a in cloud.alternatives if a.backend == "llamacpp" and a.model.size == "20b")
+    assert slow.prediction.decode_tokens_per_s < 15
+    local = plan(two_cores, load_constraints("auto", {"local_only": True}, {}))
+    assert (local.chosen.backend, local.chosen.status) == ("llamacpp", "degraded")
 
 
 def test_the_profile_floor_decides_between_120b_offloaded_and_20b_on_gpu():

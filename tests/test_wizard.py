@@ -25,37 +25,34 @@ def spawn(*args: str) -> pexpect.spawn:
     return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20, dimensions=(50, 120))
 
 
-def test_enter_accepts_the_defaults_and_ends_with_the_plan_and_up_command():
-    child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
-    for question in ("What will you use gpt-oss for?", "Which model?", "How much context",
-                     "Where may it run?", "Which backend?"):
+def answer(child: pexpect.spawn, *replies: tuple[str, str]) -> None:
+    """Wait for each question, then type its keys."""
+    for question, keys in replies:
         child.expect_exact(question)
-        child.send("\r")
-    child.expect(shown("gpt-oss-20b on llamacpp"))
-    child.expect(shown("Launch it: gptoss-up --profile auto"))
+        child.send(keys)
+
+
+def finish(child: pexpect.spawn, *shown_texts: str) -> int:
+    for text in shown_texts:
+        child.expect(shown(text))
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 0
+    return child.exitstatus
+
+
+def test_enter_accepts_the_defaults_and_ends_with_the_plan_and_up_command():
+    child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
+    answer(child, ("What will you use gpt-oss for?", "\r"), ("Which model?", "\r"), ("How much context", "\r"),
+           ("Where may it run?", "\r"), ("Which backend?", "\r"))
+    assert finish(child, "gpt-oss-20b on llamacpp", "Launch it: gptoss-up --profile auto") == 0
 
 
 def test_arrow_keys_and_typed_numbers_change_the_answers():
     child = spawn("--hardware", str(fixture_path("rtx4090-desktop")))
-    child.expect_exact("What will you use gpt-oss for?")
-    child.send("\x1b[B")            # arrow down: coding agent (65536 tokens, high effort)
-    child.send("\r")
-    child.expect_exact("Which model?")
-    child.send("2")                 # typed answer: gpt-oss-20b
-    child.send("\r")
-    for question in ("How much context", "Where may it run?", "Which backend?"):
-        child.expect_exact(question)
-        child.send("\r")
-    child.expect(shown("gpt-oss-20b on llamacpp"))
-    child.expect(shown("context 65,536"))
-    child.expect(shown("effort high"))
-    child.expect(shown("--model 20b"))
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    answer(child, ("What will you use gpt-oss for?", "\x1b[B\r"),   # arrow down: coding agent (64k, high)
+           ("Which model?", "2\r"),                                  # typed answer: gpt-oss-20b
+           ("How much context", "\r"), ("Where may it run?", "\r"), ("Which backend?", "\r"))
+    assert finish(child, "gpt-oss-20b on llamacpp", "context 65,536", "effort high", "--model 20b") == 0
 
 
 def test_ctrl_c_exits_130_without_a_traceback():
