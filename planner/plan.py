@@ -107,6 +107,8 @@ def plan(hw: HardwareReport, constraints: Constraints) -> Plan:
 
 
 def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) -> tuple:
+    """Best first: runs locally at or above the profile's decode floor > cloud > runs locally below it;
+    then the bigger model, the full context, the preferred backend, the faster decode."""
     if candidate.status == "cloud":
         tier = 1
     elif candidate.prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s:
