@@ -29,10 +29,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 
 
-def _console(stderr: bool = False):
-    from rich.console import Console
+def _console():
+    from planner.render import PipeFriendlyConsole
 
-    return Console(stderr=stderr, highlight=False)
+    return PipeFriendlyConsole(highlight=False)
 
 
 def _print_json(document: object) -> None:

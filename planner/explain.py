@@ -56,8 +56,11 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
         if unknown:
             reasons.append(f"warning: memory bandwidth of {unknown[0]} is unknown; the prediction assumes a low default")
     else:
-        reasons.append(f"cloud: {chosen.launch['api']['model_id']} in {chosen.launch['api']['region']}; "
-                       f"{chosen.offer.price_note}")
+        api = chosen.launch["api"]
+        reasons.append(f"cloud: {api['model_id']} in {api['region']}; {chosen.offer.price_note}")
+        if chosen.offer.regions and api["region"] not in chosen.offer.regions:
+            reasons.append(f"warning: gpt-oss launched in {', '.join(chosen.offer.regions)}; "
+                           f"check that {api['region']} serves it")
     reasons.append(f"reasoning effort: {c.reasoning_effort} ({c.source('reasoning_effort')})")
     return reasons, _binding(chosen, others, rejected, c)
 

@@ -14,6 +14,14 @@ from planner.profiles import LoadedProfile
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
 
 
+class PipeFriendlyConsole(Console):
+    """rich exits 1 when the reader of stdout goes away (`| head`); hand that to the CLI, which ends quietly."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _tps(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} tok/s" if value >= 10 else f"{value:.1f} tok/s"
 

@@ -167,6 +167,13 @@ def test_no_fit_names_what_is_missing_and_what_would_work_instead():
     assert err.value.message.endswith("Instead: gpt-oss-20b on llamacpp fits (drop --model)")
 
 
+def test_cloud_region_outside_the_launch_region_is_flagged():
+    result = plan(load_hardware(fixture_path("cpu-only")),
+                  load_constraints("aws", {}, {"GPTOSS_MODEL": "20b"}).relaxed(region="eu-west-1"))
+    assert result.chosen.launch["api"]["region"] == "eu-west-1"
+    assert any("launched in us-west-2; check that eu-west-1 serves it" in r for r in result.reasons)
+
+
 def test_local_plan_below_the_speed_floor_loses_to_cloud_unless_local_only():
     hw = load_hardware(fixture_path("cpu-only"))
     two_cores = hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"physical_cores": 2, "logical_cores": 2})})
