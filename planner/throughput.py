@@ -5,7 +5,8 @@ Decode time per token = sum over devices of (bytes read there / (bandwidth x eff
 Calibrated on the rows of ../shared/data/gptoss-facts.md (single stream, llama.cpp, depth 0):
   RTX 4090 20b 221.95 tok/s and DGX Spark 20b 84.10 tok/s fix the efficiency and the CUDA per-layer cost;
   M2 Ultra 120b 79.68 tok/s the Metal per-layer cost; Ryzen 9 7950X 20b 21.49 tok/s the CPU per-layer cost.
-Held back to check it (tests/test_throughput.py): DGX Spark 120b 59.02 (SPARK), M2 Ultra 20b 115 (G15396).
+Held back to check it (tests/test_throughput.py): DGX Spark 120b 59.02 (SPARK), M2 Ultra 20b 115 and
+M3 Ultra 20b 115.52 (G15396), NVIDIA's published DGX Spark 20b 82.74 / 120b 55.37: all within 6%.
 """
 from __future__ import annotations
 

@@ -34,6 +34,9 @@ CALIBRATION = [
 HELD_OUT = [
     ("NVIDIA GB10", 273, "nvidia", "120b", 59.02, 1937.54, "SPARK llama-bench tg32/pp2048"),
     ("Apple M2 Ultra (76-core GPU)", 800, "apple", "20b", 115.0, None, "G15396 depth-0 note"),
+    ("Apple M3 Ultra (80-core GPU)", 819, "apple", "20b", 115.52, None, "G15396 llama-bench tg128"),
+    ("NVIDIA GB10", 273, "nvidia", "20b", 82.74, None, "NVIDIA's DGX Spark table, llama.cpp BS=1"),
+    ("NVIDIA GB10", 273, "nvidia", "120b", 55.37, None, "NVIDIA's DGX Spark table, llama.cpp BS=1"),
 ]
 
 
