@@ -1,6 +1,8 @@
 """Place one model on one machine for one backend: what goes where, at which context, or why it cannot."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from planner.catalog import ARTIFACTS, GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
@@ -124,33 +126,31 @@ def _llamacpp_with_gpus(model, artifact, hw, context, ubatch) -> Placement | Non
         return None
     embedding = _embedding_bytes(model, artifact)   # token embeddings stay in RAM in llama.cpp
     per_layer_experts = artifact.expert_bytes_per_layer(model)
-    gpu_weights_all = artifact.loaded_bytes - embedding
-    for cpu_layers in range(model.layers + 1):
-        gpu_weights = gpu_weights_all - cpu_layers * per_layer_experts
-        if gpu_weights + kv > sum(room):
-            continue
-        unified = any(g.unified_memory for g in gpus)
-        gpu_total = gpu_weights + kv + compute * len(gpus)
-        cpu_weights = embedding + cpu_layers * per_layer_experts
-        cpu_free = _cpu_available(hw, int(gpu_total) if unified else 0)
-        cpu = DeviceUse("cpu", hw.cpu.model, cpu_free, weights_bytes=int(cpu_weights),
-                        headroom_bytes=headroom_bytes(hw.memory.total_bytes))
-        if not cpu.fits:
-            return None
-        shares = [r / sum(room) for r in room]
-        devices = tuple(
-            DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes, weights_bytes=int(gpu_weights * s),
-                      kv_cache_bytes=int(kv * s), compute_bytes=compute, runtime_bytes=RUNTIME_BYTES[g.vendor],
-                      headroom_bytes=headroom_bytes(g.memory_free_bytes))
-            for g, s in zip(gpus, shares)
-        ) + (cpu,)
-        active = _active_expert_bytes_per_layer(model)
-        gpu_read = _dense_read_bytes(model, artifact) + (model.layers - cpu_layers) * active
-        reads = {f"gpu{g.index}": gpu_read * s for g, s in zip(gpus, shares)}
-        reads["cpu"] = cpu_layers * active
-        return Placement("llamacpp", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
-                         ubatch=ubatch, tensor_split=tuple(round(s, 3) for s in shares) if len(gpus) > 1 else ())
-    return None
+    overflow = artifact.loaded_bytes - embedding + kv - sum(room)
+    cpu_layers = max(0, math.ceil(overflow / per_layer_experts))
+    if cpu_layers > model.layers:
+        return None
+    gpu_weights = artifact.loaded_bytes - embedding - cpu_layers * per_layer_experts
+    unified = any(g.unified_memory for g in gpus)
+    gpu_total = gpu_weights + kv + compute * len(gpus)
+    cpu = DeviceUse("cpu", hw.cpu.model, _cpu_available(hw, int(gpu_total) if unified else 0),
+                    weights_bytes=int(embedding + cpu_layers * per_layer_experts),
+                    headroom_bytes=headroom_bytes(hw.memory.total_bytes))
+    if not cpu.fits:
+        return None
+    shares = [r / sum(room) for r in room]
+    devices = tuple(
+        DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes, weights_bytes=int(gpu_weights * s),
+                  kv_cache_bytes=int(kv * s), compute_bytes=compute, runtime_bytes=RUNTIME_BYTES[g.vendor],
+                  headroom_bytes=headroom_bytes(g.memory_free_bytes))
+        for g, s in zip(gpus, shares)
+    ) + (cpu,)
+    active = _active_expert_bytes_per_layer(model)
+    gpu_read = _dense_read_bytes(model, artifact) + (model.layers - cpu_layers) * active
+    reads = {f"gpu{g.index}": gpu_read * s for g, s in zip(gpus, shares)}
+    reads["cpu"] = cpu_layers * active
+    return Placement("llamacpp", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
+                     ubatch=ubatch, tensor_split=tuple(round(s, 3) for s in shares) if len(gpus) > 1 else ())
 
 
 def _fit_cpu_only(model, artifact, hw, context_target) -> Placement | Rejection:
@@ -179,15 +179,15 @@ def fit_ollama(model: ModelSpec, hw: HardwareReport, context_target: int) -> Pla
     active = _active_expert_bytes_per_layer(model)
     per_layer_read = (_dense_read_bytes(model, artifact) + model.layers * active) / model.layers
     gpus = list(hw.gpus)
+    room = [g.memory_free_bytes - OLLAMA_RUNTIME_BYTES - headroom_bytes(g.memory_free_bytes) - compute
+            for g in gpus]
+    unified = any(g.unified_memory for g in gpus)
     for context in context_steps(context_target):
         kv = kv_cache_bytes(model, context, sliding_tokens=128 + OLLAMA_NUM_BATCH)
         per_layer = per_layer_weights + kv / model.layers
-        room = [g.memory_free_bytes - OLLAMA_RUNTIME_BYTES - headroom_bytes(g.memory_free_bytes) - compute
-                for g in gpus]
         gpu_layers = min(model.layers, int(sum(r for r in room if r > 0) // per_layer)) if gpus else 0
         cpu_layers = model.layers - gpu_layers
         on_gpu = gpu_layers * per_layer
-        unified = any(g.unified_memory for g in gpus)
         cpu = DeviceUse("cpu", hw.cpu.model,
                         _cpu_available(hw, int(on_gpu + compute) if unified and gpu_layers else 0),
                         weights_bytes=int(embedding + cpu_layers * per_layer_weights),

@@ -177,12 +177,13 @@ def _offload_json(placement: Placement) -> dict:
 def _memory_json(placement: Placement) -> dict:
     gpus = [d for d in placement.devices if d.device != "cpu"]
     cpu = next((d for d in placement.devices if d.device == "cpu"), None)
-    breakdown = {key: sum(d.to_json()["breakdown"][key] for d in placement.devices)
+    devices = [d.to_json() for d in placement.devices]
+    breakdown = {key: sum(d["breakdown"][key] for d in devices)
                  for key in ("weights", "kv_cache", "compute", "runtime", "headroom")}
     return {
         "gpu_bytes": sum(d.used_bytes for d in gpus), "cpu_bytes": cpu.used_bytes if cpu else 0,
         "gpu_available_bytes": sum(d.available_bytes for d in gpus),
         "cpu_available_bytes": cpu.available_bytes if cpu else 0,
-        "breakdown": breakdown, "devices": [d.to_json() for d in placement.devices],
+        "breakdown": breakdown, "devices": devices,
     }
 

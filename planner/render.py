@@ -8,7 +8,7 @@ from rich.table import Table
 
 from planner.hardware import HardwareReport
 from planner.memory import gib
-from planner.plan import Plan, candidate_json
+from planner.plan import Plan
 from planner.profiles import LoadedProfile
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
@@ -36,9 +36,9 @@ def launch_command(launch: dict) -> str:
 
 
 def render_plan(console: Console, plan: Plan, up_command: str) -> None:
-    doc = candidate_json(plan.chosen, plan.constraints)
+    doc = plan.to_json()
     style = STATUS_STYLE[doc["status"]]
-    console.print(f"[bold]{doc['model']}[/] on [bold]{plan.chosen.backend}[/]  "
+    console.print(f"[bold]{doc['model']}[/] on [bold]{doc['backend']}[/]  "
                   f"[{style}]{doc['status']}[/]  context {doc['context_length']:,}  "
                   f"effort {doc['reasoning_effort']}  (profile {plan.constraints.profile})")
     if doc["memory"]:
@@ -60,8 +60,8 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     console.print("Command the launch runs:")
     console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False)
     console.print(f"Launch it: [bold]{up_command}[/]")
-    if plan.alternatives or plan.rejected:
-        console.print(_runners_up_table(plan))
+    if doc["alternatives"] or doc["rejected"]:
+        console.print(_runners_up_table(doc))
 
 
 def _memory_table(memory: dict) -> Table:
@@ -79,15 +79,15 @@ def _memory_table(memory: dict) -> Table:
     return table
 
 
-def _runners_up_table(plan: Plan) -> Table:
+def _runners_up_table(doc: dict) -> Table:
     table = Table(title="Runners-up", title_justify="left")
     for column in ("model", "backend", "status", "decode", "why it lost"):
         table.add_column(column)
-    for alt in plan.to_json()["alternatives"]:
+    for alt in doc["alternatives"]:
         table.add_row(alt["model"], alt["backend"], alt["status"],
                       _tps(alt["predicted"]["decode_tokens_per_s"]), alt["lost_because"])
-    for rejected in plan.rejected:
-        table.add_row(rejected.model.name, rejected.backend, "[red]does not fit[/]", "-", rejected.reason)
+    for rejected in doc["rejected"]:
+        table.add_row(rejected["model"], rejected["backend"], "[red]does not fit[/]", "-", rejected["reason"])
     return table
 
 
