@@ -1,7 +1,12 @@
-"""What every backend's command builder takes: the placement chosen by the planner and a few settings."""
+"""What backends share: the settings a plan's command is built from, and what `up` asks of a local server."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+API_KEY_ENV = "OPENAI_API_KEY"   # what OpenAI clients read; `up` tells users to fill it from the key file
 
 
 @dataclass(frozen=True)
@@ -13,5 +18,73 @@ class LaunchSettings:
     cloud_model_id: str | None = None
 
 
+@dataclass(frozen=True)
+class UpOptions:
+    """What the user asked of `gptoss-up` beyond the plan itself."""
+
+    name: str | None = None
+    host: str | None = None                  # None: what the plan says (127.0.0.1)
+    port: int | None = None                  # None: what the plan says
+    gguf: Path | None = None                 # a local GGUF instead of the hub download
+    ready_timeout_s: float | None = None     # None: scaled to the model's size
+    api_key: str | None = None               # from GPTOSS_API_KEY, never a flag (flags show in `ps`)
+    hardware_file: Path | None = None        # this machine as recorded (--hardware); None: probe it
+
+
+def local_hardware(options: UpOptions):
+    """The machine `up` runs on: the recorded description when given, else a live probe (same code path)."""
+    from planner.hardware import load_hardware
+    from planner.probe import probe
+
+    return load_hardware(options.hardware_file) if options.hardware_file else probe()
+
+
+@dataclass
+class ServerLaunch:
+    """A local server, decided: what runs (argv None: a server that already runs), where, serving what."""
+
+    argv: list[str] | None
+    env: dict[str, str]
+    host: str
+    port: int
+    served_model: str
+    protocol: str                            # "openai" (llama-server, vLLM) or "ollama"
+    ready_deadline_s: float
+    downloads: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    api_key_file: Path | None = None
+    unavailable: str | None = None           # why it cannot start here (not installed...): dry runs still show it
+
+    @property
+    def base_url(self) -> str:
+        return endpoint(self.host, self.port)
+
+
 def endpoint(host: str, port: int) -> str:
     return f"http://{host}:{port}/v1"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def masked_env(env: dict[str, str]) -> dict[str, str]:
+    """ENV as it may be shown or stored: values of secret-looking names masked."""
+    return {k: "***" if any(word in k.upper() for word in SECRET_WORDS) else v for k, v in env.items()}
+
+
+def with_flag(argv: list[str], flag: str, value: str) -> list[str]:
+    """ARGV with FLAG's value replaced (or FLAG appended): how `up` applies --host/--port to a saved plan."""
+    if flag in argv:
+        i = argv.index(flag)
+        return [*argv[: i + 1], value, *argv[i + 2:]]
+    return [*argv, flag, value]
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv else None

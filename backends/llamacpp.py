@@ -1,9 +1,15 @@
 """llama.cpp: the llama-server command for a placement (G15396, LCS)."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
+import sys
 
-from backends.base import LaunchSettings, endpoint
+from backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint, flag_value, with_flag
+from backends.hub import cached_path, download_plan, fetch
+from planner.gguf_info import GgufInfo
 from planner.placement import Placement
 
 DEFAULT_PORT = 8080
@@ -14,6 +20,7 @@ def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
     uses_gpu = any(d.device != "cpu" for d in placement.devices)
     argv = [
         "llama-server", "-hf", placement.artifact.ref,
+        "--alias", placement.model.name,              # the model id clients ask for, whatever the file is called
         "--ctx-size", str(placement.context_length),
         "--jinja",                                    # gpt-oss needs its Harmony chat template
         "-ub", str(placement.ubatch), "-b", str(max(placement.ubatch, 2048)),
@@ -30,4 +37,78 @@ def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
         "--chat-template-kwargs", json.dumps({"reasoning_effort": settings.reasoning_effort}),
         "--host", settings.host, "--port", str(port),
     ]
-    return {"argv": argv, "env": {}, "model_ref": placement.artifact.ref, "base_url": endpoint(settings.host, port)}
+    return {"argv": argv, "env": {}, "model_ref": placement.artifact.ref, "model_files": list(placement.artifact.files),
+            "served_model": placement.model.name, "base_url": endpoint(settings.host, port)}
+
+
+# --- running it -------------------------------------------------------------------------------------------
+
+READY_BASE_S = 60.0
+LOAD_BYTES_PER_S = 100e6          # a slow disk; the deadline only has to outlast a healthy load
+
+
+NOT_INSTALLED = ("llama.cpp is not installed: put llama-server on PATH (or set GPTOSS_LLAMA_SERVER), "
+                 "or `pip install 'gptoss-deploy[llamacpp]'` for the embedded engine")
+
+
+def executable() -> list[str] | None:
+    """llama-server from GPTOSS_LLAMA_SERVER or PATH, else the engine in the xllamacpp wheel; None if neither."""
+    configured = os.environ.get("GPTOSS_LLAMA_SERVER") or shutil.which("llama-server")
+    if configured:
+        return [configured]
+    if importlib.util.find_spec("xllamacpp"):
+        return [sys.executable, "-m", "backends.llamacpp_embedded"]
+    return None
+
+
+def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None) -> ServerLaunch:
+    """The llama-server command for a saved plan, with the model as a local file (fetched by `prepare`)."""
+    launch = doc["launch"]
+    argv = list(launch["argv"])
+    host = options.host or flag_value(argv, "--host") or "127.0.0.1"
+    port = options.port or int(flag_value(argv, "--port") or DEFAULT_PORT)
+    argv = with_flag(with_flag(argv, "--host", host), "--port", str(port))
+    served, warnings = launch.get("served_model", doc["model"]), []
+    if gguf is not None:
+        size, downloads = gguf.size_bytes, []
+        argv = _model_flag(argv, str(gguf.path))
+        if gguf.gpt_oss_size is None:
+            served = gguf.served_name
+            warnings.append(f"{gguf.path.name} is a {gguf.architecture} model, not gpt-oss: the plan's memory and "
+                            "speed figures do not apply to it")
+            argv = with_flag(argv, "--alias", served)
+            if gguf.context_length and gguf.context_length < int(flag_value(argv, "--ctx-size") or 0):
+                argv = with_flag(argv, "--ctx-size", str(gguf.context_length))
+    else:
+        size = doc["memory"]["breakdown"]["weights"]
+        downloads = [download_plan(launch["model_ref"], launch["model_files"], size)]
+        cached = cached_path(launch["model_ref"], launch["model_files"][0])
+        argv = _model_flag(argv, str(cached) if cached else f"<{launch['model_ref']}/{launch['model_files'][0]}>")
+    program = executable()
+    return ServerLaunch(argv=(program or argv[:1]) + argv[1:], env={}, host=host, port=port, served_model=served,
+                        protocol="openai", ready_deadline_s=options.ready_timeout_s or
+                        READY_BASE_S + size / LOAD_BYTES_PER_S, downloads=downloads, warnings=warnings,
+                        unavailable=None if program else NOT_INSTALLED)
+
+
+def prepare(launch: ServerLaunch, doc: dict) -> None:
+    """Fetch the model files that are not cached yet and point -m at them."""
+    if not launch.downloads:
+        return
+    path = fetch(doc["launch"]["model_ref"], doc["launch"]["model_files"], doc["memory"]["breakdown"]["weights"])
+    launch.argv = _model_flag(launch.argv, str(path))
+
+
+def _model_flag(argv: list[str], path: str) -> list[str]:
+    if "-hf" in argv:
+        i = argv.index("-hf")
+        return [*argv[:i], "-m", path, *argv[i + 2:]]
+    return with_flag(argv, "-m", path)
+
+
+def use_api_key(launch: ServerLaunch, key: str) -> None:
+    launch.argv = with_flag(launch.argv, "--api-key-file", str(launch.api_key_file))   # a path, not the key
+
+
+def after_ready(launch: ServerLaunch, doc: dict, progress) -> None:
+    """Nothing to do: llama-server serves the model it loaded."""

@@ -71,6 +71,7 @@ class Artifact:
     ref: str
     disk_bytes: int
     loaded_bytes: int
+    files: tuple[str, ...] = ()   # the files to fetch from the hub repo REF (a split GGUF: its shards, first first)
 
     def expert_bytes(self, model: ModelSpec) -> float:
         # Every artifact we ship keeps the experts in native MXFP4 (bartowski README: requants save ~nothing).
@@ -87,8 +88,10 @@ class Artifact:
 # for the 120b (60.8 GiB on disk), and the 20b is scaled by the same ratio.
 _VLLM_LOAD_RATIO = 64.38 / 60.8
 ARTIFACTS: dict[tuple[str, str], Artifact] = {
-    ("llamacpp", "20b"): Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB)),
-    ("llamacpp", "120b"): Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB)),
+    ("llamacpp", "20b"): Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB),
+                                  ("gpt-oss-20b-mxfp4.gguf",)),
+    ("llamacpp", "120b"): Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
+                                   tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
     ("ollama", "20b"): Artifact("gpt-oss:20b", 14 * GB, 14 * GB),
     ("ollama", "120b"): Artifact("gpt-oss:120b", 65 * GB, 65 * GB),
     ("vllm", "20b"): Artifact("openai/gpt-oss-20b", int(12.8 * GIB), int(12.8 * GIB * _VLLM_LOAD_RATIO)),

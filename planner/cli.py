@@ -1,54 +1,25 @@
 """The command line: parse flags, call one library function, render. Errors become one line and an exit code."""
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Optional
 
 import typer
 
+from planner.cli_options import (BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
+                                 ProfileOpt, YesOpt, console, hardware_report, planning_flags, print_json)
+from planner.cli_deploy import bench_command, down_command, status_command, up_command
 from planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
 
 app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-
-ProfileOpt = Annotated[Optional[str], typer.Option(
-    "--profile", "-p", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="auto, 20b or 120b.")]
-BackendOpt = Annotated[Optional[str], typer.Option(
-    "--backend", help="auto, llamacpp, ollama, vllm, bedrock or azure.")]
-ContextOpt = Annotated[Optional[str], typer.Option("--context", help="Context length in tokens, up to 131072.")]
-EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="low, medium or high.")]
-LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
-HardwareOpt = Annotated[Optional[Path], typer.Option(
-    "--hardware", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
-
-
-def _console():
-    from planner.render import PipeFriendlyConsole
-
-    return PipeFriendlyConsole(highlight=False)
-
-
-def _print_json(document: object) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
-
-
-def _hardware(path: Optional[Path]):
-    from planner.hardware import load_hardware
-    from planner.probe import probe
-
-    return load_hardware(path) if path else probe()
-
-
-def _flags(model, backend, context, effort, local) -> dict:
-    return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
-            "local_only": True if local else None}
+app.command("up")(up_command)
+app.command("status")(status_command)
+app.command("down")(down_command)
+app.command("bench")(bench_command)
 
 
 def _interactive(json_out: bool, yes: bool) -> bool:
@@ -70,9 +41,9 @@ def probe_command(json_out: JsonOpt = False) -> None:
 
     report = probe()
     if json_out:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
-        render_hardware(_console(), report)
+        render_hardware(console(), report)
 
 
 @app.command("plan")
@@ -84,9 +55,9 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     from planner.errors import NoFitError
     from planner.plan import plan
 
-    flags = _flags(model, backend, context, reasoning_effort, local)
+    flags = planning_flags(model, backend, context, reasoning_effort, local)
     constraints = load_constraints(profile, flags, os.environ)
-    hw = _hardware(hardware)
+    hw = hardware_report(hardware)
     if _interactive(json_out, yes):
         from planner.wizard import ask
 
@@ -97,45 +68,11 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
         constraints = load_constraints(profile, flags, os.environ, ask(constraints, suggestion))
     result = plan(hw, constraints)
     if json_out:
-        _print_json(result.to_json())
+        print_json(result.to_json())
         return
     from planner.render import render_plan
 
-    render_plan(_console(), result, _up_command(constraints, hardware))
-
-
-@app.command("up")
-def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
-               context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
-               hardware: HardwareOpt = None,
-               plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
-               dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
-               json_out: JsonOpt = False) -> None:
-    """Plan (or read a saved plan) and launch it. This version plans only: use --dry-run."""
-    from planner.constraints import load_constraints
-    from planner.errors import BackendError
-    from planner.plan import plan
-    from planner.saved_plan import load_plan
-
-    flags = _flags(model, backend, context, reasoning_effort, local)
-    if plan_file:
-        if profile or hardware or any(v is not None for v in flags.values()):
-            raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
-        document = load_plan(plan_file)
-    else:
-        constraints = load_constraints(profile, flags, os.environ)
-        document = plan(_hardware(hardware), constraints).to_json()
-    if not dry_run:
-        raise BackendError("launching is not available in this version of gptoss-deploy yet; "
-                           "`gptoss-up --dry-run` prints the exact command to run yourself")
-    if json_out:
-        _print_json({"dry_run": True, "plan": document})
-        return
-    from planner.render import launch_command
-
-    console = _console()
-    console.print(f"[bold]Dry run[/]: {document['model']} on {document['backend']} (nothing was started)")
-    console.print(f"  {launch_command(document['launch'])}", markup=False, highlight=False)
+    render_plan(console(), result, _up_command(constraints, hardware))
 
 
 @app.command("profiles")
@@ -146,11 +83,11 @@ def profiles_command(json_out: JsonOpt = False) -> None:
 
     profiles = available_profiles()
     if json_out:
-        _print_json([{"name": p.name, "source": p.source, "description": p.profile.description,
+        print_json([{"name": p.name, "source": p.source, "description": p.profile.description,
                       **p.profile.model_dump()} for p in profiles])
         return
-    render_profiles(_console(), profiles)
-    _console().print(f"Add your own as TOML files in {user_profile_dir()}")
+    render_profiles(console(), profiles)
+    console().print(f"Add your own as TOML files in {user_profile_dir()}")
 
 
 def _single(command) -> typer.Typer:
@@ -159,10 +96,11 @@ def _single(command) -> typer.Typer:
     return single
 
 
-def _fail(message: str, code: str, exit_code: int, json_mode: bool) -> int:
+def _fail(message: str, code: str, exit_code: int, json_mode: bool, details: dict | None = None) -> int:
     sys.stderr.write(f"gptoss: error: {message}\n")
     if json_mode:
-        _print_json({"schema_version": 1, "error": {"code": code, "message": message}, "exit_code": exit_code})
+        document = {"schema_version": 1, "error": {"code": code, "message": message}, "exit_code": exit_code}
+        print_json({**document, "result": details} if details else document)
     return exit_code
 
 
@@ -177,7 +115,7 @@ def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> 
             return _fail("interrupted", "interrupted", EXIT_INTERRUPTED, json_mode)
         return code
     except GptossError as err:
-        return _fail(err.message, err.code, err.exit_code, json_mode)
+        return _fail(err.message, err.code, err.exit_code, json_mode, err.details)
     except typer.TyperException as err:       # bad flags: typer's own usage errors
         return _fail(f"{err.format_message()} (see `{prog} --help`)", UsageError.code, EXIT_USAGE, json_mode)
     except (KeyboardInterrupt, typer.Abort):

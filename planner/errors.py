@@ -17,9 +17,10 @@ class GptossError(Exception):
     exit_code = EXIT_INTERNAL
     code = "internal"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, details: dict | None = None):
         super().__init__(message)
         self.message = message
+        self.details = details   # what was measured before it failed: the JSON error document carries it
 
 
 class UsageError(GptossError):

@@ -155,7 +155,8 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
     if placement is None:
         offer = candidate.offer
         doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": 1}, memory=None,
-                   predicted={"decode_tokens_per_s": None, "prefill_tokens_per_s": None},
+                   predicted={"decode_tokens_per_s": None, "prefill_tokens_per_s": None,
+                              "roofline_decode_tokens_per_s": None},
                    price={"usd_per_1m_input_tokens": offer.usd_per_1m_input,
                           "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note})
     else:

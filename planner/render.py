@@ -58,7 +58,7 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     for reason in plan.reasons:
         console.print(f"  - {reason}", markup=False, highlight=False)
     console.print("Command the launch runs:")
-    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False)
+    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"Launch it: [bold]{up_command}[/]")
     if doc["alternatives"] or doc["rejected"]:
         console.print(_runners_up_table(doc))

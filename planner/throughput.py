@@ -43,10 +43,12 @@ PCIE_GBPS = 25.0
 class Prediction:
     decode_tokens_per_s: float
     prefill_tokens_per_s: float
+    roofline_decode_tokens_per_s: float   # peak bandwidth, no overheads: the ceiling a benchmark is held to
 
     def to_json(self) -> dict:
         return {"decode_tokens_per_s": round(self.decode_tokens_per_s, 1),
-                "prefill_tokens_per_s": round(self.prefill_tokens_per_s, 1)}
+                "prefill_tokens_per_s": round(self.prefill_tokens_per_s, 1),
+                "roofline_decode_tokens_per_s": round(self.roofline_decode_tokens_per_s, 1)}
 
 
 def _device_bandwidth_gbps(hw: HardwareReport, device: str) -> float:
@@ -59,16 +61,24 @@ def _gpu(hw: HardwareReport, device: str):
     return next(g for g in hw.gpus if f"gpu{g.index}" == device)
 
 
-def predict_decode(placement: Placement, hw: HardwareReport) -> float:
+def _read_seconds(placement: Placement, hw: HardwareReport, efficiency: float) -> float:
+    """Time to read one token's bytes: GPUs under tensor parallelism read at once, otherwise take turns."""
     read_seconds = [
-        read_bytes / (_device_bandwidth_gbps(hw, device) * 1e9 * DECODE_BANDWIDTH_EFFICIENCY)
+        read_bytes / (_device_bandwidth_gbps(hw, device) * 1e9 * efficiency)
         for device, read_bytes in placement.read_bytes_per_token.items()
     ]
+    return max(read_seconds) if placement.tensor_parallel_size > 1 else sum(read_seconds)
+
+
+def roofline_decode(placement: Placement, hw: HardwareReport) -> float:
+    return 1 / _read_seconds(placement, hw, efficiency=1.0)
+
+
+def predict_decode(placement: Placement, hw: HardwareReport) -> float:
     layers = placement.model.layers
-    if placement.tensor_parallel_size > 1:   # the GPUs read their shards at the same time, then all-reduce
-        seconds = max(read_seconds) + layers * TP_ALLREDUCE_MS_PER_LAYER / 1000
-    else:                                    # layer split and CPU offload: devices take turns
-        seconds = sum(read_seconds)
+    seconds = _read_seconds(placement, hw, DECODE_BANDWIDTH_EFFICIENCY)
+    if placement.tensor_parallel_size > 1:   # two all-reduces per layer
+        seconds += layers * TP_ALLREDUCE_MS_PER_LAYER / 1000
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu"]
     if gpu_devices:
         vendor = _gpu(hw, gpu_devices[0]).vendor
@@ -105,4 +115,4 @@ def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
 
 
 def predict(placement: Placement, hw: HardwareReport) -> Prediction:
-    return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw))
+    return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw), roofline_decode(placement, hw))

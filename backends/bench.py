@@ -1,0 +1,160 @@
+"""The micro-benchmark: warm-up, single streams with unique prompts, a concurrency step, and a verdict.
+
+Token counts come from the server's usage, never from counting chunks. TTFT ends at the first token of any
+channel (gpt-oss reasons before it answers, and reasoning tokens are output tokens: gptoss-facts.md).
+Decode tok/s = (n - 1) / (t_last - t_first): the first token's time belongs to TTFT.
+"""
+from __future__ import annotations
+
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+SINGLE_STREAM_REQUESTS = 3
+CONCURRENCY = 4
+SECONDS_PER_REQUEST = 2.0            # sizes the output so the whole run stays well under 30 s
+MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 32, 256, 64
+TIMINGS_TOLERANCE = 0.25             # client and server decode figures further apart than this: invalid run
+PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
+
+
+@dataclass
+class Sample:
+    """One streamed request, timed on the client; server figures where the server reports them."""
+
+    ttft_ms: float
+    completion_tokens: int
+    decode_tokens_per_s: float | None
+    server_decode_tokens_per_s: float | None = None
+    started_s: float = 0.0
+    finished_s: float = 0.0
+
+
+class StreamClient(Protocol):
+    def stream(self, prompt: str, max_tokens: int) -> Sample: ...
+
+
+@dataclass
+class StreamClock:
+    """Arrival times of a stream's tokens, on the monotonic clock."""
+
+    sent_s: float = field(default_factory=time.monotonic)
+    first_s: float | None = None
+    last_s: float | None = None
+
+    def token(self) -> None:
+        now = time.monotonic()
+        self.first_s = self.first_s or now
+        self.last_s = now
+
+    def sample(self, completion_tokens: int, server_decode: float | None) -> Sample:
+        if self.first_s is None:
+            raise BenchError("the server streamed no tokens")
+        span = self.last_s - self.first_s
+        decode = (completion_tokens - 1) / span if completion_tokens > 1 and span > 0 else None
+        return Sample(ttft_ms=(self.first_s - self.sent_s) * 1000, completion_tokens=completion_tokens,
+                      decode_tokens_per_s=decode, server_decode_tokens_per_s=server_decode,
+                      started_s=self.sent_s, finished_s=time.monotonic())
+
+
+class BenchError(Exception):
+    """The server answered in a way the benchmark cannot measure (no usage, no tokens, an HTTP error)."""
+
+
+@dataclass(frozen=True)
+class Gates:
+    min_decode_tokens_per_s: float | None = None
+    min_aggregate_tokens_per_s: float | None = None
+    max_ttft_ms: float | None = None
+
+
+def output_tokens_for(predicted_decode: float | None) -> int:
+    if not predicted_decode:
+        return DEFAULT_OUTPUT_TOKENS
+    return int(min(MAX_OUTPUT_TOKENS, max(MIN_OUTPUT_TOKENS, predicted_decode * SECONDS_PER_REQUEST)))
+
+
+def unique_prompt() -> str:
+    # A random prefix defeats prompt caching, so every request pays for its own prefill.
+    return f"[run {secrets.token_hex(8)}] {PROMPT}"
+
+
+def run_bench(client: StreamClient, *, predicted_decode: float | None = None, roofline_decode: float | None = None,
+              gates: Gates = Gates(), output_tokens: int | None = None,
+              progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Measure CLIENT and judge it: returns the `benchmark` document of the Deployment JSON."""
+    output_tokens = output_tokens or output_tokens_for(predicted_decode)
+    progress("warm-up")
+    client.stream(unique_prompt(), 8)
+    samples = []
+    for i in range(SINGLE_STREAM_REQUESTS):
+        progress(f"single stream {i + 1}/{SINGLE_STREAM_REQUESTS}")
+        samples.append(client.stream(unique_prompt(), output_tokens))
+    progress(f"{CONCURRENCY} concurrent streams")
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        parallel = list(pool.map(lambda _: client.stream(unique_prompt(), output_tokens), range(CONCURRENCY)))
+    aggregate = sum(s.completion_tokens for s in parallel) / (
+        max(s.finished_s for s in parallel) - min(s.started_s for s in parallel))
+    return verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates)
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def verdict(samples: list[Sample], aggregate: float, output_tokens: int, predicted_decode: float | None,
+            roofline_decode: float | None, gates: Gates) -> dict:
+    decode = _median([s.decode_tokens_per_s for s in samples])
+    server_decode = _median([s.server_decode_tokens_per_s for s in samples])
+    ttft = _median([s.ttft_ms for s in samples])
+    problems = _invalid_reasons(samples, decode, server_decode, output_tokens)
+    failures = [] if problems else _missed_gates(decode, aggregate, ttft, gates)
+    return {
+        "decode_tokens_per_s": _round(decode), "server_decode_tokens_per_s": _round(server_decode),
+        "ttft_ms": _round(ttft), "aggregate_tokens_per_s": _round(aggregate), "concurrency": CONCURRENCY,
+        "output_tokens": output_tokens, "predicted_decode_tokens_per_s": predicted_decode,
+        "measured_vs_predicted": _ratio(decode, predicted_decode),
+        "roofline_efficiency": _ratio(decode, roofline_decode),
+        "verdict": "invalid" if problems else "fail" if failures else "pass",
+        "reasons": problems or failures,
+        "samples": [{k: _round(v) for k, v in asdict(s).items() if not k.endswith("ed_s")} for s in samples],
+    }
+
+
+def _invalid_reasons(samples, decode, server_decode, output_tokens) -> list[str]:
+    reasons = []
+    short = [s.completion_tokens for s in samples if s.completion_tokens < output_tokens]
+    if short:
+        reasons.append(f"the server stopped early ({min(short)} of {output_tokens} tokens): decode figures "
+                       "from so few tokens are not comparable")
+    if decode is None:
+        reasons.append("no request produced two tokens or more: decode speed cannot be measured")
+    elif server_decode and abs(decode - server_decode) / server_decode > TIMINGS_TOLERANCE:
+        reasons.append(f"client decode {decode:.1f} tok/s and the server's own {server_decode:.1f} tok/s differ "
+                       f"by more than {TIMINGS_TOLERANCE:.0%}: the client or the network distorts the timing")
+    return reasons
+
+
+def _missed_gates(decode, aggregate, ttft, gates: Gates) -> list[str]:
+    missed = []
+    if gates.min_decode_tokens_per_s is not None and decode < gates.min_decode_tokens_per_s:
+        missed.append(f"decode {decode:.1f} tok/s is below --min-decode-tps {gates.min_decode_tokens_per_s:g}")
+    if gates.min_aggregate_tokens_per_s is not None and aggregate < gates.min_aggregate_tokens_per_s:
+        missed.append(f"aggregate {aggregate:.1f} tok/s is below --min-aggregate-tps "
+                      f"{gates.min_aggregate_tokens_per_s:g}")
+    if gates.max_ttft_ms is not None and ttft > gates.max_ttft_ms:
+        missed.append(f"TTFT {ttft:.0f} ms is above --max-ttft-ms {gates.max_ttft_ms:g}")
+    return missed
+
+
+def _ratio(measured: float | None, reference: float | None) -> float | None:
+    return round(measured / reference, 3) if measured and reference else None
+
+
+def _round(value):
+    return round(value, 1) if isinstance(value, float) else value

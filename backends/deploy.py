@@ -1,0 +1,213 @@
+"""Bring a plan up as a supervised local server, find it again, take it down: the Deployment lifecycle."""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from backends import get_backend_info, get_backend_module
+from backends.base import API_KEY_ENV, ServerLaunch, UpOptions, is_loopback, masked_env
+from backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
+from backends.state import StateStore
+from planner.errors import BackendError, UsageError
+from planner.gguf_info import GgufInfo
+
+Progress = Callable[[str], None]
+UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
+
+
+def deployment_name(doc: dict, launch: ServerLaunch) -> str:
+    return f"{launch.served_model}-{doc['backend']}"
+
+
+def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None = None) -> ServerLaunch:
+    """What `up` would run for DOC: the adapter's decision, checked (installed, key rules) but not started."""
+    info = get_backend_info(doc["backend"])
+    if info.cloud:
+        raise BackendError(f"{info.title} deployments are not available in this version; "
+                           "`gptoss-up --dry-run` shows the API call the plan makes")
+    launch = get_backend_module(doc["backend"]).server_launch(doc, options, gguf)
+    if not is_loopback(launch.host) and not options.api_key and launch.protocol == "ollama":
+        raise UsageError("Ollama has no API keys, so it is only served on 127.0.0.1 by gptoss; put a proxy with "
+                         "authentication in front of it to reach it from other machines")
+    return launch
+
+
+def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None = None,
+       progress: Progress = lambda _: None) -> tuple[dict, bool]:
+    """Start DOC (or find it running). Returns the deployment record and whether it was already running."""
+    launch = server_launch(doc, options, gguf)
+    if launch.unavailable:
+        raise BackendError(launch.unavailable)
+    name = options.name or deployment_name(doc, launch)
+    module = get_backend_module(doc["backend"])
+    with store.locked(UP_LOCK_TIMEOUT_S):
+        existing = store.records().get(name)
+        if existing and _running(existing):
+            if existing["plan"]["launch"] == doc["launch"] and existing["port"] == launch.port:
+                _check_identity(existing, store)
+                return existing, True
+            raise BackendError(f"deployment {name} is running with another plan or port; "
+                               f"`gptoss down {name}` first, or choose another --name")
+        if existing:
+            _clean_stale(store, existing)
+        _check_port(launch, store)
+        _apply_api_key(launch, options, store, name, module)
+        progress(f"fetching {launch.served_model}")
+        module.prepare(launch, doc)
+        record = _record(name, doc, launch, store)
+        if launch.argv is not None:
+            progress(f"starting {os.path.basename(launch.argv[0])}")
+            process = spawn(launch.argv, launch.env, store.log_path(name))
+            record.update(pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
+                          launcher_started_at=create_time(os.getpid()))
+            store.put(record)              # recorded at once: a killed launcher leaves a findable server
+        else:
+            process = None
+        try:
+            progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
+            _wait_ready(launch, process, store, name)
+            module.after_ready(launch, doc, progress)
+        except BaseException:                  # Ctrl-C included: leave nothing running, no record behind
+            if process is not None:
+                stop_group(process.pid)
+            store.forget(name)
+            raise
+        record["state"] = "running"
+        store.put(record)
+        return record, False
+
+
+def _check_port(launch: ServerLaunch, store: StateStore) -> None:
+    if launch.argv is None or not port_in_use(launch.host, launch.port):
+        return
+    ours = [r["name"] for r in store.records().values() if r["port"] == launch.port and _running(r)]
+    holder = f"deployment {ours[0]} (`gptoss down {ours[0]}`)" if ours else port_holder(launch.port).describe()
+    raise BackendError(f"port {launch.port} is taken by {holder}; stop it or choose another --port")
+
+
+def _apply_api_key(launch: ServerLaunch, options: UpOptions, store: StateStore, name: str, module) -> None:
+    """Off loopback a key is required: the user's GPTOSS_API_KEY, or a new one. The server reads it from a file."""
+    if is_loopback(launch.host) and not options.api_key:
+        return
+    key = options.api_key or secrets.token_urlsafe(32)
+    launch.api_key_file = store.write_secret(name, key)
+    module.use_api_key(launch, key)
+
+
+def served_models(protocol: str, base_url: str, api_key: str | None) -> list[str] | None:
+    """The models a server lists, or None while it does not answer (or is still loading)."""
+    if protocol == "ollama":
+        from backends.ollama import served_models as listed
+    else:
+        from backends.openai_api import served_models as listed
+    return listed(base_url, api_key)
+
+
+def _wait_ready(launch: ServerLaunch, process, store: StateStore, name: str) -> None:
+    key = store.read_secret(name)
+    log = store.log_path(name)
+    wait_until(lambda: served_models(launch.protocol, launch.base_url, key) is not None, process,
+               launch.ready_deadline_s, "the server", log if process else None)
+    if launch.protocol == "openai":            # Ollama lists the model only once it is pulled (after_ready)
+        _require_model(launch.base_url, launch.port, launch.served_model,
+                       served_models(launch.protocol, launch.base_url, key))
+
+
+def _require_model(base_url: str, port: int, model: str, models: list[str] | None) -> None:
+    if model not in (models or []):           # someone else's server answers on the port
+        raise BackendError(f"the server on port {port} serves {', '.join(models or []) or 'nothing'}, not "
+                           f"{model}: another server holds the port; stop it or choose another --port")
+
+
+def _check_identity(record: dict, store: StateStore) -> None:
+    models = served_models(record["protocol"], record["endpoint"]["base_url"], store.read_secret(record["name"]))
+    _require_model(record["endpoint"]["base_url"], record["port"], record["model"], models)
+
+
+def _record(name: str, doc: dict, launch: ServerLaunch, store: StateStore) -> dict:
+    return {
+        "schema_version": 1, "name": name, "backend": doc["backend"], "model": launch.served_model,
+        "pid": None, "pid_started_at": None, "state": "starting", "host": launch.host, "port": launch.port,
+        "protocol": launch.protocol,
+        "endpoint": {"base_url": launch.base_url, "model": launch.served_model,
+                     "api_key_env": API_KEY_ENV if launch.api_key_file else None,
+                     "api_key_file": str(launch.api_key_file) if launch.api_key_file else None},
+        "argv": launch.argv, "env": masked_env(launch.env), "log": str(store.log_path(name)),
+        "warnings": launch.warnings, "plan": doc, "benchmark": None,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _orphaned(record: dict) -> bool:
+    """A server still loading whose launcher died (killed mid-start): nobody will finish starting it."""
+    return record["state"] == "starting" and not alive(record["launcher_pid"], record["launcher_started_at"])
+
+
+def _clean_stale(store: StateStore, record: dict) -> None:
+    if record.get("pid") and alive(record["pid"], record.get("pid_started_at")):
+        stop_group(record["pid"])
+    store.forget(record["name"])
+
+
+def _running(record: dict) -> bool:
+    if record.get("pid"):
+        return alive(record["pid"], record.get("pid_started_at")) and not _orphaned(record)
+    # A server we did not start (a running Ollama): it counts as long as it answers.
+    return served_models(record["protocol"], record["endpoint"]["base_url"], None) is not None
+
+
+def status(store: StateStore) -> list[dict]:
+    """The deployments that still run; records of servers that died (or were orphaned) are cleaned up.
+
+    While a `gptoss-up` holds the lock to load a model, the records are shown as they are, uncleaned.
+    """
+    try:
+        with store.locked(timeout_s=0):
+            records = store.records()
+            for name, record in list(records.items()):
+                if not _running(record):
+                    _clean_stale(store, record)
+                    del records[name]
+    except BackendError:
+        records = store.records()
+    return list(records.values())
+
+
+def down(store: StateStore, names: list[str] | None) -> list[str]:
+    """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards."""
+    with store.locked():
+        records = store.records()
+        unknown = [n for n in names or [] if n not in records]
+        if unknown:
+            known = ", ".join(records) or "none"
+            raise UsageError(f"no deployment named {', '.join(unknown)} (running: {known}; see `gptoss status`)")
+        stopped = []
+        for name in names or list(records):
+            record = records[name]
+            if record.get("pid") and alive(record["pid"], record.get("pid_started_at")):
+                stop_group(record["pid"])
+                _wait_port_free(record)
+            store.forget(name)
+            stopped.append(name)
+        return stopped
+
+
+def _wait_port_free(record: dict, timeout_s: float = 10.0) -> None:
+    give_up = time.monotonic() + timeout_s
+    while port_in_use(record["host"], record["port"]):
+        if time.monotonic() > give_up:
+            raise BackendError(f"port {record['port']} is still taken after stopping {record['name']}: "
+                               f"{port_holder(record['port']).describe()}")
+        time.sleep(0.1)
+
+
+def save_benchmark(store: StateStore, name: str, benchmark: dict) -> dict:
+    """Record BENCHMARK on the deployment: the plan's prediction and the measurement side by side."""
+    with store.locked():
+        record = store.records()[name]
+        record["benchmark"] = benchmark
+        store.put(record)
+        return record

@@ -1,0 +1,50 @@
+"""Model files from the Hugging Face hub, through huggingface_hub's cache: disk check first, resumable downloads."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from planner.errors import BackendError
+from planner.probe import model_cache_dir
+
+DISK_MARGIN_BYTES = 2 * 1024**3   # leave the disk some room after the download
+
+
+def cached_path(repo: str, filename: str) -> Path | None:
+    """The file's path when it is already in the hub cache (no network), else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return Path(found) if isinstance(found, str) else None
+
+
+def download_plan(repo: str, files: list[str], size_bytes: int) -> dict:
+    """What `up` would fetch, for --dry-run and the disk check."""
+    missing = [f for f in files if cached_path(repo, f) is None]
+    return {"repo": repo, "files": files, "missing": missing,
+            "bytes": int(size_bytes * len(missing) / len(files)) if files else 0}
+
+
+def fetch(repo: str, files: list[str], size_bytes: int) -> Path:
+    """Download what is missing (tqdm progress on stderr, resumes a partial file) and return the first file."""
+    plan = download_plan(repo, files, size_bytes)
+    if plan["missing"]:
+        cache = model_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(cache).free
+        if free < plan["bytes"] + DISK_MARGIN_BYTES:
+            raise BackendError(f"{repo} needs {plan['bytes'] / 1024**3:.1f} GiB in {cache} and only "
+                               f"{free / 1024**3:.1f} GiB is free; free some space, set HF_HUB_CACHE to a bigger "
+                               "disk, or pass --gguf PATH")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    paths = []
+    for filename in files:
+        try:
+            paths.append(Path(hf_hub_download(repo, filename)))
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "
+                               "HF_TOKEN, or pass --gguf PATH to a local copy") from None
+    return paths[0]

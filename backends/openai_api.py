@@ -1,0 +1,79 @@
+"""The OpenAI-compatible HTTP API that llama-server and vLLM speak: readiness, identity and a timed stream."""
+from __future__ import annotations
+
+import json
+
+from backends.bench import BenchError, Sample, StreamClock
+
+HTTP_TIMEOUT_S = 120.0
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def served_models(base_url: str, api_key: str | None = None, timeout_s: float = 2.0) -> list[str] | None:
+    """The model ids /v1/models lists, or None while the server is not answering (or still loading)."""
+    import httpx
+
+    root = base_url.removesuffix("/v1")
+    try:
+        health = httpx.get(f"{root}/health", headers=_headers(api_key), timeout=timeout_s)
+        if health.status_code != 200:          # llama-server answers 503 while it loads the model
+            return None
+        models = httpx.get(f"{base_url}/models", headers=_headers(api_key), timeout=timeout_s)
+        models.raise_for_status()
+        return [entry["id"] for entry in models.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+
+
+class OpenAIStream:
+    """Streams chat completions with usage (stream_options) and reads llama-server's own `timings`."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, extra_body: dict | None = None):
+        self.base_url, self.model, self.api_key = base_url, model, api_key
+        self.extra_body = extra_body or {}
+
+    def stream(self, prompt: str, max_tokens: int) -> Sample:
+        import httpx
+
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+                "max_tokens": max_tokens, "ignore_eos": True, "stream_options": {"include_usage": True},
+                **self.extra_body}
+        clock, usage, timings = StreamClock(), None, None
+        try:
+            with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body,
+                              headers=_headers(self.api_key), timeout=HTTP_TIMEOUT_S) as response:
+                if response.status_code != 200:
+                    raise BenchError(f"HTTP {response.status_code} from {self.base_url}/chat/completions: "
+                                     f"{response.read().decode(errors='replace')[:200]}")
+                for chunk in _sse_events(response.iter_lines()):
+                    if any(_has_text(choice.get("delta") or {}) for choice in chunk.get("choices") or []):
+                        clock.token()
+                    usage = chunk.get("usage") or usage
+                    timings = chunk.get("timings") or timings
+        except httpx.HTTPError as err:
+            raise BenchError(f"request to {self.base_url} failed: {err}") from None
+        if not usage or "completion_tokens" not in usage:
+            raise BenchError("the server reported no usage (stream_options.include_usage): token counts unknown")
+        server_decode = timings.get("predicted_per_second") if timings else None
+        return clock.sample(usage["completion_tokens"], server_decode)
+
+
+def _has_text(delta: dict) -> bool:
+    # Reasoning arrives as reasoning_content (llama.cpp) or reasoning (vLLM) before any content.
+    return any(delta.get(key) for key in ("content", "reasoning_content", "reasoning"))
+
+
+def _sse_events(lines):
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:"):].strip()
+        if data == "[DONE]":
+            return
+        try:
+            yield json.loads(data)
+        except json.JSONDecodeError:
+            raise BenchError(f"the server sent a malformed event: {data[:120]}") from None

@@ -1,0 +1,126 @@
+"""Supervise a server process: spawn it in its own process group, wait until it serves, stop it (TERM, then KILL)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from planner.errors import BackendError
+
+STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL
+POLL_INTERVAL_S = 0.25
+LOG_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class PortHolder:
+    pid: int | None
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.name} (pid {self.pid})" if self.pid else self.name
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something accepts connections on host:port (or holds it so that we could not bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_holder(port: int) -> PortHolder:
+    """Who listens on PORT, as far as this user may see (other users' processes show no pid)."""
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except (psutil.AccessDenied, OSError):
+        connections = []
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                return PortHolder(conn.pid, " ".join(psutil.Process(conn.pid).cmdline()[:3]) or "a process")
+            except psutil.Error:
+                return PortHolder(conn.pid, "a process")
+    return PortHolder(None, "another process (not visible to this user)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start ARGV in a new session (its own process group) with stdout and stderr going to LOG_PATH."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as err:
+            raise BackendError(f"could not start {argv[0]}: {err.strerror}") from None
+
+
+def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+
+
+def wait_until(ready: Callable[[], bool], process: subprocess.Popen | None, deadline_s: float,
+               what: str, log_path: Path | None) -> None:
+    """Poll READY until it answers True; fail early when PROCESS exits, and at the deadline."""
+    give_up = time.monotonic() + deadline_s
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise BackendError(f"{what} exited with status {process.returncode} before it was ready; "
+                               f"log {log_path}: {log_tail(log_path) if log_path else ''}")
+        if time.monotonic() > give_up:
+            raise BackendError(f"{what} was not ready after {deadline_s:.0f} s; raise --ready-timeout if the "
+                               f"model is still loading; log {log_path}: {log_tail(log_path) if log_path else ''}")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def alive(pid: int, started_at: float | None = None) -> bool:
+    """Whether PID still runs and is the process we started (not a later one that reused the number)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(process.create_time() - started_at) < 1.0
+    except psutil.Error:
+        return False
+
+
+def create_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def stop_group(pid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """Send TERM to PID's process group, then KILL whatever is left after GRACE_S."""
+    try:
+        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        members = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _, still_running = psutil.wait_procs(members, timeout=grace_s if sig == signal.SIGTERM else 5)
+        if not still_running:
+            return
+        members = still_running
+    raise BackendError(f"process group {pid} survived SIGKILL; stop it by hand: kill -9 -{pid}")

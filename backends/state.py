@@ -1,0 +1,98 @@
+"""Deployment records: one JSON file under the user state dir, written atomically under a file lock."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from planner.errors import BackendError
+
+LOCK_TIMEOUT_S = 30.0   # another `gptoss-up` holds the lock while it starts a server; loading can take a while
+
+
+def state_dir(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("GPTOSS_STATE_DIR"):
+        return Path(env["GPTOSS_STATE_DIR"])
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("gptoss-deploy"))
+
+
+class StateStore:
+    """The deployments this tool started, by name. Every change happens inside `locked()`."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.path = root / "deployments.json"
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def secret_path(self, name: str) -> Path:
+        return self.root / "secrets" / f"{name}.key"
+
+    @contextmanager
+    def locked(self, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[StateStore]:
+        """Hold the state lock: two launchers never start the same deployment twice."""
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(self.root / "state.lock", timeout=timeout_s):
+                yield self
+        except Timeout:
+            raise BackendError(f"another gptoss command holds {self.root / 'state.lock'} for over {timeout_s:.0f} s; "
+                               "wait for it to finish, or stop it") from None
+
+    def records(self) -> dict[str, dict]:
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as err:
+            raise BackendError(f"state file {self.path} is unreadable ({err}); move it away and run again") from None
+        return document.get("deployments", {})
+
+    def put(self, record: dict) -> None:
+        records = self.records()
+        records[record["name"]] = record
+        self._write(records)
+
+    def remove(self, name: str) -> None:
+        records = self.records()
+        if records.pop(name, None) is not None:
+            self._write(records)
+
+    def _write(self, records: dict[str, dict]) -> None:
+        # Write a sibling file, then rename over: a reader never sees half a file, a crash leaves the old one.
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".deployments-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"schema_version": 1, "deployments": records}, out, indent=2)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+
+    def write_secret(self, name: str, secret: str) -> Path:
+        """Store SECRET readable by this user only (0600): the server reads it from the file, never argv."""
+        path = self.secret_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secret)
+        os.chmod(path, 0o600)
+        return path
+
+    def read_secret(self, name: str) -> str | None:
+        try:
+            return self.secret_path(name).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+
+    def forget(self, name: str) -> None:
+        """Drop NAME's record and secret; keep the log, which explains what happened."""
+        self.remove(name)
+        self.secret_path(name).unlink(missing_ok=True)

@@ -1,0 +1,58 @@
+"""Benchmark a deployment (or any OpenAI-compatible URL) over the protocol it speaks, against its prediction."""
+from __future__ import annotations
+
+from backends.bench import BenchError, Gates, run_bench
+from backends.state import StateStore
+from planner.errors import BackendError, UsageError
+
+# How each backend takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands and flags).
+EFFORT_FIELDS = {
+    "llamacpp": lambda effort: {"chat_template_kwargs": {"reasoning_effort": effort}},
+    "vllm": lambda effort: {"reasoning_effort": effort},
+}
+
+
+def _client(record: dict, api_key: str | None):
+    endpoint, plan = record["endpoint"], record.get("plan") or {}
+    effort = plan.get("reasoning_effort", "medium")
+    if record["protocol"] == "ollama":
+        from backends.ollama import OllamaStream
+
+        return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
+    from backends.openai_api import OpenAIStream
+
+    extras = EFFORT_FIELDS.get(record["backend"], lambda _: {})(effort)
+    return OpenAIStream(endpoint["base_url"], endpoint["model"], api_key, extras)
+
+
+def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda _: None) -> dict:
+    """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
+    predicted = (record.get("plan") or {}).get("predicted") or {}
+    if record.get("warnings"):                 # not a gpt-oss model: gpt-oss figures mean nothing here
+        predicted = {}
+    return _run(_client(record, store.read_secret(record["name"])), predicted, gates, progress)
+
+
+def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, progress=lambda _: None) -> dict:
+    """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
+    from backends.openai_api import served_models
+
+    models = served_models(base_url.rstrip("/"), api_key)
+    if models is None:
+        raise BackendError(f"nothing answers at {base_url} (GET /health and /v1/models); is the server up?")
+    if not model:
+        if not models:
+            raise BackendError(f"{base_url} lists no models; pass --model-id")
+        model = models[0]
+    elif model not in models:
+        raise UsageError(f"{base_url} does not serve {model}; it serves: {', '.join(models)}")
+    record = {"protocol": "openai", "backend": "openai", "endpoint": {"base_url": base_url.rstrip("/"), "model": model}}
+    return _run(_client(record, api_key), {}, gates, progress)
+
+
+def _run(client, predicted: dict, gates: Gates, progress) -> dict:
+    try:
+        return run_bench(client, predicted_decode=predicted.get("decode_tokens_per_s"),
+                         roofline_decode=predicted.get("roofline_decode_tokens_per_s"), gates=gates, progress=progress)
+    except BenchError as err:
+        raise BackendError(f"benchmark failed: {err}") from None

@@ -1,0 +1,180 @@
+"""The deployment commands: up, status, down, bench. Each parses flags, calls the backends library, renders."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from planner.cli_options import (BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
+                                 ProfileOpt, console, hardware_report, planning_flags, print_json)
+from planner.errors import UsageError, VerificationError
+
+NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
+MinDecodeOpt = Annotated[Optional[float], typer.Option(
+    "--min-decode-tps", help="Fail (exit 5) when single-stream decode is below this many tokens/s.")]
+MinAggregateOpt = Annotated[Optional[float], typer.Option(
+    "--min-aggregate-tps", help="Fail (exit 5) when aggregate tokens/s over concurrent streams is below this.")]
+MaxTtftOpt = Annotated[Optional[float], typer.Option(
+    "--max-ttft-ms", help="Fail (exit 5) when the median time to first token is above this.")]
+
+
+@contextmanager
+def _progress() -> Iterator:
+    """Progress on stderr: a spinner on a terminal, plain lines in a pipeline (stdout stays for the result)."""
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    if err.is_terminal:
+        with err.status("starting") as spinner:
+            yield lambda message: spinner.update(message)
+    else:
+        yield lambda message: err.print(f"gptoss: {message}", markup=False, soft_wrap=True)
+
+
+def _gates(min_decode, min_aggregate, max_ttft):
+    from backends.bench import Gates
+
+    return Gates(min_decode, min_aggregate, max_ttft)
+
+
+def _store():
+    from backends.state import StateStore, state_dir
+
+    return StateStore(state_dir())
+
+
+def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
+    from planner.constraints import load_constraints
+    from planner.plan import plan
+    from planner.saved_plan import load_plan
+
+    if plan_file:
+        if profile or hardware or any(v is not None for v in flags.values()):
+            raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
+        doc = load_plan(plan_file)
+    else:
+        if gguf_info is not None:
+            if flags["backend"] not in (None, "auto", "llamacpp"):
+                raise UsageError(f"--gguf runs on llama.cpp: drop --backend {flags['backend']}")
+            flags = {**flags, "backend": "llamacpp", "model": gguf_info.gpt_oss_size or flags["model"]}
+        doc = plan(hardware_report(hardware), load_constraints(profile, flags, os.environ)).to_json()
+    if gguf_info is not None and doc["backend"] != "llamacpp":
+        raise UsageError(f"--gguf runs on llama.cpp and the saved plan is for {doc['backend']}")
+    return doc
+
+
+def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
+               context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
+               hardware: HardwareOpt = None,
+               plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
+               gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Serve this local GGUF file instead of downloading one.")] = None,
+               name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: model-backend).")] = None,
+               host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; any other needs an API key, GPTOSS_API_KEY or generated).")] = None,
+               port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: the backend's usual one).")] = None,
+               ready_timeout: Annotated[Optional[float], typer.Option("--ready-timeout", min=1, help="Seconds to wait for the model to load (default: scaled to its size).")] = None,
+               no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the micro-benchmark.")] = False,
+               min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
+               max_ttft_ms: MaxTtftOpt = None,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
+               json_out: JsonOpt = False) -> None:
+    """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint."""
+    from backends import deploy
+    from backends.base import UpOptions
+    from planner.gguf_info import read_gguf
+    from planner.render_deploy import dry_run_json, render_deployment, render_dry_run
+
+    gguf_info = read_gguf(gguf) if gguf else None
+    doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local), hardware,
+                   plan_file, gguf_info)
+    options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
+                        api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware)
+    if dry_run:
+        launch = deploy.server_launch(doc, options, gguf_info)
+        print_json(dry_run_json(doc, launch)) if json_out else render_dry_run(console(), doc, launch)
+        return
+    store = _store()
+    with _progress() as progress:
+        record, reused = deploy.up(doc, options, store, gguf_info, progress)
+        if not (no_bench or reused):
+            from backends.verify import bench_record
+
+            benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
+            record = deploy.save_benchmark(store, record["name"], benchmark)
+    _report(record, json_out, lambda: render_deployment(console(), record, reused))
+
+
+def _report(document: dict, json_out: bool, render) -> None:
+    """Print DOCUMENT (JSON or human); a benchmark that failed or is invalid then exits 5."""
+    bench = document.get("benchmark")
+    failed = bench is not None and bench["verdict"] != "pass"
+    if json_out and not failed:
+        print_json(document)
+    elif not json_out:
+        render()
+    if failed:
+        reasons = "; ".join(bench["reasons"])
+        raise VerificationError(f"benchmark verdict {bench['verdict']}: {reasons}", details=document)
+
+
+def status_command(json_out: JsonOpt = False) -> None:
+    """List the deployments this tool started that still run (records of dead servers are cleaned up)."""
+    from backends.deploy import status
+    from planner.render_deploy import render_status
+
+    records = status(_store())
+    print_json(records) if json_out else render_status(console(), records)
+
+
+def down_command(name: NameArg = None,
+                 all_: Annotated[bool, typer.Option("--all", help="Stop every deployment.")] = False,
+                 json_out: JsonOpt = False) -> None:
+    """Stop a deployment: TERM, then KILL, to its whole process group; its port is free afterwards."""
+    from backends.deploy import down
+
+    if bool(name) == all_:
+        raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
+    stopped = down(_store(), None if all_ else [name])
+    if json_out:
+        print_json({"stopped": stopped})
+    else:
+        console().print("\n".join(f"stopped {n}" for n in stopped) or "nothing was running")
+
+
+def bench_command(name: NameArg = None,
+                  url: Annotated[Optional[str], typer.Option("--url", help="Benchmark any OpenAI-compatible server at this base URL (…/v1).")] = None,
+                  model_id: Annotated[Optional[str], typer.Option("--model-id", help="With --url: the model to ask for (default: the first listed).")] = None,
+                  min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
+                  max_ttft_ms: MaxTtftOpt = None, json_out: JsonOpt = False) -> None:
+    """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction."""
+    from backends.deploy import save_benchmark, status
+    from backends.verify import bench_record, bench_url
+    from planner.render_deploy import render_benchmark
+
+    gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
+    if url and name:
+        raise UsageError("give a deployment name or --url, not both")
+    with _progress() as progress:
+        if url:
+            key = os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+            document = {"benchmark": bench_url(url, model_id, key, gates, progress)}
+        else:
+            store = _store()
+            record = _pick(status(store), name)
+            document = save_benchmark(store, record["name"], bench_record(record, store, gates, progress))
+    _report(document, json_out, lambda: render_benchmark(console(), document["benchmark"]))
+
+
+def _pick(records: list[dict], name: str | None) -> dict:
+    by_name = {r["name"]: r for r in records}
+    if name:
+        if name not in by_name:
+            raise UsageError(f"no deployment named {name} (running: {', '.join(by_name) or 'none'})")
+        return by_name[name]
+    if len(records) != 1:
+        raise UsageError("name the deployment to benchmark: " + (", ".join(by_name) if records else
+                         "none is running (start one with `gptoss-up`, or pass --url)"))
+    return records[0]

@@ -1,0 +1,45 @@
+"""What the CLI's commands share: option types, the output sinks, and how flags become a plan's inputs."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ProfileOpt = Annotated[Optional[str], typer.Option(
+    "--profile", "-p", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="auto, 20b or 120b.")]
+BackendOpt = Annotated[Optional[str], typer.Option(
+    "--backend", help="auto, llamacpp, ollama, vllm, bedrock or azure.")]
+ContextOpt = Annotated[Optional[str], typer.Option("--context", help="Context length in tokens, up to 131072.")]
+EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="low, medium or high.")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
+HardwareOpt = Annotated[Optional[Path], typer.Option(
+    "--hardware", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
+
+
+def console():
+    """Human output on stdout."""
+    from planner.render import PipeFriendlyConsole
+
+    return PipeFriendlyConsole(highlight=False)
+
+
+def print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def hardware_report(path: Optional[Path]):
+    from planner.hardware import load_hardware
+    from planner.probe import probe
+
+    return load_hardware(path) if path else probe()
+
+
+def planning_flags(model, backend, context, effort, local) -> dict:
+    return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
+            "local_only": True if local else None}

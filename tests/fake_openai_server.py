@@ -1,0 +1,89 @@
+"""A stand-in for `llama-server` and `vllm serve`: parses their flags, speaks OpenAI-compatible HTTP + SSE.
+
+Behaviour from the environment, so tests can stage what users hit:
+  FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
+  FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
+  FAKE_SERVER_RECORD a file to write {"argv": [...], "env": {...}} into, for assertions
+  VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does)
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TOKEN_INTERVAL_S = 0.002
+
+
+def flag(argv: list[str], name: str, default: str | None = None) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+class Handler(BaseHTTPRequestHandler):
+    model = "unknown"
+    api_key = None
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _authorized(self) -> bool:
+        if self.api_key and self.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self._json(401, {"error": "invalid api key"})
+            return False
+        return True
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._json(200, {"status": "ok"})
+        elif self.path == "/v1/models" and self._authorized():
+            self._json(200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    def do_POST(self) -> None:
+        if not self._authorized():
+            return
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        n = request["max_tokens"]
+        for i in range(n):       # gpt-oss reasons first: the first tokens arrive as reasoning_content
+            delta = {"reasoning_content": "hm"} if i < n // 2 else {"content": "word "}
+            self._event({"choices": [{"index": 0, "delta": delta}]})
+            time.sleep(TOKEN_INTERVAL_S)
+        self._event({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": n + 20}})
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _event(self, body: dict) -> None:
+        self.wfile.write(f"data: {json.dumps(body)}\n\n".encode())
+        self.wfile.flush()
+
+
+def main(argv: list[str]) -> None:
+    if os.environ.get("FAKE_SERVER_RECORD"):
+        with open(os.environ["FAKE_SERVER_RECORD"], "w") as out:
+            json.dump({"argv": argv, "env": dict(os.environ)}, out)
+    mode = os.environ.get("FAKE_SERVER_MODE", "serve")
+    print(f"fake server starting: {' '.join(argv)}", flush=True)
+    if mode == "exit":
+        print("error: failed to load model: out of memory", flush=True)
+        sys.exit(1)
+    if mode == "hang":
+        time.sleep(3600)
+    Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
+    Handler.api_key = os.environ.get("VLLM_API_KEY")
+    server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "8000"))), Handler)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

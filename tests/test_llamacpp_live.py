@@ -1,0 +1,82 @@
+"""The llama.cpp path end to end: the real llama.cpp server (xllamacpp) serving a real tiny GGUF (SmolLM2)."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import httpx
+import psutil
+import pytest
+
+from backends.process import free_port, port_in_use
+
+
+def up(run_cli, gguf, port, *extra):
+    code, out, err = run_cli("up", "--gguf", gguf, "--port", port, "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
+    port = free_port()
+    first = up(run_cli, smollm2, port)
+    bench = first["benchmark"]
+    assert first["endpoint"]["base_url"] == f"http://127.0.0.1:{port}/v1"
+    assert bench["verdict"] == "pass" and len(bench["samples"]) == 3
+    assert all(s["completion_tokens"] == bench["output_tokens"] for s in bench["samples"])
+    # The client's decode figure agrees with llama-server's own timings.
+    assert bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=0.05)
+    assert bench["aggregate_tokens_per_s"] > 0 and bench["ttft_ms"] > 0
+
+    again = up(run_cli, smollm2, port)
+    assert again["pid"] == first["pid"]                  # found, not started twice
+    assert len([p for p in psutil.process_iter(["cmdline"]) if str(smollm2) in (p.info["cmdline"] or [])]) == 1
+
+    code, out, _ = run_cli("status", "--json")
+    assert code == 0 and [d["name"] for d in json.loads(out)] == [first["name"]]
+
+    code, _, _ = run_cli("down", first["name"])
+    assert code == 0
+    assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert not port_in_use("127.0.0.1", port)
+    assert json.loads(run_cli("status", "--json")[1]) == []
+
+
+def test_bench_gate_missed_exits_5_and_keeps_the_measurement(run_cli, state, smollm2):
+    record = up(run_cli, smollm2, free_port(), "--no-bench")
+    assert record["benchmark"] is None
+    code, out, err = run_cli("bench", record["name"], "--min-decode-tps", "1000000", "--json")
+    assert code == 5 and "below --min-decode-tps" in err
+    assert json.loads(out)["result"]["benchmark"]["verdict"] == "fail"
+    assert state.records()[record["name"]]["benchmark"]["verdict"] == "fail"   # recorded on the deployment
+
+
+def test_bench_url_measures_any_openai_server(run_cli, state, smollm2):
+    record = up(run_cli, smollm2, free_port(), "--no-bench")
+    code, out, _ = run_cli("bench", "--url", record["endpoint"]["base_url"], "--json")
+    bench = json.loads(out)["benchmark"]
+    assert code == 0 and bench["verdict"] == "pass" and bench["predicted_decode_tokens_per_s"] is None
+
+
+def test_non_loopback_bind_requires_and_generates_an_api_key(run_cli, state, smollm2):
+    port = free_port("0.0.0.0")
+    record = up(run_cli, smollm2, port, "--host", "0.0.0.0")
+    key_file = record["endpoint"]["api_key_file"]
+    key = open(key_file).read().strip()
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600 and len(key) >= 32
+    assert record["benchmark"]["verdict"] == "pass"       # the benchmark authenticates with the key
+    url = f"http://127.0.0.1:{port}/v1/models"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    # The key is in no argv, no state file, no log.
+    process_args = " ".join(psutil.Process(record["pid"]).cmdline())
+    assert key not in process_args and "--api-key-file" in process_args
+    assert key not in state.path.read_text() and key not in open(record["log"]).read()
+
+
+def test_port_held_by_our_own_deployment_is_named(run_cli, state, smollm2):
+    port = free_port()
+    first = up(run_cli, smollm2, port, "--no-bench")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", port, "--name", "second", "--no-bench")
+    assert code == 4 and f"deployment {first['name']}" in err and "second" not in state.records()

@@ -1,0 +1,115 @@
+"""What users of launchers hit, staged with a stand-in llama-server on PATH (tests/fake_openai_server.py)."""
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from backends.process import free_port, port_in_use
+
+UP = [sys.executable, "-c", "from planner.cli import up_main; up_main()"]
+STATUS = [sys.executable, "-c", "from planner.cli import main; main()", "status", "--json"]
+
+
+@pytest.fixture
+def llama_server(stand_in, tmp_path, monkeypatch):
+    """The stand-in as llama-server; returns the file where it records its argv and environment."""
+    stand_in("llama-server")
+    record = tmp_path / "server-started.json"
+    monkeypatch.setenv("FAKE_SERVER_RECORD", str(record))
+    return record
+
+
+def stand_ins() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if "fake_openai_server.py" in " ".join(p.info["cmdline"] or [])]
+
+
+def wait_for(condition, timeout_s=20.0):
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < give_up, "timed out"
+        time.sleep(0.05)
+
+
+def test_port_held_by_another_program_is_named_before_anything_starts(run_cli, state, smollm2, llama_server):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, out, err = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench")
+    assert code == 4 and out == ""
+    assert f"port {port} is taken by" in err and f"(pid {psutil.Process().pid})" in err and "--port" in err
+    assert not llama_server.exists() and state.records() == {}
+
+
+def test_server_that_exits_during_start_up_shows_its_log(run_cli, state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "exit")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    assert code == 4 and "exited with status 1 before it was ready" in err and "out of memory" in err
+    errors = [line for line in err.splitlines() if line.startswith("gptoss: error:")]
+    assert errors == [err.strip().splitlines()[-1]] and state.records() == {}
+
+
+def test_server_never_ready_is_stopped_at_the_deadline(run_cli, state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
+    port = free_port()
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", port, "--ready-timeout", "2", "--no-bench")
+    assert code == 4 and "not ready after 2 s" in err and "--ready-timeout" in err
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_readiness_from_a_foreign_server_fails_the_identity_check(run_cli, state, smollm2, llama_server,
+                                                                 monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODEL", "someone-elses-model")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    assert code == 4 and "serves someone-elses-model, not SmolLM2-135M-Instruct.Q4_1" in err
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_ctrl_c_during_load_leaves_nothing_running(state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+                                stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: state.path.exists() and state.records())
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=20) == 130
+    assert launcher.stderr.read().strip().endswith("gptoss: error: interrupted")
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_killed_launcher_leaves_a_stale_record_that_status_cleans(state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+                                stderr=subprocess.DEVNULL)
+    wait_for(lambda: state.path.exists() and state.records() and stand_ins())
+    launcher.kill()
+    launcher.wait()
+    assert len(stand_ins()) == 1                         # orphaned, still loading
+    listed = subprocess.run(STATUS, capture_output=True, text=True, check=True)
+    assert json.loads(listed.stdout) == []
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_dead_server_record_is_cleaned_and_up_starts_a_new_one(run_cli, state, smollm2, llama_server):
+    port = free_port()
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    first = json.loads(out)
+    psutil.Process(first["pid"]).kill()
+    wait_for(lambda: not port_in_use("127.0.0.1", port))
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    assert code == 0 and json.loads(out)["pid"] != first["pid"]
+
+
+def test_two_launchers_at_once_start_exactly_one_server(state, smollm2, llama_server):
+    args = [*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench", "--json"]
+    launchers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                 for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in launchers]
+    assert [p.returncode for p in launchers] == [0, 0]
+    assert results[0]["pid"] == results[1]["pid"] and len(stand_ins()) == 1
