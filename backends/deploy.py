@@ -28,11 +28,7 @@ def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None = None) -
     if info.cloud:
         raise BackendError(f"{info.title} deployments are not available in this version; "
                            "`gptoss-up --dry-run` shows the API call the plan makes")
-    launch = get_backend_module(doc["backend"]).server_launch(doc, options, gguf)
-    if not is_loopback(launch.host) and not options.api_key and launch.protocol == "ollama":
-        raise UsageError("Ollama has no API keys, so it is only served on 127.0.0.1 by gptoss; put a proxy with "
-                         "authentication in front of it to reach it from other machines")
-    return launch
+    return get_backend_module(doc["backend"]).server_launch(doc, options, gguf)
 
 
 def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None = None,
@@ -90,8 +86,8 @@ def _check_port(launch: ServerLaunch, store: StateStore) -> None:
 
 def _apply_api_key(launch: ServerLaunch, options: UpOptions, store: StateStore, name: str, module) -> None:
     """Off loopback a key is required: the user's GPTOSS_API_KEY, or a new one. The server reads it from a file."""
-    if is_loopback(launch.host) and not options.api_key:
-        return
+    if launch.argv is None or (is_loopback(launch.host) and not options.api_key):
+        return                                # loopback, or a server the user runs (their own rules)
     key = options.api_key or secrets.token_urlsafe(32)
     launch.api_key_file = store.write_secret(name, key)
     module.use_api_key(launch, key)

@@ -1,7 +1,12 @@
 """Ollama: `ollama serve` with the planned context, and the per-request options (CBO, OLL)."""
 from __future__ import annotations
 
-from backends.base import LaunchSettings, endpoint
+import os
+import shutil
+from urllib.parse import urlsplit
+
+from backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint
+from planner.errors import BackendError
 from planner.placement import Placement
 
 DEFAULT_PORT = 11434
@@ -19,3 +24,113 @@ def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
                     "options": {"num_ctx": placement.context_length}},
         "base_url": endpoint(settings.host, port),
     }
+
+
+# --- running it -------------------------------------------------------------------------------------------
+
+READY_DEADLINE_S = 60.0           # `ollama serve` answers at once; models load on the first request
+NOT_INSTALLED = ("Ollama is not installed: get it from https://ollama.com/download (Linux: "
+                 "`curl -fsSL https://ollama.com/install.sh | sh`), or choose --backend llamacpp")
+
+
+def _address(doc: dict, options: UpOptions) -> tuple[str, int]:
+    """Where Ollama listens: --host/--port, else OLLAMA_HOST (as Ollama reads it), else the plan's address."""
+    configured = os.environ.get("OLLAMA_HOST") or doc["launch"]["env"]["OLLAMA_HOST"]
+    parsed = urlsplit(configured if "://" in configured else f"http://{configured}")
+    return options.host or parsed.hostname or "127.0.0.1", options.port or parsed.port or DEFAULT_PORT
+
+
+def context_model_name(ref: str, context: int) -> str:
+    """The model gptoss creates on top of REF with num_ctx set, so every client (the OpenAI API too) gets it."""
+    return f"{ref}-ctx{context}"
+
+
+def server_launch(doc: dict, options: UpOptions, gguf) -> ServerLaunch:
+    host, port = _address(doc, options)
+    ref, context = doc["launch"]["model_ref"], doc["context_length"]
+    launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
+                          protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S)
+    if served_models(launch.base_url, None) is not None:
+        launch.warnings.append(f"using the Ollama already running at {host}:{port} (gptoss will not stop it)")
+        return launch
+    program = shutil.which("ollama")
+    launch.argv = [program or "ollama", "serve"]
+    # Ollama's default context (4096) silently truncates prompts: the server default is the plan's too.
+    launch.env = {"OLLAMA_HOST": f"{host}:{port}", "OLLAMA_CONTEXT_LENGTH": str(context)}
+    launch.unavailable = None if program else NOT_INSTALLED
+    return launch
+
+
+def prepare(launch: ServerLaunch, doc: dict) -> None:
+    """Nothing before start: the pull goes through the server (after_ready)."""
+
+
+def use_api_key(launch: ServerLaunch, key: str) -> None:
+    raise BackendError("Ollama has no API keys, so gptoss serves it on 127.0.0.1 only; put an authenticating "
+                       "proxy in front of it to reach it from other machines")
+
+
+def _client(base_url: str, timeout_s: float | None = None):
+    import ollama
+
+    return ollama.Client(host=base_url.removesuffix("/v1"), timeout=timeout_s)
+
+
+def served_models(base_url: str, api_key: str | None) -> list[str] | None:
+    """The models this Ollama has, or None when no Ollama answers at BASE_URL."""
+    import ollama
+
+    try:
+        return [m.model for m in _client(base_url, timeout_s=2.0).list().models]
+    except (ollama.ResponseError, ConnectionError, OSError):
+        return None
+
+
+def after_ready(launch: ServerLaunch, doc: dict, progress) -> None:
+    """Pull the tag (progress from the pull stream), then create the model with the planned context."""
+    import ollama
+
+    ref, context = doc["launch"]["model_ref"], doc["context_length"]
+    client = _client(launch.base_url)
+    try:
+        for update in client.pull(ref, stream=True):
+            if update.total and update.completed is not None:
+                progress(f"pulling {ref}: {update.completed / 1e9:.1f} of {update.total / 1e9:.1f} GB")
+            elif update.status:
+                progress(f"pulling {ref}: {update.status}")
+        progress(f"creating {launch.served_model} (num_ctx {context})")
+        for _ in client.create(launch.served_model, from_=ref, parameters={"num_ctx": context}, stream=True):
+            pass
+    except ollama.ResponseError as err:
+        raise BackendError(f"Ollama could not pull {ref}: {err.error}") from None
+    except (ConnectionError, OSError) as err:
+        raise BackendError(f"Ollama at {launch.base_url} stopped answering while pulling {ref}: {err}") from None
+    if launch.served_model not in (served_models(launch.base_url, None) or []):
+        raise BackendError(f"Ollama at {launch.base_url} does not list {launch.served_model} after creating it")
+
+
+class OllamaStream:
+    """Streams /api/chat (NDJSON) with the real client; reads Ollama's own eval_count and eval_duration."""
+
+    def __init__(self, base_url: str, model: str, reasoning_effort: str):
+        self.client, self.model, self.effort = _client(base_url, timeout_s=120.0), model, reasoning_effort
+
+    def stream(self, prompt: str, max_tokens: int):
+        import ollama
+
+        from backends.bench import BenchError, StreamClock
+
+        clock, final = StreamClock(), None
+        try:
+            for chunk in self.client.chat(self.model, [{"role": "user", "content": prompt}], stream=True,
+                                          think=self.effort, options={"num_predict": max_tokens}):
+                if chunk.message.content or chunk.message.thinking:   # thinking counts: TTFT on any channel
+                    clock.token()
+                if chunk.done:
+                    final = chunk
+        except (ollama.ResponseError, ConnectionError, OSError) as err:
+            raise BenchError(f"Ollama chat failed: {err}") from None
+        if final is None or not final.eval_count:
+            raise BenchError("Ollama reported no eval_count: token counts unknown")
+        server = final.eval_count / (final.eval_duration / 1e9) if final.eval_duration else None
+        return clock.sample(final.eval_count, server)

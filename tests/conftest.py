@@ -69,14 +69,14 @@ def smollm2() -> Path:
 
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
-    """Put an executable NAME on PATH that runs tests/fake_openai_server.py (llama-server, vllm)."""
+    """Put an executable NAME on PATH that runs a fake server script from tests/ (llama-server, vllm, ollama)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
-    def install(name: str) -> Path:
+    def install(name: str, fake: str = "fake_openai_server.py") -> Path:
         script = bin_dir / name
-        server = Path(__file__).parent / "fake_openai_server.py"
+        server = Path(__file__).parent / fake
         script.write_text(f'#!/bin/sh\nexec {sys.executable} {server} "$@"\n')
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
         return script

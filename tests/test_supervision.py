@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -27,7 +28,17 @@ def llama_server(stand_in, tmp_path, monkeypatch):
 
 
 def stand_ins() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"]) if "fake_openai_server.py" in " ".join(p.info["cmdline"] or [])]
+    """This test's stand-in servers (told apart from other test runs' by the record file in their environment)."""
+    mine = os.environ["FAKE_SERVER_RECORD"]
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "fake_openai_server.py" in " ".join(process.info["cmdline"] or []) and \
+                    process.environ().get("FAKE_SERVER_RECORD") == mine and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
 
 
 def wait_for(condition, timeout_s=20.0):

@@ -6,7 +6,6 @@ import re
 import sys
 
 import pexpect
-import pytest
 
 from conftest import fixture_path
 

@@ -1,0 +1,87 @@
+"""Ollama: the real `ollama` client against a small NDJSON server (tests/fake_ollama.py), in-process or as `ollama serve`."""
+from __future__ import annotations
+
+import json
+import threading
+
+import psutil
+import pytest
+
+from backends.process import free_port, port_in_use
+from conftest import fixture_path
+from fake_ollama import FakeOllama
+
+CPU_ONLY = fixture_path("cpu-only")
+
+
+@pytest.fixture
+def running_ollama(monkeypatch):
+    """An Ollama the user already runs, at OLLAMA_HOST."""
+    server = FakeOllama(("127.0.0.1", free_port()))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{server.server_address[1]}")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def up_ollama(run_cli, *extra):
+    return run_cli("up", "--backend", "ollama", "--hardware", CPU_ONLY, *extra)
+
+
+def test_up_uses_a_running_ollama_pulls_sets_the_context_and_benchmarks(run_cli, state, running_ollama):
+    code, out, err = up_ollama(run_cli, "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    port = running_ollama.server_address[1]
+    assert record["pid"] is None and record["endpoint"]["base_url"] == f"http://127.0.0.1:{port}/v1"
+    assert "pulling gpt-oss:20b: 13.0 of 13.0 GB" in err
+    # The planned context is baked into the model every client gets, never Ollama's 4096 default.
+    created = running_ollama.models["gpt-oss:20b-ctx32768"]
+    assert created["from"] == "gpt-oss:20b" and created["parameters"] == {"num_ctx": 32768}
+    bench = record["benchmark"]
+    assert bench["verdict"] == "pass" and bench["server_decode_tokens_per_s"] is not None
+    assert bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=0.25)
+    chat = running_ollama.chats[-1]
+    assert chat["think"] == "medium" and chat["options"]["num_predict"] == bench["output_tokens"]
+
+    code, out, _ = up_ollama(run_cli, "--json", "--no-bench")
+    assert code == 0 and json.loads(out)["created_at"] == record["created_at"]    # found, not redone
+    assert run_cli("down", record["name"])[0] == 0
+    assert port_in_use("127.0.0.1", port)            # the user's Ollama is not ours to stop
+
+
+def test_unknown_tag_exits_4_with_ollamas_reason(run_cli, state, running_ollama):
+    running_ollama.known = []
+    code, _, err = up_ollama(run_cli, "--no-bench")
+    assert code == 4 and "Ollama could not pull gpt-oss:20b: pull model manifest: file does not exist" in err
+    assert state.records() == {}
+
+
+def test_not_installed_and_not_running_says_how_to_install(run_cli, state, monkeypatch, tmp_path):
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, out, err = up_ollama(run_cli)
+    assert code == 4 and out == "" and "Ollama is not installed: get it from https://ollama.com/download" in err
+
+
+def test_starts_ollama_serve_with_the_planned_context_and_stops_it(run_cli, state, stand_in, monkeypatch, tmp_path):
+    stand_in("ollama", "fake_ollama.py")
+    started = tmp_path / "ollama-env.json"
+    monkeypatch.setenv("FAKE_SERVER_RECORD", str(started))
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    port = free_port()
+    code, out, err = up_ollama(run_cli, "--port", port, "--no-bench", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    env = json.loads(started.read_text())["env"]
+    assert env["OLLAMA_HOST"] == f"127.0.0.1:{port}" and env["OLLAMA_CONTEXT_LENGTH"] == "32768"
+    assert run_cli("down", record["name"])[0] == 0
+    assert not psutil.pid_exists(record["pid"]) and not port_in_use("127.0.0.1", port)
+
+
+def test_ollama_is_never_exposed_without_authentication(run_cli, state, stand_in, monkeypatch):
+    stand_in("ollama", "fake_ollama.py")
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    code, _, err = up_ollama(run_cli, "--host", "0.0.0.0", "--port", free_port())
+    assert code == 4 and "Ollama has no API keys" in err and state.records() == {}

@@ -1,0 +1,71 @@
+"""vLLM: the planned `vllm serve` run and supervised, with a stand-in executable (no GPU here)."""
+from __future__ import annotations
+
+import json
+
+import psutil
+import pytest
+
+from backends.base import UpOptions
+from backends.process import free_port, port_in_use
+from backends.vllm import server_launch
+from conftest import fixture_path
+
+H100 = fixture_path("h100-sxm")
+
+
+@pytest.fixture
+def vllm(stand_in, tmp_path, monkeypatch):
+    stand_in("vllm")
+    started = tmp_path / "vllm-started.json"
+    monkeypatch.setenv("FAKE_SERVER_RECORD", str(started))
+    return started
+
+
+def test_up_runs_the_planned_vllm_serve_and_benchmarks_it(run_cli, state, vllm):
+    port = free_port()
+    code, out, err = run_cli("up", "--hardware", H100, "--profile", "server", "--port", port, "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    argv = json.loads(vllm.read_text())["argv"]
+    assert argv[:4] == ["serve", "openai/gpt-oss-120b", "--served-model-name", "gpt-oss-120b"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(port)
+    for flag, value in [("--gpu-memory-utilization", "0.95"), ("--max-num-batched-tokens", "1024"),
+                        ("--max-model-len", "131072")]:
+        assert argv[argv.index(flag) + 1] == value
+    assert "--async-scheduling" in argv
+    assert record["benchmark"]["verdict"] == "pass" and record["benchmark"]["roofline_efficiency"] is not None
+    assert run_cli("down", "--all")[0] == 0
+    assert not psutil.pid_exists(record["pid"]) and not port_in_use("127.0.0.1", port)
+
+
+def test_non_loopback_vllm_gets_its_key_through_the_environment(run_cli, state, vllm):
+    code, out, err = run_cli("up", "--hardware", H100, "--profile", "server", "--host", "0.0.0.0",
+                             "--port", free_port("0.0.0.0"), "--json")
+    assert code == 0, err                                 # the benchmark authenticated with the key
+    record = json.loads(out)
+    started = json.loads(vllm.read_text())
+    key = open(record["endpoint"]["api_key_file"]).read().strip()
+    assert started["env"]["VLLM_API_KEY"] == key and key not in " ".join(started["argv"])
+    assert record["env"]["VLLM_API_KEY"] == "***" and key not in state.path.read_text()
+
+
+def test_vllm_not_installed_exits_4(run_cli, state, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, _, err = run_cli("up", "--hardware", H100, "--profile", "server")
+    assert code == 4 and "vLLM is not installed" in err
+
+
+def test_saved_vllm_plan_on_a_machine_without_a_gpu_exits_4_before_starting(run_cli, state, vllm, tmp_path):
+    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--json")
+    plan = tmp_path / "plan.json"
+    plan.write_text(saved)
+    code, _, err = run_cli("up", "--plan", plan)          # applied here: probed live, and this machine has no GPU
+    assert code == 4 and "vLLM needs 1 supported GPU(s)" in err and "no GPU was found" in err
+    assert not vllm.exists()
+
+
+def test_vllm_refuses_a_gpu_older_than_ampere(run_cli, vllm):
+    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--json")
+    launch = server_launch(json.loads(saved), UpOptions(hardware_file=fixture_path("t4-cloud-vm")), None)
+    assert "Tesla T4 (compute capability 7.5) is older than Ampere (8.0)" in launch.unavailable
