@@ -1,6 +1,7 @@
 """Model files from the Hugging Face hub, through huggingface_hub's cache: disk check first, resumable downloads."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +11,16 @@ from planner.probe import model_cache_dir
 DISK_MARGIN_BYTES = 2 * 1024**3   # leave the disk some room after the download
 
 
+def cache_dir() -> Path:
+    """The hub cache, as huggingface_hub resolves it (read now: the environment may change after import)."""
+    return model_cache_dir(os.environ)
+
+
 def cached_path(repo: str, filename: str) -> Path | None:
     """The file's path when it is already in the hub cache (no network), else None."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo, filename)
+    found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir())
     return Path(found) if isinstance(found, str) else None
 
 
@@ -29,7 +35,7 @@ def fetch(repo: str, files: list[str], size_bytes: int) -> Path:
     """Download what is missing (tqdm progress on stderr, resumes a partial file) and return the first file."""
     plan = download_plan(repo, files, size_bytes)
     if plan["missing"]:
-        cache = model_cache_dir()
+        cache = cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(cache).free
         if free < plan["bytes"] + DISK_MARGIN_BYTES:
@@ -42,7 +48,7 @@ def fetch(repo: str, files: list[str], size_bytes: int) -> Path:
     paths = []
     for filename in files:
         try:
-            paths.append(Path(hf_hub_download(repo, filename)))
+            paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir())))
         except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "

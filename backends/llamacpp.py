@@ -74,8 +74,7 @@ def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None) -> Serve
         argv = _model_flag(argv, str(gguf.path))
         if gguf.gpt_oss_size is None:
             served = gguf.served_name
-            warnings.append(f"{gguf.path.name} is a {gguf.architecture} model, not gpt-oss: the plan's memory and "
-                            "speed figures do not apply to it")
+            warnings.append(_not_gpt_oss_warning(gguf))
             argv = with_flag(argv, "--alias", served)
             if gguf.context_length and gguf.context_length < int(flag_value(argv, "--ctx-size") or 0):
                 argv = with_flag(argv, "--ctx-size", str(gguf.context_length))
@@ -91,6 +90,15 @@ def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None) -> Serve
                         unavailable=None if program else NOT_INSTALLED)
 
 
+def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
+    if gguf.architecture == "gpt-oss":
+        what = (f"a gpt-oss of a shape gptoss does not know ({gguf.block_count} layers, "
+                f"{gguf.expert_count} experts)")
+    else:
+        what = f"a {gguf.architecture} model, not gpt-oss"
+    return f"{gguf.path.name} is {what}: the plan's memory and speed figures do not apply to it"
+
+
 def prepare(launch: ServerLaunch, doc: dict) -> None:
     """Fetch the model files that are not cached yet and point -m at them."""
     if not launch.downloads:
@@ -100,10 +108,11 @@ def prepare(launch: ServerLaunch, doc: dict) -> None:
 
 
 def _model_flag(argv: list[str], path: str) -> list[str]:
+    """Point llama-server at a local file: `-hf REF` becomes `--model PATH` (long form: `python -m` may precede)."""
     if "-hf" in argv:
         i = argv.index("-hf")
-        return [*argv[:i], "-m", path, *argv[i + 2:]]
-    return with_flag(argv, "-m", path)
+        return [*argv[:i], "--model", path, *argv[i + 2:]]
+    return with_flag(argv, "--model", path)
 
 
 def use_api_key(launch: ServerLaunch, key: str) -> None:

@@ -57,14 +57,27 @@ def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
             raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
         doc = load_plan(plan_file)
     else:
+        constraints = load_constraints(profile, flags, os.environ)
         if gguf_info is not None:
-            if flags["backend"] not in (None, "auto", "llamacpp"):
-                raise UsageError(f"--gguf runs on llama.cpp: drop --backend {flags['backend']}")
-            flags = {**flags, "backend": "llamacpp", "model": gguf_info.gpt_oss_size or flags["model"]}
-        doc = plan(hardware_report(hardware), load_constraints(profile, flags, os.environ)).to_json()
+            constraints = _for_gguf(constraints, flags, gguf_info)
+        doc = plan(hardware_report(hardware), constraints).to_json()
     if gguf_info is not None and doc["backend"] != "llamacpp":
         raise UsageError(f"--gguf runs on llama.cpp and the saved plan is for {doc['backend']}")
     return doc
+
+
+def _for_gguf(constraints, flags: dict, gguf_info):
+    """A local GGUF runs on llama.cpp; a gpt-oss one is planned as the model it is, with its own size."""
+    from dataclasses import replace
+
+    if flags["backend"] not in (None, "auto", "llamacpp"):
+        raise UsageError(f"--gguf runs on llama.cpp: drop --backend {flags['backend']}")
+    constraints = replace(constraints, backend="llamacpp", local_only=True)
+    if gguf_info.gpt_oss_size is None:
+        return constraints
+    if flags["model"] is not None and constraints.model not in ("auto", gguf_info.gpt_oss_size):
+        raise UsageError(f"--gguf {gguf_info.path.name} is gpt-oss-{gguf_info.gpt_oss_size}: drop --model")
+    return replace(constraints, model=gguf_info.gpt_oss_size, gguf_bytes=gguf_info.size_bytes)
 
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,

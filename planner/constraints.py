@@ -29,6 +29,7 @@ class Constraints:
     backend_preference: tuple[str, ...] = ()
     region: str | None = None
     azure_model_id: str | None = None
+    gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:

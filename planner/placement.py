@@ -91,8 +91,9 @@ def _split(total: float, weights: list[float]) -> list[int]:
 
 # --- llama.cpp -----------------------------------------------------------------------------------
 
-def fit_llamacpp(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
-    artifact = ARTIFACTS[("llamacpp", model.size)]
+def fit_llamacpp(model: ModelSpec, hw: HardwareReport, context_target: int,
+                 artifact: Artifact | None = None) -> Placement | Rejection:
+    artifact = artifact or ARTIFACTS[("llamacpp", model.size)]
     if not hw.gpus:
         return _fit_cpu_only(model, artifact, hw, context_target)
     for context in context_steps(context_target):

@@ -1,17 +1,17 @@
 """plan(): a pure function of (hardware, constraints) that picks model, backend, context and offload, and says why."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from backends import BACKENDS, get_backend_module
 from backends.base import LaunchSettings
-from planner.catalog import CLOUD_OFFERS, MODELS, CloudOffer, ModelSpec
+from planner.catalog import ARTIFACTS, CLOUD_OFFERS, MODELS, CloudOffer, ModelSpec
 from planner.constraints import Constraints
 from planner.devices import is_datacenter
 from planner.errors import NoFitError
 from planner.explain import explain_choice, explain_loss
 from planner.hardware import HardwareReport
-from planner.placement import FITTERS, Placement, Rejection
+from planner.placement import FITTERS, Placement, Rejection, fit_llamacpp
 from planner.throughput import Prediction, predict
 
 SCHEMA_VERSION = 1
@@ -78,7 +78,12 @@ def _candidate(model: ModelSpec, backend: str, hw: HardwareReport, constraints: 
     if BACKENDS[backend].cloud:
         offer = CLOUD_OFFERS[(backend, model.size)]
         return Candidate(model, backend, "cloud", module.build_launch(offer, _settings(constraints)), offer=offer)
-    placed = FITTERS[backend](model, hw, constraints.context)
+    if backend == "llamacpp" and constraints.gguf_bytes:     # a local file: plan with its own size
+        catalog = ARTIFACTS[("llamacpp", model.size)]
+        local = replace(catalog, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
+        placed = fit_llamacpp(model, hw, constraints.context, local)
+    else:
+        placed = FITTERS[backend](model, hw, constraints.context)
     if isinstance(placed, Rejection):
         return placed
     prediction = predict(placed, hw)

@@ -5,6 +5,10 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
   FAKE_SERVER_RECORD a file to write {"argv": [...], "env": {...}} into, for assertions
   VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does)
+  FAKE_SERVER_TIMINGS_TPS   report llama-server `timings` with this decode speed
+  FAKE_SERVER_STOP_AFTER    stop after this many tokens, whatever max_tokens says
+  FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
+  FAKE_SERVER_NO_USAGE      leave usage out of the stream
 """
 from __future__ import annotations
 
@@ -55,12 +59,19 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        n = request["max_tokens"]
+        n = min(request["max_tokens"], int(os.environ.get("FAKE_SERVER_STOP_AFTER", 1 << 30)))
         for i in range(n):       # gpt-oss reasons first: the first tokens arrive as reasoning_content
+            if i == n // 2:
+                time.sleep(float(os.environ.get("FAKE_SERVER_THINK_S", 0)))
             delta = {"reasoning_content": "hm"} if i < n // 2 else {"content": "word "}
             self._event({"choices": [{"index": 0, "delta": delta}]})
             time.sleep(TOKEN_INTERVAL_S)
-        self._event({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": n + 20}})
+        final = {"choices": []}
+        if not os.environ.get("FAKE_SERVER_NO_USAGE"):
+            final["usage"] = {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": n + 20}
+        if os.environ.get("FAKE_SERVER_TIMINGS_TPS"):
+            final["timings"] = {"predicted_n": n, "predicted_per_second": float(os.environ["FAKE_SERVER_TIMINGS_TPS"])}
+        self._event(final)
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _event(self, body: dict) -> None:

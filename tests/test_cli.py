@@ -76,7 +76,7 @@ def test_up_dry_run_prints_the_exact_command_and_the_download(run_cli):
     code, out, _ = run_cli("up", "--hardware", LAPTOP, "--dry-run")
     assert code == 0 and "nothing was started" in out
     assert "download: ggml-org/gpt-oss-20b-GGUF gpt-oss-20b-mxfp4.gguf (11.3 GiB to download)" in out
-    assert "-m '<ggml-org/gpt-oss-20b-GGUF/gpt-oss-20b-mxfp4.gguf>' --alias gpt-oss-20b" in out
+    assert "--model '<ggml-org/gpt-oss-20b-GGUF/gpt-oss-20b-mxfp4.gguf>' --alias gpt-oss-20b" in out
 
 
 def test_up_applies_a_saved_plan(run_cli, tmp_path):

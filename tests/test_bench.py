@@ -1,0 +1,80 @@
+"""The micro-benchmark's judgement, staged with the stand-in OpenAI server: what counts, what is invalid, the gates."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backends.openai_api import served_models
+from backends.process import free_port
+
+SERVER = Path(__file__).parent / "fake_openai_server.py"
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """Start the stand-in with extra environment; yields its base URL."""
+    started = []
+
+    def start(**env) -> str:
+        port = free_port()
+        started.append(subprocess.Popen([sys.executable, str(SERVER), "--alias", "m", "--port", str(port)],
+                                        env={**os.environ, **env}, stdout=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}/v1"
+        while served_models(url) is None:
+            assert started[-1].poll() is None
+            time.sleep(0.05)
+        return url
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def bench(run_cli, url, *gates):
+    code, out, err = run_cli("bench", "--url", url, "--json", *gates)
+    document = json.loads(out)
+    return code, document.get("result", document)["benchmark"], err
+
+
+def test_ttft_counts_reasoning_tokens_and_usage_gives_the_count(run_cli, server):
+    code, result, _ = bench(run_cli, server(FAKE_SERVER_THINK_S="0.5"))
+    assert code == 0 and result["verdict"] == "pass"
+    assert result["ttft_ms"] < 400             # the answer came 500 ms later; the first reasoning token counts
+    assert all(s["completion_tokens"] == result["output_tokens"] for s in result["samples"])
+
+
+def test_server_timings_that_disagree_make_the_run_invalid(run_cli, server):
+    code, result, err = bench(run_cli, server(FAKE_SERVER_TIMINGS_TPS="5"))
+    assert code == 5 and result["verdict"] == "invalid" and result["server_decode_tokens_per_s"] == 5.0
+    assert "differ by more than 25%" in err
+
+
+def test_a_stream_that_stops_early_is_invalid(run_cli, server):
+    code, result, err = bench(run_cli, server(FAKE_SERVER_STOP_AFTER="10"))
+    assert code == 5 and result["verdict"] == "invalid" and "stopped early (10 of 64 tokens)" in err
+
+
+@pytest.mark.parametrize("gate, message", [
+    (("--min-aggregate-tps", "1e9"), "is below --min-aggregate-tps 1e+09"),
+    (("--max-ttft-ms", "0.001"), "is above --max-ttft-ms 0.001"),
+])
+def test_missed_gates_fail_with_exit_5(run_cli, server, gate, message):
+    code, result, err = bench(run_cli, server(), *gate)
+    assert code == 5 and result["verdict"] == "fail" and message in err
+
+
+def test_no_usage_in_the_stream_is_a_backend_error(run_cli, server):
+    code, out, err = run_cli("bench", "--url", server(FAKE_SERVER_NO_USAGE="1"))
+    assert code == 4 and "reported no usage" in err and out == ""
+
+
+def test_nothing_at_the_url_exits_4(run_cli):
+    code, _, err = run_cli("bench", "--url", f"http://127.0.0.1:{free_port()}/v1")
+    assert code == 4 and "nothing answers at" in err

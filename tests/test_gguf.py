@@ -1,0 +1,81 @@
+"""--gguf: a local file is planned from its own metadata (a gpt-oss of either size), or launched with a warning."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from gguf import GGUFWriter
+
+from conftest import fixture_path
+
+CPU_ONLY = fixture_path("cpu-only")
+
+
+def write_gguf(path, arch: str, layers: int, experts: int):
+    writer = GGUFWriter(path, arch)
+    writer.add_name("my fine-tune")
+    writer.add_block_count(layers)
+    writer.add_expert_count(experts)
+    writer.add_context_length(131072)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def dry_run(run_cli, gguf, *extra):
+    code, out, err = run_cli("up", "--gguf", gguf, "--hardware", CPU_ONLY, "--dry-run", "--json", *extra)
+    return code, (json.loads(out) if code == 0 else None), err
+
+
+@pytest.mark.parametrize("layers, experts, model", [(24, 32, "gpt-oss-20b"), (36, 128, "gpt-oss-120b")])
+def test_gpt_oss_gguf_is_planned_as_itself_with_its_own_size(run_cli, tmp_path, layers, experts, model):
+    path = write_gguf(tmp_path / "finetune.gguf", "gpt-oss", layers, experts)
+    code, doc, err = dry_run(run_cli, path)
+    assert code == 0, err
+    assert doc["plan"]["model"] == model and doc["plan"]["backend"] == "llamacpp"
+    assert doc["plan"]["memory"]["breakdown"]["weights"] == path.stat().st_size   # its size, not the catalog's
+    argv = doc["argv"]
+    assert value(argv, "--model") == str(path) and value(argv, "--alias") == model
+    assert doc["warnings"] == [] and doc["downloads"] == []
+
+
+def test_model_flag_contradicting_the_gguf_exits_2(run_cli, tmp_path):
+    path = write_gguf(tmp_path / "big.gguf", "gpt-oss", 36, 128)
+    code, _, err = dry_run(run_cli, path, "--model", "20b")
+    assert code == 2 and "big.gguf is gpt-oss-120b: drop --model" in err
+
+
+def test_gguf_of_another_architecture_launches_with_a_warning(run_cli, smollm2):
+    code, doc, _ = dry_run(run_cli, smollm2)
+    assert code == 0
+    assert doc["warnings"] == [f"{smollm2.name} is a llama model, not gpt-oss: the plan's memory and speed "
+                               "figures do not apply to it"]
+    argv = doc["argv"]
+    assert value(argv, "--alias") == "SmolLM2-135M-Instruct.Q4_1"
+    assert value(argv, "--ctx-size") == "8192"                # the model's own maximum, below the plan's
+
+
+def test_gpt_oss_gguf_of_an_unknown_shape_is_flagged(run_cli, tmp_path):
+    path = write_gguf(tmp_path / "pruned.gguf", "gpt-oss", 20, 16)
+    code, doc, _ = dry_run(run_cli, path)
+    assert code == 0 and "a gpt-oss of a shape gptoss does not know (20 layers, 16 experts)" in doc["warnings"][0]
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), (b"not a gguf", "not a readable GGUF file")])
+def test_bad_gguf_path_exits_2(run_cli, tmp_path, content, message):
+    path = tmp_path / "model.gguf"
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = dry_run(run_cli, path)
+    assert code == 2 and message in err and str(path) in err
+
+
+def test_gguf_with_another_backend_exits_2(run_cli, smollm2):
+    code, _, err = dry_run(run_cli, smollm2, "--backend", "vllm")
+    assert code == 2 and "--gguf runs on llama.cpp: drop --backend vllm" in err
