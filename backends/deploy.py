@@ -56,7 +56,7 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
         record = _record(name, doc, launch, store)
         if launch.argv is not None:
             progress(f"starting {os.path.basename(launch.argv[0])}")
-            process = spawn(launch.argv, launch.env, store.log_path(name))
+            process = spawn(launch.argv, launch.env, store.log_path(name), _secrets(store.read_secret(name), launch))
             record.update(pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
                           launcher_started_at=create_time(os.getpid()))
             store.put(record)              # recorded at once: a killed launcher leaves a findable server
@@ -74,6 +74,15 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
         record["state"] = "running"
         store.put(record)
         return record, False
+
+
+MIN_SECRET_CHARS = 8   # masking a short value ("1") would mangle the log, and such a value guards nothing
+
+
+def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
+    """What must never reach a log: the API key and the tokens in the environment the server inherits."""
+    named = [v for k, v in {**os.environ, **launch.env}.items() if masked_env({k: v})[k] != v]
+    return [s for s in (api_key, *named) if s and len(s) >= MIN_SECRET_CHARS]
 
 
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:
@@ -143,8 +152,8 @@ def _orphaned(record: dict) -> bool:
 
 
 def _clean_stale(store: StateStore, record: dict) -> None:
-    if record.get("pid") and alive(record["pid"], record.get("pid_started_at")):
-        stop_group(record["pid"])
+    if record.get("pid"):
+        stop_group(record["pid"])      # whatever is left of its process group (an orphaned server)
     store.forget(record["name"])
 
 
@@ -183,7 +192,7 @@ def down(store: StateStore, names: list[str] | None) -> list[str]:
         stopped = []
         for name in names or list(records):
             record = records[name]
-            if record.get("pid") and alive(record["pid"], record.get("pid_started_at")):
+            if record.get("pid"):
                 stop_group(record["pid"])
                 _wait_port_free(record)
             store.forget(name)

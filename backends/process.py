@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,15 +62,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """Start ARGV in a new session (its own process group) with stdout and stderr going to LOG_PATH."""
+def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[str]) -> subprocess.Popen:
+    """Start ARGV in a new session (its own process group); its output goes to LOG_PATH with SECRETS masked."""
+    if shutil.which(argv[0]) is None:
+        raise BackendError(f"could not start {argv[0]}: not found or not executable")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        try:
-            return subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as err:
-            raise BackendError(f"could not start {argv[0]}: {err.strerror}") from None
+    return subprocess.Popen([sys.executable, "-u", "-m", "backends.log_filter", str(log_path), "--", *argv],
+                            env={**os.environ, **env, "GPTOSS_REDACT": "\n".join(secrets)},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -108,19 +110,29 @@ def create_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def stop_group(pid: int, grace_s: float = STOP_GRACE_S) -> None:
-    """Send TERM to PID's process group, then KILL whatever is left after GRACE_S."""
-    try:
-        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        members = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The processes of process group PGID: the leader may be gone while the server it started lives on."""
+    members = []
+    for process in psutil.process_iter():
         try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (ProcessLookupError, psutil.Error):
             pass
-        _, still_running = psutil.wait_procs(members, timeout=grace_s if sig == signal.SIGTERM else 5)
+    return members
+
+
+def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
+    """Send TERM to process group PGID, then KILL whatever is left after GRACE_S."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        members = group_members(pgid)
+        if not members:
+            return
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        _, still_running = psutil.wait_procs(members, timeout=wait_s)
         if not still_running:
             return
-        members = still_running
-    raise BackendError(f"process group {pid} survived SIGKILL; stop it by hand: kill -9 -{pid}")
+    raise BackendError(f"process group {pgid} survived SIGKILL; stop it by hand: kill -9 -{pgid}")

@@ -9,6 +9,7 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_STOP_AFTER    stop after this many tokens, whatever max_tokens says
   FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
   FAKE_SERVER_NO_USAGE      leave usage out of the stream
+  FAKE_SERVER_ECHO          a line to print at start-up (as servers print their configuration)
 """
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def main(argv: list[str]) -> None:
             json.dump({"argv": argv, "env": dict(os.environ)}, out)
     mode = os.environ.get("FAKE_SERVER_MODE", "serve")
     print(f"fake server starting: {' '.join(argv)}", flush=True)
+    print(os.environ.get("FAKE_SERVER_ECHO", ""), flush=True)
     if mode == "exit":
         print("error: failed to load model: out of memory", flush=True)
         sys.exit(1)

@@ -12,6 +12,19 @@ import pytest
 from backends.process import free_port, port_in_use
 
 
+def engines(state) -> list[psutil.Process]:
+    """llama.cpp engine processes started for this test's state dir."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if (process.info["cmdline"] or [])[1:3] == ["-m", "backends.llamacpp_embedded"] and \
+                    process.environ().get("GPTOSS_STATE_DIR") == str(state.root):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
 def up(run_cli, gguf, port, *extra):
     code, out, err = run_cli("up", "--gguf", gguf, "--port", port, "--json", *extra)
     assert code == 0, err
@@ -31,15 +44,13 @@ def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
 
     again = up(run_cli, smollm2, port)
     assert again["pid"] == first["pid"]                  # found, not started twice
-    assert len([p for p in psutil.process_iter(["cmdline"]) if str(smollm2) in (p.info["cmdline"] or [])]) == 1
+    assert len(engines(state)) == 1
 
     code, out, _ = run_cli("status", "--json")
     assert code == 0 and [d["name"] for d in json.loads(out)] == [first["name"]]
 
     code, _, _ = run_cli("down", first["name"])
-    assert code == 0
-    assert not psutil.pid_exists(first["pid"]) or psutil.Process(first["pid"]).status() == psutil.STATUS_ZOMBIE
-    assert not port_in_use("127.0.0.1", port)
+    assert code == 0 and engines(state) == [] and not port_in_use("127.0.0.1", port)
     assert json.loads(run_cli("status", "--json")[1]) == []
 
 

@@ -107,11 +107,12 @@ def test_killed_launcher_leaves_a_stale_record_that_status_cleans(state, smollm2
     assert stand_ins() == [] and state.records() == {}
 
 
-def test_dead_server_record_is_cleaned_and_up_starts_a_new_one(run_cli, state, smollm2, llama_server):
+def test_crashed_server_record_is_cleaned_and_up_starts_a_new_one(run_cli, state, smollm2, llama_server):
     port = free_port()
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
     first = json.loads(out)
-    psutil.Process(first["pid"]).kill()
+    [server] = stand_ins()
+    server.kill()                                        # the server crashes
     wait_for(lambda: not port_in_use("127.0.0.1", port))
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
     assert code == 0 and json.loads(out)["pid"] != first["pid"]
@@ -124,3 +125,25 @@ def test_two_launchers_at_once_start_exactly_one_server(state, smollm2, llama_se
     results = [json.loads(p.communicate(timeout=60)[0]) for p in launchers]
     assert [p.returncode for p in launchers] == [0, 0]
     assert results[0]["pid"] == results[1]["pid"] and len(stand_ins()) == 1
+
+
+def test_secrets_in_the_servers_output_are_masked_in_its_log(run_cli, state, smollm2, stand_in, monkeypatch):
+    stand_in("llama-server")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    monkeypatch.setenv("FAKE_SERVER_MODE", "exit")
+    monkeypatch.setenv("GPTOSS_API_KEY", "my-own-api-key-1234")
+    # The stand-in prints its whole command line, which names the key file; make it print the secrets too.
+    monkeypatch.setenv("FAKE_SERVER_ECHO", "token hf_secret_token_value key my-own-api-key-1234")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--host", "0.0.0.0", "--no-bench")
+    assert code == 4 and "token *** key ***" in err
+    log = (state.root / "logs" / "SmolLM2-135M-Instruct.Q4_1-llamacpp.log").read_text()
+    assert "token *** key ***" in log and "hf_secret_token_value" not in log and "my-own-api-key" not in log
+
+
+def test_down_stops_a_server_whose_group_leader_was_killed(run_cli, state, smollm2, llama_server):
+    port = free_port()
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    psutil.Process(json.loads(out)["pid"]).kill()        # the log filter leading the group dies; the server lives
+    assert len(stand_ins()) == 1
+    assert run_cli("status", "--json")[1].strip() == "[]"
+    assert stand_ins() == [] and not port_in_use("127.0.0.1", port)

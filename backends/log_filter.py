@@ -1,0 +1,42 @@
+"""Run a server with its output copied into its log, secrets masked: `python -m backends.log_filter LOG -- ARGV`.
+
+This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
+status once its output ends. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+MASK = "***"
+
+
+def redact(line: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        line = line.replace(secret, MASK)
+    return line
+
+
+def main(argv: list[str]) -> int:
+    log_path, server_argv = argv[0], argv[argv.index("--") + 1:]
+    secrets = [s for s in os.environ.pop("GPTOSS_REDACT", "").splitlines() if s]
+    with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+        try:
+            server = subprocess.Popen(server_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, errors="replace")
+        except OSError as err:
+            log.write(f"gptoss: could not start {server_argv[0]}: {err.strerror}\n")
+            return 127
+        # TERM and Ctrl-C reach the whole group: the server handles them, this process logs its last words.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for line in server.stdout:
+            log.write(redact(line, secrets))
+            log.flush()
+        return server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
