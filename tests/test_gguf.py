@@ -79,3 +79,10 @@ def test_bad_gguf_path_exits_2(run_cli, tmp_path, content, message):
 def test_gguf_with_another_backend_exits_2(run_cli, smollm2):
     code, _, err = dry_run(run_cli, smollm2, "--backend", "vllm")
     assert code == 2 and "--gguf runs on llama.cpp: drop --backend vllm" in err
+
+
+def test_truncated_gguf_exits_2(run_cli, tmp_path, smollm2):
+    path = tmp_path / "partial.gguf"
+    path.write_bytes(smollm2.read_bytes()[:200])          # an interrupted copy
+    code, _, err = dry_run(run_cli, path)
+    assert code == 2 and "is not a readable GGUF file" in err
