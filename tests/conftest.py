@@ -69,7 +69,9 @@ def smollm2() -> Path:
 
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
-    """Put an executable NAME on PATH that runs a fake server script from tests/ (llama-server, vllm, ollama)."""
+    """Put an executable NAME on PATH that runs a fake server script from tests/ (llama-server, vllm, ollama).
+
+    Returns the file the fake writes its argv and environment into when it starts."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -79,6 +81,8 @@ def stand_in(tmp_path, monkeypatch):
         server = Path(__file__).parent / fake
         script.write_text(f'#!/bin/sh\nexec {sys.executable} {server} "$@"\n')
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
-        return script
+        started = tmp_path / f"{name}-started.json"
+        monkeypatch.setenv("FAKE_SERVER_RECORD", str(started))
+        return started
 
     return install

@@ -9,7 +9,9 @@ import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from fake_http import JsonHandler
 
 TOKEN_INTERVAL_S = 0.002
 
@@ -22,19 +24,8 @@ class FakeOllama(ThreadingHTTPServer):
         self.chats: list[dict] = []
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server: FakeOllama
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _stream(self, lines) -> None:
         self.send_response(200)
@@ -46,18 +37,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/api/version":
-            self._send(200, {"version": "0.12.0"})
+            self.send_json(200, {"version": "0.12.0"})
         elif self.path == "/api/tags":
-            self._send(200, {"models": [{"name": n, "model": n, "size": 1, "digest": "d", "details": {}}
+            self.send_json(200, {"models": [{"name": n, "model": n, "size": 1, "digest": "d", "details": {}}
                                         for n in self.server.models]})
         else:
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         handler = {"/api/pull": self._pull, "/api/create": self._create, "/api/chat": self._chat}.get(self.path)
         if handler is None:
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
         else:
             handler(request)
 
@@ -75,14 +66,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _create(self, request: dict) -> None:
         if request.get("from") not in self.server.models:
-            self._send(404, {"error": f"model '{request.get('from')}' not found"})
+            self.send_json(404, {"error": f"model '{request.get('from')}' not found"})
             return
         self.server.models[request["model"]] = request
         self._stream([{"status": "using existing layer sha256:e7b2"}, {"status": "success"}])
 
     def _chat(self, request: dict) -> None:
         if request["model"] not in self.server.models:
-            self._send(404, {"error": f"model '{request['model']}' not found"})
+            self.send_json(404, {"error": f"model '{request['model']}' not found"})
             return
         self.server.chats.append(request)
         n = request.get("options", {}).get("num_predict", 16)

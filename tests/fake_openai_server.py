@@ -17,7 +17,9 @@ import json
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from fake_http import JsonHandler
 
 TOKEN_INTERVAL_S = 0.002
 
@@ -26,32 +28,21 @@ def flag(argv: list[str], name: str, default: str | None = None) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else default
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     model = "unknown"
     api_key = None
 
-    def log_message(self, *args) -> None:
-        pass
-
     def _authorized(self) -> bool:
         if self.api_key and self.headers.get("Authorization") != f"Bearer {self.api_key}":
-            self._json(401, {"error": "invalid api key"})
+            self.send_json(401, {"error": "invalid api key"})
             return False
         return True
 
-    def _json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:
         if self.path == "/health":
-            self._json(200, {"status": "ok"})
+            self.send_json(200, {"status": "ok"})
         elif self.path == "/v1/models" and self._authorized():
-            self._json(200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            self.send_json(200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     def do_POST(self) -> None:
         if not self._authorized():

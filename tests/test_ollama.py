@@ -65,10 +65,8 @@ def test_not_installed_and_not_running_says_how_to_install(run_cli, state, monke
     assert code == 4 and out == "" and "Ollama is not installed: get it from https://ollama.com/download" in err
 
 
-def test_starts_ollama_serve_with_the_planned_context_and_stops_it(run_cli, state, stand_in, monkeypatch, tmp_path):
-    stand_in("ollama", "fake_ollama.py")
-    started = tmp_path / "ollama-env.json"
-    monkeypatch.setenv("FAKE_SERVER_RECORD", str(started))
+def test_starts_ollama_serve_with_the_planned_context_and_stops_it(run_cli, state, stand_in, monkeypatch):
+    started = stand_in("ollama", "fake_ollama.py")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     port = free_port()
     code, out, err = up_ollama(run_cli, "--port", port, "--no-bench", "--json")

@@ -19,12 +19,9 @@ STATUS = [sys.executable, "-c", "from planner.cli import main; main()", "status"
 
 
 @pytest.fixture
-def llama_server(stand_in, tmp_path, monkeypatch):
+def llama_server(stand_in):
     """The stand-in as llama-server; returns the file where it records its argv and environment."""
-    stand_in("llama-server")
-    record = tmp_path / "server-started.json"
-    monkeypatch.setenv("FAKE_SERVER_RECORD", str(record))
-    return record
+    return stand_in("llama-server")
 
 
 def stand_ins() -> list[psutil.Process]:

@@ -15,11 +15,8 @@ H100 = fixture_path("h100-sxm")
 
 
 @pytest.fixture
-def vllm(stand_in, tmp_path, monkeypatch):
-    stand_in("vllm")
-    started = tmp_path / "vllm-started.json"
-    monkeypatch.setenv("FAKE_SERVER_RECORD", str(started))
-    return started
+def vllm(stand_in):
+    return stand_in("vllm")
 
 
 def test_up_runs_the_planned_vllm_serve_and_benchmarks_it(run_cli, state, vllm):
