@@ -52,7 +52,7 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
         _check_port(launch, store)
         _apply_api_key(launch, options, store, name, module)
         progress(f"fetching {launch.served_model}")
-        module.prepare(launch, doc)
+        module.prepare(launch, doc, progress)
         record = _record(name, doc, launch, store)
         if launch.argv is not None:
             progress(f"starting {os.path.basename(launch.argv[0])}")

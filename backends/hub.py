@@ -1,6 +1,7 @@
-"""Model files from the Hugging Face hub, through huggingface_hub's cache: disk check first, resumable downloads."""
+"""Model files from the Hugging Face hub, through huggingface_hub's cache: free disk checked first, progress reported."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -31,8 +32,27 @@ def download_plan(repo: str, files: list[str], size_bytes: int) -> dict:
             "bytes": int(size_bytes * len(missing) / len(files)) if files else 0}
 
 
-def fetch(repo: str, files: list[str], size_bytes: int) -> Path:
-    """Download what is missing (tqdm progress on stderr, resumes a partial file) and return the first file."""
+def _reporting_tqdm(progress, filename: str):
+    """A tqdm that draws nothing itself and hands each new whole percent to PROGRESS (spinner or log line)."""
+    from tqdm import tqdm
+
+    class Reporting(tqdm):
+        def __init__(self, *args, **kwargs):
+            self.reported = -1
+            super().__init__(*args, file=io.StringIO(), **kwargs)
+
+        def display(self, msg=None, pos=None):
+            percent = int(100 * self.n / self.total) if self.total else 0
+            if percent != self.reported:
+                self.reported = percent
+                progress(f"downloading {filename}: {percent}% of {self.total / 1024**3:.1f} GiB")
+            return True
+
+    return Reporting
+
+
+def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None) -> Path:
+    """Download what is missing (progress reported) and return the first file: llama.cpp finds the other shards."""
     plan = download_plan(repo, files, size_bytes)
     if plan["missing"]:
         cache = cache_dir()
@@ -48,7 +68,8 @@ def fetch(repo: str, files: list[str], size_bytes: int) -> Path:
     paths = []
     for filename in files:
         try:
-            paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir())))
+            paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir(),
+                                              tqdm_class=_reporting_tqdm(progress, filename))))
         except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "

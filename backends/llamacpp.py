@@ -99,11 +99,12 @@ def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
     return f"{gguf.path.name} is {what}: the plan's memory and speed figures do not apply to it"
 
 
-def prepare(launch: ServerLaunch, doc: dict) -> None:
-    """Fetch the model files that are not cached yet and point -m at them."""
+def prepare(launch: ServerLaunch, doc: dict, progress) -> None:
+    """Fetch the model files that are not cached yet and point --model at them."""
     if not launch.downloads:
         return
-    path = fetch(doc["launch"]["model_ref"], doc["launch"]["model_files"], doc["memory"]["breakdown"]["weights"])
+    path = fetch(doc["launch"]["model_ref"], doc["launch"]["model_files"], doc["memory"]["breakdown"]["weights"],
+                 progress)
     launch.argv = _model_flag(launch.argv, str(path))
 
 

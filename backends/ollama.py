@@ -61,7 +61,7 @@ def server_launch(doc: dict, options: UpOptions, gguf) -> ServerLaunch:
     return launch
 
 
-def prepare(launch: ServerLaunch, doc: dict) -> None:
+def prepare(launch: ServerLaunch, doc: dict, progress) -> None:
     """Nothing before start: the pull goes through the server (after_ready)."""
 
 

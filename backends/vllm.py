@@ -68,7 +68,7 @@ def server_launch(doc: dict, options: UpOptions, gguf) -> ServerLaunch:
                         unavailable=_unavailable(doc, options, program))
 
 
-def prepare(launch: ServerLaunch, doc: dict) -> None:
+def prepare(launch: ServerLaunch, doc: dict, progress) -> None:
     """Nothing to fetch first: vLLM downloads the checkpoint through huggingface_hub itself (progress in its log)."""
 
 
