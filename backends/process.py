@@ -16,7 +16,7 @@ import psutil
 
 from planner.errors import BackendError
 
-STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL
+STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL (GPTOSS_STOP_GRACE_S)
 POLL_INTERVAL_S = 0.25
 LOG_TAIL_LINES = 12
 
@@ -122,8 +122,9 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def stop_group(pgid: int, grace_s: float = STOP_GRACE_S) -> None:
+def stop_group(pgid: int, grace_s: float | None = None) -> None:
     """Send TERM to process group PGID, then KILL whatever is left after GRACE_S."""
+    grace_s = grace_s if grace_s is not None else float(os.environ.get("GPTOSS_STOP_GRACE_S", STOP_GRACE_S))
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         members = group_members(pgid)
         if not members:

@@ -98,13 +98,17 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     from backends import deploy
     from backends.base import UpOptions
     from planner.gguf_info import read_gguf
-    from planner.render_deploy import dry_run_json, render_deployment, render_dry_run
+    from planner.render_deploy import dry_run_json, render_deployment, render_dry_run, render_dry_run_api
 
     gguf_info = read_gguf(gguf) if gguf else None
     doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local), hardware,
                    plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware)
+    if dry_run and "api" in doc["launch"]:          # a cloud plan: the API call it would make
+        print_json({"dry_run": True, "api": doc["launch"]["api"], "plan": doc}) if json_out else \
+            render_dry_run_api(console(), doc)
+        return
     if dry_run:
         launch = deploy.server_launch(doc, options, gguf_info)
         print_json(dry_run_json(doc, launch)) if json_out else render_dry_run(console(), doc, launch)

@@ -26,6 +26,11 @@ def render_dry_run(console: Console, doc: dict, launch) -> None:
     console.print(f"  endpoint: {launch.base_url} (model {launch.served_model})", markup=False, soft_wrap=True)
 
 
+def render_dry_run_api(console: Console, doc: dict) -> None:
+    console.print(f"[bold]Dry run[/]: {doc['model']} on {doc['backend']} (nothing was called)")
+    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False, soft_wrap=True)
+
+
 def dry_run_env(launch) -> dict:
     from backends.base import masked_env
 

@@ -10,11 +10,13 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
   FAKE_SERVER_NO_USAGE      leave usage out of the stream
   FAKE_SERVER_ECHO          a line to print at start-up (as servers print their configuration)
+  FAKE_SERVER_IGNORE_TERM   ignore SIGTERM (a server stuck in shutdown)
 """
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from http.server import ThreadingHTTPServer
@@ -76,6 +78,8 @@ def main(argv: list[str]) -> None:
         with open(os.environ["FAKE_SERVER_RECORD"], "w") as out:
             json.dump({"argv": argv, "env": dict(os.environ)}, out)
     mode = os.environ.get("FAKE_SERVER_MODE", "serve")
+    if os.environ.get("FAKE_SERVER_IGNORE_TERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print(f"fake server starting: {' '.join(argv)}", flush=True)
     print(os.environ.get("FAKE_SERVER_ECHO", ""), flush=True)
     if mode == "exit":

@@ -144,3 +144,13 @@ def test_down_stops_a_server_whose_group_leader_was_killed(run_cli, state, smoll
     assert len(stand_ins()) == 1
     assert run_cli("status", "--json")[1].strip() == "[]"
     assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
+
+
+def test_down_kills_a_server_that_ignores_term(run_cli, state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_IGNORE_TERM", "1")
+    monkeypatch.setenv("GPTOSS_STOP_GRACE_S", "1")
+    port = free_port()
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    assert code == 0 and len(stand_ins()) == 1
+    assert run_cli("down", "--all")[0] == 0
+    assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
