@@ -153,7 +153,7 @@ def _orphaned(record: dict) -> bool:
 
 def _clean_stale(store: StateStore, record: dict) -> None:
     if record.get("pid"):
-        stop_group(record["pid"])      # whatever is left of its process group (an orphaned server)
+        stop_group(record["pid"], record["pid_started_at"])   # what is left of its group (an orphaned server)
     store.forget(record["name"])
 
 
@@ -193,7 +193,7 @@ def down(store: StateStore, names: list[str] | None) -> list[str]:
         for name in names or list(records):
             record = records[name]
             if record.get("pid"):
-                stop_group(record["pid"])
+                stop_group(record["pid"], record["pid_started_at"])
                 _wait_port_free(record)
             store.forget(name)
             stopped.append(name)

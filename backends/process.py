@@ -122,8 +122,22 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def stop_group(pgid: int, grace_s: float | None = None) -> None:
-    """Send TERM to process group PGID, then KILL whatever is left after GRACE_S."""
+def _reused(pid: int, started_at: float | None) -> bool:
+    """Whether PID now names another process than the one started at STARTED_AT (so its group is gone)."""
+    try:
+        return started_at is not None and abs(psutil.Process(pid).create_time() - started_at) >= 1.0
+    except psutil.NoSuchProcess:
+        return False        # the leader is gone; its group may live on
+    except psutil.Error:
+        return True         # not ours to look at, so not ours to signal
+
+
+def stop_group(pgid: int, started_at: float | None = None, grace_s: float | None = None) -> None:
+    """Send TERM to process group PGID, then KILL whatever is left after GRACE_S.
+
+    STARTED_AT is the leader's start time: when the number now belongs to another process, nothing is sent."""
+    if _reused(pgid, started_at):
+        return
     grace_s = grace_s if grace_s is not None else float(os.environ.get("GPTOSS_STOP_GRACE_S", STOP_GRACE_S))
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         members = group_members(pgid)

@@ -98,20 +98,15 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     from backends import deploy
     from backends.base import UpOptions
     from planner.gguf_info import read_gguf
-    from planner.render_deploy import dry_run_json, render_deployment, render_dry_run, render_dry_run_api
+    from planner.render_deploy import render_deployment
 
     gguf_info = read_gguf(gguf) if gguf else None
     doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local), hardware,
                    plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware)
-    if dry_run and "api" in doc["launch"]:          # a cloud plan: the API call it would make
-        print_json({"dry_run": True, "api": doc["launch"]["api"], "plan": doc}) if json_out else \
-            render_dry_run_api(console(), doc)
-        return
     if dry_run:
-        launch = deploy.server_launch(doc, options, gguf_info)
-        print_json(dry_run_json(doc, launch)) if json_out else render_dry_run(console(), doc, launch)
+        _dry_run(doc, options, gguf_info, json_out)
         return
     store = _store()
     with _progress() as progress:
@@ -122,6 +117,24 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
             benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
             record = deploy.save_benchmark(store, record["name"], benchmark)
     _report(record, json_out, lambda: render_deployment(console(), record, reused))
+
+
+def _dry_run(doc: dict, options, gguf_info, json_out: bool) -> None:
+    """Print what `up` would do: the server command, or for a cloud plan the API call."""
+    from backends import deploy
+    from planner.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
+
+    if "api" in doc["launch"]:
+        if json_out:
+            print_json({"dry_run": True, "api": doc["launch"]["api"], "plan": doc})
+        else:
+            render_dry_run_api(console(), doc)
+        return
+    launch = deploy.server_launch(doc, options, gguf_info)
+    if json_out:
+        print_json(dry_run_json(doc, launch))
+    else:
+        render_dry_run(console(), doc, launch)
 
 
 def _report(document: dict, json_out: bool, render) -> None:
@@ -143,7 +156,10 @@ def status_command(json_out: JsonOpt = False) -> None:
     from planner.render_deploy import render_status
 
     records = status(_store())
-    print_json(records) if json_out else render_status(console(), records)
+    if json_out:
+        print_json(records)
+    else:
+        render_status(console(), records)
 
 
 def down_command(name: NameArg = None,

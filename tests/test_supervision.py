@@ -154,3 +154,17 @@ def test_down_kills_a_server_that_ignores_term(run_cli, state, smollm2, llama_se
     assert code == 0 and len(stand_ins()) == 1
     assert run_cli("down", "--all")[0] == 0
     assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
+
+
+def test_a_stale_record_never_signals_a_process_that_reused_its_pid(run_cli, state):
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)   # leads a group of its own
+    try:
+        record = {"name": "old", "pid": stranger.pid, "pid_started_at": 1.0, "state": "running", "port": 1,
+                  "host": "127.0.0.1", "protocol": "openai", "endpoint": {"base_url": "http://127.0.0.1:1/v1"}}
+        with state.locked():
+            state.put(record)
+        assert json.loads(run_cli("status", "--json")[1]) == [] and state.records() == {}
+        assert stranger.poll() is None                   # cleaned the record, left the stranger alone
+    finally:
+        stranger.kill()
+        stranger.wait()
