@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from backends.bench import StreamClock
 from backends.openai_api import served_models
 from backends.process import free_port
 
@@ -78,3 +79,9 @@ def test_no_usage_in_the_stream_is_a_backend_error(run_cli, server):
 def test_nothing_at_the_url_exits_4(run_cli):
     code, _, err = run_cli("bench", "--url", f"http://127.0.0.1:{free_port()}/v1")
     assert code == 4 and "nothing answers at" in err
+
+
+def test_decode_excludes_the_first_token_and_ttft_ends_at_it():
+    # 11 tokens: the first at 0.2 s after sending, the last 1.0 s later: 10 intervals in 1.0 s.
+    sample = StreamClock(sent_s=0.0, first_s=0.2, last_s=1.2).sample(11, server_decode=None)
+    assert sample.ttft_ms == pytest.approx(200) and sample.decode_tokens_per_s == pytest.approx(10.0)
