@@ -50,6 +50,7 @@ def render_deployment(console: Console, record: dict, reused: bool) -> None:
                   + (f" (pid {record['pid']})" if record.get("pid") else ""))
     for warning in record.get("warnings") or []:
         console.print(f"[yellow]warning[/]: {warning}")
+    console.print(f"  OpenAI base URL {endpoint['base_url']}, model {endpoint['model']}", markup=False, soft_wrap=True)
     console.print(f"  export OPENAI_BASE_URL={endpoint['base_url']}", markup=False, highlight=False, soft_wrap=True)
     auth = []
     if endpoint.get("api_key_file"):
