@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
-API_KEY_ENV = "OPENAI_API_KEY"   # what OpenAI clients read; `up` tells users to fill it from the key file
+API_KEY_ENV = "OPENAI_API_KEY"
+WILDCARD_HOSTS = ("0.0.0.0", "::")   # what OpenAI clients read; `up` tells users to fill it from the key file
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ServerLaunch:
 
     @property
     def base_url(self) -> str:
-        return endpoint(self.host, self.port)
+        # A wildcard bind is reached locally over loopback; other machines use this machine's address.
+        return endpoint("127.0.0.1" if self.host in WILDCARD_HOSTS else self.host, self.port)
 
 
 def endpoint(host: str, port: int) -> str:

@@ -7,6 +7,7 @@ import shlex
 from rich.console import Console
 from rich.table import Table
 
+from backends.base import WILDCARD_HOSTS
 from planner.render import _tps, launch_command
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
@@ -52,6 +53,9 @@ def render_deployment(console: Console, record: dict, reused: bool) -> None:
         console.print(f"[yellow]warning[/]: {warning}")
     console.print(f"  OpenAI base URL {endpoint['base_url']}, model {endpoint['model']}", markup=False, soft_wrap=True)
     console.print(f"  export OPENAI_BASE_URL={endpoint['base_url']}", markup=False, highlight=False, soft_wrap=True)
+    if record["host"] in WILDCARD_HOSTS:
+        console.print(f"  listening on all interfaces: other machines use this machine's address, port "
+                      f"{record['port']}, with the API key", markup=False, soft_wrap=True)
     auth = []
     if endpoint.get("api_key_file"):
         console.print(f"  export {endpoint['api_key_env']}=$(cat {shlex.quote(endpoint['api_key_file'])})",

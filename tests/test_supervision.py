@@ -168,3 +168,14 @@ def test_a_stale_record_never_signals_a_process_that_reused_its_pid(run_cli, sta
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_up_prints_how_to_call_the_endpoint(run_cli, state, smollm2, llama_server):
+    port = free_port("0.0.0.0")
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--host", "0.0.0.0", "--port", port, "--no-bench")
+    base = f"http://127.0.0.1:{port}/v1"
+    key_file = state.secret_path("SmolLM2-135M-Instruct.Q4_1-llamacpp")
+    assert code == 0 and f"OpenAI base URL {base}, model SmolLM2-135M-Instruct.Q4_1" in out
+    assert f"export OPENAI_BASE_URL={base}" in out and f"export OPENAI_API_KEY=$(cat {key_file})" in out
+    assert f'curl {base}/chat/completions' in out and '"Authorization: Bearer $OPENAI_API_KEY"' in out
+    assert f"listening on all interfaces: other machines use this machine's address, port {port}" in out
