@@ -1,17 +1,147 @@
-"""AWS Bedrock: the API call a plan makes (AWS). Nothing is called while planning."""
+"""AWS Bedrock: the API call a plan makes (AWS), the preflight before using it, and a ConverseStream client.
+
+Nothing is called while planning. Bedrock serves gpt-oss as it is: nothing is created, so nothing is deleted.
+"""
 from __future__ import annotations
 
 from backends.base import LaunchSettings
 from planner.catalog import CloudOffer
+from planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
+LAUNCH_REGIONS = ("us-west-2",)
+HTTP_TIMEOUT_S = 60
 
 
 def build_launch(offer: CloudOffer, settings: LaunchSettings) -> dict:
     return {"api": {
         "service": "bedrock-runtime",
         "region": settings.region or DEFAULT_REGION,
-        "model_id": settings.cloud_model_id or offer.model_id,
+        "model_id": offer.model_id,
         "operation": "ConverseStream",
         "additionalModelRequestFields": {"reasoning_effort": settings.reasoning_effort},
     }}
+
+
+def make_client(service: str, region: str):
+    """A boto3 client on the normal credential chain (env, AWS_PROFILE, SSO, instance role).
+
+    Retries are botocore's adaptive mode (backoff on throttling); AWS_MAX_ATTEMPTS sets how many tries."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "adaptive"}, connect_timeout=10, read_timeout=HTTP_TIMEOUT_S)
+    return boto3.Session().client(service, region_name=region, config=config)
+
+
+def aws_error(err: Exception, doing: str) -> BackendError:
+    """One line that says what failed and what to do, for the errors users of boto3 meet."""
+    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError,
+                                     PartialCredentialsError, ProfileNotFound, SSOError, TokenRetrievalError)
+
+    profile = _profile_name()
+    login = f"`aws sso login --profile {profile}`" if profile else "`aws sso login --profile NAME`"
+    if isinstance(err, (SSOError, TokenRetrievalError)):
+        return BackendError(f"the AWS SSO session is missing or expired ({doing}): run {login}")
+    if isinstance(err, (NoCredentialsError, PartialCredentialsError)):
+        return BackendError("no AWS credentials found: run `aws configure`, set AWS_PROFILE, or log in "
+                            f"with {login}")
+    if isinstance(err, ProfileNotFound):
+        return BackendError(f"{err}: check AWS_PROFILE and ~/.aws/config")
+    if isinstance(err, EndpointConnectionError):
+        return BackendError(f"cannot reach AWS ({doing}): {err}; check the network and the region")
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        message = err.response.get("Error", {}).get("Message", "")
+        if code in ("ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
+                    "InvalidClientTokenId"):
+            return BackendError(f"AWS rejected the credentials ({code}) {doing}: refresh them ({login} for SSO)")
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return BackendError(f"access denied {doing}: {message}; the IAM identity needs bedrock:ListFoundationModels, "
+                                "bedrock:GetFoundationModelAvailability and bedrock:InvokeModelWithResponseStream")
+        if code in ("ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"):
+            return BackendError(f"Bedrock kept throttling {doing} ({code}) after retrying with backoff: wait a "
+                                "minute and run again, or raise the quota in Service Quotas")
+        return BackendError(f"AWS {code or 'error'} {doing}: {message}")
+    return BackendError(f"AWS call failed {doing}: {err}")
+
+
+def _profile_name() -> str | None:
+    import os
+
+    return os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+
+
+def preflight(region: str, model_id: str, progress) -> dict:
+    """Credentials (sts get-caller-identity), the region's offer, and this account's access to the model."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        progress("checking AWS credentials")
+        identity = make_client("sts", region).get_caller_identity()
+        bedrock = make_client("bedrock", region)
+        progress(f"checking that {region} serves {model_id}")
+        offered = [m["modelId"] for m in bedrock.list_foundation_models(byProvider="OpenAI")["modelSummaries"]]
+        if model_id not in offered:
+            raise BackendError(f"{model_id} is not offered in {region}; gpt-oss launched in "
+                               f"{', '.join(LAUNCH_REGIONS)}: set `region` in your profile")
+        availability = bedrock.get_foundation_model_availability(modelId=model_id)
+    except (BotoCoreError, ClientError) as err:
+        raise aws_error(err, f"checking {model_id} in {region}") from None
+    if availability.get("authorizationStatus") != "AUTHORIZED" or \
+            availability.get("entitlementAvailability") != "AVAILABLE":
+        raise BackendError(f"account {identity['Account']} has no access to {model_id} in {region}: enable it "
+                           "under Model access in the Bedrock console, then run again")
+    return {"account": identity["Account"], "identity": identity["Arn"]}
+
+
+def openai_base_url(region: str) -> str | None:
+    """Bedrock's OpenAI-compatible Chat Completions endpoint for gpt-oss (AWS), where we know it is offered."""
+    return f"https://bedrock-runtime.{region}.amazonaws.com/openai/v1" if region in LAUNCH_REGIONS else None
+
+
+class BedrockStream:
+    """ConverseStream with botocore's event-stream parser; token counts from the `metadata` event's usage."""
+
+    def __init__(self, region: str, model_id: str, reasoning_effort: str):
+        self.client = make_client("bedrock-runtime", region)
+        self.model_id, self.effort = model_id, reasoning_effort
+
+    def stream(self, prompt: str, max_tokens: int):
+        from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
+
+        from backends.bench import BenchError, StreamClock
+
+        clock, usage = StreamClock(), None
+        try:
+            response = self.client.converse_stream(
+                modelId=self.model_id, messages=[{"role": "user", "content": [{"text": prompt}]}],
+                inferenceConfig={"maxTokens": max_tokens},
+                additionalModelRequestFields={"reasoning_effort": self.effort})
+            for event in response["stream"]:
+                delta = event.get("contentBlockDelta", {}).get("delta", {})
+                if delta.get("text") or delta.get("reasoningContent", {}).get("text"):
+                    clock.token()          # reasoning counts: TTFT on any channel
+                usage = event.get("metadata", {}).get("usage") or usage
+        except (EventStreamError, ClientError, BotoCoreError) as err:
+            raise aws_error(err, f"streaming from {self.model_id}") from None
+        if not usage:
+            raise BenchError("Bedrock sent no usage metadata: token counts unknown")
+        return clock.sample(usage["outputTokens"], None, usage.get("inputTokens"))
+
+
+def provision(doc: dict, options, progress) -> dict:
+    """Nothing to create on Bedrock: check access, and record where and how to call the model."""
+    api = doc["launch"]["api"]
+    region, model_id = api["region"], api["model_id"]
+    who = preflight(region, model_id, progress)
+    return {"protocol": "bedrock", "region": region, **who,
+            "endpoint": {"region": region, "model_id": model_id, "model": model_id,
+                         "base_url": openai_base_url(region),
+                         "api_key_env": "OPENAI_API_KEY (a Bedrock API key)" if openai_base_url(region) else None,
+                         "api_key_file": None},
+            "cloud_resources": []}
+
+
+def teardown(record: dict, progress) -> None:
+    """Nothing was created on Bedrock, so nothing is deleted."""

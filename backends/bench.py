@@ -30,6 +30,7 @@ class Sample:
     completion_tokens: int
     decode_tokens_per_s: float | None
     server_decode_tokens_per_s: float | None = None
+    prompt_tokens: int | None = None
     started_s: float = 0.0       # monotonic clock: for the concurrency step's wall time, not reported
     finished_s: float = 0.0
 
@@ -56,14 +57,14 @@ class StreamClock:
         self.first_s = self.first_s or now
         self.last_s = now
 
-    def sample(self, completion_tokens: int, server_decode: float | None) -> Sample:
+    def sample(self, completion_tokens: int, server_decode: float | None, prompt_tokens: int | None = None) -> Sample:
         if self.first_s is None:
             raise BenchError("the server streamed no tokens")
         span = self.last_s - self.first_s
         decode = (completion_tokens - 1) / span if completion_tokens > 1 and span > 0 else None
         return Sample(ttft_ms=(self.first_s - self.sent_s) * 1000, completion_tokens=completion_tokens,
                       decode_tokens_per_s=decode, server_decode_tokens_per_s=server_decode,
-                      started_s=self.sent_s, finished_s=time.monotonic())
+                      prompt_tokens=prompt_tokens, started_s=self.sent_s, finished_s=time.monotonic())
 
 
 class BenchError(Exception):
@@ -89,12 +90,14 @@ def unique_prompt() -> str:
 
 
 def run_bench(client: StreamClient, *, predicted_decode: float | None = None, roofline_decode: float | None = None,
-              gates: Gates = Gates(), output_tokens: int | None = None,
+              gates: Gates = Gates(), output_tokens: int | None = None, price: dict | None = None,
               progress: Callable[[str], None] = lambda _: None) -> dict:
-    """Measure CLIENT and judge it: returns the `benchmark` document of the Deployment JSON."""
+    """Measure CLIENT and judge it: returns the `benchmark` document of the Deployment JSON.
+
+    PRICE (USD per 1M input and output tokens, for cloud endpoints) turns the tokens spent into a cost."""
     output_tokens = output_tokens or output_tokens_for(predicted_decode)
     progress("warm-up")
-    client.stream(unique_prompt(), 8)
+    warm_up = client.stream(unique_prompt(), 8)
     samples = []
     for i in range(SINGLE_STREAM_REQUESTS):
         progress(f"single stream {i + 1}/{SINGLE_STREAM_REQUESTS}")
@@ -104,7 +107,19 @@ def run_bench(client: StreamClient, *, predicted_decode: float | None = None, ro
         parallel = list(pool.map(lambda _: client.stream(unique_prompt(), output_tokens), range(CONCURRENCY)))
     aggregate = sum(s.completion_tokens for s in parallel) / (
         max(s.finished_s for s in parallel) - min(s.started_s for s in parallel))
-    return verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates)
+    result = verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates)
+    result["spent"] = spent([warm_up, *samples, *parallel], price)
+    return result
+
+
+def spent(samples: list[Sample], price: dict | None) -> dict:
+    """The tokens the benchmark used and, where the endpoint has a list price, what they cost."""
+    prompt = sum(s.prompt_tokens or 0 for s in samples)
+    completion = sum(s.completion_tokens for s in samples)
+    cost = None
+    if price and price.get("usd_per_1m_input_tokens") is not None:
+        cost = (prompt * price["usd_per_1m_input_tokens"] + completion * price["usd_per_1m_output_tokens"]) / 1e6
+    return {"input_tokens": prompt, "output_tokens": completion, "cost_usd": cost}
 
 
 def _median(values: list[float | None]) -> float | None:

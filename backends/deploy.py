@@ -24,16 +24,14 @@ def deployment_name(doc: dict, launch: ServerLaunch) -> str:
 
 def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None = None) -> ServerLaunch:
     """What `up` would run for DOC: the adapter's decision, checked (installed, key rules) but not started."""
-    info = get_backend_info(doc["backend"])
-    if info.cloud:
-        raise BackendError(f"{info.title} deployments are not available in this version; "
-                           "`gptoss-up --dry-run` shows the API call the plan makes")
     return get_backend_module(doc["backend"]).server_launch(doc, options, gguf)
 
 
 def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None = None,
        progress: Progress = lambda _: None) -> tuple[dict, bool]:
     """Start DOC (or find it running). Returns the deployment record and whether it was already running."""
+    if get_backend_info(doc["backend"]).cloud:
+        return _up_cloud(doc, options, store, progress)
     launch = server_launch(doc, options, gguf)
     if launch.unavailable:
         raise BackendError(launch.unavailable)
@@ -72,6 +70,25 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
             store.forget(name)
             raise
         record["state"] = "running"
+        store.put(record)
+        return record, False
+
+
+def _up_cloud(doc: dict, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
+    """A cloud endpoint: checked (credentials, region, access) and, where the service needs it, created."""
+    name = options.name or f"{doc['model']}-{doc['backend']}"
+    module = get_backend_module(doc["backend"])
+    with store.locked(UP_LOCK_TIMEOUT_S):
+        existing = store.records().get(name)
+        if existing and existing["plan"]["launch"] != doc["launch"]:
+            raise BackendError(f"deployment {name} exists with another plan; `gptoss down {name}` first, "
+                               "or choose another --name")
+        if existing:
+            return existing, True
+        fields = module.provision(doc, options, progress)
+        record = {"schema_version": 1, "name": name, "backend": doc["backend"], "model": doc["model"],
+                  "pid": None, "state": "ready", "plan": doc, "benchmark": None, "warnings": [],
+                  "log": None, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
         store.put(record)
         return record, False
 
@@ -158,6 +175,8 @@ def _clean_stale(store: StateStore, record: dict) -> None:
 
 
 def _running(record: dict) -> bool:
+    if get_backend_info(record["backend"]).cloud:
+        return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
     if record.get("pid"):
         return alive(record["pid"], record.get("pid_started_at")) and not _orphaned(record)
     # A server we did not start (a running Ollama): it counts as long as it answers.
@@ -181,8 +200,9 @@ def status(store: StateStore) -> list[dict]:
     return list(records.values())
 
 
-def down(store: StateStore, names: list[str] | None) -> list[str]:
-    """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards."""
+def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None) -> list[str]:
+    """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards.
+    A cloud deployment's adapter deletes what this tool created for it, and nothing else."""
     with store.locked():
         records = store.records()
         unknown = [n for n in names or [] if n not in records]
@@ -192,7 +212,9 @@ def down(store: StateStore, names: list[str] | None) -> list[str]:
         stopped = []
         for name in names or list(records):
             record = records[name]
-            if record.get("pid"):
+            if get_backend_info(record["backend"]).cloud:
+                get_backend_module(record["backend"]).teardown(record, progress)
+            elif record.get("pid"):
                 stop_group(record["pid"], record["pid_started_at"])
                 _wait_port_free(record)
             store.forget(name)

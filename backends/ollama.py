@@ -133,4 +133,4 @@ class OllamaStream:
         if final is None or not final.eval_count:
             raise BenchError("Ollama reported no eval_count: token counts unknown")
         server = final.eval_count / (final.eval_duration / 1e9) if final.eval_duration else None
-        return clock.sample(final.eval_count, server)
+        return clock.sample(final.eval_count, server, final.prompt_eval_count)

@@ -58,7 +58,7 @@ class OpenAIStream:
         if not usage or "completion_tokens" not in usage:
             raise BenchError("the server reported no usage (stream_options.include_usage): token counts unknown")
         server_decode = timings.get("predicted_per_second") if timings else None
-        return clock.sample(usage["completion_tokens"], server_decode)
+        return clock.sample(usage["completion_tokens"], server_decode, usage.get("prompt_tokens"))
 
 
 def _has_text(delta: dict) -> bool:

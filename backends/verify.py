@@ -19,6 +19,10 @@ def _client(record: dict, api_key: str | None):
         from backends.ollama import OllamaStream
 
         return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
+    if record["protocol"] == "bedrock":
+        from backends.bedrock import BedrockStream
+
+        return BedrockStream(endpoint["region"], endpoint["model_id"], effort)
     from backends.openai_api import OpenAIStream
 
     extras = EFFORT_FIELDS.get(record["backend"], lambda _: {})(effort)
@@ -30,7 +34,8 @@ def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda 
     predicted = (record.get("plan") or {}).get("predicted") or {}
     if record.get("warnings"):                 # not a gpt-oss model: gpt-oss figures mean nothing here
         predicted = {}
-    return _run(_client(record, store.read_secret(record["name"])), predicted, gates, progress)
+    price = (record.get("plan") or {}).get("price")
+    return _run(_client(record, store.read_secret(record["name"])), predicted, gates, progress, price)
 
 
 def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, progress=lambda _: None) -> dict:
@@ -50,9 +55,10 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
     return _run(_client(record, api_key), {}, gates, progress)
 
 
-def _run(client, predicted: dict, gates: Gates, progress) -> dict:
+def _run(client, predicted: dict, gates: Gates, progress, price: dict | None = None) -> dict:
     try:
         return run_bench(client, predicted_decode=predicted.get("decode_tokens_per_s"),
-                         roofline_decode=predicted.get("roofline_decode_tokens_per_s"), gates=gates, progress=progress)
+                         roofline_decode=predicted.get("roofline_decode_tokens_per_s"), gates=gates,
+                         price=price, progress=progress)
     except BenchError as err:
         raise BackendError(f"benchmark failed: {err}") from None

@@ -44,7 +44,45 @@ def dry_run_json(doc: dict, launch) -> dict:
             "plan": doc}
 
 
+BOTO3_SNIPPET = """\
+import boto3
+client = boto3.client("bedrock-runtime", region_name="{region}")
+response = client.converse(
+    modelId="{model_id}",
+    messages=[{{"role": "user", "content": [{{"text": "Hello!"}}]}}],
+    additionalModelRequestFields={{"reasoning_effort": "{effort}"}},
+)
+print(response["output"]["message"]["content"][-1]["text"])"""
+
+
 def render_deployment(console: Console, record: dict, reused: bool) -> None:
+    if record["protocol"] == "bedrock":
+        _render_bedrock(console, record, reused)
+    else:
+        _render_server(console, record, reused)
+    if record.get("benchmark"):
+        render_benchmark(console, record["benchmark"])
+
+
+def _render_bedrock(console: Console, record: dict, reused: bool) -> None:
+    endpoint = record["endpoint"]
+    state = "recorded before" if reused else "ready"
+    console.print(f"[bold green]{record['name']}[/] {state}: {endpoint['model_id']} on AWS Bedrock in "
+                  f"{endpoint['region']} (account {record['account']})")
+    effort = record["plan"].get("reasoning_effort", "medium")
+    snippet = BOTO3_SNIPPET.format(region=endpoint["region"], model_id=endpoint["model_id"], effort=effort)
+    console.print("  Call it with boto3:", markup=False)
+    console.print("\n".join("    " + line for line in snippet.splitlines()), markup=False, highlight=False)
+    if endpoint.get("base_url"):
+        console.print(f"  OpenAI-compatible: export OPENAI_BASE_URL={endpoint['base_url']} (with a Bedrock API key "
+                      "as OPENAI_API_KEY)", markup=False, highlight=False, soft_wrap=True)
+    price = record["plan"].get("price") or {}
+    if price.get("usd_per_1m_input_tokens") is not None:
+        console.print(f"  list price: ${price['usd_per_1m_input_tokens']:g} in / ${price['usd_per_1m_output_tokens']:g} "
+                      f"out per 1M tokens ({price['note']})", markup=False, soft_wrap=True)
+
+
+def _render_server(console: Console, record: dict, reused: bool) -> None:
     endpoint = record["endpoint"]
     verb = "already running" if reused else "running"
     console.print(f"[bold green]{record['name']}[/] {verb}: {record['model']} on {record['backend']}"
@@ -66,8 +104,6 @@ def render_deployment(console: Console, record: dict, reused: bool) -> None:
             "-d", body]
     console.print("  " + " ".join(_shell_word(w) for w in curl), markup=False, highlight=False, soft_wrap=True)
     console.print(f"  log: {record['log']}   stop: gptoss down {record['name']}", markup=False, highlight=False, soft_wrap=True)
-    if record.get("benchmark"):
-        render_benchmark(console, record["benchmark"])
 
 
 def _shell_word(word: str) -> str:
@@ -87,6 +123,9 @@ def render_benchmark(console: Console, bench: dict) -> None:
     table.add_row(f"aggregate ({bench['concurrency']} streams)", _tps(bench["aggregate_tokens_per_s"]), "")
     if bench.get("roofline_efficiency") is not None:
         table.add_row("share of the bandwidth roofline", f"{bench['roofline_efficiency']:.0%}", "")
+    spent = bench.get("spent") or {}
+    if spent.get("cost_usd") is not None:
+        table.add_row("cost of this benchmark", f"${spent['cost_usd']:.4f}", "")
     console.print(table)
     style = VERDICT_STYLE[bench["verdict"]]
     console.print(f"verdict: [{style}]{bench['verdict']}[/]" +
@@ -102,6 +141,6 @@ def render_status(console: Console, records: list[dict]) -> None:
         table.add_column(column, overflow="fold")
     for r in records:
         bench = r.get("benchmark") or {}
-        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), r["endpoint"]["base_url"],
-                      _tps(bench.get("decode_tokens_per_s")))
+        where = r["endpoint"].get("base_url") or f"{r['backend']} {r['endpoint'].get('region', '')}"
+        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where, _tps(bench.get("decode_tokens_per_s")))
     console.print(table)

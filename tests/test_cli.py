@@ -143,9 +143,7 @@ def test_planning_imports_no_heavy_sdk():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_cloud_plan_dry_run_shows_the_api_call_and_launching_it_says_not_yet(run_cli):
+def test_cloud_plan_dry_run_shows_the_api_call(run_cli):
     code, out, _ = run_cli("up", "--profile", "aws", "--dry-run", "--json")
     api = json.loads(out)["api"]
     assert code == 0 and api["model_id"] == "openai.gpt-oss-120b-1:0" and api["operation"] == "ConverseStream"
-    code, out, err = run_cli("up", "--profile", "aws")
-    assert code == 4 and out == "" and "AWS Bedrock deployments are not available in this version" in err

@@ -159,7 +159,7 @@ def test_down_kills_a_server_that_ignores_term(run_cli, state, smollm2, llama_se
 def test_a_stale_record_never_signals_a_process_that_reused_its_pid(run_cli, state):
     stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)   # leads a group of its own
     try:
-        record = {"name": "old", "pid": stranger.pid, "pid_started_at": 1.0, "state": "running", "port": 1,
+        record = {"name": "old", "backend": "llamacpp", "pid": stranger.pid, "pid_started_at": 1.0, "state": "running", "port": 1,
                   "host": "127.0.0.1", "protocol": "openai", "endpoint": {"base_url": "http://127.0.0.1:1/v1"}}
         with state.locked():
             state.put(record)
