@@ -17,6 +17,7 @@ class LaunchSettings:
     reasoning_effort: str = "medium"
     region: str | None = None        # cloud backends
     cloud_model_id: str | None = None
+    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class UpOptions:
     ready_timeout_s: float | None = None     # None: scaled to the model's size
     api_key: str | None = None               # from GPTOSS_API_KEY, never a flag (flags show in `ps`)
     hardware_file: Path | None = None        # this machine as recorded (--hardware); None: probe it
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_workspace: str | None = None
 
 
 def local_hardware(options: UpOptions):

@@ -145,3 +145,7 @@ def provision(doc: dict, options, progress) -> dict:
 
 def teardown(record: dict, progress) -> None:
     """Nothing was created on Bedrock, so nothing is deleted."""
+
+
+def cloud_resources_summary(record: dict) -> str:
+    return "nothing (Bedrock serves gpt-oss without a deployment)"

@@ -200,9 +200,10 @@ def status(store: StateStore) -> list[dict]:
     return list(records.values())
 
 
-def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None) -> list[str]:
+def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,
+         confirm: Callable[[str], bool] = lambda _: True) -> list[str]:
     """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards.
-    A cloud deployment's adapter deletes what this tool created for it, and nothing else."""
+    A cloud deployment's adapter deletes what this tool created for it, and nothing else, once CONFIRM agrees."""
     with store.locked():
         records = store.records()
         unknown = [n for n in names or [] if n not in records]
@@ -213,7 +214,11 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
         for name in names or list(records):
             record = records[name]
             if get_backend_info(record["backend"]).cloud:
-                get_backend_module(record["backend"]).teardown(record, progress)
+                module = get_backend_module(record["backend"])
+                if record.get("cloud_resources"):
+                    if not confirm(f"delete {module.cloud_resources_summary(record)}?"):
+                        continue
+                module.teardown(record, progress)
             elif record.get("pid"):
                 stop_group(record["pid"], record["pid_started_at"])
                 _wait_port_free(record)

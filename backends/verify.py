@@ -19,6 +19,12 @@ def _client(record: dict, api_key: str | None):
         from backends.ollama import OllamaStream
 
         return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
+    if record["protocol"] == "azure":
+        from backends.azure import endpoint_key
+        from backends.openai_api import OpenAIStream
+
+        return OpenAIStream(endpoint["base_url"], endpoint["model"], endpoint_key(record),
+                            {"reasoning_effort": effort})
     if record["protocol"] == "bedrock":
         from backends.bedrock import BedrockStream
 

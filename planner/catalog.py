@@ -109,15 +109,17 @@ class CloudOffer:
     price_note: str
 
 
-# AWS: list prices are secondary sources ("verify"); launched in us-west-2. Azure: asset ids and prices are
-# not verified (AZ), so they are configurable and the price is left for the portal to say.
+# AWS: list prices are secondary sources ("verify"); launched in us-west-2. Azure: the registry asset ids
+# (registry azureml-openai-oss, as Azure's own deployment samples name it) are not in our sourced data (AZ),
+# so profiles may override them (azure_model_id); the price is left for the portal to say.
 CLOUD_OFFERS: dict[tuple[str, str], CloudOffer] = {
     ("bedrock", "20b"): CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", ("us-west-2",), 0.07, 0.30,
                                    "AWS list price (secondary source, verify on the AWS pricing page)"),
     ("bedrock", "120b"): CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", ("us-west-2",), 0.15, 0.60,
                                     "AWS list price (secondary source, verify on the AWS pricing page)"),
-    ("azure", "20b"): CloudOffer("azure", "gpt-oss-20b", (), None, None,
+    ("azure", "20b"): CloudOffer("azure", "azureml://registries/azureml-openai-oss/models/gpt-oss-20b", (), None, None,
                                  "serverless price not in our data: see the Azure AI Foundry model catalog"),
-    ("azure", "120b"): CloudOffer("azure", "gpt-oss-120b", (), None, None,
+    ("azure", "120b"): CloudOffer("azure", "azureml://registries/azureml-openai-oss/models/gpt-oss-120b", (), None,
+                                  None,
                                   "serverless price not in our data: see the Azure AI Foundry model catalog"),
 }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,9 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: the backend's usual one).")] = None,
                ready_timeout: Annotated[Optional[float], typer.Option("--ready-timeout", min=1, help="Seconds to wait for the model to load (default: scaled to its size).")] = None,
                no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the micro-benchmark.")] = False,
+               azure_subscription: Annotated[Optional[str], typer.Option("--azure-subscription", help="Azure subscription id (or AZURE_SUBSCRIPTION_ID).")] = None,
+               azure_resource_group: Annotated[Optional[str], typer.Option("--azure-resource-group", help="Azure resource group (or AZURE_RESOURCE_GROUP).")] = None,
+               azure_workspace: Annotated[Optional[str], typer.Option("--azure-workspace", help="Azure ML / AI Foundry workspace or project (or AZURE_ML_WORKSPACE).")] = None,
                min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                max_ttft_ms: MaxTtftOpt = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
@@ -104,7 +108,9 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local), hardware,
                    plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
-                        api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware)
+                        api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware,
+                        azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,
+                        azure_workspace=azure_workspace)
     if dry_run:
         _dry_run(doc, options, gguf_info, json_out)
         return
@@ -162,15 +168,29 @@ def status_command(json_out: JsonOpt = False) -> None:
         render_status(console(), records)
 
 
+def _confirm(yes: bool):
+    """Ask before deleting cloud resources; with nobody at the terminal, only --yes says yes."""
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(f"{question.rstrip('?')}: needs confirmation; pass --yes to delete without asking")
+        return typer.confirm(question, default=False, err=True)
+    return confirm
+
+
 def down_command(name: NameArg = None,
                  all_: Annotated[bool, typer.Option("--all", help="Stop every deployment.")] = False,
+                 yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete cloud resources without asking.")] = False,
                  json_out: JsonOpt = False) -> None:
-    """Stop a deployment: TERM, then KILL, to its whole process group; its port is free afterwards."""
+    """Stop a deployment: TERM, then KILL, to its whole process group (its port is free afterwards); for a
+    cloud deployment, delete what gptoss created for it (asks first on a terminal)."""
     from backends.deploy import down
 
     if bool(name) == all_:
         raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
-    stopped = down(_store(), None if all_ else [name])
+    with _progress() as progress:
+        stopped = down(_store(), None if all_ else [name], progress, _confirm(yes))
     if json_out:
         print_json({"stopped": stopped})
     else:

@@ -29,6 +29,7 @@ class Constraints:
     backend_preference: tuple[str, ...] = ()
     region: str | None = None
     azure_model_id: str | None = None
+    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)   # subscription, group, name
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -106,6 +107,7 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
     return Constraints(
         profile=profile.name, min_decode_tokens_per_s=p.min_decode_tokens_per_s,
         backend_preference=tuple(p.backend_preference), region=p.region, azure_model_id=p.azure_model_id,
+        azure_workspace=(p.azure_subscription_id, p.azure_resource_group, p.azure_workspace),
         sources=sources, **values,
     )
 

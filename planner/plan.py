@@ -70,7 +70,7 @@ def backend_order(hw: HardwareReport, constraints: Constraints) -> list[str]:
 
 def _settings(constraints: Constraints) -> LaunchSettings:
     return LaunchSettings(reasoning_effort=constraints.reasoning_effort, region=constraints.region,
-                          cloud_model_id=constraints.azure_model_id)
+                          cloud_model_id=constraints.azure_model_id, azure_workspace=constraints.azure_workspace)
 
 
 def _candidate(model: ModelSpec, backend: str, hw: HardwareReport, constraints: Constraints) -> Candidate | Rejection:

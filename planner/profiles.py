@@ -33,6 +33,9 @@ class Profile(BaseModel):
     local_only: bool = False
     region: str | None = None
     azure_model_id: str | None = None
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_workspace: str | None = None
 
 
 @dataclass(frozen=True)

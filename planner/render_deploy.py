@@ -58,6 +58,8 @@ print(response["output"]["message"]["content"][-1]["text"])"""
 def render_deployment(console: Console, record: dict, reused: bool) -> None:
     if record["protocol"] == "bedrock":
         _render_bedrock(console, record, reused)
+    elif record["protocol"] == "azure":
+        _render_azure(console, record, reused)
     else:
         _render_server(console, record, reused)
     if record.get("benchmark"):
@@ -80,6 +82,21 @@ def _render_bedrock(console: Console, record: dict, reused: bool) -> None:
     if price.get("usd_per_1m_input_tokens") is not None:
         console.print(f"  list price: ${price['usd_per_1m_input_tokens']:g} in / ${price['usd_per_1m_output_tokens']:g} "
                       f"out per 1M tokens ({price['note']})", markup=False, soft_wrap=True)
+
+
+def _render_azure(console: Console, record: dict, reused: bool) -> None:
+    endpoint = record["endpoint"]
+    state = "recorded before" if reused else "ready"
+    console.print(f"[bold green]{record['name']}[/] {state}: serverless endpoint {endpoint['name']} "
+                  f"({endpoint['model_id']}) in {record['region']}, workspace {record['workspace']}")
+    console.print(f"  export OPENAI_BASE_URL={endpoint['base_url']}", markup=False, highlight=False, soft_wrap=True)
+    fetch_key = ["az", "ml", "serverless-endpoint", "get-credentials", "--name", endpoint["name"],
+                 "--resource-group", record["resource_group"], "--workspace-name", record["workspace"],
+                 "--query", "primaryKey", "-o", "tsv"]
+    console.print(f"  export OPENAI_API_KEY=$({shlex.join(fetch_key)})", markup=False, highlight=False,
+                  soft_wrap=True)
+    console.print(f"  the key stays in Azure; delete the endpoint with: gptoss down {record['name']}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def _render_server(console: Console, record: dict, reused: bool) -> None:

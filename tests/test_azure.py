@@ -1,0 +1,129 @@
+"""Azure AI Foundry serverless: the real azure-ai-ml over azure-core's real transport, answered by an in-memory
+Resource Manager (tests/fake_azure.py); the endpoint itself is the OpenAI stand-in, checking the key."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from azure.ai.ml import MLClient
+
+from backends import azure
+from backends.openai_api import served_models
+from backends.process import free_port
+from fake_azure import FakeArm, FakeCredential
+
+WORKSPACE = ["--azure-subscription", "0000-sub", "--azure-resource-group", "rg-ml", "--azure-workspace", "ws-ml"]
+KEY = "azure-primary-key-0001"
+
+
+@pytest.fixture
+def endpoint_server():
+    """What the serverless endpoint serves: OpenAI chat completions behind the endpoint key."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_openai_server.py"),
+                               "--alias", "gpt-oss-120b", "--port", str(port)],
+                              env={**os.environ, "VLLM_API_KEY": KEY}, stdout=subprocess.DEVNULL)
+    while served_models(f"http://127.0.0.1:{port}/v1", KEY) is None:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.kill()
+    server.wait()
+
+
+@pytest.fixture
+def arm(monkeypatch, endpoint_server):
+    fake = FakeArm(scoring_uri=endpoint_server)
+    monkeypatch.setenv("GPTOSS_AZURE_POLL_S", "0.01")
+    monkeypatch.setattr(azure, "make_credential", FakeCredential)
+    monkeypatch.setattr(azure, "make_ml_client", lambda credential, subscription_id, resource_group, workspace:
+                        MLClient(credential, subscription_id, resource_group, workspace, transport=fake.transport()))
+    return fake
+
+
+def up(run_cli, *extra):
+    return run_cli("up", "--profile", "azure", *WORKSPACE, *extra)
+
+
+def test_up_creates_a_tagged_endpoint_benchmarks_it_and_down_deletes_it(run_cli, state, arm):
+    code, out, err = up(run_cli, "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    [name] = arm.endpoints
+    assert record["cloud_resources"] == [["serverless_endpoint", name]] and record["endpoint"]["name"] == name
+    assert arm.endpoints[name]["tags"] == {"created-by": "gptoss-deploy", "gptoss-deployment": name}
+    assert arm.endpoints[name]["properties"]["modelSettings"]["modelId"] == "azureml://registries/azureml-openai-oss/models/gpt-oss-120b"
+    assert f"provisioning {name}: Creating" in err
+    assert record["benchmark"]["verdict"] == "pass"                # authenticated with the key from listKeys
+    assert record["benchmark"]["spent"]["cost_usd"] is None         # no Azure price in our data
+    assert KEY not in out and KEY not in state.path.read_text()     # the key stays in Azure
+
+    code, _, err = run_cli("down", record["name"])                  # nobody at the terminal to say yes
+    assert code == 2 and "pass --yes" in err and name in arm.endpoints
+    assert run_cli("down", record["name"], "--yes")[0] == 0
+    assert arm.endpoints == {} and state.records() == {}
+
+
+def test_missing_workspace_names_every_way_to_give_it(run_cli, state, monkeypatch):
+    for env in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
+        monkeypatch.delenv(env, raising=False)
+    code, _, err = run_cli("up", "--profile", "azure", "--azure-subscription", "0000-sub")
+    assert code == 2 and "--azure-resource-group (or AZURE_RESOURCE_GROUP" in err and "--azure-workspace" in err
+
+
+def test_no_credentials_says_az_login(run_cli, state, monkeypatch):
+    for env in [k for k in os.environ if k.startswith(("AZURE_", "IDENTITY_", "MSI_"))]:
+        monkeypatch.delenv(env)
+    monkeypatch.setenv("PATH", "/nonexistent")                       # no `az`, no `pwsh`: nothing to sign in with
+    code, _, err = up(run_cli)
+    assert code == 4 and err.strip().splitlines()[-1] == (
+        "gptoss: error: no Azure credentials: run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+        "AZURE_CLIENT_SECRET for a service principal)")
+
+
+def test_quota_exceeded_creates_nothing(run_cli, state, arm):
+    arm.put_error = (400, "QuotaExceeded", "Insufficient quota for gpt-oss-120b in eastus2")
+    code, _, err = up(run_cli)
+    assert code == 4 and "Azure quota exceeded" in err and "Insufficient quota" in err
+    assert arm.endpoints == {} and state.records() == {}
+
+
+def test_failed_provisioning_is_rolled_back(run_cli, state, arm):
+    arm.final_state = "Failed"
+    code, _, err = up(run_cli)
+    assert code == 4 and "failed" in err and "it was deleted" in err
+    assert arm.endpoints == {} and "DELETE" in " ".join(arm.calls) and state.records() == {}
+
+
+def test_provisioning_timeout_is_rolled_back(run_cli, state, arm, monkeypatch):
+    arm.polls_until_done = 10**6
+    monkeypatch.setenv("GPTOSS_AZURE_TIMEOUT_S", "0.5")
+    code, _, err = up(run_cli)
+    assert code == 4 and "still provisioning after 0 s; it was deleted" in err
+    assert arm.endpoints == {} and state.records() == {}
+
+
+def test_marketplace_subscription_is_created_where_required_and_deleted_with_the_endpoint(run_cli, state, arm):
+    arm.put_error = (400, "UserError", "This model requires a marketplace subscription in the workspace")
+    code, out, err = up(run_cli, "--json", "--no-bench")
+    assert code == 0, err
+    record = json.loads(out)
+    [name] = arm.endpoints
+    assert record["cloud_resources"] == [["marketplace_subscription", name], ["serverless_endpoint", name]]
+    assert list(arm.subscriptions) == [name]
+    assert run_cli("down", "--all", "--yes")[0] == 0
+    assert arm.endpoints == {} and arm.subscriptions == {}
+
+
+def test_down_never_deletes_an_endpoint_gptoss_did_not_tag(run_cli, state, arm):
+    code, out, _ = up(run_cli, "--json", "--no-bench")
+    [name] = arm.endpoints
+    ours, arm.endpoints[name]["tags"] = arm.endpoints[name]["tags"], {"owner": "someone else"}
+    code, _, err = run_cli("down", "--all", "--yes")
+    assert code == 4 and "is not tagged as created by gptoss-deploy; not deleting it" in err
+    assert name in arm.endpoints and state.records()           # nothing deleted, the record kept
+    arm.endpoints[name]["tags"] = ours                           # (so the teardown can clean up)
