@@ -47,6 +47,24 @@ def _quiet_sdk_logs() -> None:
     logging.getLogger("azure").setLevel(logging.CRITICAL)
 
 
+MANAGED_DEPLOYMENT = "gptoss"
+MANAGED_MODEL_IDS = {   # the Hugging Face collection in Azure's catalog (openai-gpt-oss-*), for managed compute
+    "20b": "azureml://registries/HuggingFace/models/openai-gpt-oss-20b/labels/latest",
+    "120b": "azureml://registries/HuggingFace/models/openai-gpt-oss-120b/labels/latest",
+}
+
+
+def build_managed_launch(offer: CloudOffer, size, placement, settings: LaunchSettings) -> dict:
+    """A managed online endpoint on the GPU size the planner chose (vLLM's fit decides the size)."""
+    launch = build_launch(offer, settings)
+    launch["api"].update(
+        deployment="managed", instance_type=size.instance_type, instance_count=1,
+        gpus=f"{size.gpus}x {size.gpu_name}", tensor_parallel_size=placement.tensor_parallel_size,
+        context_length=placement.context_length,
+        model_id=settings.cloud_model_id or MANAGED_MODEL_IDS[placement.model.size])
+    return launch
+
+
 def make_credential():
     """DefaultAzureCredential without the managed-identity probe on machines that have none (it stalls)."""
     from azure.identity import DefaultAzureCredential
@@ -125,26 +143,49 @@ def _message(err) -> str:
 
 
 def provision(doc: dict, options, progress) -> dict:
-    """Create the serverless endpoint (and a marketplace subscription where Azure asks for one), wait until it
-    serves, and return where it is. A failure deletes what this run created."""
+    """Create the endpoint (serverless, with a marketplace subscription where Azure asks for one; or managed
+    online on the planned GPU size), wait until it serves, and return where it is. A failure deletes what this
+    run created."""
     api = doc["launch"]["api"]
     coordinates = workspace_coordinates(api, options)
     client = _signed_in_client(coordinates, progress)
     name = f"gptoss-{doc['model'].removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
     tags = {"created-by": CREATED_BY, "gptoss-deployment": name}
+    kind = "online_endpoint" if api.get("deployment") == "managed" else "serverless_endpoint"
     created: list[list[str]] = []
     try:
-        endpoint = _create_endpoint(client, name, api["model_id"], tags, created, progress)
-        client.serverless_endpoints.get_keys(name)          # the key works before we call it ready
+        if kind == "online_endpoint":
+            scoring_uri = _create_managed(client, name, api, tags, created, progress).removesuffix("/score")
+        else:
+            scoring_uri = _create_endpoint(client, name, api["model_id"], tags, created, progress).scoring_uri
+        _operations(client, kind).get_keys(name)            # the key works before we call it ready
     except BaseException as err:
         _roll_back(client, created, progress)
         if isinstance(err, BackendError | KeyboardInterrupt):
             raise
-        raise azure_error(err, f"creating serverless endpoint {name}") from None
-    return {"protocol": "azure", "region": endpoint.location or api["region"], **coordinates,
-            "endpoint": {"name": name, "base_url": f"{endpoint.scoring_uri.rstrip('/')}/v1", "model": doc["model"],
-                         "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY", "api_key_file": None},
+        raise azure_error(err, f"creating {kind.replace('_', ' ')} {name}") from None
+    return {"protocol": "azure", "region": api["region"], **coordinates,
+            "endpoint": {"name": name, "kind": kind, "base_url": f"{scoring_uri.rstrip('/')}/v1",
+                         "model": doc["model"], "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY",
+                         "api_key_file": None},
             "cloud_resources": created}
+
+
+def _create_managed(client, name: str, api: dict, tags: dict, created: list, progress) -> str:
+    """Endpoint, then the deployment on the planned GPU size, then all traffic to it; the scoring URI."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+
+    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags)
+    progress(f"creating online endpoint {name}")
+    creating = client.online_endpoints.begin_create_or_update(endpoint)
+    created.append(["online_endpoint", name])               # deleting the endpoint deletes its deployments
+    _wait(creating, name, progress)
+    deployment = ManagedOnlineDeployment(name=MANAGED_DEPLOYMENT, endpoint_name=name, model=api["model_id"],
+                                         instance_type=api["instance_type"], instance_count=1, tags=tags)
+    progress(f"deploying {api['model_id']} on {api['instance_type']} (the VM starts, then loads the model)")
+    _wait(client.online_deployments.begin_create_or_update(deployment), name, progress)
+    endpoint.traffic = {MANAGED_DEPLOYMENT: 100}
+    return _wait(client.online_endpoints.begin_create_or_update(endpoint), name, progress).scoring_uri
 
 
 def _create_endpoint(client, name: str, model_id: str, tags: dict, created: list, progress):
@@ -185,12 +226,17 @@ def _wait(poller, name: str, progress):
                                    "may be short of capacity: try again later or in another region")
             progress(f"provisioning {name}: {poller.status()}")
             poller.wait(min(_poll_s(), timeout))     # raises what the polling thread met
-        return poller.result()
+        result = poller.result()
     except HttpResponseError as err:
         if "quota" in _message(err).lower():
             raise
         raise BackendError(f"provisioning {name} failed (state {poller.status()}: {_message(err)}); "
                            "it was deleted") from None
+    state = getattr(result, "provisioning_state", None) or "Succeeded"
+    state = str(getattr(state, "value", state))     # an enum on some entities, a string on others
+    if state.lower() != "succeeded":             # some operations report failure in the result, not as an error
+        raise BackendError(f"provisioning {name} ended {state}; it was deleted. Its logs in Azure ML studio say why")
+    return result
 
 
 def _roll_back(client, created: list, progress) -> None:
@@ -198,14 +244,14 @@ def _roll_back(client, created: list, progress) -> None:
     for kind, name in reversed(created):
         progress(f"rolling back: deleting {kind.replace('_', ' ')} {name}")
         try:
-            _operations(client, kind).begin_delete(name, polling_interval=_poll_s()).result()
+            _operations(client, kind).begin_delete(name).result()
         except Exception as err:
             raise BackendError(f"could not delete {kind.replace('_', ' ')} {name} while rolling back ({err}); "
                                "delete it in the Azure portal") from None
 
 
 def _operations(client, kind: str):
-    return {"serverless_endpoint": client.serverless_endpoints,
+    return {"serverless_endpoint": client.serverless_endpoints, "online_endpoint": client.online_endpoints,
             "marketplace_subscription": client.marketplace_subscriptions}[kind]
 
 
@@ -213,7 +259,7 @@ def endpoint_key(record: dict) -> str:
     """The endpoint's key, fetched from Azure now (never stored)."""
     client = _signed_in_client(_record_coordinates(record), lambda _: None)
     try:
-        return client.serverless_endpoints.get_keys(record["endpoint"]["name"]).primary_key
+        return _operations(client, record["endpoint"]["kind"]).get_keys(record["endpoint"]["name"]).primary_key
     except Exception as err:
         raise azure_error(err, f"reading the key of {record['endpoint']['name']}") from None
 
@@ -230,13 +276,13 @@ def teardown(record: dict, progress) -> None:
     for kind, name in reversed(record.get("cloud_resources") or []):
         operations = _operations(client, kind)
         try:
-            if kind == "serverless_endpoint":
+            if kind in ("serverless_endpoint", "online_endpoint"):
                 tags = operations.get(name).tags or {}
                 if tags.get("created-by") != CREATED_BY or tags.get("gptoss-deployment") != name:
-                    raise BackendError(f"serverless endpoint {name} is not tagged as created by {CREATED_BY}; "
-                                       "not deleting it")
+                    raise BackendError(f"{kind.replace('_', ' ')} {name} is not tagged as created by "
+                                       f"{CREATED_BY}; not deleting it")
             progress(f"deleting {kind.replace('_', ' ')} {name}")
-            operations.begin_delete(name, polling_interval=_poll_s()).result()
+            operations.begin_delete(name).result()
         except ResourceNotFoundError:
             continue                               # already gone
         except BackendError:

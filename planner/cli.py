@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from planner.cli_options import (BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
-                                 ProfileOpt, YesOpt, console, hardware_report, planning_flags, print_json)
+from planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
+                                 ModelOpt, ProfileOpt, YesOpt, console, hardware_report, planning_flags, print_json)
 from planner.cli_deploy import bench_command, down_command, status_command, up_command
 from planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
 
@@ -49,13 +49,14 @@ def probe_command(json_out: JsonOpt = False) -> None:
 @app.command("plan")
 def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
-                 hardware: HardwareOpt = None, json_out: JsonOpt = False, yes: YesOpt = False) -> None:
+                 azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
+                 yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
     from planner.constraints import load_constraints
     from planner.errors import NoFitError
     from planner.plan import plan
 
-    flags = planning_flags(model, backend, context, reasoning_effort, local)
+    flags = planning_flags(model, backend, context, reasoning_effort, local, azure_mode)
     constraints = load_constraints(profile, flags, os.environ)
     hw = hardware_report(hardware)
     if _interactive(json_out, yes):

@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from planner.cli_options import (BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
-                                 ProfileOpt, console, hardware_report, planning_flags, print_json)
+from planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
+                                 ModelOpt, ProfileOpt, console, hardware_report, planning_flags, print_json)
 from planner.errors import UsageError, VerificationError
 
 NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
@@ -83,7 +83,7 @@ def _for_gguf(constraints, flags: dict, gguf_info):
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
-               hardware: HardwareOpt = None,
+               azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None,
                plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
                gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Serve this local GGUF file instead of downloading one.")] = None,
                name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: model-backend).")] = None,
@@ -105,7 +105,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     from planner.render_deploy import render_deployment
 
     gguf_info = read_gguf(gguf) if gguf else None
-    doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local), hardware,
+    doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode), hardware,
                    plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware,

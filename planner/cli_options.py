@@ -18,6 +18,8 @@ EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="lo
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
 HardwareOpt = Annotated[Optional[Path], typer.Option(
     "--hardware", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
+AzureModeOpt = Annotated[Optional[str], typer.Option(
+    "--azure-mode", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 
@@ -40,6 +42,6 @@ def hardware_report(path: Optional[Path]):
     return load_hardware(path) if path else probe()
 
 
-def planning_flags(model, backend, context, effort, local) -> dict:
+def planning_flags(model, backend, context, effort, local, azure_mode=None) -> dict:
     return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
-            "local_only": True if local else None}
+            "local_only": True if local else None, "azure_mode": azure_mode}

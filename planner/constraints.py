@@ -11,10 +11,12 @@ from planner.profiles import LoadedProfile, load_profile
 
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
 EFFORTS = ("low", "medium", "high")
+AZURE_MODES = ("serverless", "managed")
 ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
-            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL"}
+            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL",
+            "azure_mode": "GPTOSS_AZURE_MODE"}
 FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context",
-              "reasoning_effort": "--reasoning-effort", "local_only": "--local"}
+              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "azure_mode": "--azure-mode"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Constraints:
     region: str | None = None
     azure_model_id: str | None = None
     azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)   # subscription, group, name
+    azure_mode: str = "serverless"    # serverless endpoint, or a managed online endpoint on a GPU size we pick
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,8 +82,14 @@ def _flag_bool(value, origin: str) -> bool:
     raise UsageError(f"{origin}: expected true or false (got {value!r})")
 
 
+def _azure_mode(value: str, origin: str) -> str:
+    if value not in AZURE_MODES:
+        raise UsageError(f"{origin}: Azure mode must be serverless or managed (got {value!r})")
+    return value
+
+
 PARSERS = {"model": _model, "backend": _backend, "context": _context,
-           "reasoning_effort": _effort, "local_only": _flag_bool}
+           "reasoning_effort": _effort, "local_only": _flag_bool, "azure_mode": _azure_mode}
 
 
 def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str],
@@ -88,7 +97,7 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
     """Layer profile < GPTOSS_* environment < flags < wizard answers; record where each choice came from."""
     p = profile.profile
     values = {"model": p.model, "backend": p.backend, "context": p.context,
-              "reasoning_effort": p.reasoning_effort, "local_only": p.local_only}
+              "reasoning_effort": p.reasoning_effort, "local_only": p.local_only, "azure_mode": p.azure_mode}
     sources = {name: f"profile {profile.name}" for name in values}
     for name, parse in PARSERS.items():
         if env.get(ENV_VARS[name]) is not None:

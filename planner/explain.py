@@ -57,7 +57,12 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
             reasons.append(f"warning: memory bandwidth of {unknown[0]} is unknown; the prediction assumes a low default")
     else:
         api = chosen.launch["api"]
-        reasons.append(f"cloud: {api['model_id']} in {api['region']}; {chosen.offer.price_note}")
+        if api.get("deployment") == "managed":
+            reasons.append(f"cloud: Azure managed compute, {api['instance_type']} ({api['gpus']}): the first GPU "
+                           f"size, fewest GPUs first, where vLLM holds {chosen.model.name} at {api['context_length']} "
+                           f"tokens (tensor parallel {api['tensor_parallel_size']}); billed per hour while it exists")
+        else:
+            reasons.append(f"cloud: {api['model_id']} in {api['region']}; {chosen.offer.price_note}")
         if chosen.offer.regions and api["region"] not in chosen.offer.regions:
             reasons.append(f"warning: gpt-oss launched in {', '.join(chosen.offer.regions)}; "
                            f"check that {api['region']} serves it")

@@ -11,6 +11,7 @@ from planner.devices import is_datacenter
 from planner.errors import NoFitError
 from planner.explain import explain_choice, explain_loss
 from planner.hardware import HardwareReport
+from planner.azure_compute import choose_size
 from planner.placement import FITTERS, Placement, Rejection, fit_llamacpp
 from planner.throughput import Prediction, predict
 
@@ -77,6 +78,8 @@ def _candidate(model: ModelSpec, backend: str, hw: HardwareReport, constraints: 
     module = get_backend_module(backend)
     if BACKENDS[backend].cloud:
         offer = CLOUD_OFFERS[(backend, model.size)]
+        if backend == "azure" and constraints.azure_mode == "managed":
+            return _azure_managed(model, offer, constraints)
         return Candidate(model, backend, "cloud", module.build_launch(offer, _settings(constraints)), offer=offer)
     if backend == "llamacpp" and constraints.gguf_bytes:     # a local file: plan with its own size
         catalog = ARTIFACTS[("llamacpp", model.size)]
@@ -91,6 +94,16 @@ def _candidate(model: ModelSpec, backend: str, hw: HardwareReport, constraints: 
             and placed.context_length >= constraints.context)
     return Candidate(model, backend, "ok" if good else "degraded",
                      module.build_launch(placed, _settings(constraints)), placed, prediction)
+
+
+def _azure_managed(model: ModelSpec, offer: CloudOffer, constraints: Constraints) -> Candidate | Rejection:
+    """Azure managed compute: vLLM on the first GPU size that holds the model, planned like a local vLLM."""
+    chosen = choose_size(model, constraints.context)
+    if isinstance(chosen, Rejection):
+        return chosen
+    size, placed = chosen
+    launch = get_backend_module("azure").build_managed_launch(offer, size, placed, _settings(constraints))
+    return Candidate(model, "azure", "cloud", launch, offer=offer, prediction=predict(placed, size.hardware()))
 
 
 def plan(hw: HardwareReport, constraints: Constraints) -> Plan:
@@ -159,11 +172,16 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
     }
     if placement is None:
         offer = candidate.offer
-        doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": 1}, memory=None,
-                   predicted={"decode_tokens_per_s": None, "prefill_tokens_per_s": None,
-                              "roofline_decode_tokens_per_s": None},
-                   price={"usd_per_1m_input_tokens": offer.usd_per_1m_input,
-                          "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note})
+        api = candidate.launch["api"]
+        managed = api.get("deployment") == "managed"
+        doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1)},
+                   memory=None,
+                   predicted=candidate.prediction.to_json() if candidate.prediction else
+                   {"decode_tokens_per_s": None, "prefill_tokens_per_s": None, "roofline_decode_tokens_per_s": None},
+                   price={"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for "
+                          f"{api['region']}; billed per hour while the endpoint exists"} if managed else
+                   {"usd_per_1m_input_tokens": offer.usd_per_1m_input,
+                    "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note})
     else:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
                    predicted=candidate.prediction.to_json())

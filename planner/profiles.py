@@ -36,6 +36,7 @@ class Profile(BaseModel):
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
+    azure_mode: Literal["serverless", "managed"] = "serverless"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def launch_command(launch: dict) -> str:
     """The launch as one shell line: environment assignments, then the argv, quoted."""
     if "argv" not in launch:
         api = launch["api"]
-        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']} ({api['region']})"
+        on = f" on {api['instance_type']}" if api.get("instance_type") else ""
+        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']}{on} ({api['region']})"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
     return (env + " " if env else "") + shlex.join(launch["argv"])
 
@@ -46,9 +47,12 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
         predicted = doc["predicted"]
         console.print(f"Predicted: decode [bold]{_tps(predicted['decode_tokens_per_s'])}[/], "
                       f"prefill {_tps(predicted['prefill_tokens_per_s'])} (single stream, short prompt)")
+    if doc["memory"] is None and doc["predicted"]["decode_tokens_per_s"] is not None:   # managed cloud compute
+        console.print(f"Predicted: decode [bold]{_tps(doc['predicted']['decode_tokens_per_s'])}[/] on "
+                      f"{doc['launch']['api']['gpus']} (single stream, short prompt)")
     if doc.get("price"):
         price = doc["price"]
-        if price["usd_per_1m_input_tokens"] is not None:
+        if price.get("usd_per_1m_input_tokens") is not None:
             console.print(f"Price: ${price['usd_per_1m_input_tokens']} per 1M input tokens, "
                           f"${price['usd_per_1m_output_tokens']} per 1M output tokens ({price['note']})")
         else:

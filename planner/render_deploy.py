@@ -87,16 +87,20 @@ def _render_bedrock(console: Console, record: dict, reused: bool) -> None:
 def _render_azure(console: Console, record: dict, reused: bool) -> None:
     endpoint = record["endpoint"]
     state = "recorded before" if reused else "ready"
-    console.print(f"[bold green]{record['name']}[/] {state}: serverless endpoint {endpoint['name']} "
+    kind = endpoint["kind"].replace("_", " ")
+    console.print(f"[bold green]{record['name']}[/] {state}: {kind} {endpoint['name']} "
                   f"({endpoint['model_id']}) in {record['region']}, workspace {record['workspace']}")
     console.print(f"  export OPENAI_BASE_URL={endpoint['base_url']}", markup=False, highlight=False, soft_wrap=True)
-    fetch_key = ["az", "ml", "serverless-endpoint", "get-credentials", "--name", endpoint["name"],
+    fetch_key = ["az", "ml", endpoint["kind"].replace("_", "-"), "get-credentials", "--name", endpoint["name"],
                  "--resource-group", record["resource_group"], "--workspace-name", record["workspace"],
                  "--query", "primaryKey", "-o", "tsv"]
     console.print(f"  export OPENAI_API_KEY=$({shlex.join(fetch_key)})", markup=False, highlight=False,
                   soft_wrap=True)
     console.print(f"  the key stays in Azure; delete the endpoint with: gptoss down {record['name']}",
                   markup=False, highlight=False, soft_wrap=True)
+    if endpoint["kind"] == "online_endpoint":
+        console.print(f"  {record['plan']['launch']['api']['instance_type']} is billed per hour until then",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _render_server(console: Console, record: dict, reused: bool) -> None:

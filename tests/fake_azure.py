@@ -16,6 +16,13 @@ from urllib3 import HTTPResponse
 WORKSPACE = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/?]+)"
 ENDPOINT = WORKSPACE + r"/serverlessEndpoints/(?P<name>[^/?]+)"
 SUBSCRIPTION = WORKSPACE + r"/marketplaceSubscriptions/(?P<name>[^/?]+)"
+ONLINE = WORKSPACE + r"/onlineEndpoints/(?P<name>[^/?]+)"
+DEPLOYMENT = ONLINE + r"/deployments/(?P<deployment>[^/?]+)"
+
+
+def _arm_id(url: str) -> str:
+    """A resource's id as ARM writes it: the path, without host or query."""
+    return "/" + url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
 
 
 class FakeCredential:
@@ -33,6 +40,7 @@ class FakeArm(BaseAdapter):
         super().__init__()
         self.endpoints: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}
+        self.online: dict[str, dict] = {}          # managed online endpoints, with their deployments
         self.calls: list[str] = []
         self.scoring_uri = scoring_uri
         self.polls_until_done = 2          # GETs that still say "Creating"
@@ -57,6 +65,15 @@ class FakeArm(BaseAdapter):
         pass
 
     def _route(self, method: str, path: str, request):
+        if m := re.fullmatch(ONLINE + "/listKeys", path):
+            return 200, {"primaryKey": "azure-primary-key-0001", "secondaryKey": "azure-secondary-key-0002"}
+        if (m := re.fullmatch(ONLINE + "/deployments", path)) and m["name"] in self.online:
+            names = self.online[m["name"]]["deployments"]
+            return 200, {"value": [self._deployment_resource(m["name"], n, request) for n in names]}
+        if m := re.fullmatch(DEPLOYMENT, path):
+            return self._deployment(method, m["name"], m["deployment"], request)
+        if m := re.fullmatch(ONLINE, path):
+            return self._online(method, m["name"], request)
         if m := re.fullmatch(ENDPOINT + "/listKeys", path):
             return 200, {"primaryKey": "azure-primary-key-0001", "secondaryKey": "azure-secondary-key-0002"}
         if m := re.fullmatch(ENDPOINT, path):
@@ -74,7 +91,7 @@ class FakeArm(BaseAdapter):
                 status, code, message = self.put_error
                 return status, {"error": {"code": code, "message": message}}
             body = json.loads(request.body)
-            self.endpoints[name] = {**body, "name": name, "id": request.url.split("?")[0],
+            self.endpoints[name] = {**body, "name": name, "id": _arm_id(request.url),
                                     "polls": 0, "state": "Creating"}
             return 201, self._resource(name)
         if name not in self.endpoints:
@@ -88,12 +105,54 @@ class FakeArm(BaseAdapter):
             endpoint["state"] = self.final_state
         return 200, self._resource(name)
 
+    def _online(self, method: str, name: str, request):
+        """Managed online endpoints answer in their final state at once (azure-ai-ml polls them slowly)."""
+        if method == "PUT":
+            if self.put_error:
+                status, code, message = self.put_error
+                return status, {"error": {"code": code, "message": message}}
+            body = json.loads(request.body)
+            deployments = self.online.get(name, {}).get("deployments", {})
+            self.online[name] = {**body, "id": _arm_id(request.url), "deployments": deployments}
+            return 201, self._online_resource(name)
+        if name not in self.online:
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"{name} not found"}}
+        if method == "DELETE":
+            del self.online[name]
+            return 204, None
+        return 200, self._online_resource(name)
+
+    def _online_resource(self, name: str) -> dict:
+        e = self.online[name]
+        properties = {**e["properties"], "provisioningState": "Succeeded",
+                      "scoringUri": f"{self.scoring_uri}/score"}
+        return {"id": e["id"], "name": name, "location": "eastus2", "tags": e.get("tags"), "kind": "Managed",
+                "identity": {"type": "SystemAssigned"}, "properties": properties}
+
+    def _deployment(self, method: str, endpoint: str, name: str, request):
+        if endpoint not in self.online:
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"endpoint {endpoint} not found"}}
+        deployments = self.online[endpoint]["deployments"]
+        if method == "PUT":
+            deployments[name] = json.loads(request.body)
+        if name not in deployments:
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"{name} not found"}}
+        return (201 if method == "PUT" else 200), self._deployment_resource(endpoint, name, request)
+
+    def _deployment_resource(self, endpoint: str, name: str, request) -> dict:
+        d = self.online[endpoint]["deployments"][name]
+        deployment_id = f"{self.online[endpoint]['id']}/deployments/{name}"
+        return {
+            "id": deployment_id, "name": name, "location": "eastus2", "tags": d.get("tags"),
+            "sku": d.get("sku"), "properties": {**d["properties"], "provisioningState": self.final_state,
+                                                "scaleSettings": {"scaleType": "Default"}}}
+
     def _subscription(self, method: str, name: str, request):
         if method == "PUT":
             body = json.loads(request.body)
             self.subscriptions[name] = body
             self.put_error = None                      # subscribed: the endpoint can be created now
-            return 201, {"id": request.url.split("?")[0], "name": name,
+            return 201, {"id": _arm_id(request.url), "name": name,
                          "properties": {**body["properties"], "provisioningState": "Succeeded", "status": "Subscribed",
                                         "marketplacePlan": {"publisherId": "openai", "offerId": "gpt-oss",
                                                             "planId": "payg"}}}

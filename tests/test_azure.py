@@ -127,3 +127,33 @@ def test_down_never_deletes_an_endpoint_gptoss_did_not_tag(run_cli, state, arm):
     assert code == 4 and "is not tagged as created by gptoss-deploy; not deleting it" in err
     assert name in arm.endpoints and state.records()           # nothing deleted, the record kept
     arm.endpoints[name]["tags"] = ours                           # (so the teardown can clean up)
+
+
+def test_managed_mode_deploys_on_the_planned_gpu_size_and_down_deletes_the_endpoint(run_cli, state, arm):
+    code, out, err = up(run_cli, "--azure-mode", "managed", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    [name] = arm.online
+    assert record["cloud_resources"] == [["online_endpoint", name]]
+    assert arm.online[name]["tags"] == {"created-by": "gptoss-deploy", "gptoss-deployment": name}
+    assert arm.online[name]["properties"]["traffic"] == {"gptoss": 100}
+    deployment = arm.online[name]["deployments"]["gptoss"]["properties"]
+    assert deployment["instanceType"] == record["plan"]["launch"]["api"]["instance_type"] == "Standard_NC24ads_A100_v4"
+    assert deployment["model"] == "azureml://registries/HuggingFace/models/openai-gpt-oss-120b/labels/latest"
+    assert record["plan"]["price"]["usd_per_hour"] is None and "billed per hour" in record["plan"]["price"]["note"]
+    assert record["benchmark"]["verdict"] == "pass"            # through the endpoint's /v1, with its key
+    assert record["benchmark"]["predicted_decode_tokens_per_s"] > 0   # vLLM on the A100, as planned
+    assert run_cli("down", record["name"], "--yes")[0] == 0 and arm.online == {}
+
+
+def test_managed_deployment_failure_deletes_the_endpoint(run_cli, state, arm):
+    arm.final_state = "Failed"
+    code, _, err = up(run_cli, "--azure-mode", "managed")
+    assert code == 4 and "ended Failed; it was deleted" in err and arm.online == {} and state.records() == {}
+
+
+def test_managed_quota_for_the_gpu_size_is_reported(run_cli, state, arm):
+    arm.put_error = (400, "BadArgument", "Not enough quota available for Standard_NC24ads_A100_v4 in eastus2")
+    code, _, err = up(run_cli, "--azure-mode", "managed")
+    assert code == 4 and "Azure quota exceeded" in err and "Standard_NC24ads_A100_v4" in err
+    assert arm.online == {} and state.records() == {}
