@@ -201,22 +201,24 @@ def status(store: StateStore) -> list[dict]:
 
 
 def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,
-         confirm: Callable[[str], bool] = lambda _: True) -> list[str]:
+         confirm: Callable[[str], bool] = lambda _: True) -> dict[str, list[str]]:
     """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards.
-    A cloud deployment's adapter deletes what this tool created for it, and nothing else, once CONFIRM agrees."""
+    A cloud deployment's adapter deletes what this tool created for it, and nothing else, once CONFIRM agrees.
+    Returns the names stopped and the names kept (the user said no)."""
     with store.locked():
         records = store.records()
         unknown = [n for n in names or [] if n not in records]
         if unknown:
             known = ", ".join(records) or "none"
             raise UsageError(f"no deployment named {', '.join(unknown)} (running: {known}; see `gptoss status`)")
-        stopped = []
+        stopped, kept = [], []
         for name in names or list(records):
             record = records[name]
             if get_backend_info(record["backend"]).cloud:
                 module = get_backend_module(record["backend"])
                 if record.get("cloud_resources"):
                     if not confirm(f"delete {module.cloud_resources_summary(record)}?"):
+                        kept.append(name)
                         continue
                 module.teardown(record, progress)
             elif record.get("pid"):
@@ -224,7 +226,7 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
                 _wait_port_free(record)
             store.forget(name)
             stopped.append(name)
-        return stopped
+        return {"stopped": stopped, "kept": kept}
 
 
 def _wait_port_free(record: dict, timeout_s: float = 10.0) -> None:

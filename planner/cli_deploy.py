@@ -190,11 +190,12 @@ def down_command(name: NameArg = None,
     if bool(name) == all_:
         raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
     with _progress() as progress:
-        stopped = down(_store(), None if all_ else [name], progress, _confirm(yes))
+        result = down(_store(), None if all_ else [name], progress, _confirm(yes))
     if json_out:
-        print_json({"stopped": stopped})
+        print_json(result)
     else:
-        console().print("\n".join(f"stopped {n}" for n in stopped) or "nothing was running")
+        lines = [f"stopped {n}" for n in result["stopped"]] + [f"kept {n}" for n in result["kept"]]
+        console().print("\n".join(lines) or "nothing was running")
 
 
 def bench_command(name: NameArg = None,

@@ -85,11 +85,14 @@ class FakeArm(BaseAdapter):
                          "type": "Microsoft.MachineLearningServices/workspaces", "properties": {}}
         return 404, {"error": {"code": "NotFound", "message": f"{method} {path}"}}
 
+    def _refused(self):
+        status, code, message = self.put_error
+        return status, {"error": {"code": code, "message": message}}
+
     def _endpoint(self, method: str, name: str, request):
+        if method == "PUT" and self.put_error:
+            return self._refused()
         if method == "PUT":
-            if self.put_error:
-                status, code, message = self.put_error
-                return status, {"error": {"code": code, "message": message}}
             body = json.loads(request.body)
             self.endpoints[name] = {**body, "name": name, "id": _arm_id(request.url),
                                     "polls": 0, "state": "Creating"}
@@ -107,10 +110,9 @@ class FakeArm(BaseAdapter):
 
     def _online(self, method: str, name: str, request):
         """Managed online endpoints answer in their final state at once (azure-ai-ml polls them slowly)."""
+        if method == "PUT" and self.put_error:
+            return self._refused()
         if method == "PUT":
-            if self.put_error:
-                status, code, message = self.put_error
-                return status, {"error": {"code": code, "message": message}}
             body = json.loads(request.body)
             deployments = self.online.get(name, {}).get("deployments", {})
             self.online[name] = {**body, "id": _arm_id(request.url), "deployments": deployments}

@@ -157,3 +157,24 @@ def test_managed_quota_for_the_gpu_size_is_reported(run_cli, state, arm):
     code, _, err = up(run_cli, "--azure-mode", "managed")
     assert code == 4 and "Azure quota exceeded" in err and "Standard_NC24ads_A100_v4" in err
     assert arm.online == {} and state.records() == {}
+
+
+def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
+    import pexpect
+
+    record = {"name": "gpt-oss-120b-azure", "backend": "azure", "model": "gpt-oss-120b", "pid": None,
+              "state": "ready", "protocol": "azure", "subscription_id": "0000-sub", "resource_group": "rg-ml",
+              "workspace": "ws-ml", "endpoint": {"name": "gptoss-120b-abc123", "kind": "serverless_endpoint"},
+              "cloud_resources": [["serverless_endpoint", "gptoss-120b-abc123"]]}
+    with state.locked():
+        state.put(record)
+    child = pexpect.spawn(sys.executable, ["-c", "from planner.cli import main; main()", "down", record["name"]],
+                          env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=20)
+    child.expect_exact("delete serverless endpoint gptoss-120b-abc123 in workspace ws-ml (resource group rg-ml)? [y/N]")
+    child.sendline("n")
+    child.expect_exact(f"kept {record['name']}")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and record["name"] in state.records()      # nothing was called, nothing deleted
+    with state.locked():
+        state.forget(record["name"])
