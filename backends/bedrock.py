@@ -16,7 +16,7 @@ HTTP_TIMEOUT_S = 60
 def build_launch(offer: CloudOffer, settings: LaunchSettings) -> dict:
     return {"api": {
         "service": "bedrock-runtime",
-        "region": settings.region or DEFAULT_REGION,
+        "region": settings.region,          # None: the AWS config's region at launch, else DEFAULT_REGION
         "model_id": offer.model_id,
         "operation": "ConverseStream",
         "additionalModelRequestFields": {"reasoning_effort": settings.reasoning_effort},
@@ -130,10 +130,18 @@ class BedrockStream:
         return clock.sample(usage["outputTokens"], None, usage.get("inputTokens"))
 
 
+def launch_region(api: dict) -> str:
+    """The plan's region (a profile's `region`), else the AWS config's (AWS_REGION, the profile's region), else
+    where gpt-oss launched."""
+    import boto3
+
+    return api["region"] or boto3.Session().region_name or DEFAULT_REGION
+
+
 def provision(doc: dict, options, progress) -> dict:
     """Nothing to create on Bedrock: check access, and record where and how to call the model."""
     api = doc["launch"]["api"]
-    region, model_id = api["region"], api["model_id"]
+    region, model_id = launch_region(api), api["model_id"]
     who = preflight(region, model_id, progress)
     return {"protocol": "bedrock", "region": region, **who,
             "endpoint": {"region": region, "model_id": model_id, "model": model_id,

@@ -62,8 +62,9 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
                            f"size, fewest GPUs first, where vLLM holds {chosen.model.name} at {api['context_length']} "
                            f"tokens (tensor parallel {api['tensor_parallel_size']}); billed per hour while it exists")
         else:
-            reasons.append(f"cloud: {api['model_id']} in {api['region']}; {chosen.offer.price_note}")
-        if chosen.offer.regions and api["region"] not in chosen.offer.regions:
+            where = api["region"] or f"the AWS config's region (else {chosen.offer.regions[0]})"
+            reasons.append(f"cloud: {api['model_id']} in {where}; {chosen.offer.price_note}")
+        if chosen.offer.regions and api["region"] and api["region"] not in chosen.offer.regions:
             reasons.append(f"warning: gpt-oss launched in {', '.join(chosen.offer.regions)}; "
                            f"check that {api['region']} serves it")
     reasons.append(f"reasoning effort: {c.reasoning_effort} ({c.source('reasoning_effort')})")

@@ -31,7 +31,8 @@ def launch_command(launch: dict) -> str:
     if "argv" not in launch:
         api = launch["api"]
         on = f" on {api['instance_type']}" if api.get("instance_type") else ""
-        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']}{on} ({api['region']})"
+        region = api["region"] or "the AWS config's region, else us-west-2"
+        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']}{on} ({region})"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
     return (env + " " if env else "") + shlex.join(launch["argv"])
 

@@ -141,3 +141,10 @@ def test_throttling_is_retried_then_reported(run_cli, state, aws):
     code, _, err = run_cli("up", "--profile", "aws")
     assert code == 4 and "Bedrock kept throttling" in err and "ThrottlingException" in err
     assert len(aws.runtime.requests) == 2              # AWS_MAX_ATTEMPTS=2: tried again with backoff
+
+
+def test_region_comes_from_the_aws_config_when_the_profile_has_none(run_cli, state, aws, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    aws.answers["bedrock"] = [("list_foundation_models", {"modelSummaries": []})]
+    code, _, err = run_cli("up", "--profile", "aws")
+    assert code == 4 and "openai.gpt-oss-120b-1:0 is not offered in eu-central-1" in err
