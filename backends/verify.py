@@ -9,6 +9,7 @@ from planner.errors import BackendError, UsageError
 EFFORT_FIELDS = {
     "llamacpp": lambda effort: {"chat_template_kwargs": {"reasoning_effort": effort}},
     "vllm": lambda effort: {"reasoning_effort": effort},
+    "azure": lambda effort: {"reasoning_effort": effort},
 }
 
 
@@ -19,18 +20,16 @@ def _client(record: dict, api_key: str | None):
         from backends.ollama import OllamaStream
 
         return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
-    if record["protocol"] == "azure":
-        from backends.azure import endpoint_key
-        from backends.openai_api import OpenAIStream
-
-        return OpenAIStream(endpoint["base_url"], endpoint["model"], endpoint_key(record),
-                            {"reasoning_effort": effort})
     if record["protocol"] == "bedrock":
         from backends.bedrock import BedrockStream
 
         return BedrockStream(endpoint["region"], endpoint["model_id"], effort)
     from backends.openai_api import OpenAIStream
 
+    if record["protocol"] == "azure":             # the key stays in Azure: fetched for this run only
+        from backends.azure import endpoint_key
+
+        api_key = endpoint_key(record)
     extras = EFFORT_FIELDS.get(record["backend"], lambda _: {})(effort)
     return OpenAIStream(endpoint["base_url"], endpoint["model"], api_key, extras)
 
