@@ -7,7 +7,7 @@ import shlex
 from rich.console import Console
 from rich.table import Table
 
-from backends.base import WILDCARD_HOSTS
+from backends.base import WILDCARD_HOSTS, masked_env
 from planner.render import _tps, launch_command
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
@@ -22,7 +22,7 @@ def render_dry_run(console: Console, doc: dict, launch) -> None:
     for warning in launch.warnings + ([launch.unavailable] if launch.unavailable else []):
         console.print(f"  [yellow]warning[/]: {warning}")
     if launch.argv:
-        console.print(f"  {launch_command({'argv': launch.argv, 'env': dry_run_env(launch)})}",
+        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)})}",
                       markup=False, highlight=False, soft_wrap=True)
     console.print(f"  endpoint: {launch.base_url} (model {launch.served_model})", markup=False, soft_wrap=True)
 
@@ -32,14 +32,8 @@ def render_dry_run_api(console: Console, doc: dict) -> None:
     console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False, soft_wrap=True)
 
 
-def dry_run_env(launch) -> dict:
-    from backends.base import masked_env
-
-    return masked_env(launch.env)
-
-
 def dry_run_json(doc: dict, launch) -> dict:
-    return {"dry_run": True, "argv": launch.argv, "env": dry_run_env(launch), "downloads": launch.downloads,
+    return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
             "warnings": launch.warnings, "unavailable": launch.unavailable, "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
             "plan": doc}
 
