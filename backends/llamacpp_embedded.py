@@ -12,6 +12,9 @@ import sys
 import threading
 
 
+SERVER_DEFAULT_SLOTS = 4
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llama-server (xllamacpp)", allow_abbrev=False)
     parser.add_argument("-m", "--model", required=True)
@@ -66,8 +69,10 @@ def params_from_args(args: argparse.Namespace):
     if args.api_key_file:
         with open(args.api_key_file, encoding="utf-8") as key_file:
             params.api_keys = [line.strip() for line in key_file if line.strip()]
-    if args.parallel:
-        params.n_parallel = args.parallel
+    # llama-server's own default: 4 slots sharing one unified KV cache of --ctx-size (the bindings default to
+    # 1 slot, which would queue the benchmark's concurrent streams).
+    params.n_parallel = args.parallel or SERVER_DEFAULT_SLOTS
+    params.kv_unified = True
     return params
 
 
