@@ -12,6 +12,7 @@ from planner.profiles import LoadedProfile, load_profile
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
 EFFORTS = ("low", "medium", "high")
 AZURE_MODES = ("serverless", "managed")
+PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_hour")
 ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
             "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL",
             "azure_mode": "GPTOSS_AZURE_MODE"}
@@ -33,6 +34,7 @@ class Constraints:
     azure_model_id: str | None = None
     azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)   # subscription, group, name
     azure_mode: str = "serverless"    # serverless endpoint, or a managed online endpoint on a GPU size we pick
+    prices: Mapping[str, float] = field(default_factory=dict)   # the profile's own prices, by price field
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -117,6 +119,7 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
         profile=profile.name, min_decode_tokens_per_s=p.min_decode_tokens_per_s,
         backend_preference=tuple(p.backend_preference), region=p.region, azure_model_id=p.azure_model_id,
         azure_workspace=(p.azure_subscription_id, p.azure_resource_group, p.azure_workspace),
+        prices={k: v for k in PRICE_FIELDS if (v := getattr(p, k)) is not None},
         sources=sources, **values,
     )
 

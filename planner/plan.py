@@ -178,15 +178,26 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
                    memory=None,
                    predicted=candidate.prediction.to_json() if candidate.prediction else
                    {"decode_tokens_per_s": None, "prefill_tokens_per_s": None, "roofline_decode_tokens_per_s": None},
-                   price={"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for "
-                          f"{api['region']}; billed per hour while the endpoint exists"} if managed else
-                   {"usd_per_1m_input_tokens": offer.usd_per_1m_input,
-                    "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note})
+                   price=_price(api, offer, managed, constraints))
     else:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
                    predicted=candidate.prediction.to_json())
     doc["launch"] = candidate.launch
     return doc
+
+
+def _price(api: dict, offer: CloudOffer, managed: bool, constraints: Constraints) -> dict:
+    """List prices from our data, replaced field by field by the profile's own where it gives them."""
+    if managed:
+        price = {"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for {api['region']}; "
+                                               "billed per hour while the endpoint exists"}
+    else:
+        price = {"usd_per_1m_input_tokens": offer.usd_per_1m_input,
+                 "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note}
+    own = {k: v for k, v in constraints.prices.items() if k in price}
+    if own:
+        price.update(own, note=f"from profile {constraints.profile}")
+    return price
 
 
 def _offload_json(placement: Placement) -> dict:

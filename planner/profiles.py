@@ -37,6 +37,10 @@ class Profile(BaseModel):
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
     azure_mode: Literal["serverless", "managed"] = "serverless"
+    # Your prices (negotiated, or read off the provider's page) where our data has none, or to override it.
+    usd_per_1m_input_tokens: float | None = Field(default=None, ge=0)
+    usd_per_1m_output_tokens: float | None = Field(default=None, ge=0)
+    usd_per_hour: float | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
         if price.get("usd_per_1m_input_tokens") is not None:
             console.print(f"Price: ${price['usd_per_1m_input_tokens']} per 1M input tokens, "
                           f"${price['usd_per_1m_output_tokens']} per 1M output tokens ({price['note']})")
+        elif price.get("usd_per_hour") is not None:
+            console.print(f"Price: ${price['usd_per_hour']} per hour while it runs ({price['note']})")
         else:
             console.print(f"Price: {price['note']}")
     console.print(f"Binding constraint: [bold]{plan.binding_constraint}[/]")

@@ -178,3 +178,15 @@ def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
     assert child.exitstatus == 0 and record["name"] in state.records()      # nothing was called, nothing deleted
     with state.locked():
         state.forget(record["name"])
+
+
+def test_prices_from_the_profile_cost_the_benchmark_and_the_managed_hour(run_cli, state, arm, tmp_path):
+    profile = tmp_path / "negotiated.toml"
+    profile.write_text('description = "our Azure prices"\nmodel = "120b"\nbackend = "azure"\n'
+                       "usd_per_1m_input_tokens = 0.15\nusd_per_1m_output_tokens = 0.6\nusd_per_hour = 3.4\n")
+    code, out, err = run_cli("up", "--profile", profile, *WORKSPACE, "--json")
+    assert code == 0, err
+    spent = json.loads(out)["benchmark"]["spent"]
+    assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] * 0.15 + spent["output_tokens"] * 0.6) / 1e6)
+    code, out, _ = run_cli("plan", "--profile", profile, "--azure-mode", "managed")
+    assert code == 0 and "Price: $3.4 per hour while it runs (from profile negotiated)" in out
