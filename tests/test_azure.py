@@ -190,3 +190,10 @@ def test_prices_from_the_profile_cost_the_benchmark_and_the_managed_hour(run_cli
     assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] * 0.15 + spent["output_tokens"] * 0.6) / 1e6)
     code, out, _ = run_cli("plan", "--profile", profile, "--azure-mode", "managed")
     assert code == 0 and "Price: $3.4 per hour while it runs (from profile negotiated)" in out
+
+
+def test_identity_without_rights_on_the_workspace_is_told_which_role(run_cli, state, arm):
+    arm.put_error = (403, "AuthorizationFailed", "The client does not have authorization to perform action")
+    code, _, err = up(run_cli)
+    assert code == 4 and "not allowed creating serverless endpoint" in err and "AzureML Data Scientist" in err
+    assert arm.endpoints == {} and state.records() == {}
