@@ -35,6 +35,7 @@ class FakeBedrockRuntime(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.requests: list[dict] = []
         self.throttle = False
+        self.think_s = 0.0        # a pause between the reasoning and the answer
 
     @property
     def url(self) -> str:
@@ -65,6 +66,8 @@ class Handler(JsonHandler):
         n = body["inferenceConfig"]["maxTokens"]
         self._send(event_frame("messageStart", {"role": "assistant"}))
         for i in range(n):        # gpt-oss reasons first: half the tokens are reasoningContent
+            if i == n // 2:
+                time.sleep(self.server.think_s)
             delta = {"reasoningContent": {"text": "hm"}} if i < n // 2 else {"text": "word "}
             self._send(event_frame("contentBlockDelta", {"contentBlockIndex": 0 if i < n // 2 else 1, "delta": delta}))
             time.sleep(TOKEN_INTERVAL_S)
