@@ -43,7 +43,10 @@ class FakeBedrockRuntime(ThreadingHTTPServer):
 
 
 class Handler(JsonHandler):
+    """Streams as Bedrock does: HTTP/1.1 chunked, one event-stream message per chunk, as each is ready."""
+
     server: FakeBedrockRuntime
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -62,6 +65,7 @@ class Handler(JsonHandler):
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         n = body["inferenceConfig"]["maxTokens"]
         self._send(event_frame("messageStart", {"role": "assistant"}))
@@ -74,7 +78,8 @@ class Handler(JsonHandler):
         self._send(event_frame("messageStop", {"stopReason": "max_tokens"}))
         self._send(event_frame("metadata", {"usage": {"inputTokens": 25, "outputTokens": n, "totalTokens": n + 25},
                                             "metrics": {"latencyMs": 100}}))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, frame: bytes) -> None:
-        self.wfile.write(frame)
+        self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
         self.wfile.flush()
