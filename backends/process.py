@@ -56,12 +56,6 @@ def port_holder(port: int) -> PortHolder:
     return PortHolder(None, "another process (not visible to this user)")
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[str]) -> subprocess.Popen:
     """Start ARGV in a new session (its own process group); its output goes to LOG_PATH with SECRETS masked."""
     if shutil.which(argv[0]) is None:

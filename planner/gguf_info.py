@@ -16,7 +16,6 @@ GPT_OSS_ARCHITECTURE = "gpt-oss"
 class GgufInfo:
     path: Path
     architecture: str
-    name: str
     block_count: int | None
     expert_count: int | None
     context_length: int | None
@@ -52,8 +51,7 @@ def read_gguf(path: Path) -> GgufInfo:
     except (ValueError, OSError, struct.error, UnicodeDecodeError) as err:
         raise UsageError(f"--gguf {path} is not a readable GGUF file ({err or type(err).__name__})") from None
     arch = fields.get("general.architecture") or "unknown"
-    return GgufInfo(path=path, architecture=arch, name=fields.get("general.name") or path.stem,
-                    block_count=fields.get(f"{arch}.block_count"), expert_count=fields.get(f"{arch}.expert_count"),
+    return GgufInfo(path=path, architecture=arch, block_count=fields.get(f"{arch}.block_count"), expert_count=fields.get(f"{arch}.expert_count"),
                     context_length=fields.get(f"{arch}.context_length"), size_bytes=path.stat().st_size)
 
 

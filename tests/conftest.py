@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import stat
 import sys
 from pathlib import Path
@@ -19,6 +20,13 @@ from planner.plan import plan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
 HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def fixture_path(name: str) -> Path:

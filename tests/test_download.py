@@ -13,8 +13,7 @@ import time
 import httpx
 import pytest
 
-from backends.process import free_port
-from conftest import fixture_path
+from conftest import fixture_path, free_port
 from fake_hub import FakeHub
 
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"

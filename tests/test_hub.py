@@ -8,8 +8,7 @@ import os
 import httpx
 import pytest
 
-from backends.process import free_port
-from conftest import fixture_path
+from conftest import fixture_path, free_port
 
 CPU_ONLY = fixture_path("cpu-only")
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"

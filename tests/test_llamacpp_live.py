@@ -9,7 +9,8 @@ import httpx
 import psutil
 import pytest
 
-from backends.process import free_port, port_in_use
+from backends.process import port_in_use
+from conftest import free_port
 
 
 def engines(state) -> list[psutil.Process]:
