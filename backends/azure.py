@@ -126,6 +126,9 @@ def azure_error(err: Exception, doing: str) -> BackendError:
         if "quota" in f"{code} {message}".lower():
             return BackendError(f"Azure quota exceeded {doing}: {message}; request more quota for gpt-oss in "
                                 "this region, or set another `region` in the profile")
+        if err.status_code == 429:
+            return BackendError(f"Azure kept throttling {doing} after retrying with backoff: wait a minute and "
+                                "run again")
         if code in ("AuthorizationFailed", "Forbidden") or err.status_code == 403:
             return BackendError(f"not allowed {doing}: {message}; the signed-in identity needs the AzureML Data "
                                 "Scientist (or Contributor) role on the workspace")

@@ -58,6 +58,8 @@ class FakeArm(BaseAdapter):
         status, body = self._route(request.method, path, request)
         content = json.dumps(body).encode() if body is not None else b""
         headers = {"Content-Type": "application/json", "Content-Length": str(len(content))}
+        if status == 429:
+            headers["Retry-After"] = "0"            # azure-core waits what the service says, then tries again
         raw = HTTPResponse(body=io.BytesIO(content), headers=headers, status=status, preload_content=False)
         return HTTPAdapter().build_response(request, raw)
 

@@ -197,3 +197,11 @@ def test_identity_without_rights_on_the_workspace_is_told_which_role(run_cli, st
     code, _, err = up(run_cli)
     assert code == 4 and "not allowed creating serverless endpoint" in err and "AzureML Data Scientist" in err
     assert arm.endpoints == {} and state.records() == {}
+
+
+def test_throttling_is_retried_then_reported(run_cli, state, arm):
+    arm.put_error = (429, "TooManyRequests", "Rate limit exceeded")
+    code, _, err = up(run_cli)
+    assert code == 4 and "Azure kept throttling creating serverless endpoint" in err
+    assert len([call for call in arm.calls if call.startswith("PUT")]) > 1     # azure-core tried again
+    assert arm.endpoints == {} and state.records() == {}
