@@ -94,3 +94,18 @@ def with_flag(argv: list[str], flag: str, value: str) -> list[str]:
 
 def flag_value(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+LOAD_BYTES_PER_S = 100e6   # a slow disk: the readiness deadline only has to outlast a healthy load
+
+
+def bound(argv: list[str], options: UpOptions, default_port: int) -> tuple[list[str], str, int]:
+    """The plan's server command bound where the user asked (--host, --port), else where the plan says."""
+    host = options.host or flag_value(argv, "--host") or "127.0.0.1"
+    port = options.port or int(flag_value(argv, "--port") or default_port)
+    return with_flag(with_flag(argv, "--host", host), "--port", str(port)), host, port
+
+
+def ready_deadline_s(options: UpOptions, start_s: float, model_bytes: float) -> float:
+    """--ready-timeout, else the server's own start-up time plus reading the model from a slow disk."""
+    return options.ready_timeout_s or start_s + model_bytes / LOAD_BYTES_PER_S

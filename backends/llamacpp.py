@@ -7,7 +7,8 @@ import os
 import shutil
 import sys
 
-from backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint, flag_value, with_flag
+from backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, flag_value, ready_deadline_s,
+                           with_flag)
 from backends.hub import cached_path, download_plan, fetch
 from planner.gguf_info import GgufInfo
 from planner.placement import Placement
@@ -44,9 +45,6 @@ def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
 # --- running it -------------------------------------------------------------------------------------------
 
 READY_BASE_S = 60.0
-LOAD_BYTES_PER_S = 100e6          # a slow disk; the deadline only has to outlast a healthy load
-
-
 NOT_INSTALLED = ("llama.cpp is not installed: put llama-server on PATH (or set GPTOSS_LLAMA_SERVER), "
                  "or `pip install 'gptoss-deploy[llamacpp]'` for the embedded engine")
 
@@ -64,10 +62,7 @@ def executable() -> list[str] | None:
 def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None) -> ServerLaunch:
     """The llama-server command for a saved plan, with the model as a local file (fetched by `prepare`)."""
     launch = doc["launch"]
-    argv = list(launch["argv"])
-    host = options.host or flag_value(argv, "--host") or "127.0.0.1"
-    port = options.port or int(flag_value(argv, "--port") or DEFAULT_PORT)
-    argv = with_flag(with_flag(argv, "--host", host), "--port", str(port))
+    argv, host, port = bound(list(launch["argv"]), options, DEFAULT_PORT)
     served, warnings = launch.get("served_model", doc["model"]), []
     if gguf is not None:
         size, downloads = gguf.size_bytes, []
@@ -85,8 +80,8 @@ def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None) -> Serve
         argv = _model_flag(argv, str(cached) if cached else f"<{launch['model_ref']}/{launch['model_files'][0]}>")
     program = executable()
     return ServerLaunch(argv=(program or argv[:1]) + argv[1:], env={}, host=host, port=port, served_model=served,
-                        protocol="openai", ready_deadline_s=options.ready_timeout_s or
-                        READY_BASE_S + size / LOAD_BYTES_PER_S, downloads=downloads, warnings=warnings,
+                        protocol="openai", ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size),
+                        downloads=downloads, warnings=warnings,
                         unavailable=None if program else NOT_INSTALLED)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint, flag_value, local_hardware, with_flag
+from backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, local_hardware,
+                           ready_deadline_s)
 from planner.devices import supports_vllm
 from planner.placement import Placement
 
@@ -36,7 +37,6 @@ def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
 # --- running it -------------------------------------------------------------------------------------------
 
 READY_BASE_S = 300.0              # vLLM compiles kernels and captures CUDA graphs before it serves
-LOAD_BYTES_PER_S = 100e6
 NOT_INSTALLED = ("vLLM is not installed: `pip install vllm` on Linux with a supported GPU (docs.vllm.ai), "
                  "or set GPTOSS_VLLM to its executable; or choose --backend llamacpp")
 
@@ -56,15 +56,12 @@ def _unavailable(doc: dict, options: UpOptions, program: str | None) -> str | No
 
 def server_launch(doc: dict, options: UpOptions, gguf) -> ServerLaunch:
     launch = doc["launch"]
-    argv = list(launch["argv"])
-    host = options.host or flag_value(argv, "--host") or "127.0.0.1"
-    port = options.port or int(flag_value(argv, "--port") or DEFAULT_PORT)
-    argv = with_flag(with_flag(argv, "--host", host), "--port", str(port))
+    argv, host, port = bound(list(launch["argv"]), options, DEFAULT_PORT)
     program = os.environ.get("GPTOSS_VLLM") or shutil.which("vllm")
     weights = doc["memory"]["breakdown"]["weights"]
     return ServerLaunch(argv=[program or argv[0], *argv[1:]], env=dict(launch.get("env", {})), host=host, port=port,
                         served_model=launch.get("served_model", doc["model"]), protocol="openai",
-                        ready_deadline_s=options.ready_timeout_s or READY_BASE_S + weights / LOAD_BYTES_PER_S,
+                        ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                         unavailable=_unavailable(doc, options, program))
 
 
