@@ -87,23 +87,26 @@ class FakeArm(BaseAdapter):
                          "type": "Microsoft.MachineLearningServices/workspaces", "properties": {}}
         return 404, {"error": {"code": "NotFound", "message": f"{method} {path}"}}
 
-    def _refused(self):
-        status, code, message = self.put_error
-        return status, {"error": {"code": code, "message": message}}
+    def _answered_alike(self, table: dict, method: str, name: str):
+        """What both kinds of endpoint answer the same way: a refused PUT, a missing name, a DELETE."""
+        if method == "PUT" and self.put_error:
+            status, code, message = self.put_error
+            return status, {"error": {"code": code, "message": message}}
+        if method != "PUT" and name not in table:
+            return 404, {"error": {"code": "ResourceNotFound", "message": f"{name} not found"}}
+        if method == "DELETE":
+            del table[name]
+            return 204, None
+        return None
 
     def _endpoint(self, method: str, name: str, request):
-        if method == "PUT" and self.put_error:
-            return self._refused()
+        if answer := self._answered_alike(self.endpoints, method, name):
+            return answer
         if method == "PUT":
             body = json.loads(request.body)
             self.endpoints[name] = {**body, "name": name, "id": _arm_id(request.url),
                                     "polls": 0, "state": "Creating"}
             return 201, self._resource(name)
-        if name not in self.endpoints:
-            return 404, {"error": {"code": "ResourceNotFound", "message": f"{name} not found"}}
-        if method == "DELETE":
-            del self.endpoints[name]
-            return 204, None
         endpoint = self.endpoints[name]
         endpoint["polls"] += 1
         if endpoint["state"] == "Creating" and endpoint["polls"] > self.polls_until_done:
@@ -112,18 +115,13 @@ class FakeArm(BaseAdapter):
 
     def _online(self, method: str, name: str, request):
         """Managed online endpoints answer in their final state at once (azure-ai-ml polls them slowly)."""
-        if method == "PUT" and self.put_error:
-            return self._refused()
+        if answer := self._answered_alike(self.online, method, name):
+            return answer
         if method == "PUT":
             body = json.loads(request.body)
             deployments = self.online.get(name, {}).get("deployments", {})
             self.online[name] = {**body, "id": _arm_id(request.url), "deployments": deployments}
             return 201, self._online_resource(name)
-        if name not in self.online:
-            return 404, {"error": {"code": "ResourceNotFound", "message": f"{name} not found"}}
-        if method == "DELETE":
-            del self.online[name]
-            return 204, None
         return 200, self._online_resource(name)
 
     def _online_resource(self, name: str) -> dict:

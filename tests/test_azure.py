@@ -85,10 +85,16 @@ def test_no_credentials_says_az_login(run_cli, state, monkeypatch):
         "AZURE_CLIENT_SECRET for a service principal)")
 
 
-def test_quota_exceeded_creates_nothing(run_cli, state, arm):
-    arm.put_error = (400, "QuotaExceeded", "Insufficient quota for gpt-oss-120b in eastus2")
+@pytest.mark.parametrize("refusal, said", [
+    ((400, "QuotaExceeded", "Insufficient quota for gpt-oss-120b in eastus2"),
+     ["Azure quota exceeded", "Insufficient quota"]),
+    ((403, "AuthorizationFailed", "The client does not have authorization to perform action"),
+     ["not allowed creating serverless endpoint", "AzureML Data Scientist"]),
+])
+def test_refused_creation_leaves_nothing_and_says_what_to_do(run_cli, state, arm, refusal, said):
+    arm.put_error = refusal
     code, _, err = up(run_cli)
-    assert code == 4 and "Azure quota exceeded" in err and "Insufficient quota" in err
+    assert code == 4 and all(words in err for words in said)
     assert arm.endpoints == {} and state.records() == {}
 
 
@@ -190,13 +196,6 @@ def test_prices_from_the_profile_cost_the_benchmark_and_the_managed_hour(run_cli
     assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] * 0.15 + spent["output_tokens"] * 0.6) / 1e6)
     code, out, _ = run_cli("plan", "--profile", profile, "--azure-mode", "managed")
     assert code == 0 and "Price: $3.4 per hour while it runs (from profile negotiated)" in out
-
-
-def test_identity_without_rights_on_the_workspace_is_told_which_role(run_cli, state, arm):
-    arm.put_error = (403, "AuthorizationFailed", "The client does not have authorization to perform action")
-    code, _, err = up(run_cli)
-    assert code == 4 and "not allowed creating serverless endpoint" in err and "AzureML Data Scientist" in err
-    assert arm.endpoints == {} and state.records() == {}
 
 
 def test_throttling_is_retried_then_reported(run_cli, state, arm):
