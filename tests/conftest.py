@@ -1,10 +1,8 @@
-"""Shared test helpers: hardware fixtures, the CLI run through its real error mapping, deployments cleaned up."""
+"""Test fixtures: the CLI run through its real error mapping, a private state dir, the real tiny GGUF, stand-ins."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import socket
 import stat
 import sys
 from pathlib import Path
@@ -14,28 +12,6 @@ import pytest
 from backends import deploy
 from backends.state import StateStore
 from planner import cli
-from planner.constraints import load_constraints
-from planner.hardware import load_hardware
-from planner.plan import plan
-
-FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
-HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def fixture_path(name: str) -> Path:
-    return FIXTURES / f"{name}.json"
-
-
-def plan_for(name: str, profile: str = "auto", **flags):
-    hardware = load_hardware(fixture_path(name))
-    return plan(hardware, load_constraints(profile, flags, {}))
 
 
 @pytest.fixture
@@ -51,10 +27,6 @@ def run_cli(capsys, monkeypatch, tmp_path):
         return code, out, err
 
     return run
-
-
-def json_out(text: str) -> dict:
-    return json.loads(text)
 
 
 @pytest.fixture

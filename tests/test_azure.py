@@ -14,7 +14,7 @@ from azure.ai.ml import MLClient
 
 from backends import azure
 from backends.openai_api import served_models
-from conftest import free_port
+from helpers import free_port
 from fake_azure import FakeArm, FakeCredential
 
 WORKSPACE = ["--azure-subscription", "0000-sub", "--azure-resource-group", "rg-ml", "--azure-workspace", "ws-ml"]

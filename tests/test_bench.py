@@ -12,7 +12,7 @@ import pytest
 
 from backends.bench import StreamClock
 from backends.openai_api import served_models
-from conftest import free_port
+from helpers import free_port
 
 SERVER = Path(__file__).parent / "fake_openai_server.py"
 

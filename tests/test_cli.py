@@ -9,7 +9,7 @@ import pytest
 
 from planner import cli
 
-from conftest import fixture_path
+from helpers import fixture_path
 
 LAPTOP = fixture_path("laptop-rtx4060-8gb")
 

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from conftest import fixture_path, free_port
+from helpers import fixture_path, free_port
 from fake_hub import FakeHub
 
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"

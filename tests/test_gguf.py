@@ -6,7 +6,7 @@ import json
 import pytest
 from gguf import GGUFWriter
 
-from conftest import fixture_path
+from helpers import fixture_path
 
 CPU_ONLY = fixture_path("cpu-only")
 

@@ -8,7 +8,7 @@ import os
 import httpx
 import pytest
 
-from conftest import fixture_path, free_port
+from helpers import fixture_path, free_port
 
 CPU_ONLY = fixture_path("cpu-only")
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"

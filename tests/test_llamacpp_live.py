@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from backends.process import port_in_use
-from conftest import free_port
+from helpers import free_port
 
 
 def engines(state) -> list[psutil.Process]:

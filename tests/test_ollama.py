@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from backends.process import port_in_use
-from conftest import fixture_path, free_port
+from helpers import fixture_path, free_port
 from fake_ollama import FakeOllama
 
 CPU_ONLY = fixture_path("cpu-only")

@@ -10,7 +10,7 @@ from planner.errors import NoFitError, UsageError
 from planner.hardware import load_hardware
 from planner.plan import plan
 
-from conftest import HARDWARE_FIXTURES, fixture_path, plan_for
+from helpers import HARDWARE_FIXTURES, fixture_path, plan_for
 
 PROFILES = ["auto", "laptop", "workstation", "server"]
 

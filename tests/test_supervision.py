@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from backends.process import port_in_use
-from conftest import free_port
+from helpers import free_port
 
 UP = [sys.executable, "-c", "from planner.cli import up_main; up_main()"]
 STATUS = [sys.executable, "-c", "from planner.cli import main; main()", "status", "--json"]

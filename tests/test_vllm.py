@@ -9,7 +9,7 @@ import pytest
 from backends.base import UpOptions
 from backends.process import port_in_use
 from backends.vllm import server_launch
-from conftest import fixture_path, free_port
+from helpers import fixture_path, free_port
 
 H100 = fixture_path("h100-sxm")
 

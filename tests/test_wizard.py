@@ -7,7 +7,7 @@ import sys
 
 import pexpect
 
-from conftest import fixture_path
+from helpers import fixture_path
 
 ANSI = r"(?:\x1b\[[0-9;]*m)*"
 

@@ -1,0 +1,28 @@
+"""What tests share besides fixtures: recorded hardware, free ports, a plan for a recorded machine."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from planner.constraints import load_constraints
+from planner.hardware import load_hardware
+from planner.plan import plan
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
+HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def fixture_path(name: str) -> Path:
+    return FIXTURES / f"{name}.json"
+
+
+def plan_for(name: str, profile: str = "auto", **flags):
+    hardware = load_hardware(fixture_path(name))
+    return plan(hardware, load_constraints(profile, flags, {}))
