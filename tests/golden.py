@@ -1,0 +1,100 @@
+"""Golden dry runs: the exact `gptoss-up --dry-run --json` of every backend x hardware fixture x profile that plans.
+
+tests/test_golden.py regenerates them and compares. After a deliberate change, refresh them and read the diff:
+
+    .venv/bin/python tests/golden.py
+
+The runs see a fixed environment (below): no user profiles, an empty offline model cache, llama-server and vllm
+named by their GPTOSS_* variables, no `ollama` on PATH and no Ollama answering, so a golden file does not depend
+on what the machine that runs it has installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import HARDWARE_FIXTURES, fixture_path  # noqa: E402
+
+GOLDEN_DIR = Path(__file__).parent / "golden" / "dry-run"
+PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
+BACKEND_FLAGS = {
+    "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
+    "vllm": ["--backend", "vllm"], "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"],
+    "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
+}
+NOT_PLANNED = (2, 3)   # a contradiction (a cloud backend in a local-only profile), or nothing fits
+
+
+def cases() -> Iterator[tuple[str, str, str]]:
+    for fixture in HARDWARE_FIXTURES:
+        for profile in PROFILES:
+            for backend in BACKEND_FLAGS:
+                yield fixture, profile, backend
+
+
+def golden_path(fixture: str, profile: str, backend: str) -> Path:
+    return GOLDEN_DIR / fixture / f"{profile}--{backend}.json"
+
+
+@contextlib.contextmanager
+def golden_environment() -> Iterator[None]:
+    """The fixed environment the golden runs see; the caller's is restored afterwards."""
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory() as scratch:
+        empty_bin = Path(scratch, "bin")
+        empty_bin.mkdir()
+        for name in [k for k in os.environ if k.startswith(("GPTOSS_", "OLLAMA_", "HF_", "AWS_", "AZURE_"))]:
+            del os.environ[name]
+        os.environ.update({
+            "PATH": str(empty_bin), "XDG_CONFIG_HOME": str(Path(scratch, "config")),
+            "HF_HUB_CACHE": str(Path(scratch, "hf")), "HF_HUB_OFFLINE": "1",
+            "GPTOSS_LLAMA_SERVER": "/opt/llama.cpp/bin/llama-server", "GPTOSS_VLLM": "/opt/vllm/bin/vllm",
+            "OLLAMA_HOST": "127.0.0.1:1",   # nothing listens on port 1: no Ollama is found running
+        })
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def dry_run(fixture: str, profile: str, backend: str) -> str | None:
+    """The dry run's stdout, or None when the case does not plan. Call inside golden_environment()."""
+    from planner import cli
+
+    argv = ["up", "--dry-run", "--json", "--hardware", str(fixture_path(fixture)), "--profile", profile,
+            *BACKEND_FLAGS[backend]]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = cli._run(cli.app, "gptoss", argv)
+    if code in NOT_PLANNED:
+        return None
+    if code != 0:
+        raise RuntimeError(f"gptoss {' '.join(argv)} exited {code}: {err.getvalue().strip()}")
+    return out.getvalue()
+
+
+def refresh() -> int:
+    """Write every golden file anew and remove those of cases that no longer plan; returns how many were written."""
+    written = 0
+    with golden_environment():
+        for case in cases():
+            path, text = golden_path(*case), dry_run(*case)
+            if text is None:
+                path.unlink(missing_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written += 1
+    return written
+
+
+if __name__ == "__main__":
+    print(f"wrote {refresh()} golden dry runs under {GOLDEN_DIR}")
