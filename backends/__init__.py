@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 
-from planner.errors import UsageError
+from gptoss_deploy.planner.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -37,4 +37,4 @@ def get_backend_info(name: str) -> BackendInfo:
 def get_backend_module(name: str):
     """The module that builds launch commands for NAME (imported on demand: keeps start-up fast)."""
     get_backend_info(name)
-    return import_module(f"backends.{name}")
+    return import_module(f"{__name__}.{name}")

@@ -12,9 +12,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from backends.base import LaunchSettings
-from planner.catalog import CloudOffer
-from planner.errors import BackendError, UsageError
+from gptoss_deploy.backends.base import LaunchSettings
+from gptoss_deploy.planner.catalog import CloudOffer
+from gptoss_deploy.planner.errors import BackendError, UsageError
 
 DEFAULT_REGION = "eastus2"
 CREATED_BY = "gptoss-deploy"           # the tag that marks what this tool may delete

@@ -38,8 +38,8 @@ class UpOptions:
 
 def local_hardware(options: UpOptions):
     """The machine `up` runs on: the recorded description when given, else a live probe (same code path)."""
-    from planner.hardware import load_hardware
-    from planner.probe import probe
+    from gptoss_deploy.planner.hardware import load_hardware
+    from gptoss_deploy.planner.probe import probe
 
     return load_hardware(options.hardware_file) if options.hardware_file else probe()
 

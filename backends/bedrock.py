@@ -4,9 +4,9 @@ Nothing is called while planning. Bedrock serves gpt-oss as it is: nothing is cr
 """
 from __future__ import annotations
 
-from backends.base import LaunchSettings
-from planner.catalog import CloudOffer
-from planner.errors import BackendError
+from gptoss_deploy.backends.base import LaunchSettings
+from gptoss_deploy.planner.catalog import CloudOffer
+from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
 LAUNCH_REGIONS = ("us-west-2",)
@@ -110,7 +110,7 @@ class BedrockStream:
     def stream(self, prompt: str, max_tokens: int):
         from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
-        from backends.bench import BenchError, StreamClock
+        from gptoss_deploy.backends.bench import BenchError, StreamClock
 
         clock, usage = StreamClock(), None
         try:

@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from backends import get_backend_info, get_backend_module
-from backends.base import API_KEY_ENV, ServerLaunch, UpOptions, is_loopback, masked_env
-from backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
-from backends.state import StateStore
-from planner.errors import BackendError, UsageError
-from planner.gguf_info import GgufInfo
+from gptoss_deploy.backends import get_backend_info, get_backend_module
+from gptoss_deploy.backends.base import API_KEY_ENV, ServerLaunch, UpOptions, is_loopback, masked_env
+from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
+from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.gguf_info import GgufInfo
 
 Progress = Callable[[str], None]
 UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
@@ -122,9 +122,9 @@ def _apply_api_key(launch: ServerLaunch, options: UpOptions, store: StateStore, 
 def served_models(protocol: str, base_url: str, api_key: str | None) -> list[str] | None:
     """The models a server lists, or None while it does not answer (or is still loading)."""
     if protocol == "ollama":
-        from backends.ollama import served_models as listed
+        from gptoss_deploy.backends.ollama import served_models as listed
     else:
-        from backends.openai_api import served_models as listed
+        from gptoss_deploy.backends.openai_api import served_models as listed
     return listed(base_url, api_key)
 
 

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from planner.errors import BackendError
-from planner.probe import model_cache_dir
+from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.probe import model_cache_dir
 
 DISK_MARGIN_BYTES = 2 * 1024**3   # leave the disk some room after the download
 

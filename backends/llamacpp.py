@@ -5,13 +5,13 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 
-from backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, flag_value, ready_deadline_s,
+from gptoss_deploy.backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, flag_value, ready_deadline_s,
                            with_flag)
-from backends.hub import cached_path, download_plan, fetch
-from planner.gguf_info import GgufInfo
-from planner.placement import Placement
+from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
+from gptoss_deploy.backends.process import python_module
+from gptoss_deploy.planner.gguf_info import GgufInfo
+from gptoss_deploy.planner.placement import Placement
 
 DEFAULT_PORT = 8080
 
@@ -55,7 +55,7 @@ def executable() -> list[str] | None:
     if configured:
         return [configured]
     if importlib.util.find_spec("xllamacpp"):
-        return [sys.executable, "-m", "backends.llamacpp_embedded"]
+        return python_module(f"{__package__}.llamacpp_embedded")
     return None
 
 

@@ -1,6 +1,6 @@
 """llama-server's flags, served by the llama.cpp engine inside the `xllamacpp` wheel (no binary needed).
 
-Run as `python -m backends.llamacpp_embedded <llama-server flags>`: the launcher supervises it like the
+Run as `python -P -m gptoss_deploy.backends.llamacpp_embedded <llama-server flags>`: the launcher supervises it like the
 real binary. Only the flags the planner emits are accepted; anything else fails loudly.
 """
 from __future__ import annotations

@@ -5,9 +5,9 @@ import os
 import shutil
 from urllib.parse import urlsplit
 
-from backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint
-from planner.errors import BackendError
-from planner.placement import Placement
+from gptoss_deploy.backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint
+from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.placement import Placement
 
 DEFAULT_PORT = 11434
 
@@ -118,7 +118,7 @@ class OllamaStream:
     def stream(self, prompt: str, max_tokens: int):
         import ollama
 
-        from backends.bench import BenchError, StreamClock
+        from gptoss_deploy.backends.bench import BenchError, StreamClock
 
         clock, final = StreamClock(), None
         try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from backends.bench import BenchError, Sample, StreamClock
+from gptoss_deploy.backends.bench import BenchError, Sample, StreamClock
 
 HTTP_TIMEOUT_S = 120.0
 

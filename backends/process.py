@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from planner.errors import BackendError
+from gptoss_deploy.planner.errors import BackendError
 
 STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL (GPTOSS_STOP_GRACE_S)
 POLL_INTERVAL_S = 0.25
@@ -56,12 +56,18 @@ def port_holder(port: int) -> PortHolder:
     return PortHolder(None, "another process (not visible to this user)")
 
 
+def python_module(module: str) -> list[str]:
+    """The command that runs MODULE of this installation: -P keeps the working directory off sys.path, so a
+    project's own `backends/` package can never stand in for ours."""
+    return [sys.executable, "-P", "-m", module]
+
+
 def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[str]) -> subprocess.Popen:
     """Start ARGV in a new session (its own process group); its output goes to LOG_PATH with SECRETS masked."""
     if shutil.which(argv[0]) is None:
         raise BackendError(f"could not start {argv[0]}: not found or not executable")
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-u", "-m", "backends.log_filter", str(log_path), "--", *argv],
+    return subprocess.Popen([*python_module(f"{__package__}.log_filter"), str(log_path), "--", *argv],
                             env={**os.environ, **env, "GPTOSS_REDACT": "\n".join(secrets)},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from planner.errors import BackendError
+from gptoss_deploy.planner.errors import BackendError
 
 LOCK_TIMEOUT_S = 30.0   # another `gptoss-up` holds the lock while it starts a server; loading can take a while
 

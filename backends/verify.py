@@ -1,9 +1,9 @@
 """Benchmark a deployment (or any OpenAI-compatible URL) over the protocol it speaks, against its prediction."""
 from __future__ import annotations
 
-from backends.bench import BenchError, Gates, run_bench
-from backends.state import StateStore
-from planner.errors import BackendError, UsageError
+from gptoss_deploy.backends.bench import BenchError, Gates, run_bench
+from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.planner.errors import BackendError, UsageError
 
 # How each backend takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands and flags).
 EFFORT_FIELDS = {
@@ -17,17 +17,17 @@ def _client(record: dict, api_key: str | None):
     endpoint, plan = record["endpoint"], record.get("plan") or {}
     effort = plan.get("reasoning_effort", "medium")
     if record["protocol"] == "ollama":
-        from backends.ollama import OllamaStream
+        from gptoss_deploy.backends.ollama import OllamaStream
 
         return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
     if record["protocol"] == "bedrock":
-        from backends.bedrock import BedrockStream
+        from gptoss_deploy.backends.bedrock import BedrockStream
 
         return BedrockStream(endpoint["region"], endpoint["model_id"], effort)
-    from backends.openai_api import OpenAIStream
+    from gptoss_deploy.backends.openai_api import OpenAIStream
 
     if record["protocol"] == "azure":             # the key stays in Azure: fetched for this run only
-        from backends.azure import endpoint_key
+        from gptoss_deploy.backends.azure import endpoint_key
 
         api_key = endpoint_key(record)
     extras = EFFORT_FIELDS.get(record["backend"], lambda _: {})(effort)
@@ -45,7 +45,7 @@ def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda 
 
 def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, progress=lambda _: None) -> dict:
     """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
-    from backends.openai_api import served_models
+    from gptoss_deploy.backends.openai_api import served_models
 
     models = served_models(base_url.rstrip("/"), api_key)
     if models is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, local_hardware,
+from gptoss_deploy.backends.base import (LaunchSettings, ServerLaunch, UpOptions, bound, endpoint, local_hardware,
                            ready_deadline_s)
-from planner.devices import supports_vllm
-from planner.placement import Placement
+from gptoss_deploy.planner.devices import supports_vllm
+from gptoss_deploy.planner.placement import Placement
 
 DEFAULT_PORT = 8000
 

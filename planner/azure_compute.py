@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.catalog import GIB, ModelSpec
-from planner.hardware import HardwareReport, hardware_from_dict
-from planner.placement import Placement, Rejection, fit_vllm
+from gptoss_deploy.planner.catalog import GIB, ModelSpec
+from gptoss_deploy.planner.hardware import HardwareReport, hardware_from_dict
+from gptoss_deploy.planner.placement import Placement, Rejection, fit_vllm
 
 DRIVER_RESERVED_BYTES = 512 * 1024**2   # what the driver holds before vLLM starts
 

@@ -9,10 +9,10 @@ from typing import Optional
 
 import typer
 
-from planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
+from gptoss_deploy.planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
                                  ModelOpt, ProfileOpt, YesOpt, console, hardware_report, planning_flags, print_json)
-from planner.cli_deploy import bench_command, down_command, status_command, up_command
-from planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
+from gptoss_deploy.planner.cli_deploy import bench_command, down_command, status_command, up_command
+from gptoss_deploy.planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
 
 app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,7 +27,7 @@ def _interactive(json_out: bool, yes: bool) -> bool:
 
 
 def _up_command(constraints, hardware: Optional[Path]) -> str:
-    from planner.constraints import as_flags
+    from gptoss_deploy.planner.constraints import as_flags
 
     extra = ["--hardware", str(hardware)] if hardware else []
     return shlex.join(["gptoss-up", *as_flags(constraints), *extra])
@@ -36,8 +36,8 @@ def _up_command(constraints, hardware: Optional[Path]) -> str:
 @app.command("probe")
 def probe_command(json_out: JsonOpt = False) -> None:
     """Show what the planner sees on this machine: CPU, RAM, GPUs, disk."""
-    from planner.probe import probe
-    from planner.render import render_hardware
+    from gptoss_deploy.planner.probe import probe
+    from gptoss_deploy.planner.render import render_hardware
 
     report = probe()
     if json_out:
@@ -52,15 +52,15 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
-    from planner.constraints import load_constraints
-    from planner.errors import NoFitError
-    from planner.plan import plan
+    from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.planner.errors import NoFitError
+    from gptoss_deploy.planner.plan import plan
 
     flags = planning_flags(model, backend, context, reasoning_effort, local, azure_mode)
     constraints = load_constraints(profile, flags, os.environ)
     hw = hardware_report(hardware)
     if _interactive(json_out, yes):
-        from planner.wizard import ask
+        from gptoss_deploy.planner.wizard import ask
 
         try:
             suggestion = plan(hw, constraints)
@@ -71,7 +71,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     if json_out:
         print_json(result.to_json())
         return
-    from planner.render import render_plan
+    from gptoss_deploy.planner.render import render_plan
 
     render_plan(console(), result, _up_command(constraints, hardware))
 
@@ -79,8 +79,8 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 @app.command("profiles")
 def profiles_command(json_out: JsonOpt = False) -> None:
     """List the profiles: built-in ones and yours (in the user config dir)."""
-    from planner.profiles import available_profiles, user_profile_dir
-    from planner.render import render_profiles
+    from gptoss_deploy.planner.profiles import available_profiles, user_profile_dir
+    from gptoss_deploy.planner.render import render_profiles
 
     profiles = available_profiles()
     if json_out:

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
+from gptoss_deploy.planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
                                  ModelOpt, ProfileOpt, console, hardware_report, planning_flags, print_json)
-from planner.errors import UsageError, VerificationError
+from gptoss_deploy.planner.errors import UsageError, VerificationError
 
 NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
 MinDecodeOpt = Annotated[Optional[float], typer.Option(
@@ -37,21 +37,21 @@ def _progress() -> Iterator:
 
 
 def _gates(min_decode, min_aggregate, max_ttft):
-    from backends.bench import Gates
+    from gptoss_deploy.backends.bench import Gates
 
     return Gates(min_decode, min_aggregate, max_ttft)
 
 
 def _store():
-    from backends.state import StateStore, state_dir
+    from gptoss_deploy.backends.state import StateStore, state_dir
 
     return StateStore(state_dir())
 
 
 def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
-    from planner.constraints import load_constraints
-    from planner.plan import plan
-    from planner.saved_plan import load_plan
+    from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.planner.plan import plan
+    from gptoss_deploy.planner.saved_plan import load_plan
 
     if plan_file:
         if profile or hardware or any(v is not None for v in flags.values()):
@@ -99,10 +99,10 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
                json_out: JsonOpt = False) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint."""
-    from backends import deploy
-    from backends.base import UpOptions
-    from planner.gguf_info import read_gguf
-    from planner.render_deploy import render_deployment
+    from gptoss_deploy.backends import deploy
+    from gptoss_deploy.backends.base import UpOptions
+    from gptoss_deploy.planner.gguf_info import read_gguf
+    from gptoss_deploy.planner.render_deploy import render_deployment
 
     gguf_info = read_gguf(gguf) if gguf else None
     doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode), hardware,
@@ -118,7 +118,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     with _progress() as progress:
         record, reused = deploy.up(doc, options, store, gguf_info, progress)
         if not (no_bench or reused):
-            from backends.verify import bench_record
+            from gptoss_deploy.backends.verify import bench_record
 
             benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
             record = deploy.save_benchmark(store, record["name"], benchmark)
@@ -127,8 +127,8 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
 
 def _dry_run(doc: dict, options, gguf_info, json_out: bool) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
-    from backends import deploy
-    from planner.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
+    from gptoss_deploy.backends import deploy
+    from gptoss_deploy.planner.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
 
     if "api" in doc["launch"]:
         if json_out:
@@ -158,8 +158,8 @@ def _report(document: dict, json_out: bool, render) -> None:
 
 def status_command(json_out: JsonOpt = False) -> None:
     """List the deployments this tool started that still run (records of dead servers are cleaned up)."""
-    from backends.deploy import status
-    from planner.render_deploy import render_status
+    from gptoss_deploy.backends.deploy import status
+    from gptoss_deploy.planner.render_deploy import render_status
 
     records = status(_store())
     if json_out:
@@ -185,7 +185,7 @@ def down_command(name: NameArg = None,
                  json_out: JsonOpt = False) -> None:
     """Stop a deployment: TERM, then KILL, to its whole process group (its port is free afterwards); for a
     cloud deployment, delete what gptoss created for it (asks first on a terminal)."""
-    from backends.deploy import down
+    from gptoss_deploy.backends.deploy import down
 
     if bool(name) == all_:
         raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
@@ -204,9 +204,9 @@ def bench_command(name: NameArg = None,
                   min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                   max_ttft_ms: MaxTtftOpt = None, json_out: JsonOpt = False) -> None:
     """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction."""
-    from backends.deploy import save_benchmark, status
-    from backends.verify import bench_record, bench_url
-    from planner.render_deploy import render_benchmark
+    from gptoss_deploy.backends.deploy import save_benchmark, status
+    from gptoss_deploy.backends.verify import bench_record, bench_url
+    from gptoss_deploy.planner.render_deploy import render_benchmark
 
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     if url and name:

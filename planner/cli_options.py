@@ -26,7 +26,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept t
 
 def console():
     """Human output on stdout."""
-    from planner.render import PipeFriendlyConsole
+    from gptoss_deploy.planner.render import PipeFriendlyConsole
 
     return PipeFriendlyConsole(highlight=False)
 
@@ -36,8 +36,8 @@ def print_json(document: object) -> None:
 
 
 def hardware_report(path: Optional[Path]):
-    from planner.hardware import load_hardware
-    from planner.probe import probe
+    from gptoss_deploy.planner.hardware import load_hardware
+    from gptoss_deploy.planner.probe import probe
 
     return load_hardware(path) if path else probe()
 

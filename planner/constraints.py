@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from backends import BACKENDS
-from planner.catalog import MAX_CONTEXT
-from planner.errors import UsageError
-from planner.profiles import LoadedProfile, load_profile
+from gptoss_deploy.backends import BACKENDS
+from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
 
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
 EFFORTS = ("low", "medium", "high")

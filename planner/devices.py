@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from planner.hardware import Gpu, HardwareReport
+from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 
 # Used only when neither the probe nor the table knows a device: deliberately low, so the planner
 # under-promises rather than over-promises.

@@ -4,16 +4,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from backends import BACKENDS
-from planner.constraints import Constraints
-from planner.devices import find_spec, is_datacenter
-from planner.hardware import HardwareReport
-from planner.memory import MIB, gib
-from planner.placement import FITTERS, Placement, Rejection
-from planner.throughput import predict_decode
+from gptoss_deploy.backends import BACKENDS
+from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.devices import find_spec, is_datacenter
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.planner.memory import MIB, gib
+from gptoss_deploy.planner.placement import FITTERS, Placement, Rejection
+from gptoss_deploy.planner.throughput import predict_decode
 
 if TYPE_CHECKING:
-    from planner.plan import Candidate
+    from gptoss_deploy.planner.plan import Candidate
 
 # G15396: on Apple silicon keep the model under ~70% of RAM.
 APPLE_SAFE_RAM_FRACTION = 0.70

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from planner.catalog import MODELS
-from planner.errors import UsageError
+from gptoss_deploy.planner.catalog import MODELS
+from gptoss_deploy.planner.errors import UsageError
 
 GPT_OSS_ARCHITECTURE = "gpt-oss"
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from planner.errors import UsageError
+from gptoss_deploy.planner.errors import UsageError
 
 SCHEMA_VERSION = 1
 

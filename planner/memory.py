@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.catalog import GIB, SLIDING_WINDOW, ModelSpec
+from gptoss_deploy.planner.catalog import GIB, SLIDING_WINDOW, ModelSpec
 
 MIB = 1024**2
 

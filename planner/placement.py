@@ -5,10 +5,10 @@ import math
 
 from dataclasses import dataclass
 
-from planner.catalog import ARTIFACTS, GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
-from planner.devices import supports_vllm
-from planner.hardware import Gpu, HardwareReport
-from planner.memory import (
+from gptoss_deploy.planner.catalog import ARTIFACTS, GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
+from gptoss_deploy.planner.devices import supports_vllm
+from gptoss_deploy.planner.hardware import Gpu, HardwareReport
+from gptoss_deploy.planner.memory import (
     MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, gib, headroom_bytes, kv_cache_bytes,
     llamacpp_compute_bytes,
 )

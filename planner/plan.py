@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from backends import BACKENDS, get_backend_module
-from backends.base import LaunchSettings
-from planner.catalog import ARTIFACTS, CLOUD_OFFERS, MODELS, CloudOffer, ModelSpec
-from planner.constraints import Constraints
-from planner.devices import is_datacenter
-from planner.errors import NoFitError
-from planner.explain import explain_choice, explain_loss
-from planner.hardware import HardwareReport
-from planner.azure_compute import choose_size
-from planner.placement import FITTERS, Placement, Rejection, fit_llamacpp
-from planner.throughput import Prediction, predict
+from gptoss_deploy.backends import BACKENDS, get_backend_module
+from gptoss_deploy.backends.base import LaunchSettings
+from gptoss_deploy.planner.catalog import ARTIFACTS, CLOUD_OFFERS, MODELS, CloudOffer, ModelSpec
+from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.devices import is_datacenter
+from gptoss_deploy.planner.errors import NoFitError
+from gptoss_deploy.planner.explain import explain_choice, explain_loss
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.planner.azure_compute import choose_size
+from gptoss_deploy.planner.placement import FITTERS, Placement, Rejection, fit_llamacpp
+from gptoss_deploy.planner.throughput import Prediction, predict
 
 SCHEMA_VERSION = 1
 

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
+from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
 
 Runner = Callable[[list[str]], str]
 GIB = 1024**3

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from planner.catalog import MAX_CONTEXT
-from planner.errors import UsageError
+from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.errors import UsageError
 
 ModelChoice = Literal["auto", "20b", "120b"]
 BackendChoice = Literal["auto", "llamacpp", "ollama", "vllm", "bedrock", "azure"]
@@ -57,7 +57,7 @@ def user_profile_dir() -> Path:
 
 
 def _builtin_dir() -> Path:
-    return Path(str(resources.files("profiles")))
+    return Path(str(resources.files("gptoss_deploy.profiles")))
 
 
 def available_profiles() -> list[LoadedProfile]:

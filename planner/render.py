@@ -6,10 +6,10 @@ import shlex
 from rich.console import Console
 from rich.table import Table
 
-from planner.hardware import HardwareReport
-from planner.memory import gib
-from planner.plan import Plan
-from planner.profiles import LoadedProfile
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.planner.memory import gib
+from gptoss_deploy.planner.plan import Plan
+from gptoss_deploy.planner.profiles import LoadedProfile
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from planner.errors import UsageError
-from planner.plan import SCHEMA_VERSION
+from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.plan import SCHEMA_VERSION
 
 REQUIRED_KEYS = ("model", "backend", "context_length", "launch")
 

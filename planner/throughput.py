@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
-from planner.hardware import HardwareReport
-from planner.placement import Placement
+from gptoss_deploy.planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.planner.placement import Placement
 
 # Share of peak memory bandwidth that decode reaches once the per-layer cost is separated (G15396 + SPARK).
 DECODE_BANDWIDTH_EFFICIENCY = 0.937

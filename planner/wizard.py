@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from planner.constraints import Constraints
-from planner.plan import Plan
+from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.plan import Plan
 
 USE_CASES = {
     "Chat and everyday questions": (32768, "medium"),

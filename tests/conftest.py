@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backends import deploy
-from backends.state import StateStore
-from planner import cli
+from gptoss_deploy.backends import deploy
+from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.planner import cli
 
 
 @pytest.fixture

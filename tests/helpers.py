@@ -4,9 +4,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from planner.constraints import load_constraints
-from planner.hardware import load_hardware
-from planner.plan import plan
+from gptoss_deploy.planner.constraints import load_constraints
+from gptoss_deploy.planner.hardware import load_hardware
+from gptoss_deploy.planner.plan import plan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
 HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))

@@ -8,7 +8,7 @@ import threading
 import pytest
 from botocore.stub import Stubber
 
-from backends import bedrock
+from gptoss_deploy.backends import bedrock
 from fake_bedrock import FakeBedrockRuntime
 
 MODEL_ID = "openai.gpt-oss-120b-1:0"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.bench import StreamClock
-from backends.openai_api import served_models
+from gptoss_deploy.backends.bench import StreamClock
+from gptoss_deploy.backends.openai_api import served_models
 from helpers import free_port
 
 SERVER = Path(__file__).parent / "fake_openai_server.py"

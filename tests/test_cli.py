@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from planner import cli
+from gptoss_deploy.planner import cli
 
 from helpers import fixture_path
 
@@ -126,10 +126,10 @@ def test_gptoss_plan_script_is_the_plan_command(run_cli):
 
 
 def test_installed_scripts_run_as_a_user_would():
-    plan_script = subprocess.run([sys.executable, "-c", "from planner.cli import plan_main; plan_main()",
+    plan_script = subprocess.run([sys.executable, "-c", "from gptoss_deploy.planner.cli import plan_main; plan_main()",
                                   "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
     assert plan_script.returncode == 0 and json.loads(plan_script.stdout)["backend"] == "llamacpp"
-    bad = subprocess.run([sys.executable, "-c", "from planner.cli import main; main()", "plan", "--context", "-1",
+    bad = subprocess.run([sys.executable, "-c", "from gptoss_deploy.planner.cli import main; main()", "plan", "--context", "-1",
                           "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "bad_input"
 

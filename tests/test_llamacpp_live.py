@@ -9,7 +9,7 @@ import httpx
 import psutil
 import pytest
 
-from backends.process import port_in_use
+from gptoss_deploy.backends.process import port_in_use
 from helpers import free_port
 
 
@@ -18,7 +18,7 @@ def engines(state) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if (process.info["cmdline"] or [])[1:3] == ["-m", "backends.llamacpp_embedded"] and \
+            if (process.info["cmdline"] or [])[1:4] == ["-P", "-m", "gptoss_deploy.backends.llamacpp_embedded"] and \
                     process.environ().get("GPTOSS_STATE_DIR") == str(state.root):
                 found.append(process)
         except psutil.Error:

@@ -7,7 +7,7 @@ import threading
 import psutil
 import pytest
 
-from backends.process import port_in_use
+from gptoss_deploy.backends.process import port_in_use
 from helpers import fixture_path, free_port
 from fake_ollama import FakeOllama
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from planner.constraints import load_constraints
-from planner.errors import NoFitError, UsageError
-from planner.hardware import load_hardware
-from planner.plan import plan
+from gptoss_deploy.planner.constraints import load_constraints
+from gptoss_deploy.planner.errors import NoFitError, UsageError
+from gptoss_deploy.planner.hardware import load_hardware
+from gptoss_deploy.planner.plan import plan
 
 from helpers import HARDWARE_FIXTURES, fixture_path, plan_for
 

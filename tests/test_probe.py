@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from planner.probe import _visible_order, metal_working_set_bytes, probe, read_apple_gpu, read_nvidia_gpus
+from gptoss_deploy.planner.probe import _visible_order, metal_working_set_bytes, probe, read_apple_gpu, read_nvidia_gpus
 
 GIB = 1024**3
 

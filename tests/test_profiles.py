@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from planner.errors import UsageError
-from planner.profiles import available_profiles, load_profile
+from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.profiles import available_profiles, load_profile
 
 REQUIRED = {"laptop", "workstation", "server", "aws", "azure", "auto"}
 

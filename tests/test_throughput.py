@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from planner.catalog import MODELS
-from planner.hardware import hardware_from_dict
-from planner.placement import fit_llamacpp
-from planner.throughput import predict
+from gptoss_deploy.planner.catalog import MODELS
+from gptoss_deploy.planner.hardware import hardware_from_dict
+from gptoss_deploy.planner.placement import fit_llamacpp
+from gptoss_deploy.planner.throughput import predict
 
 GB = 10**9
 

@@ -6,9 +6,9 @@ import json
 import psutil
 import pytest
 
-from backends.base import UpOptions
-from backends.process import port_in_use
-from backends.vllm import server_launch
+from gptoss_deploy.backends.base import UpOptions
+from gptoss_deploy.backends.process import port_in_use
+from gptoss_deploy.backends.vllm import server_launch
 from helpers import fixture_path, free_port
 
 H100 = fixture_path("h100-sxm")

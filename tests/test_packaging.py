@@ -1,0 +1,78 @@
+"""Installed as users install it: the built wheel, not editable, in a fresh venv, run from a directory that has
+packages of its own named like ours (an editable install from the checkout hides both of these faults)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import free_port
+
+ROOT = Path(__file__).parent.parent
+HOSTILE_PACKAGES = ("backends", "planner", "profiles", "gptoss_deploy")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """Built from a copy of the sources: a build/ left in the checkout by an older layout would leak into it."""
+    source = tmp_path_factory.mktemp("source") / "gptoss-deploy"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__"))
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
+                   check=True, capture_output=True)
+    [built] = out.glob("gptoss_deploy-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv with the wheel and its llama.cpp extra installed; returns its bin/."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[llamacpp]"], check=True,
+                   capture_output=True)
+    return venv / "bin"
+
+
+@pytest.fixture
+def foreign_dir(tmp_path) -> Path:
+    """A project directory with its own packages named like ours: importing any of them fails loudly."""
+    for name in HOSTILE_PACKAGES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise SystemExit(9)\n")
+    return tmp_path
+
+
+def test_the_wheel_installs_one_import_package(wheel):
+    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {"gptoss_deploy"}
+
+
+def run(installed: Path, script: str, *args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(installed / script), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_installed_scripts_run_from_a_foreign_project(installed, foreign_dir, smollm2, tmp_path):
+    env = {**os.environ, "GPTOSS_STATE_DIR": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("GPTOSS_LLAMA_SERVER", None)
+    plan = run(installed, "gptoss-plan", "--json", cwd=foreign_dir, env=env)
+    assert plan.returncode in (0, 3), plan.stderr                  # this machine may be too small for gpt-oss
+    assert json.loads(plan.stdout)["schema_version"] == 1
+    dry = run(installed, "gptoss-up", "--dry-run", "--hardware", str(ROOT / "tests/fixtures/hardware/cpu-only.json"),
+              cwd=foreign_dir, env=env)
+    assert dry.returncode == 0 and "nothing was started" in dry.stdout, dry.stderr
+    try:
+        up = run(installed, "gptoss-up", "--gguf", str(smollm2), "--port", str(free_port()), "--json",
+                 cwd=foreign_dir, env=env)
+        assert up.returncode == 0, up.stderr                      # the embedded engine, not the project's code
+        assert json.loads(up.stdout)["benchmark"]["verdict"] == "pass"
+    finally:
+        assert run(installed, "gptoss", "down", "--all", cwd=foreign_dir, env=env).returncode == 0
