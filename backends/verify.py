@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from gptoss_deploy.backends.bench import BenchError, Gates, run_bench
 from gptoss_deploy.backends.state import StateStore
-from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationError
 
 # How each backend takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands and flags).
 EFFORT_FIELDS = {
@@ -67,3 +67,11 @@ def _run(client, predicted: dict, gates: Gates, progress, price: dict | None = N
                          price=price, progress=progress)
     except BenchError as err:
         raise BackendError(f"benchmark failed: {err}") from None
+
+
+def verification_failure(document: dict) -> VerificationError | None:
+    """The exit-5 rule: a benchmark that did not pass fails verification; DOCUMENT travels with the error."""
+    bench = document.get("benchmark")
+    if bench is None or bench["verdict"] == "pass":
+        return None
+    return VerificationError(f"benchmark verdict {bench['verdict']}: {'; '.join(bench['reasons'])}", details=document)

@@ -141,3 +141,15 @@ def as_flags(constraints: Constraints) -> list[str]:
             else:
                 flags += [flag, str(value)]
     return flags
+
+
+def for_gguf(constraints: Constraints, gguf) -> Constraints:
+    """A local GGUF file runs on llama.cpp; a gpt-oss one is planned as the model it is, with its own size."""
+    if constraints.source("backend").startswith("flag") and constraints.backend not in ("auto", "llamacpp"):
+        raise UsageError(f"--gguf runs on llama.cpp: drop --backend {constraints.backend}")
+    constraints = replace(constraints, backend="llamacpp", local_only=True)
+    if gguf.gpt_oss_size is None:
+        return constraints
+    if constraints.source("model").startswith("flag") and constraints.model not in ("auto", gguf.gpt_oss_size):
+        raise UsageError(f"--gguf {gguf.path.name} is gpt-oss-{gguf.gpt_oss_size}: drop --model")
+    return replace(constraints, model=gguf.gpt_oss_size, gguf_bytes=gguf.size_bytes)

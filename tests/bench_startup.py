@@ -13,7 +13,7 @@ from pathlib import Path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hardware" / "rtx4090-desktop.json"
 BASELINE = [sys.executable, "-c", "import typer, rich.console, rich.table, psutil"]
-PLAN = [sys.executable, "-c", "from gptoss_deploy.planner.cli import plan_main; plan_main()", "--json", "--hardware", str(FIXTURE)]
+PLAN = [sys.executable, "-c", "from gptoss_deploy.cli.app import plan_main; plan_main()", "--json", "--hardware", str(FIXTURE)]
 
 
 def median_seconds(argv: list[str], runs: int) -> float:

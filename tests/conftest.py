@@ -11,7 +11,7 @@ import pytest
 
 from gptoss_deploy.backends import deploy
 from gptoss_deploy.backends.state import StateStore
-from gptoss_deploy.planner import cli
+from gptoss_deploy.cli import app as cli
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def golden_environment() -> Iterator[None]:
 
 def dry_run(fixture: str, profile: str, backend: str) -> str | None:
     """The dry run's stdout, or None when the case does not plan. Call inside golden_environment()."""
-    from gptoss_deploy.planner import cli
+    from gptoss_deploy.cli import app as cli
 
     argv = ["up", "--dry-run", "--json", "--hardware", str(fixture_path(fixture)), "--profile", profile,
             *BACKEND_FLAGS[backend]]

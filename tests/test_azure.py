@@ -174,7 +174,7 @@ def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
               "cloud_resources": [["serverless_endpoint", "gptoss-120b-abc123"]]}
     with state.locked():
         state.put(record)
-    child = pexpect.spawn(sys.executable, ["-c", "from gptoss_deploy.planner.cli import main; main()", "down", record["name"]],
+    child = pexpect.spawn(sys.executable, ["-c", "from gptoss_deploy.cli.app import main; main()", "down", record["name"]],
                           env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=20)
     child.expect_exact("delete serverless endpoint gptoss-120b-abc123 in workspace ws-ml (resource group rg-ml)? [y/N]")
     child.sendline("n")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gptoss_deploy.planner import cli
+from gptoss_deploy.cli import app as cli
 
 from helpers import fixture_path
 
@@ -126,16 +126,16 @@ def test_gptoss_plan_script_is_the_plan_command(run_cli):
 
 
 def test_installed_scripts_run_as_a_user_would():
-    plan_script = subprocess.run([sys.executable, "-c", "from gptoss_deploy.planner.cli import plan_main; plan_main()",
+    plan_script = subprocess.run([sys.executable, "-c", "from gptoss_deploy.cli.app import plan_main; plan_main()",
                                   "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
     assert plan_script.returncode == 0 and json.loads(plan_script.stdout)["backend"] == "llamacpp"
-    bad = subprocess.run([sys.executable, "-c", "from gptoss_deploy.planner.cli import main; main()", "plan", "--context", "-1",
+    bad = subprocess.run([sys.executable, "-c", "from gptoss_deploy.cli.app import main; main()", "plan", "--context", "-1",
                           "--hardware", str(LAPTOP), "--json"], capture_output=True, text=True)
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "bad_input"
 
 
 def test_planning_imports_no_heavy_sdk():
-    code = ("import sys\nfrom planner import cli\n"
+    code = ("import sys\nfrom gptoss_deploy.cli import app as cli\n"
             f"cli._run(cli.app, 'gptoss', ['plan', '--hardware', {str(LAPTOP)!r}, '--json'])\n"
             "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")

@@ -17,7 +17,7 @@ from helpers import fixture_path, free_port
 from fake_hub import FakeHub
 
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"
-CLI = [sys.executable, "-c", "from gptoss_deploy.planner.cli import main; main()"]
+CLI = [sys.executable, "-c", "from gptoss_deploy.cli.app import main; main()"]
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from gptoss_deploy.backends.process import port_in_use
 from helpers import free_port
 
-UP = [sys.executable, "-c", "from gptoss_deploy.planner.cli import up_main; up_main()"]
-STATUS = [sys.executable, "-c", "from gptoss_deploy.planner.cli import main; main()", "status", "--json"]
+UP = [sys.executable, "-c", "from gptoss_deploy.cli.app import up_main; up_main()"]
+STATUS = [sys.executable, "-c", "from gptoss_deploy.cli.app import main; main()", "status", "--json"]
 
 
 @pytest.fixture

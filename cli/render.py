@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -12,14 +13,6 @@ from gptoss_deploy.planner.plan import Plan
 from gptoss_deploy.planner.profiles import LoadedProfile
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
-
-
-class PipeFriendlyConsole(Console):
-    """rich exits 1 when the reader of stdout goes away (`| head`); hand that to the CLI, which ends quietly."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
 
 
 def _tps(value: float | None) -> str:
@@ -117,10 +110,11 @@ def render_hardware(console: Console, hw: HardwareReport) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
-def render_profiles(console: Console, profiles: list[LoadedProfile]) -> None:
+def render_profiles(console: Console, profiles: list[LoadedProfile], user_dir: Path) -> None:
     table = Table(title="Profiles", title_justify="left")
     for column in ("name", "source", "description"):
         table.add_column(column)
     for loaded in profiles:
         table.add_row(loaded.name, loaded.source, loaded.profile.description)
     console.print(table)
+    console.print(f"Add your own as TOML files in {user_dir}")

@@ -1,8 +1,6 @@
-"""What the CLI's commands share: option types, the output sinks, and how flags become a plan's inputs."""
+"""What the CLI's commands share: option types, and how flags become a plan's inputs."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,17 +20,6 @@ AzureModeOpt = Annotated[Optional[str], typer.Option(
     "--azure-mode", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
-
-
-def console():
-    """Human output on stdout."""
-    from gptoss_deploy.planner.render import PipeFriendlyConsole
-
-    return PipeFriendlyConsole(highlight=False)
-
-
-def print_json(document: object) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 def hardware_report(path: Optional[Path]):

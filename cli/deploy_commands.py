@@ -1,18 +1,17 @@
-"""The deployment commands: up, status, down, bench. Each parses flags, calls the backends library, renders."""
+"""The deployment commands: up, status, down, bench. Each parses flags, calls the backends library, hands the
+result to Output."""
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from gptoss_deploy.planner.cli_options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt, LocalOpt,
-                                 ModelOpt, ProfileOpt, console, hardware_report, planning_flags, print_json)
-from gptoss_deploy.planner.errors import UsageError, VerificationError
+from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
+                                       LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags)
+from gptoss_deploy.cli.output import Output
+from gptoss_deploy.planner.errors import UsageError
 
 NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
 MinDecodeOpt = Annotated[Optional[float], typer.Option(
@@ -21,19 +20,6 @@ MinAggregateOpt = Annotated[Optional[float], typer.Option(
     "--min-aggregate-tps", help="Fail (exit 5) when aggregate tokens/s over concurrent streams is below this.")]
 MaxTtftOpt = Annotated[Optional[float], typer.Option(
     "--max-ttft-ms", help="Fail (exit 5) when the median time to first token is above this.")]
-
-
-@contextmanager
-def _progress() -> Iterator:
-    """Progress on stderr: a spinner on a terminal, plain lines in a pipeline (stdout stays for the result)."""
-    from rich.console import Console
-
-    err = Console(stderr=True, highlight=False)
-    if err.is_terminal:
-        with err.status("starting") as spinner:
-            yield lambda message: spinner.update(message)
-    else:
-        yield lambda message: err.print(f"gptoss: {message}", markup=False, soft_wrap=True)
 
 
 def _gates(min_decode, min_aggregate, max_ttft):
@@ -49,7 +35,7 @@ def _store():
 
 
 def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
-    from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.planner.constraints import for_gguf, load_constraints
     from gptoss_deploy.planner.plan import plan
     from gptoss_deploy.planner.saved_plan import load_plan
 
@@ -60,25 +46,11 @@ def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
     else:
         constraints = load_constraints(profile, flags, os.environ)
         if gguf_info is not None:
-            constraints = _for_gguf(constraints, flags, gguf_info)
+            constraints = for_gguf(constraints, gguf_info)
         doc = plan(hardware_report(hardware), constraints).to_json()
     if gguf_info is not None and doc["backend"] != "llamacpp":
         raise UsageError(f"--gguf runs on llama.cpp and the saved plan is for {doc['backend']}")
     return doc
-
-
-def _for_gguf(constraints, flags: dict, gguf_info):
-    """A local GGUF runs on llama.cpp; a gpt-oss one is planned as the model it is, with its own size."""
-    from dataclasses import replace
-
-    if flags["backend"] not in (None, "auto", "llamacpp"):
-        raise UsageError(f"--gguf runs on llama.cpp: drop --backend {flags['backend']}")
-    constraints = replace(constraints, backend="llamacpp", local_only=True)
-    if gguf_info.gpt_oss_size is None:
-        return constraints
-    if flags["model"] is not None and constraints.model not in ("auto", gguf_info.gpt_oss_size):
-        raise UsageError(f"--gguf {gguf_info.path.name} is gpt-oss-{gguf_info.gpt_oss_size}: drop --model")
-    return replace(constraints, model=gguf_info.gpt_oss_size, gguf_bytes=gguf_info.size_bytes)
 
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
@@ -101,9 +73,10 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint."""
     from gptoss_deploy.backends import deploy
     from gptoss_deploy.backends.base import UpOptions
+    from gptoss_deploy.cli.render_deploy import render_deployment
     from gptoss_deploy.planner.gguf_info import read_gguf
-    from gptoss_deploy.planner.render_deploy import render_deployment
 
+    out = Output(json_out)
     gguf_info = read_gguf(gguf) if gguf else None
     doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode), hardware,
                    plan_file, gguf_info)
@@ -112,71 +85,50 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                         azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,
                         azure_workspace=azure_workspace)
     if dry_run:
-        _dry_run(doc, options, gguf_info, json_out)
+        _dry_run(out, doc, options, gguf_info)
         return
     store = _store()
-    with _progress() as progress:
+    with out.progress() as progress:
         record, reused = deploy.up(doc, options, store, gguf_info, progress)
         if not (no_bench or reused):
             from gptoss_deploy.backends.verify import bench_record
 
             benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
             record = deploy.save_benchmark(store, record["name"], benchmark)
-    _report(record, json_out, lambda: render_deployment(console(), record, reused))
+    _report(out, record, lambda console: render_deployment(console, record, reused))
 
 
-def _dry_run(doc: dict, options, gguf_info, json_out: bool) -> None:
+def _dry_run(out: Output, doc: dict, options, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
     from gptoss_deploy.backends import deploy
-    from gptoss_deploy.planner.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
+    from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
 
     if "api" in doc["launch"]:
-        if json_out:
-            print_json({"dry_run": True, "api": doc["launch"]["api"], "plan": doc})
-        else:
-            render_dry_run_api(console(), doc)
+        out.result({"dry_run": True, "api": doc["launch"]["api"], "plan": doc},
+                   lambda console: render_dry_run_api(console, doc))
         return
     launch = deploy.server_launch(doc, options, gguf_info)
-    if json_out:
-        print_json(dry_run_json(doc, launch))
-    else:
-        render_dry_run(console(), doc, launch)
+    out.result(dry_run_json(doc, launch), lambda console: render_dry_run(console, doc, launch))
 
 
-def _report(document: dict, json_out: bool, render) -> None:
-    """Print DOCUMENT (JSON or human); a benchmark that failed or is invalid then exits 5."""
-    bench = document.get("benchmark")
-    failed = bench is not None and bench["verdict"] != "pass"
-    if json_out and not failed:
-        print_json(document)
-    elif not json_out:
-        render()
-    if failed:
-        reasons = "; ".join(bench["reasons"])
-        raise VerificationError(f"benchmark verdict {bench['verdict']}: {reasons}", details=document)
+def _report(out: Output, document: dict, render) -> None:
+    """Show DOCUMENT; a benchmark that did not pass then exits 5 (in JSON mode the error document carries it)."""
+    from gptoss_deploy.backends.verify import verification_failure
+
+    failure = verification_failure(document)
+    if not (failure and out.json_mode):
+        out.result(document, render)
+    if failure:
+        raise failure
 
 
 def status_command(json_out: JsonOpt = False) -> None:
     """List the deployments this tool started that still run (records of dead servers are cleaned up)."""
     from gptoss_deploy.backends.deploy import status
-    from gptoss_deploy.planner.render_deploy import render_status
+    from gptoss_deploy.cli.render_deploy import render_status
 
     records = status(_store())
-    if json_out:
-        print_json(records)
-    else:
-        render_status(console(), records)
-
-
-def _confirm(yes: bool):
-    """Ask before deleting cloud resources; with nobody at the terminal, only --yes says yes."""
-    def confirm(question: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError(f"{question.rstrip('?')}: needs confirmation; pass --yes to delete without asking")
-        return typer.confirm(question, default=False, err=True)
-    return confirm
+    Output(json_out).result(records, lambda console: render_status(console, records))
 
 
 def down_command(name: NameArg = None,
@@ -189,13 +141,11 @@ def down_command(name: NameArg = None,
 
     if bool(name) == all_:
         raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
-    with _progress() as progress:
-        result = down(_store(), None if all_ else [name], progress, _confirm(yes))
-    if json_out:
-        print_json(result)
-    else:
-        lines = [f"stopped {n}" for n in result["stopped"]] + [f"kept {n}" for n in result["kept"]]
-        console().print("\n".join(lines) or "nothing was running")
+    out = Output(json_out)
+    with out.progress() as progress:
+        result = down(_store(), None if all_ else [name], progress, out.confirmer(yes))
+    lines = [f"stopped {n}" for n in result["stopped"]] + [f"kept {n}" for n in result["kept"]]
+    out.result(result, lambda console: console.print("\n".join(lines) or "nothing was running"))
 
 
 def bench_command(name: NameArg = None,
@@ -206,12 +156,13 @@ def bench_command(name: NameArg = None,
     """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction."""
     from gptoss_deploy.backends.deploy import save_benchmark, status
     from gptoss_deploy.backends.verify import bench_record, bench_url
-    from gptoss_deploy.planner.render_deploy import render_benchmark
+    from gptoss_deploy.cli.render_deploy import render_benchmark
 
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     if url and name:
         raise UsageError("give a deployment name or --url, not both")
-    with _progress() as progress:
+    out = Output(json_out)
+    with out.progress() as progress:
         if url:
             key = os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
             document = {"benchmark": bench_url(url, model_id, key, gates, progress)}
@@ -219,7 +170,7 @@ def bench_command(name: NameArg = None,
             store = _store()
             record = _pick(status(store), name)
             document = save_benchmark(store, record["name"], bench_record(record, store, gates, progress))
-    _report(document, json_out, lambda: render_benchmark(console(), document["benchmark"]))
+    _report(out, document, lambda console: render_benchmark(console, document["benchmark"]))
 
 
 def _pick(records: list[dict], name: str | None) -> dict:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gptoss_deploy.backends.base import WILDCARD_HOSTS, masked_env
-from gptoss_deploy.planner.render import _tps, launch_command
+from gptoss_deploy.cli.render import _tps, launch_command
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
 

@@ -1,0 +1,65 @@
+"""The gptoss apps and their entry points; every failure becomes one stderr line and a documented exit code."""
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from gptoss_deploy.cli.deploy_commands import bench_command, down_command, status_command, up_command
+from gptoss_deploy.cli.output import Output
+from gptoss_deploy.cli.plan_commands import plan_command, probe_command, profiles_command
+from gptoss_deploy.planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
+
+app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
+                      ("up", up_command), ("status", status_command), ("down", down_command),
+                      ("bench", bench_command)):
+    app.command(name)(command)
+
+
+def _single(command) -> typer.Typer:
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command()(command)
+    return single
+
+
+def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
+    """Run a typer app; map every failure to one stderr line and the documented exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    out = Output(json_mode="--json" in argv)
+    try:
+        result = application(args=argv, prog_name=prog, standalone_mode=False)
+        code = result if isinstance(result, int) else 0   # typer hands Exit codes back, Ctrl-C as 130
+        if code == EXIT_INTERRUPTED:
+            return out.error("interrupted", "interrupted", EXIT_INTERRUPTED)
+        return code
+    except GptossError as err:
+        return out.error(err.message, err.code, err.exit_code, err.details)
+    except typer.TyperException as err:       # bad flags: typer's own usage errors
+        return out.error(f"{err.format_message()} (see `{prog} --help`)", UsageError.code, EXIT_USAGE)
+    except (KeyboardInterrupt, typer.Abort):
+        return out.error("interrupted", "interrupted", EXIT_INTERRUPTED)
+    except typer.Exit as err:
+        return err.exit_code
+    except BrokenPipeError:                   # the reader went away (`| head`): not our failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:
+        if os.environ.get("GPTOSS_DEBUG"):
+            raise
+        return out.error(f"internal error ({type(err).__name__}: {err}); this is a bug: please report it, "
+                         "GPTOSS_DEBUG=1 shows the traceback", "internal", EXIT_INTERNAL)
+
+
+def main() -> None:
+    sys.exit(_run(app, "gptoss"))
+
+
+def plan_main() -> None:
+    sys.exit(_run(_single(plan_command), "gptoss-plan"))
+
+
+def up_main() -> None:
+    sys.exit(_run(_single(up_command), "gptoss-up"))

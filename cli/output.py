@@ -1,0 +1,77 @@
+"""The one output sink of the CLI: the result on stdout (one JSON document, or text for people); progress,
+questions and errors on stderr, so a pipeline reading stdout gets nothing but its document."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from rich.console import Console
+
+from gptoss_deploy.planner.errors import UsageError
+
+Progress = Callable[[str], None]
+
+
+class PipeFriendlyConsole(Console):
+    """rich exits 1 when the reader of stdout goes away (`| head`); hand that to the CLI, which ends quietly."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+class Output:
+    """What one command shows: JSON mode prints exactly one document; human mode renders it with rich."""
+
+    def __init__(self, json_mode: bool = False):
+        self.json_mode = json_mode
+
+    @cached_property
+    def console(self) -> Console:
+        """Human output on stdout."""
+        return PipeFriendlyConsole(highlight=False)
+
+    def result(self, document: object, render: Callable[[Console], None]) -> None:
+        """The command's result: DOCUMENT as JSON, or RENDER drawing it for people."""
+        if self.json_mode:
+            self.json(document)
+        else:
+            render(self.console)
+
+    @staticmethod
+    def json(document: object) -> None:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+    @contextmanager
+    def progress(self) -> Iterator[Progress]:
+        """Progress on stderr: a spinner on a terminal, plain lines in a pipeline."""
+        err = Console(stderr=True, highlight=False)
+        if err.is_terminal:
+            with err.status("starting") as spinner:
+                yield lambda message: spinner.update(message)
+        else:
+            yield lambda message: err.print(f"gptoss: {message}", markup=False, soft_wrap=True)
+
+    @staticmethod
+    def confirmer(yes: bool) -> Callable[[str], bool]:
+        """A yes/no question on the terminal; with nobody there, only --yes says yes (never a silent default)."""
+        def confirm(question: str) -> bool:
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise UsageError(f"{question.rstrip('?')}: needs confirmation; pass --yes to delete without asking")
+            import typer
+
+            return typer.confirm(question, default=False, err=True)
+        return confirm
+
+    def error(self, message: str, code: str, exit_code: int, details: dict | None = None) -> int:
+        """One line on stderr; in JSON mode the error document on stdout (with what was measured, if anything)."""
+        sys.stderr.write(f"gptoss: error: {message}\n")
+        if self.json_mode:
+            document = {"schema_version": 1, "error": {"code": code, "message": message}, "exit_code": exit_code}
+            self.json({**document, "result": details} if details else document)
+        return exit_code

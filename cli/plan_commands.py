@@ -1,0 +1,70 @@
+"""The planning commands: probe, plan, profiles. Each parses flags, calls the planner, hands the result to Output."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
+                                       LocalOpt, ModelOpt, ProfileOpt, YesOpt, hardware_report, planning_flags)
+from gptoss_deploy.cli.output import Output
+
+
+def _interactive(json_out: bool, yes: bool) -> bool:
+    return not (json_out or yes) and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _up_command(constraints, hardware: Optional[Path]) -> str:
+    from gptoss_deploy.planner.constraints import as_flags
+
+    extra = ["--hardware", str(hardware)] if hardware else []
+    return shlex.join(["gptoss-up", *as_flags(constraints), *extra])
+
+
+def probe_command(json_out: JsonOpt = False) -> None:
+    """Show what the planner sees on this machine: CPU, RAM, GPUs, disk."""
+    from gptoss_deploy.cli.render import render_hardware
+    from gptoss_deploy.planner.probe import probe
+
+    report = probe()
+    Output(json_out).result(report.to_json(), lambda console: render_hardware(console, report))
+
+
+def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
+                 context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
+                 azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
+                 yes: YesOpt = False) -> None:
+    """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
+    from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.planner.errors import NoFitError
+    from gptoss_deploy.planner.plan import plan
+
+    flags = planning_flags(model, backend, context, reasoning_effort, local, azure_mode)
+    constraints = load_constraints(profile, flags, os.environ)
+    hw = hardware_report(hardware)
+    if _interactive(json_out, yes):
+        from gptoss_deploy.cli.wizard import ask
+
+        try:
+            suggestion = plan(hw, constraints)
+        except NoFitError:
+            suggestion = None
+        constraints = load_constraints(profile, flags, os.environ, ask(constraints, suggestion))
+    result = plan(hw, constraints)
+    from gptoss_deploy.cli.render import render_plan
+
+    Output(json_out).result(result.to_json(),
+                            lambda console: render_plan(console, result, _up_command(constraints, hardware)))
+
+
+def profiles_command(json_out: JsonOpt = False) -> None:
+    """List the profiles: built-in ones and yours (in the user config dir)."""
+    from gptoss_deploy.cli.render import render_profiles
+    from gptoss_deploy.planner.profiles import available_profiles, user_profile_dir
+
+    profiles = available_profiles()
+    document = [{"name": p.name, "source": p.source, "description": p.profile.description, **p.profile.model_dump()}
+                for p in profiles]
+    Output(json_out).result(document, lambda console: render_profiles(console, profiles, user_profile_dir()))
