@@ -1,299 +1,107 @@
-"""Azure AI Foundry: a serverless gpt-oss endpoint, created with azure-ai-ml, benchmarked, and deleted by `down`.
-
-Nothing is called while planning. What `up` creates is tagged, rolled back when a step fails, and is the only
-thing `down` deletes. Keys stay in Azure: fetched when needed, handed over in memory, never stored.
-"""
+"""Azure AI Foundry: the plan's API call (serverless, or managed compute on a GPU size vLLM's fit picks), and how
+to call what `up` created. Creating and deleting it: backends.azure_provision."""
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import shlex
 
-from gptoss_deploy.backends.base import LaunchSettings
+from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
+from gptoss_deploy.planner.backend import CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
-from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.placement import Rejection
+from gptoss_deploy.planner.throughput import predict
 
 DEFAULT_REGION = "eastus2"
-CREATED_BY = "gptoss-deploy"           # the tag that marks what this tool may delete
-ARM_SCOPE = "https://management.azure.com/.default"
-CREDENTIAL_TIMEOUT_S = 30.0            # `az login` answers in seconds; a hung probe should not hang `up`
-PROVISION_TIMEOUT_S = 1200.0           # GPTOSS_AZURE_TIMEOUT_S
-POLL_INTERVAL_S = 10.0                 # GPTOSS_AZURE_POLL_S; Azure's Retry-After wins where it sends one
-WORKSPACE_ENV = {"subscription_id": "AZURE_SUBSCRIPTION_ID", "resource_group": "AZURE_RESOURCE_GROUP",
-                 "workspace": "AZURE_ML_WORKSPACE"}
-WORKSPACE_FLAGS = {"subscription_id": "--azure-subscription", "resource_group": "--azure-resource-group",
-                   "workspace": "--azure-workspace"}
-
-
-def build_launch(offer: CloudOffer, settings: LaunchSettings) -> dict:
-    subscription, group, workspace = settings.azure_workspace
-    return {"api": {
-        "service": "azure-ai-foundry",
-        "deployment": "serverless",
-        "region": settings.region or DEFAULT_REGION,
-        # Registry asset ids are not in our sourced data (AZ): the profile's azure_model_id overrides this one.
-        "model_id": settings.cloud_model_id or offer.model_id,
-        "reasoning_effort": settings.reasoning_effort,
-        "subscription_id": subscription, "resource_group": group, "workspace": workspace,
-    }}
-
-
-def _quiet_sdk_logs() -> None:
-    """azure-identity logs every credential it tried and azure-ai-ml warns about 'experimental' methods, on
-    stderr; our one line says what to do instead."""
-    logging.getLogger("azure").setLevel(logging.CRITICAL)
-
-
-MANAGED_DEPLOYMENT = "gptoss"
+# The registry asset ids (registry azureml-openai-oss, as Azure's own deployment samples name it) are not in our
+# sourced data (AZ), so profiles may override them (azure_model_id); the price is left for the portal to say.
+_PRICE_NOTE = "serverless price not in our data: see the Azure AI Foundry model catalog"
+SERVERLESS_OFFERS = {
+    size: CloudOffer("azure", f"azureml://registries/azureml-openai-oss/models/gpt-oss-{size}", (), None, None, _PRICE_NOTE)
+    for size in ("20b", "120b")
+}
 MANAGED_MODEL_IDS = {   # the Hugging Face collection in Azure's catalog (openai-gpt-oss-*), for managed compute
     "20b": "azureml://registries/HuggingFace/models/openai-gpt-oss-20b/labels/latest",
     "120b": "azureml://registries/HuggingFace/models/openai-gpt-oss-120b/labels/latest",
 }
 
 
-def build_managed_launch(offer: CloudOffer, size, placement, settings: LaunchSettings) -> dict:
-    """A managed online endpoint on the GPU size the planner chose (vLLM's fit decides the size)."""
-    launch = build_launch(offer, settings)
-    launch["api"].update(
-        deployment="managed", instance_type=size.instance_type, instance_count=1,
-        gpus=f"{size.gpus}x {size.gpu_name}", tensor_parallel_size=placement.tensor_parallel_size,
-        context_length=placement.context_length,
-        model_id=settings.cloud_model_id or MANAGED_MODEL_IDS[placement.model.size])
-    return launch
+class Azure(CloudBackend):
+    name = "azure"
+    title = "Azure AI Foundry"
+    sdk_module, extra = "azure.ai.ml", "azure"
+    offers = SERVERLESS_OFFERS
+
+    def quote(self, model, settings) -> CloudQuote | Rejection:
+        subscription, group, workspace = settings.azure_workspace
+        offer = self.offers[model.size]
+        api = {
+            "service": "azure-ai-foundry",
+            "deployment": "serverless",
+            "region": settings.region or DEFAULT_REGION,
+            # Registry asset ids are not in our sourced data (AZ): the profile's azure_model_id overrides this one.
+            "model_id": settings.cloud_model_id or offer.model_id,
+            "reasoning_effort": settings.reasoning_effort,
+            "subscription_id": subscription, "resource_group": group, "workspace": workspace,
+        }
+        if settings.azure_mode == "managed":
+            return _managed_quote(model, offer, api, settings)
+        return per_token_quote({"api": api}, offer, api["region"])
+
+    def provision(self, *, plan, options, progress) -> dict:
+        from gptoss_deploy.backends.azure_provision import provision
+
+        return provision(plan, options, progress)
+
+    def teardown(self, *, record, progress) -> None:
+        from gptoss_deploy.backends.azure_provision import teardown
+
+        teardown(record, progress)
+
+    def resources_summary(self, record) -> str:
+        items = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in record.get("cloud_resources") or [])
+        return f"{items} in workspace {record['workspace']} (resource group {record['resource_group']})"
+
+    def stream_client(self, *, record, api_key):
+        from gptoss_deploy.backends.azure_provision import endpoint_key
+        from gptoss_deploy.backends.openai_api import OpenAIStream
+
+        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
+        endpoint = record["endpoint"]   # the key stays in Azure: fetched for this run only
+        return OpenAIStream(endpoint["base_url"], endpoint["model"], endpoint_key(record), {"reasoning_effort": effort})
+
+    def describe(self, *, record, reused) -> EndpointDescription:
+        endpoint = record["endpoint"]
+        state = "recorded before" if reused else "ready"
+        kind = endpoint["kind"].replace("_", " ")
+        fetch_key = ["az", "ml", endpoint["kind"].replace("_", "-"), "get-credentials", "--name", endpoint["name"],
+                     "--resource-group", record["resource_group"], "--workspace-name", record["workspace"],
+                     "--query", "primaryKey", "-o", "tsv"]
+        lines = [f"  export OPENAI_BASE_URL={endpoint['base_url']}",
+                 f"  export OPENAI_API_KEY=$({shlex.join(fetch_key)})",
+                 f"  the key stays in Azure; delete the endpoint with: gptoss down {record['name']}"]
+        if endpoint["kind"] == "online_endpoint":
+            lines.append(f"  {record['plan']['launch']['api']['instance_type']} is billed per hour until then")
+        return EndpointDescription(f"{state}: {kind} {endpoint['name']} ({endpoint['model_id']}) in "
+                                   f"{record['region']}, workspace {record['workspace']}", lines)
 
 
-def make_credential():
-    """DefaultAzureCredential without the managed-identity probe on machines that have none (it stalls)."""
-    from azure.identity import DefaultAzureCredential
+def _managed_quote(model, offer: CloudOffer, api: dict, settings) -> CloudQuote | Rejection:
+    """Managed compute: vLLM on the first Azure GPU size that holds the model, planned like a local vLLM."""
+    from gptoss_deploy.backends.azure_sizes import choose_size
 
-    has_managed_identity = any(os.environ.get(k) for k in ("IDENTITY_ENDPOINT", "MSI_ENDPOINT"))
-    return DefaultAzureCredential(exclude_managed_identity_credential=not has_managed_identity, process_timeout=10)
-
-
-def make_ml_client(credential, subscription_id: str, resource_group: str, workspace: str):
-    from azure.ai.ml import MLClient
-
-    return MLClient(credential, subscription_id, resource_group, workspace)
-
-
-def _signed_in_client(coordinates: dict, progress):
-    """An MLClient whose credential has already produced a token, within CREDENTIAL_TIMEOUT_S."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    progress("signing in to Azure")
-    _quiet_sdk_logs()
-    credential = make_credential()
-    pool = ThreadPoolExecutor(1)
-    try:
-        pool.submit(credential.get_token, ARM_SCOPE).result(timeout=CREDENTIAL_TIMEOUT_S)
-    except FutureTimeout:
-        raise BackendError(f"Azure sign-in did not answer within {CREDENTIAL_TIMEOUT_S:.0f} s: run `az login`, "
-                           "then run again") from None
-    except ClientAuthenticationError:
-        raise BackendError("no Azure credentials: run `az login` (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
-                           "AZURE_CLIENT_SECRET for a service principal)") from None
-    finally:
-        pool.shutdown(wait=False)
-    return make_ml_client(credential, **coordinates)
+    chosen = choose_size(model, settings.context)
+    if isinstance(chosen, Rejection):
+        return chosen
+    size, placed = chosen
+    api = {**api, "deployment": "managed", "instance_type": size.instance_type, "instance_count": 1,
+           "gpus": f"{size.gpus}x {size.gpu_name}", "tensor_parallel_size": placed.tensor_parallel_size,
+           "context_length": placed.context_length,
+           "model_id": settings.cloud_model_id or MANAGED_MODEL_IDS[model.size]}
+    reason = (f"cloud: Azure managed compute, {api['instance_type']} ({api['gpus']}): the first GPU size, fewest "
+              f"GPUs first, where vLLM holds {model.name} at {api['context_length']} tokens (tensor parallel "
+              f"{api['tensor_parallel_size']}); billed per hour while it exists")
+    price = {"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for {api['region']}; "
+                                           "billed per hour while the endpoint exists"}
+    return CloudQuote({"api": api}, offer, (reason,), price, predict(placed, size.hardware()))
 
 
-def workspace_coordinates(api: dict, options) -> dict:
-    """Subscription, resource group and workspace: flag > environment > profile (the saved plan)."""
-    found, missing = {}, []
-    for key, env in WORKSPACE_ENV.items():
-        found[key] = getattr(options, f"azure_{key}", None) or os.environ.get(env) or api.get(key)
-        if not found[key]:
-            missing.append(f"{WORKSPACE_FLAGS[key]} (or {env}, or azure_{key} in the profile)")
-    if missing:
-        raise UsageError(f"Azure needs to know where to deploy: give {'; '.join(missing)}")
-    return found
-
-
-def azure_error(err: Exception, doing: str) -> BackendError:
-    """One line for the Azure failures users meet, with what to do."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-
-    if isinstance(err, ClientAuthenticationError):
-        return BackendError(f"Azure rejected the sign-in {doing}: run `az login` and run again")
-    if isinstance(err, ResourceNotFoundError):
-        return BackendError(f"not found {doing}: {_message(err)}; check the subscription, resource group and "
-                            "workspace")
-    if isinstance(err, HttpResponseError):
-        code, message = _code(err), _message(err)
-        if "quota" in f"{code} {message}".lower():
-            return BackendError(f"Azure quota exceeded {doing}: {message}; request more quota for gpt-oss in "
-                                "this region, or set another `region` in the profile")
-        if err.status_code == 429:
-            return BackendError(f"Azure kept throttling {doing} after retrying with backoff: wait a minute and "
-                                "run again")
-        if code in ("AuthorizationFailed", "Forbidden") or err.status_code == 403:
-            return BackendError(f"not allowed {doing}: {message}; the signed-in identity needs the AzureML Data "
-                                "Scientist (or Contributor) role on the workspace")
-        return BackendError(f"Azure {code or err.status_code} {doing}: {message}")
-    return BackendError(f"Azure call failed {doing}: {err}")
-
-
-def _code(err) -> str:
-    return getattr(getattr(err, "error", None), "code", None) or ""
-
-
-def _message(err) -> str:
-    error = getattr(err, "error", None)
-    return (getattr(error, "message", None) or str(err)).splitlines()[0]
-
-
-def provision(doc: dict, options, progress) -> dict:
-    """Create the endpoint (serverless, with a marketplace subscription where Azure asks for one; or managed
-    online on the planned GPU size), wait until it serves, and return where it is. A failure deletes what this
-    run created."""
-    api = doc["launch"]["api"]
-    coordinates = workspace_coordinates(api, options)
-    client = _signed_in_client(coordinates, progress)
-    name = f"gptoss-{doc['model'].removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
-    tags = {"created-by": CREATED_BY, "gptoss-deployment": name}
-    kind = "online_endpoint" if api.get("deployment") == "managed" else "serverless_endpoint"
-    created: list[list[str]] = []
-    try:
-        if kind == "online_endpoint":
-            scoring_uri = _create_managed(client, name, api, tags, created, progress).removesuffix("/score")
-        else:
-            scoring_uri = _create_endpoint(client, name, api["model_id"], tags, created, progress).scoring_uri
-        _operations(client, kind).get_keys(name)            # the key works before we call it ready
-    except BaseException as err:
-        _roll_back(client, created, progress)
-        if isinstance(err, BackendError | KeyboardInterrupt):
-            raise
-        raise azure_error(err, f"creating {kind.replace('_', ' ')} {name}") from None
-    return {"protocol": "azure", "region": api["region"], **coordinates,
-            "endpoint": {"name": name, "kind": kind, "base_url": f"{scoring_uri.rstrip('/')}/v1",
-                         "model": doc["model"], "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY",
-                         "api_key_file": None},
-            "cloud_resources": created}
-
-
-def _create_managed(client, name: str, api: dict, tags: dict, created: list, progress) -> str:
-    """Endpoint, then the deployment on the planned GPU size, then all traffic to it; the scoring URI."""
-    from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-
-    endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags)
-    progress(f"creating online endpoint {name}")
-    creating = client.online_endpoints.begin_create_or_update(endpoint)
-    created.append(["online_endpoint", name])               # deleting the endpoint deletes its deployments
-    _wait(creating, name, progress)
-    deployment = ManagedOnlineDeployment(name=MANAGED_DEPLOYMENT, endpoint_name=name, model=api["model_id"],
-                                         instance_type=api["instance_type"], instance_count=1, tags=tags)
-    progress(f"deploying {api['model_id']} on {api['instance_type']} (the VM starts, then loads the model)")
-    _wait(client.online_deployments.begin_create_or_update(deployment), name, progress)
-    endpoint.traffic = {MANAGED_DEPLOYMENT: 100}
-    return _wait(client.online_endpoints.begin_create_or_update(endpoint), name, progress).scoring_uri
-
-
-def _create_endpoint(client, name: str, model_id: str, tags: dict, created: list, progress):
-    from azure.ai.ml.entities import MarketplaceSubscription, ServerlessEndpoint
-    from azure.core.exceptions import HttpResponseError
-
-    endpoint = ServerlessEndpoint(name=name, model_id=model_id, tags=tags)
-    progress(f"creating serverless endpoint {name} for {model_id}")
-    try:
-        poller = client.serverless_endpoints.begin_create_or_update(endpoint, polling_interval=_poll_s())
-    except HttpResponseError as err:
-        if "marketplace" not in _message(err).lower():
-            raise
-        progress(f"subscribing to {model_id} in the Azure Marketplace")
-        subscription = MarketplaceSubscription(name=name, model_id=model_id)
-        subscribing = client.marketplace_subscriptions.begin_create_or_update(subscription, polling_interval=_poll_s())
-        created.append(["marketplace_subscription", name])
-        _wait(subscribing, name, progress)
-        poller = client.serverless_endpoints.begin_create_or_update(endpoint, polling_interval=_poll_s())
-    created.append(["serverless_endpoint", name])
-    return _wait(poller, name, progress)
-
-
-def _poll_s() -> float:
-    return float(os.environ.get("GPTOSS_AZURE_POLL_S", POLL_INTERVAL_S))
-
-
-def _wait(poller, name: str, progress):
-    """Wait for a provisioning poller, with progress, up to GPTOSS_AZURE_TIMEOUT_S; its result or one error."""
-    from azure.core.exceptions import HttpResponseError
-
-    timeout = float(os.environ.get("GPTOSS_AZURE_TIMEOUT_S", PROVISION_TIMEOUT_S))
-    give_up = time.monotonic() + timeout
-    try:
-        while not poller.done():
-            if time.monotonic() > give_up:
-                raise BackendError(f"{name} was still provisioning after {timeout:.0f} s; it was deleted. Azure "
-                                   "may be short of capacity: try again later or in another region")
-            progress(f"provisioning {name}: {poller.status()}")
-            poller.wait(min(_poll_s(), timeout))     # raises what the polling thread met
-        result = poller.result()
-    except HttpResponseError as err:
-        if "quota" in _message(err).lower():
-            raise
-        raise BackendError(f"provisioning {name} failed (state {poller.status()}: {_message(err)}); "
-                           "it was deleted") from None
-    state = getattr(result, "provisioning_state", None) or "Succeeded"
-    state = str(getattr(state, "value", state))     # an enum on some entities, a string on others
-    if state.lower() != "succeeded":             # some operations report failure in the result, not as an error
-        raise BackendError(f"provisioning {name} ended {state}; it was deleted. Its logs in Azure ML studio say why")
-    return result
-
-
-def _roll_back(client, created: list, progress) -> None:
-    """Delete what this run created, newest first; a failure here is reported, not hidden."""
-    for kind, name in reversed(created):
-        progress(f"rolling back: deleting {kind.replace('_', ' ')} {name}")
-        try:
-            _operations(client, kind).begin_delete(name).result()
-        except Exception as err:
-            raise BackendError(f"could not delete {kind.replace('_', ' ')} {name} while rolling back ({err}); "
-                               "delete it in the Azure portal") from None
-
-
-def _operations(client, kind: str):
-    return {"serverless_endpoint": client.serverless_endpoints, "online_endpoint": client.online_endpoints,
-            "marketplace_subscription": client.marketplace_subscriptions}[kind]
-
-
-def endpoint_key(record: dict) -> str:
-    """The endpoint's key, fetched from Azure now (never stored)."""
-    client = _signed_in_client(_record_coordinates(record), lambda _: None)
-    try:
-        return _operations(client, record["endpoint"]["kind"]).get_keys(record["endpoint"]["name"]).primary_key
-    except Exception as err:
-        raise azure_error(err, f"reading the key of {record['endpoint']['name']}") from None
-
-
-def _record_coordinates(record: dict) -> dict:
-    return {key: record[key] for key in WORKSPACE_ENV}
-
-
-def teardown(record: dict, progress) -> None:
-    """Delete the resources this tool created for RECORD, after checking each still carries our tag."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    client = _signed_in_client(_record_coordinates(record), progress)
-    for kind, name in reversed(record.get("cloud_resources") or []):
-        operations = _operations(client, kind)
-        try:
-            if kind in ("serverless_endpoint", "online_endpoint"):
-                tags = operations.get(name).tags or {}
-                if tags.get("created-by") != CREATED_BY or tags.get("gptoss-deployment") != name:
-                    raise BackendError(f"{kind.replace('_', ' ')} {name} is not tagged as created by "
-                                       f"{CREATED_BY}; not deleting it")
-            progress(f"deleting {kind.replace('_', ' ')} {name}")
-            operations.begin_delete(name).result()
-        except ResourceNotFoundError:
-            continue                               # already gone
-        except BackendError:
-            raise
-        except Exception as err:
-            raise azure_error(err, f"deleting {name}") from None
-
-
-def cloud_resources_summary(record: dict) -> str:
-    items = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in record.get("cloud_resources") or [])
-    return f"{items} in workspace {record['workspace']} (resource group {record['resource_group']})"
+AZURE = Azure()

@@ -1,23 +1,21 @@
-"""What backends share: the settings a plan's command is built from, and what `up` asks of a local server."""
+"""The backend interface (one object per adapter owns everything backend-specific) and what adapters share."""
 from __future__ import annotations
 
 import ipaddress
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
+from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.planner.placement import Placement, Rejection
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 API_KEY_ENV = "OPENAI_API_KEY"
 WILDCARD_HOSTS = ("0.0.0.0", "::")   # what OpenAI clients read; `up` tells users to fill it from the key file
-
-
-@dataclass(frozen=True)
-class LaunchSettings:
-    host: str = "127.0.0.1"          # loopback unless the user asks otherwise (then an API key is required)
-    port: int | None = None          # None: the backend's usual port
-    reasoning_effort: str = "medium"
-    region: str | None = None        # cloud backends
-    cloud_model_id: str | None = None
-    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)
 
 
 @dataclass(frozen=True)
@@ -30,18 +28,9 @@ class UpOptions:
     gguf: Path | None = None                 # a local GGUF instead of the hub download
     ready_timeout_s: float | None = None     # None: scaled to the model's size
     api_key: str | None = None               # from GPTOSS_API_KEY, never a flag (flags show in `ps`)
-    hardware_file: Path | None = None        # this machine as recorded (--hardware); None: probe it
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
-
-
-def local_hardware(options: UpOptions):
-    """The machine `up` runs on: the recorded description when given, else a live probe (same code path)."""
-    from gptoss_deploy.planner.hardware import load_hardware
-    from gptoss_deploy.planner.probe import probe
-
-    return load_hardware(options.hardware_file) if options.hardware_file else probe()
 
 
 @dataclass
@@ -109,3 +98,135 @@ def bound(argv: list[str], options: UpOptions, default_port: int) -> tuple[list[
 def ready_deadline_s(options: UpOptions, start_s: float, model_bytes: float) -> float:
     """--ready-timeout, else the server's own start-up time plus reading the model from a slow disk."""
     return options.ready_timeout_s or start_s + model_bytes / LOAD_BYTES_PER_S
+
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EndpointDescription:
+    """How `up` tells a person about a deployment: a status after its name, then lines to copy."""
+
+    status: str
+    lines: list[str]
+
+
+class Backend(ABC):
+    """One way to serve gpt-oss. Keyword-only methods: adapters are called by name, never by position."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    cloud: ClassVar[bool]
+    serves_gguf_files: ClassVar[bool] = False            # can serve a local GGUF (--gguf)
+
+    @abstractmethod
+    def unavailable(self) -> str | None:
+        """Why it cannot run from this installation (no binary, no SDK), with the fix; None when it can.
+        Nothing is called on the network."""
+
+    @abstractmethod
+    def stream_client(self, *, record: dict, api_key: str | None):
+        """The benchmark's client for a recorded deployment (backends.bench.StreamClient)."""
+
+    @abstractmethod
+    def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
+        """What to tell a person about RECORD: how to call it, where its key is, how to stop it."""
+
+
+class LocalBackend(Backend):
+    """A server process on this machine, supervised by `up` (backends.deploy)."""
+
+    cloud: ClassVar[bool] = False
+    offload: ClassVar[str]                               # planner.placement.OFFLOAD_KINDS
+    auto_rank: ClassVar[Mapping[MachineClass, int]] = {}  # its place when --backend auto; absent: not tried
+    why_chosen: ClassVar[str] = ""                       # the plan's reason when auto picked it
+    artifacts: ClassVar[Mapping[str, Artifact]]          # by model size: what it loads
+    checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
+
+    def artifact(self, model: ModelSpec) -> Artifact:
+        return self.artifacts[model.size]
+
+    @abstractmethod
+    def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict:
+        """The plan's command for PLACEMENT: a pure function (golden files hold its output)."""
+
+    @abstractmethod
+    def server_launch(self, *, plan: dict, options: UpOptions, hardware: HardwareReport | None,
+                      gguf) -> ServerLaunch:
+        """What `up` runs for PLAN here, decided but not started; `unavailable` says why it cannot run and the fix."""
+
+    def prepare(self, *, launch: ServerLaunch, plan: dict, progress: Progress) -> None:
+        """Before the server starts: fetch what it loads."""
+
+    @abstractmethod
+    def use_api_key(self, *, launch: ServerLaunch, key: str) -> None:
+        """Hand KEY to the server without putting it in argv (a file or the environment)."""
+
+    def after_ready(self, *, launch: ServerLaunch, plan: dict, progress: Progress) -> None:
+        """Once the server answers: whatever must happen before it serves the model."""
+
+    def served_models(self, *, base_url: str, api_key: str | None) -> list[str] | None:
+        """The models the server lists, or None while it does not answer (readiness and the identity check)."""
+        from gptoss_deploy.backends.openai_api import served_models
+
+        return served_models(base_url, api_key)
+
+    def effort_fields(self, effort: str) -> dict:
+        """How the server takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands)."""
+        return {}
+
+    def stream_client(self, *, record: dict, api_key: str | None):
+        from gptoss_deploy.backends.openai_api import OpenAIStream
+
+        endpoint = record["endpoint"]
+        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
+        return OpenAIStream(endpoint["base_url"], endpoint["model"], api_key, self.effort_fields(effort))
+
+    def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
+        from gptoss_deploy.backends.usage import server_usage
+
+        return server_usage(record, reused)
+
+
+class CloudBackend(Backend):
+    """A hosted endpoint: checked (credentials, region, access) and, where the service needs it, created."""
+
+    cloud: ClassVar[bool] = True
+    offers: ClassVar[Mapping[str, CloudOffer]]           # by model size
+    sdk_module: ClassVar[str]                            # the SDK its extra installs
+    extra: ClassVar[str]                                 # pip install 'gptoss-deploy[EXTRA]'
+
+    @abstractmethod
+    def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection:
+        """The API call for MODEL, its price and the reasons it states: pure, nothing is called."""
+
+    def unavailable(self) -> str | None:
+        """Why it cannot be used from this installation, with the fix; None when it can."""
+        import importlib.util
+
+        if importlib.util.find_spec(self.sdk_module) is None:
+            return f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
+        return None
+
+    @abstractmethod
+    def provision(self, *, plan: dict, options: UpOptions, progress: Progress) -> dict:
+        """Check access, create what the service needs; the record's fields. A failure deletes what it created."""
+
+    @abstractmethod
+    def teardown(self, *, record: dict, progress: Progress) -> None:
+        """Delete what this tool created for RECORD, and nothing else."""
+
+    @abstractmethod
+    def resources_summary(self, record: dict) -> str:
+        """What `down` would delete, in words, for the confirmation question."""
+
+
+def per_token_quote(launch: dict, offer: CloudOffer, where: str) -> CloudQuote:
+    """A pay-per-token endpoint: the offer's list price, and a warning outside the regions it launched in."""
+    api = launch["api"]
+    reasons = [f"cloud: {api['model_id']} in {where}; {offer.price_note}"]
+    if offer.regions and api["region"] and api["region"] not in offer.regions:
+        reasons.append(f"warning: gpt-oss launched in {', '.join(offer.regions)}; check that {api['region']} serves it")
+    price = {"usd_per_1m_input_tokens": offer.usd_per_1m_input, "usd_per_1m_output_tokens": offer.usd_per_1m_output,
+             "note": offer.price_note}
+    return CloudQuote(launch, offer, tuple(reasons), price)

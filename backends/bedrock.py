@@ -4,23 +4,81 @@ Nothing is called while planning. Bedrock serves gpt-oss as it is: nothing is cr
 """
 from __future__ import annotations
 
-from gptoss_deploy.backends.base import LaunchSettings
+from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
 LAUNCH_REGIONS = ("us-west-2",)
 HTTP_TIMEOUT_S = 60
+# List prices are secondary sources ("verify") (AWS).
+_PRICE_NOTE = "AWS list price (secondary source, verify on the AWS pricing page)"
+BOTO3_SNIPPET = """\
+import boto3
+client = boto3.client("bedrock-runtime", region_name="{region}")
+response = client.converse(
+    modelId="{model_id}",
+    messages=[{{"role": "user", "content": [{{"text": "Hello!"}}]}}],
+    additionalModelRequestFields={{"reasoning_effort": "{effort}"}},
+)
+print(response["output"]["message"]["content"][-1]["text"])"""
 
 
-def build_launch(offer: CloudOffer, settings: LaunchSettings) -> dict:
-    return {"api": {
-        "service": "bedrock-runtime",
-        "region": settings.region,          # None: the AWS config's region at launch, else DEFAULT_REGION
-        "model_id": offer.model_id,
-        "operation": "ConverseStream",
-        "additionalModelRequestFields": {"reasoning_effort": settings.reasoning_effort},
-    }}
+class Bedrock(CloudBackend):
+    name = "bedrock"
+    title = "AWS Bedrock"
+    sdk_module, extra = "boto3", "aws"
+    offers = {"20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", LAUNCH_REGIONS, 0.07, 0.30, _PRICE_NOTE),
+              "120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", LAUNCH_REGIONS, 0.15, 0.60, _PRICE_NOTE)}
+
+    def quote(self, model, settings):
+        offer = self.offers[model.size]
+        launch = {"api": {
+            "service": "bedrock-runtime",
+            "region": settings.region,          # None: the AWS config's region at launch, else DEFAULT_REGION
+            "model_id": offer.model_id,
+            "operation": "ConverseStream",
+            "additionalModelRequestFields": {"reasoning_effort": settings.reasoning_effort},
+        }}
+        return per_token_quote(launch, offer, settings.region or f"the AWS config's region (else {DEFAULT_REGION})")
+
+    def provision(self, *, plan, options, progress) -> dict:
+        """Nothing to create on Bedrock: check access, and record where and how to call the model."""
+        api = plan["launch"]["api"]
+        region, model_id = launch_region(api), api["model_id"]
+        who = preflight(region, model_id, progress)
+        base_url = openai_base_url(region)
+        return {"protocol": "bedrock", "region": region, **who,
+                "endpoint": {"region": region, "model_id": model_id, "model": model_id, "base_url": base_url,
+                             "api_key_env": "OPENAI_API_KEY (a Bedrock API key)" if base_url else None,
+                             "api_key_file": None},
+                "cloud_resources": []}
+
+    def teardown(self, *, record, progress) -> None:
+        """Nothing was created on Bedrock, so nothing is deleted."""
+
+    def resources_summary(self, record) -> str:
+        return "nothing (Bedrock serves gpt-oss without a deployment)"
+
+    def stream_client(self, *, record, api_key):
+        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
+        return BedrockStream(record["endpoint"]["region"], record["endpoint"]["model_id"], effort)
+
+    def describe(self, *, record, reused) -> EndpointDescription:
+        endpoint = record["endpoint"]
+        state = "recorded before" if reused else "ready"
+        effort = record["plan"].get("reasoning_effort", "medium")
+        snippet = BOTO3_SNIPPET.format(region=endpoint["region"], model_id=endpoint["model_id"], effort=effort)
+        lines = ["  Call it with boto3:", *("    " + line for line in snippet.splitlines())]
+        if endpoint.get("base_url"):
+            lines.append(f"  OpenAI-compatible: export OPENAI_BASE_URL={endpoint['base_url']} (with a Bedrock API "
+                         "key as OPENAI_API_KEY)")
+        price = record["plan"].get("price") or {}
+        if price.get("usd_per_1m_input_tokens") is not None:
+            lines.append(f"  list price: ${price['usd_per_1m_input_tokens']:g} in / "
+                         f"${price['usd_per_1m_output_tokens']:g} out per 1M tokens ({price['note']})")
+        return EndpointDescription(f"{state}: {endpoint['model_id']} on AWS Bedrock in {endpoint['region']} "
+                                   f"(account {record['account']})", lines)
 
 
 def make_client(service: str, region: str):
@@ -138,22 +196,4 @@ def launch_region(api: dict) -> str:
     return api["region"] or boto3.Session().region_name or DEFAULT_REGION
 
 
-def provision(doc: dict, options, progress) -> dict:
-    """Nothing to create on Bedrock: check access, and record where and how to call the model."""
-    api = doc["launch"]["api"]
-    region, model_id = launch_region(api), api["model_id"]
-    who = preflight(region, model_id, progress)
-    return {"protocol": "bedrock", "region": region, **who,
-            "endpoint": {"region": region, "model_id": model_id, "model": model_id,
-                         "base_url": openai_base_url(region),
-                         "api_key_env": "OPENAI_API_KEY (a Bedrock API key)" if openai_base_url(region) else None,
-                         "api_key_file": None},
-            "cloud_resources": []}
-
-
-def teardown(record: dict, progress) -> None:
-    """Nothing was created on Bedrock, so nothing is deleted."""
-
-
-def cloud_resources_summary(record: dict) -> str:
-    return "nothing (Bedrock serves gpt-oss without a deployment)"
+BEDROCK = Bedrock()

@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from gptoss_deploy.backends import get_backend_info, get_backend_module
-from gptoss_deploy.backends.base import API_KEY_ENV, ServerLaunch, UpOptions, is_loopback, masked_env
+from gptoss_deploy.backends import get_backend
+from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env
 from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
+from gptoss_deploy.planner.hardware import HardwareReport
 
 Progress = Callable[[str], None]
 UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
@@ -22,21 +23,23 @@ def deployment_name(doc: dict, launch: ServerLaunch) -> str:
     return f"{launch.served_model}-{doc['backend']}"
 
 
-def server_launch(doc: dict, options: UpOptions, gguf: GgufInfo | None = None) -> ServerLaunch:
-    """What `up` would run for DOC: the adapter's decision, checked (installed, key rules) but not started."""
-    return get_backend_module(doc["backend"]).server_launch(doc, options, gguf)
+def server_launch(doc: dict, options: UpOptions, hardware: HardwareReport | None,
+                  gguf: GgufInfo | None = None) -> ServerLaunch:
+    """What `up` would run for DOC on HARDWARE: the adapter's decision, checked (installed, key rules), not started."""
+    return get_backend(doc["backend"]).server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
 
 
-def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None = None,
-       progress: Progress = lambda _: None) -> tuple[dict, bool]:
-    """Start DOC (or find it running). Returns the deployment record and whether it was already running."""
-    if get_backend_info(doc["backend"]).cloud:
-        return _up_cloud(doc, options, store, progress)
-    launch = server_launch(doc, options, gguf)
+def up(doc: dict, options: UpOptions, store: StateStore, hardware: HardwareReport | None,
+       gguf: GgufInfo | None = None, progress: Progress = lambda _: None) -> tuple[dict, bool]:
+    """Start DOC on HARDWARE, this machine (or find it running). Returns the deployment record and whether it was
+    already running."""
+    backend = get_backend(doc["backend"])
+    if backend.cloud:
+        return _up_cloud(backend, doc, options, store, progress)
+    launch = backend.server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
     if launch.unavailable:
         raise BackendError(launch.unavailable)
     name = options.name or deployment_name(doc, launch)
-    module = get_backend_module(doc["backend"])
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
         if existing and _running(existing):
@@ -48,9 +51,9 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
         if existing:
             _clean_stale(store, existing)
         _check_port(launch, store)
-        _apply_api_key(launch, options, store, name, module)
+        _apply_api_key(launch, options, store, name, backend)
         progress(f"fetching {launch.served_model}")
-        module.prepare(launch, doc, progress)
+        backend.prepare(launch=launch, plan=doc, progress=progress)
         record = _record(name, doc, launch, store)
         if launch.argv is not None:
             progress(f"starting {os.path.basename(launch.argv[0])}")
@@ -62,8 +65,8 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
             process = None
         try:
             progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
-            _wait_ready(launch, process, store, name)
-            module.after_ready(launch, doc, progress)
+            _wait_ready(backend, launch, process, store, name)
+            backend.after_ready(launch=launch, plan=doc, progress=progress)
         except BaseException:                  # Ctrl-C included: leave nothing running, no record behind
             if process is not None:
                 stop_group(process.pid)
@@ -74,10 +77,9 @@ def up(doc: dict, options: UpOptions, store: StateStore, gguf: GgufInfo | None =
         return record, False
 
 
-def _up_cloud(doc: dict, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
-    """A cloud endpoint: checked (credentials, region, access) and, where the service needs it, created."""
+def _up_cloud(backend, doc: dict, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
+    """A cloud endpoint: checked (SDK, credentials, region, access) and, where the service needs it, created."""
     name = options.name or f"{doc['model']}-{doc['backend']}"
-    module = get_backend_module(doc["backend"])
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
         if existing and existing["plan"]["launch"] != doc["launch"]:
@@ -85,7 +87,9 @@ def _up_cloud(doc: dict, options: UpOptions, store: StateStore, progress: Progre
                                "or choose another --name")
         if existing:
             return existing, True
-        fields = module.provision(doc, options, progress)
+        if backend.unavailable():
+            raise BackendError(backend.unavailable())
+        fields = backend.provision(plan=doc, options=options, progress=progress)
         record = {"schema_version": 1, "name": name, "backend": doc["backend"], "model": doc["model"],
                   "pid": None, "state": "ready", "plan": doc, "benchmark": None, "warnings": [],
                   "log": None, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
@@ -110,32 +114,26 @@ def _check_port(launch: ServerLaunch, store: StateStore) -> None:
     raise BackendError(f"port {launch.port} is taken by {holder}; stop it or choose another --port")
 
 
-def _apply_api_key(launch: ServerLaunch, options: UpOptions, store: StateStore, name: str, module) -> None:
+def _apply_api_key(launch: ServerLaunch, options: UpOptions, store: StateStore, name: str,
+                   backend: LocalBackend) -> None:
     """Off loopback a key is required: the user's GPTOSS_API_KEY, or a new one. The server reads it from a file."""
     if launch.argv is None or (is_loopback(launch.host) and not options.api_key):
         return                                # loopback, or a server the user runs (their own rules)
     key = options.api_key or secrets.token_urlsafe(32)
     launch.api_key_file = store.write_secret(name, key)
-    module.use_api_key(launch, key)
+    backend.use_api_key(launch=launch, key=key)
 
 
-def served_models(protocol: str, base_url: str, api_key: str | None) -> list[str] | None:
-    """The models a server lists, or None while it does not answer (or is still loading)."""
-    if protocol == "ollama":
-        from gptoss_deploy.backends.ollama import served_models as listed
-    else:
-        from gptoss_deploy.backends.openai_api import served_models as listed
-    return listed(base_url, api_key)
-
-
-def _wait_ready(launch: ServerLaunch, process, store: StateStore, name: str) -> None:
+def _wait_ready(backend: LocalBackend, launch: ServerLaunch, process, store: StateStore, name: str) -> None:
     key = store.read_secret(name)
     log = store.log_path(name)
-    wait_until(lambda: served_models(launch.protocol, launch.base_url, key) is not None, process,
-               launch.ready_deadline_s, "the server", log if process else None)
-    if launch.protocol == "openai":            # Ollama lists the model only once it is pulled (after_ready)
-        _require_model(launch.base_url, launch.port, launch.served_model,
-                       served_models(launch.protocol, launch.base_url, key))
+
+    def listed() -> list[str] | None:
+        return backend.served_models(base_url=launch.base_url, api_key=key)
+
+    wait_until(lambda: listed() is not None, process, launch.ready_deadline_s, "the server", log if process else None)
+    if backend.checks_identity_when_ready:
+        _require_model(launch.base_url, launch.port, launch.served_model, listed())
 
 
 def _require_model(base_url: str, port: int, model: str, models: list[str] | None) -> None:
@@ -145,7 +143,8 @@ def _require_model(base_url: str, port: int, model: str, models: list[str] | Non
 
 
 def _check_identity(record: dict, store: StateStore) -> None:
-    models = served_models(record["protocol"], record["endpoint"]["base_url"], store.read_secret(record["name"]))
+    models = get_backend(record["backend"]).served_models(base_url=record["endpoint"]["base_url"],
+                                                          api_key=store.read_secret(record["name"]))
     _require_model(record["endpoint"]["base_url"], record["port"], record["model"], models)
 
 
@@ -175,12 +174,13 @@ def _clean_stale(store: StateStore, record: dict) -> None:
 
 
 def _running(record: dict) -> bool:
-    if get_backend_info(record["backend"]).cloud:
+    backend = get_backend(record["backend"])
+    if backend.cloud:
         return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
     if record.get("pid"):
         return alive(record["pid"], record.get("pid_started_at")) and not _orphaned(record)
     # A server we did not start (a running Ollama): it counts as long as it answers.
-    return served_models(record["protocol"], record["endpoint"]["base_url"], None) is not None
+    return backend.served_models(base_url=record["endpoint"]["base_url"], api_key=None) is not None
 
 
 def status(store: StateStore) -> list[dict]:
@@ -214,13 +214,13 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
         stopped, kept = [], []
         for name in names or list(records):
             record = records[name]
-            if get_backend_info(record["backend"]).cloud:
-                module = get_backend_module(record["backend"])
+            backend = get_backend(record["backend"])
+            if backend.cloud:
                 if record.get("cloud_resources"):
-                    if not confirm(f"delete {module.cloud_resources_summary(record)}?"):
+                    if not confirm(f"delete {backend.resources_summary(record)}?"):
                         kept.append(name)
                         continue
-                module.teardown(record, progress)
+                backend.teardown(record=record, progress=progress)
             elif record.get("pid"):
                 stop_group(record["pid"], record["pid_started_at"])
                 _wait_port_free(record)

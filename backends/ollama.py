@@ -1,41 +1,100 @@
-"""Ollama: `ollama serve` with the planned context, and the per-request options (CBO, OLL)."""
+"""Ollama: `ollama serve` with the planned context, the pull, and the per-request options (CBO, OLL)."""
 from __future__ import annotations
 
 import os
 import shutil
 from urllib.parse import urlsplit
 
-from gptoss_deploy.backends.base import LaunchSettings, ServerLaunch, UpOptions, endpoint
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint
+from gptoss_deploy.planner.backend import MachineClass
+from gptoss_deploy.planner.catalog import GB, Artifact
 from gptoss_deploy.planner.errors import BackendError
-from gptoss_deploy.planner.placement import Placement
+from gptoss_deploy.planner.placement import LAYERS
 
 DEFAULT_PORT = 11434
-
-
-def build_launch(placement: Placement, settings: LaunchSettings) -> dict:
-    port = settings.port or DEFAULT_PORT
-    return {
-        "argv": ["ollama", "serve"],
-        # Ollama's default context (4096) silently truncates prompts: always set it.
-        "env": {"OLLAMA_HOST": f"{settings.host}:{port}",
-                "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
-        "model_ref": placement.artifact.ref,
-        "request": {"model": placement.artifact.ref, "think": settings.reasoning_effort,
-                    "options": {"num_ctx": placement.context_length}},
-        "base_url": endpoint(settings.host, port),
-    }
-
-
-# --- running it -------------------------------------------------------------------------------------------
-
 READY_DEADLINE_S = 60.0           # `ollama serve` answers at once; models load on the first request
 NOT_INSTALLED = ("Ollama is not installed: get it from https://ollama.com/download (Linux: "
                  "`curl -fsSL https://ollama.com/install.sh | sh`), or choose --backend llamacpp")
 
 
-def _address(doc: dict, options: UpOptions) -> tuple[str, int]:
+class Ollama(LocalBackend):
+    name = "ollama"
+    title = "Ollama"
+    offload = LAYERS
+    auto_rank = {MachineClass.DESKTOP: 1, MachineClass.DATACENTER: 2}
+    artifacts = {"20b": Artifact("gpt-oss:20b", 14 * GB, 14 * GB),      # ollama.com library (secondary)
+                 "120b": Artifact("gpt-oss:120b", 65 * GB, 65 * GB)}
+    checks_identity_when_ready = False          # Ollama lists the model only once it is pulled (after_ready)
+
+    def unavailable(self) -> str | None:
+        """Installed here, or running where OLLAMA_HOST says (not checked: nothing is called)."""
+        return None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST") else NOT_INSTALLED
+
+    def build_launch(self, placement, settings) -> dict:
+        port = settings.port or DEFAULT_PORT
+        return {
+            "argv": ["ollama", "serve"],
+            # Ollama's default context (4096) silently truncates prompts: always set it.
+            "env": {"OLLAMA_HOST": f"{settings.host}:{port}",
+                    "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
+            "model_ref": placement.artifact.ref,
+            "request": {"model": placement.artifact.ref, "think": settings.reasoning_effort,
+                        "options": {"num_ctx": placement.context_length}},
+            "base_url": endpoint(settings.host, port),
+        }
+
+    def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
+        host, port = _address(plan, options)
+        ref, context = plan["launch"]["model_ref"], plan["context_length"]
+        launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
+                              protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S)
+        if served_models(launch.base_url, None) is not None:
+            launch.warnings.append(f"using the Ollama already running at {host}:{port} (gptoss will not stop it)")
+            return launch
+        program = shutil.which("ollama")
+        launch.argv = [program or "ollama", "serve"]
+        # Ollama's default context (4096) silently truncates prompts: the server default is the plan's too.
+        launch.env = {"OLLAMA_HOST": f"{host}:{port}", "OLLAMA_CONTEXT_LENGTH": str(context)}
+        launch.unavailable = None if program else NOT_INSTALLED
+        return launch
+
+    def use_api_key(self, *, launch, key) -> None:
+        raise BackendError("Ollama has no API keys, so gptoss serves it on 127.0.0.1 only; put an authenticating "
+                           "proxy in front of it to reach it from other machines")
+
+    def served_models(self, *, base_url, api_key) -> list[str] | None:
+        return served_models(base_url, api_key)
+
+    def after_ready(self, *, launch, plan, progress) -> None:
+        """Pull the tag (progress from the pull stream), then create the model with the planned context."""
+        import ollama
+
+        ref, context = plan["launch"]["model_ref"], plan["context_length"]
+        client = _client(launch.base_url)
+        try:
+            for update in client.pull(ref, stream=True):
+                if update.total and update.completed is not None:
+                    progress(f"pulling {ref}: {update.completed / 1e9:.1f} of {update.total / 1e9:.1f} GB")
+                elif update.status:
+                    progress(f"pulling {ref}: {update.status}")
+            progress(f"creating {launch.served_model} (num_ctx {context})")
+            for _ in client.create(launch.served_model, from_=ref, parameters={"num_ctx": context}, stream=True):
+                pass
+        except ollama.ResponseError as err:
+            raise BackendError(f"Ollama could not pull {ref}: {err.error}") from None
+        except (ConnectionError, OSError) as err:
+            raise BackendError(f"Ollama at {launch.base_url} stopped answering while pulling {ref}: {err}") from None
+        if launch.served_model not in (served_models(launch.base_url, None) or []):
+            raise BackendError(f"Ollama at {launch.base_url} does not list {launch.served_model} after creating it")
+
+    def stream_client(self, *, record, api_key):
+        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
+        return OllamaStream(record["endpoint"]["base_url"], record["endpoint"]["model"], effort)
+
+
+def _address(plan: dict, options) -> tuple[str, int]:
     """Where Ollama listens: --host/--port, else OLLAMA_HOST (as Ollama reads it), else the plan's address."""
-    configured = os.environ.get("OLLAMA_HOST") or doc["launch"]["env"]["OLLAMA_HOST"]
+    configured = os.environ.get("OLLAMA_HOST") or plan["launch"]["env"]["OLLAMA_HOST"]
     parsed = urlsplit(configured if "://" in configured else f"http://{configured}")
     return options.host or parsed.hostname or "127.0.0.1", options.port or parsed.port or DEFAULT_PORT
 
@@ -43,31 +102,6 @@ def _address(doc: dict, options: UpOptions) -> tuple[str, int]:
 def context_model_name(ref: str, context: int) -> str:
     """The model gptoss creates on top of REF with num_ctx set, so every client (the OpenAI API too) gets it."""
     return f"{ref}-ctx{context}"
-
-
-def server_launch(doc: dict, options: UpOptions, gguf) -> ServerLaunch:
-    host, port = _address(doc, options)
-    ref, context = doc["launch"]["model_ref"], doc["context_length"]
-    launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
-                          protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S)
-    if served_models(launch.base_url, None) is not None:
-        launch.warnings.append(f"using the Ollama already running at {host}:{port} (gptoss will not stop it)")
-        return launch
-    program = shutil.which("ollama")
-    launch.argv = [program or "ollama", "serve"]
-    # Ollama's default context (4096) silently truncates prompts: the server default is the plan's too.
-    launch.env = {"OLLAMA_HOST": f"{host}:{port}", "OLLAMA_CONTEXT_LENGTH": str(context)}
-    launch.unavailable = None if program else NOT_INSTALLED
-    return launch
-
-
-def prepare(launch: ServerLaunch, doc: dict, progress) -> None:
-    """Nothing before start: the pull goes through the server (after_ready)."""
-
-
-def use_api_key(launch: ServerLaunch, key: str) -> None:
-    raise BackendError("Ollama has no API keys, so gptoss serves it on 127.0.0.1 only; put an authenticating "
-                       "proxy in front of it to reach it from other machines")
 
 
 def _client(base_url: str, timeout_s: float | None = None):
@@ -84,29 +118,6 @@ def served_models(base_url: str, api_key: str | None) -> list[str] | None:
         return [m.model for m in _client(base_url, timeout_s=2.0).list().models]
     except (ollama.ResponseError, ConnectionError, OSError):
         return None
-
-
-def after_ready(launch: ServerLaunch, doc: dict, progress) -> None:
-    """Pull the tag (progress from the pull stream), then create the model with the planned context."""
-    import ollama
-
-    ref, context = doc["launch"]["model_ref"], doc["context_length"]
-    client = _client(launch.base_url)
-    try:
-        for update in client.pull(ref, stream=True):
-            if update.total and update.completed is not None:
-                progress(f"pulling {ref}: {update.completed / 1e9:.1f} of {update.total / 1e9:.1f} GB")
-            elif update.status:
-                progress(f"pulling {ref}: {update.status}")
-        progress(f"creating {launch.served_model} (num_ctx {context})")
-        for _ in client.create(launch.served_model, from_=ref, parameters={"num_ctx": context}, stream=True):
-            pass
-    except ollama.ResponseError as err:
-        raise BackendError(f"Ollama could not pull {ref}: {err.error}") from None
-    except (ConnectionError, OSError) as err:
-        raise BackendError(f"Ollama at {launch.base_url} stopped answering while pulling {ref}: {err}") from None
-    if launch.served_model not in (served_models(launch.base_url, None) or []):
-        raise BackendError(f"Ollama at {launch.base_url} does not list {launch.served_model} after creating it")
 
 
 class OllamaStream:
@@ -134,3 +145,6 @@ class OllamaStream:
             raise BenchError("Ollama reported no eval_count: token counts unknown")
         server = final.eval_count / (final.eval_duration / 1e9) if final.eval_duration else None
         return clock.sample(final.eval_count, server, final.prompt_eval_count)
+
+
+OLLAMA = Ollama()

@@ -1,37 +1,10 @@
 """Benchmark a deployment (or any OpenAI-compatible URL) over the protocol it speaks, against its prediction."""
 from __future__ import annotations
 
+from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.bench import BenchError, Gates, run_bench
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationError
-
-# How each backend takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands and flags).
-EFFORT_FIELDS = {
-    "llamacpp": lambda effort: {"chat_template_kwargs": {"reasoning_effort": effort}},
-    "vllm": lambda effort: {"reasoning_effort": effort},
-    "azure": lambda effort: {"reasoning_effort": effort},
-}
-
-
-def _client(record: dict, api_key: str | None):
-    endpoint, plan = record["endpoint"], record.get("plan") or {}
-    effort = plan.get("reasoning_effort", "medium")
-    if record["protocol"] == "ollama":
-        from gptoss_deploy.backends.ollama import OllamaStream
-
-        return OllamaStream(endpoint["base_url"], endpoint["model"], effort)
-    if record["protocol"] == "bedrock":
-        from gptoss_deploy.backends.bedrock import BedrockStream
-
-        return BedrockStream(endpoint["region"], endpoint["model_id"], effort)
-    from gptoss_deploy.backends.openai_api import OpenAIStream
-
-    if record["protocol"] == "azure":             # the key stays in Azure: fetched for this run only
-        from gptoss_deploy.backends.azure import endpoint_key
-
-        api_key = endpoint_key(record)
-    extras = EFFORT_FIELDS.get(record["backend"], lambda _: {})(effort)
-    return OpenAIStream(endpoint["base_url"], endpoint["model"], api_key, extras)
 
 
 def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda _: None) -> dict:
@@ -40,12 +13,13 @@ def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda 
     if record.get("warnings"):                 # not a gpt-oss model: gpt-oss figures mean nothing here
         predicted = {}
     price = (record.get("plan") or {}).get("price")
-    return _run(_client(record, store.read_secret(record["name"])), predicted, gates, progress, price)
+    client = get_backend(record["backend"]).stream_client(record=record, api_key=store.read_secret(record["name"]))
+    return _run(client, predicted, gates, progress, price)
 
 
 def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, progress=lambda _: None) -> dict:
     """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
-    from gptoss_deploy.backends.openai_api import served_models
+    from gptoss_deploy.backends.openai_api import OpenAIStream, served_models
 
     models = served_models(base_url.rstrip("/"), api_key)
     if models is None:
@@ -56,8 +30,7 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
         model = models[0]
     elif model not in models:
         raise UsageError(f"{base_url} does not serve {model}; it serves: {', '.join(models)}")
-    record = {"protocol": "openai", "backend": "openai", "endpoint": {"base_url": base_url.rstrip("/"), "model": model}}
-    return _run(_client(record, api_key), {}, gates, progress)
+    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), {}, gates, progress)
 
 
 def _run(client, predicted: dict, gates: Gates, progress, price: dict | None = None) -> dict:

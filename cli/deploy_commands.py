@@ -34,7 +34,9 @@ def _store():
     return StateStore(state_dir())
 
 
-def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
+def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info):
+    """The plan `up` applies, and the machine it runs on (read once: --hardware, else probed; none for cloud)."""
+    from gptoss_deploy.backends import REGISTRY, get_backend
     from gptoss_deploy.planner.constraints import for_gguf, load_constraints
     from gptoss_deploy.planner.plan import plan
     from gptoss_deploy.planner.saved_plan import load_plan
@@ -43,14 +45,19 @@ def _up_plan(profile, flags: dict, hardware, plan_file, gguf_info) -> dict:
         if profile or hardware or any(v is not None for v in flags.values()):
             raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
         doc = load_plan(plan_file)
+        backend = get_backend(doc["backend"])
+        hw = None if backend.cloud else hardware_report(None)
     else:
-        constraints = load_constraints(profile, flags, os.environ)
+        constraints = load_constraints(profile, flags, os.environ, REGISTRY)
         if gguf_info is not None:
-            constraints = for_gguf(constraints, gguf_info)
-        doc = plan(hardware_report(hardware), constraints).to_json()
-    if gguf_info is not None and doc["backend"] != "llamacpp":
-        raise UsageError(f"--gguf runs on llama.cpp and the saved plan is for {doc['backend']}")
-    return doc
+            constraints = for_gguf(constraints, gguf_info, REGISTRY)
+        hw = hardware_report(hardware)
+        doc = plan(hw, constraints, REGISTRY).to_json()
+        backend = get_backend(doc["backend"])
+    if gguf_info is not None and not backend.serves_gguf_files:
+        serving = ", ".join(b.title for b in REGISTRY.values() if b.serves_gguf_files)
+        raise UsageError(f"--gguf runs on {serving} and the saved plan is for {doc['backend']}")
+    return doc, hw
 
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
@@ -78,18 +85,18 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
 
     out = Output(json_out)
     gguf_info = read_gguf(gguf) if gguf else None
-    doc = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode), hardware,
-                   plan_file, gguf_info)
+    doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode),
+                       hardware, plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
-                        api_key=os.environ.get("GPTOSS_API_KEY"), hardware_file=hardware,
+                        api_key=os.environ.get("GPTOSS_API_KEY"),
                         azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,
                         azure_workspace=azure_workspace)
     if dry_run:
-        _dry_run(out, doc, options, gguf_info)
+        _dry_run(out, doc, options, hw, gguf_info)
         return
     store = _store()
     with out.progress() as progress:
-        record, reused = deploy.up(doc, options, store, gguf_info, progress)
+        record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
         if not (no_bench or reused):
             from gptoss_deploy.backends.verify import bench_record
 
@@ -98,7 +105,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     _report(out, record, lambda console: render_deployment(console, record, reused))
 
 
-def _dry_run(out: Output, doc: dict, options, gguf_info) -> None:
+def _dry_run(out: Output, doc: dict, options, hw, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
     from gptoss_deploy.backends import deploy
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
@@ -107,7 +114,7 @@ def _dry_run(out: Output, doc: dict, options, gguf_info) -> None:
         out.result({"dry_run": True, "api": doc["launch"]["api"], "plan": doc},
                    lambda console: render_dry_run_api(console, doc))
         return
-    launch = deploy.server_launch(doc, options, gguf_info)
+    launch = deploy.server_launch(doc, options, hw, gguf_info)
     out.result(dry_run_json(doc, launch), lambda console: render_dry_run(console, doc, launch))
 
 

@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from gptoss_deploy.backends import REGISTRY
+
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-p", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="auto, 20b or 120b.")]
 BackendOpt = Annotated[Optional[str], typer.Option(
-    "--backend", help="auto, llamacpp, ollama, vllm, bedrock or azure.")]
+    "--backend", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
 ContextOpt = Annotated[Optional[str], typer.Option("--context", help="Context length in tokens, up to 131072.")]
 EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="low, medium or high.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]

@@ -37,22 +37,23 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
+    from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.planner.constraints import load_constraints
     from gptoss_deploy.planner.errors import NoFitError
     from gptoss_deploy.planner.plan import plan
 
     flags = planning_flags(model, backend, context, reasoning_effort, local, azure_mode)
-    constraints = load_constraints(profile, flags, os.environ)
+    constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     hw = hardware_report(hardware)
     if _interactive(json_out, yes):
         from gptoss_deploy.cli.wizard import ask
 
         try:
-            suggestion = plan(hw, constraints)
+            suggestion = plan(hw, constraints, REGISTRY)
         except NoFitError:
             suggestion = None
-        constraints = load_constraints(profile, flags, os.environ, ask(constraints, suggestion))
-    result = plan(hw, constraints)
+        constraints = load_constraints(profile, flags, os.environ, REGISTRY, ask(constraints, suggestion, REGISTRY))
+    result = plan(hw, constraints, REGISTRY)
     from gptoss_deploy.cli.render import render_plan
 
     Output(json_out).result(result.to_json(),
@@ -61,10 +62,21 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 
 def profiles_command(json_out: JsonOpt = False) -> None:
     """List the profiles: built-in ones and yours (in the user config dir)."""
+    from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.cli.render import render_profiles
     from gptoss_deploy.planner.profiles import available_profiles, user_profile_dir
 
-    profiles = available_profiles()
+    profiles = available_profiles(list(REGISTRY))
     document = [{"name": p.name, "source": p.source, "description": p.profile.description, **p.profile.model_dump()}
                 for p in profiles]
     Output(json_out).result(document, lambda console: render_profiles(console, profiles, user_profile_dir()))
+
+
+def backends_command(json_out: JsonOpt = False) -> None:
+    """List the backends: what each is, and whether it can run from here (and if not, what to do)."""
+    from gptoss_deploy.backends import REGISTRY
+    from gptoss_deploy.cli.render import render_backends
+
+    document = [{"name": b.name, "title": b.title, "kind": "cloud" if b.cloud else "local",
+                 "unavailable": b.unavailable()} for b in REGISTRY.values()]
+    Output(json_out).result(document, lambda console: render_backends(console, document))

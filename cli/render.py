@@ -5,6 +5,7 @@ import shlex
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -118,3 +119,13 @@ def render_profiles(console: Console, profiles: list[LoadedProfile], user_dir: P
         table.add_row(loaded.name, loaded.source, loaded.profile.description)
     console.print(table)
     console.print(f"Add your own as TOML files in {user_dir}")
+
+
+def render_backends(console: Console, backends: list[dict]) -> None:
+    table = Table(title="Backends", title_justify="left")
+    for column in ("name", "kind", "what it is", "here"):
+        table.add_column(column)
+    for backend in backends:
+        here = f"[yellow]{escape(backend['unavailable'])}[/]" if backend["unavailable"] else "[green]ready[/]"
+        table.add_row(backend["name"], backend["kind"], backend["title"], here)
+    console.print(table)

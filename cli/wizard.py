@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from gptoss_deploy.planner.constraints import Constraints
-from gptoss_deploy.planner.plan import Plan
+from gptoss_deploy.planner.plan import Backends, Plan
 
 USE_CASES = {
     "Chat and everyday questions": (32768, "medium"),
@@ -13,8 +13,6 @@ USE_CASES = {
     "Serving many users (API)": (131072, "medium"),
 }
 CONTEXTS = (8192, 16384, 32768, 65536, 131072)
-LOCAL_BACKENDS = ("llamacpp", "ollama", "vllm")
-CLOUD_BACKENDS = ("bedrock", "azure")
 
 # select(question, choices, default) -> chosen; the CLI passes questionary, tests may pass anything alike.
 Select = Callable[[str, list[str], str], str]
@@ -27,7 +25,8 @@ def questionary_select(question: str, choices: list[str], default: str) -> str:
     return questionary.select(question, choices=choices, default=default, use_shortcuts=True).unsafe_ask()
 
 
-def ask(constraints: Constraints, suggestion: Plan | None, select: Select = questionary_select) -> Mapping[str, object]:
+def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
+        select: Select = questionary_select) -> Mapping[str, object]:
     """Ask what flags did not already fix; return the answers as planning choices."""
     answers: dict[str, object] = {}
     fixed = {name for name, source in constraints.sources.items() if source.startswith("flag")}
@@ -48,7 +47,9 @@ def ask(constraints: Constraints, suggestion: Plan | None, select: Select = ques
         default = local_label if suggestion is None or suggestion.chosen.status != "cloud" else cloud_label
         answers["local_only"] = select("Where may it run?", [local_label, cloud_label], default) == local_label
     if "backend" not in fixed:
-        allowed = LOCAL_BACKENDS + (() if answers.get("local_only", constraints.local_only) else CLOUD_BACKENDS)
+        local_only = answers.get("local_only", constraints.local_only)
+        allowed = [name for name, b in backends.items() if not b.cloud] + \
+                  ([] if local_only else [name for name, b in backends.items() if b.cloud])
         choice = select("Which backend?", ["auto (recommended)", *allowed], "auto (recommended)")
         answers["backend"] = "auto" if choice.startswith("auto") else choice
     return answers

@@ -1,4 +1,5 @@
-"""The gpt-oss models: architecture, per-backend artifacts and cloud offers (../shared/data/gptoss-facts.md)."""
+"""The gpt-oss models (../shared/data/gptoss-facts.md), and the shapes in which backends declare what they load
+(Artifact) or sell (CloudOffer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,42 +85,13 @@ class Artifact:
         return self.expert_bytes(model) / model.layers
 
 
-# GGUF sizes: G15396; Ollama tags: ollama.com library; vLLM resident size: vllm#33155 measured 64.38 GiB
-# for the 120b (60.8 GiB on disk), and the 20b is scaled by the same ratio.
-_VLLM_LOAD_RATIO = 64.38 / 60.8
-ARTIFACTS: dict[tuple[str, str], Artifact] = {
-    ("llamacpp", "20b"): Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB),
-                                  ("gpt-oss-20b-mxfp4.gguf",)),
-    ("llamacpp", "120b"): Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
-                                   tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
-    ("ollama", "20b"): Artifact("gpt-oss:20b", 14 * GB, 14 * GB),
-    ("ollama", "120b"): Artifact("gpt-oss:120b", 65 * GB, 65 * GB),
-    ("vllm", "20b"): Artifact("openai/gpt-oss-20b", int(12.8 * GIB), int(12.8 * GIB * _VLLM_LOAD_RATIO)),
-    ("vllm", "120b"): Artifact("openai/gpt-oss-120b", int(60.8 * GIB), int(64.38 * GIB)),
-}
-
-
 @dataclass(frozen=True)
 class CloudOffer:
+    """A hosted gpt-oss: the service's model id, where it launched, its list price per 1M tokens (None: unknown)."""
+
     service: str
     model_id: str
     regions: tuple[str, ...]
     usd_per_1m_input: float | None
     usd_per_1m_output: float | None
     price_note: str
-
-
-# AWS: list prices are secondary sources ("verify"); launched in us-west-2. Azure: the registry asset ids
-# (registry azureml-openai-oss, as Azure's own deployment samples name it) are not in our sourced data (AZ),
-# so profiles may override them (azure_model_id); the price is left for the portal to say.
-CLOUD_OFFERS: dict[tuple[str, str], CloudOffer] = {
-    ("bedrock", "20b"): CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", ("us-west-2",), 0.07, 0.30,
-                                   "AWS list price (secondary source, verify on the AWS pricing page)"),
-    ("bedrock", "120b"): CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", ("us-west-2",), 0.15, 0.60,
-                                    "AWS list price (secondary source, verify on the AWS pricing page)"),
-    ("azure", "20b"): CloudOffer("azure", "azureml://registries/azureml-openai-oss/models/gpt-oss-20b", (), None, None,
-                                 "serverless price not in our data: see the Azure AI Foundry model catalog"),
-    ("azure", "120b"): CloudOffer("azure", "azureml://registries/azureml-openai-oss/models/gpt-oss-120b", (), None,
-                                  None,
-                                  "serverless price not in our data: see the Azure AI Foundry model catalog"),
-}

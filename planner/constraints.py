@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from gptoss_deploy.backends import BACKENDS
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
+
+if TYPE_CHECKING:
+    from gptoss_deploy.planner.plan import Backends
 
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
 EFFORTS = ("low", "medium", "high")
@@ -52,10 +55,12 @@ def _model(value: str, origin: str) -> str:
         raise UsageError(f"{origin}: unknown model {value!r}; choose auto, 20b or 120b") from None
 
 
-def _backend(value: str, origin: str) -> str:
-    if value != "auto" and value not in BACKENDS:
-        raise UsageError(f"{origin}: unknown backend {value!r}; choose auto, {', '.join(BACKENDS)}")
-    return value
+def _backend_parser(backends: Backends):
+    def parse(value: str, origin: str) -> str:
+        if value != "auto" and value not in backends:
+            raise UsageError(f"{origin}: unknown backend {value!r}; choose auto, {', '.join(backends)}")
+        return value
+    return parse
 
 
 def _context(value, origin: str) -> int:
@@ -90,18 +95,19 @@ def _azure_mode(value: str, origin: str) -> str:
     return value
 
 
-PARSERS = {"model": _model, "backend": _backend, "context": _context,
+PARSERS = {"model": _model, "backend": None, "context": _context,   # backend: checked against the registered ones
            "reasoning_effort": _effort, "local_only": _flag_bool, "azure_mode": _azure_mode}
 
 
-def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str],
+def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,
             answers: Mapping[str, object] | None = None) -> Constraints:
     """Layer profile < GPTOSS_* environment < flags < wizard answers; record where each choice came from."""
+    parsers = {**PARSERS, "backend": _backend_parser(backends)}
     p = profile.profile
     values = {"model": p.model, "backend": p.backend, "context": p.context,
               "reasoning_effort": p.reasoning_effort, "local_only": p.local_only, "azure_mode": p.azure_mode}
     sources = {name: f"profile {profile.name}" for name in values}
-    for name, parse in PARSERS.items():
+    for name, parse in parsers.items():
         if env.get(ENV_VARS[name]) is not None:
             values[name] = parse(env[ENV_VARS[name]], f"{ENV_VARS[name]}={env[ENV_VARS[name]]}")
             sources[name] = f"env {ENV_VARS[name]}"
@@ -111,7 +117,7 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
         if answers and answers.get(name) is not None:
             values[name] = parse(answers[name], f"wizard answer {answers[name]}")
             sources[name] = "wizard answer"
-    if values["local_only"] and values["backend"] != "auto" and BACKENDS[values["backend"]].cloud:
+    if values["local_only"] and values["backend"] != "auto" and backends[values["backend"]].cloud:
         if sources["backend"].startswith("flag"):
             raise UsageError(f"--backend {values['backend']} is a cloud backend, and --local forbids cloud backends")
         values["backend"], sources["backend"] = "auto", f"auto: {sources['local_only']} excludes {values['backend']}"
@@ -124,10 +130,11 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
     )
 
 
-def load_constraints(profile: str | None, flags: Mapping[str, object], env: Mapping[str, str],
+def load_constraints(profile: str | None, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,
                      answers: Mapping[str, object] | None = None) -> Constraints:
     """The profile named by --profile, else GPTOSS_PROFILE, else auto; then the layers above it."""
-    return resolve(load_profile(profile or env.get("GPTOSS_PROFILE") or "auto"), flags, env, answers)
+    loaded = load_profile(profile or env.get("GPTOSS_PROFILE") or "auto", list(backends))
+    return resolve(loaded, flags, env, backends, answers)
 
 
 def as_flags(constraints: Constraints) -> list[str]:
@@ -143,11 +150,13 @@ def as_flags(constraints: Constraints) -> list[str]:
     return flags
 
 
-def for_gguf(constraints: Constraints, gguf) -> Constraints:
-    """A local GGUF file runs on llama.cpp; a gpt-oss one is planned as the model it is, with its own size."""
-    if constraints.source("backend").startswith("flag") and constraints.backend not in ("auto", "llamacpp"):
-        raise UsageError(f"--gguf runs on llama.cpp: drop --backend {constraints.backend}")
-    constraints = replace(constraints, backend="llamacpp", local_only=True)
+def for_gguf(constraints: Constraints, gguf, backends: Backends) -> Constraints:
+    """A local GGUF file runs on a backend that serves GGUF files (llama.cpp); a gpt-oss one is planned as the
+    model it is, with its own size."""
+    serving = next(b for b in backends.values() if not b.cloud and b.serves_gguf_files)
+    if constraints.source("backend").startswith("flag") and constraints.backend not in ("auto", serving.name):
+        raise UsageError(f"--gguf runs on {serving.title}: drop --backend {constraints.backend}")
+    constraints = replace(constraints, backend=serving.name, local_only=True)
     if gguf.gpt_oss_size is None:
         return constraints
     if constraints.source("model").startswith("flag") and constraints.model not in ("auto", gguf.gpt_oss_size):

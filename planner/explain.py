@@ -4,16 +4,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.backends import BACKENDS
 from gptoss_deploy.planner.constraints import Constraints
 from gptoss_deploy.planner.devices import find_spec, is_datacenter
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.memory import MIB, gib
-from gptoss_deploy.planner.placement import FITTERS, Placement, Rejection
+from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
 from gptoss_deploy.planner.throughput import predict_decode
 
 if TYPE_CHECKING:
-    from gptoss_deploy.planner.plan import Candidate
+    from gptoss_deploy.planner.plan import Backends, Candidate
 
 # G15396: on Apple silicon keep the model under ~70% of RAM.
 APPLE_SAFE_RAM_FRACTION = 0.70
@@ -37,14 +36,14 @@ def _fmt_tps(value: float) -> str:
 
 
 def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Rejection],
-                   hw: HardwareReport, c: Constraints) -> tuple[list[str], str]:
+                   hw: HardwareReport, c: Constraints, backends: Backends) -> tuple[list[str], str]:
     reasons = [machine_summary(hw)]
     reasons.append(_model_reason(chosen, others, rejected, c))
-    reasons.append(_backend_reason(chosen, hw, c))
+    reasons.append(_backend_reason(chosen, c, backends))
     placement = chosen.placement
     if placement is not None:
         reasons.append(_context_reason(placement, c))
-        offload = _offload_reason(placement)
+        offload = _offload_reason(placement, backends[chosen.backend].title)
         if offload:
             reasons.append(offload)
         hint = apple_wired_limit_hint(placement, hw, c)
@@ -56,17 +55,7 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
         if unknown:
             reasons.append(f"warning: memory bandwidth of {unknown[0]} is unknown; the prediction assumes a low default")
     else:
-        api = chosen.launch["api"]
-        if api.get("deployment") == "managed":
-            reasons.append(f"cloud: Azure managed compute, {api['instance_type']} ({api['gpus']}): the first GPU "
-                           f"size, fewest GPUs first, where vLLM holds {chosen.model.name} at {api['context_length']} "
-                           f"tokens (tensor parallel {api['tensor_parallel_size']}); billed per hour while it exists")
-        else:
-            where = api["region"] or f"the AWS config's region (else {chosen.offer.regions[0]})"
-            reasons.append(f"cloud: {api['model_id']} in {where}; {chosen.offer.price_note}")
-        if chosen.offer.regions and api["region"] and api["region"] not in chosen.offer.regions:
-            reasons.append(f"warning: gpt-oss launched in {', '.join(chosen.offer.regions)}; "
-                           f"check that {api['region']} serves it")
+        reasons.extend(chosen.quote.reasons)        # the service says what it is, where, and at what price
     reasons.append(f"reasoning effort: {c.reasoning_effort} ({c.source('reasoning_effort')})")
     return reasons, _binding(chosen, others, rejected, c)
 
@@ -90,20 +79,15 @@ def _model_reason(chosen: Candidate, others: list[Candidate], rejected: list[Rej
     return f"model: {name}, the biggest gpt-oss, predicted at {speed}"
 
 
-def _backend_reason(chosen: Candidate, hw: HardwareReport, c: Constraints) -> str:
-    title = BACKENDS[chosen.backend].title
+def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends) -> str:
+    backend = backends[chosen.backend]
     if c.backend != "auto":
-        return f"backend: {title} ({c.source('backend')})"
+        return f"backend: {backend.title} ({c.source('backend')})"
     if c.backend_preference:
-        return f"backend: {title}, the first of profile {c.profile}'s preferences that fits"
-    if chosen.backend == "vllm":
-        return f"backend: {title}: datacenter GPUs serve best through vLLM (continuous batching, CUDA graphs)"
-    if chosen.backend == "llamacpp":
-        return (f"backend: {title}: keeps attention on the GPU and can move MoE experts to RAM per layer "
-                "(--n-cpu-moe), the best fit for desktops and laptops")
-    if BACKENDS[chosen.backend].cloud:
-        return f"backend: {title}: nothing local runs well enough, and cloud is allowed"
-    return f"backend: {title}"
+        return f"backend: {backend.title}, the first of profile {c.profile}'s preferences that fits"
+    if backend.cloud:
+        return f"backend: {backend.title}: nothing local runs well enough, and cloud is allowed"
+    return f"backend: {backend.title}: {backend.why_chosen}" if backend.why_chosen else f"backend: {backend.title}"
 
 
 def _context_reason(placement: Placement, c: Constraints) -> str:
@@ -113,16 +97,16 @@ def _context_reason(placement: Placement, c: Constraints) -> str:
             "the KV cache for more does not fit the free memory")
 
 
-def _offload_reason(placement: Placement) -> str | None:
+def _offload_reason(placement: Placement, title: str) -> str | None:
     gpus = [d for d in placement.devices if d.device != "cpu"]
     free = gib(sum(d.available_bytes for d in gpus))
-    if placement.backend == "llamacpp" and gpus and placement.cpu_layers:
+    if placement.offload == EXPERTS and gpus and placement.cpu_layers:
         return (f"offload: --n-cpu-moe {placement.cpu_layers}: the MoE experts of {placement.cpu_layers} of "
                 f"{placement.model.layers} layers stay in RAM so the rest fits {free} of free GPU memory")
-    if placement.backend == "ollama" and gpus and placement.cpu_layers:
-        return (f"offload: Ollama runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
+    if placement.offload == LAYERS and gpus and placement.cpu_layers:
+        return (f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
                 f"to fit {free} of free GPU memory")
-    if placement.backend == "vllm":
+    if placement.offload == WHOLE_MODEL:
         return (f"GPU memory: --tensor-parallel-size {placement.tensor_parallel_size}, "
                 f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
                 f"--max-num-batched-tokens {placement.max_num_batched_tokens}: "
@@ -133,13 +117,13 @@ def _offload_reason(placement: Placement) -> str | None:
 def apple_wired_limit_hint(placement: Placement, hw: HardwareReport, c: Constraints) -> str | None:
     """Where raising Metal's wired limit would let the whole model sit on the GPU, say how and what it gains."""
     apple = [g for g in hw.gpus if g.vendor == "apple"]
-    if not apple or placement.backend != "llamacpp" or not placement.cpu_layers:
+    if not apple or placement.offload != EXPERTS or not placement.cpu_layers:
         return None
     gpu = apple[0]
     room = hw.memory.available_bytes
     raised = hw.model_copy(update={"gpus": [gpu.model_copy(update={"memory_total_bytes": room,
                                                                     "memory_free_bytes": room})]})
-    full = FITTERS["llamacpp"](placement.model, raised, placement.context_length)
+    full = fit_expert_offload(placement.backend, placement.model, raised, placement.context_length, placement.artifact)
     if isinstance(full, Rejection) or full.cpu_layers:
         return None
     needed = next(d for d in full.devices if d.device != "cpu").needed_bytes
@@ -172,7 +156,7 @@ def _binding(chosen: Candidate, others: list[Candidate], rejected: list[Rejectio
     return "none: everything fits with room to spare"
 
 
-def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints) -> str:
+def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints, backends: Backends) -> str:
     if alt.prediction and alt.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
         return (f"predicted {_fmt_tps(alt.prediction.decode_tokens_per_s)} is below the "
                 f"{c.min_decode_tokens_per_s:g} tok/s floor")
@@ -186,4 +170,4 @@ def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints) -> str:
             and alt.prediction.decode_tokens_per_s < chosen.prediction.decode_tokens_per_s:
         return (f"slower: {_fmt_tps(alt.prediction.decode_tokens_per_s)} against "
                 f"{_fmt_tps(chosen.prediction.decode_tokens_per_s)}")
-    return f"{BACKENDS[chosen.backend].title} comes first in the backend preference"
+    return f"{backends[chosen.backend].title} comes first in the backend preference"

@@ -1,11 +1,12 @@
-"""Place one model on one machine for one backend: what goes where, at which context, or why it cannot."""
+"""Place one model on one machine: what goes where, at which context, or why it cannot. A backend declares how
+its engine offloads (experts per layer, whole layers, or none: the whole model on GPUs), and is placed by that."""
 from __future__ import annotations
 
 import math
 
 from dataclasses import dataclass
 
-from gptoss_deploy.planner.catalog import ARTIFACTS, GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
+from gptoss_deploy.planner.catalog import GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
 from gptoss_deploy.planner.devices import supports_vllm
 from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 from gptoss_deploy.planner.memory import (
@@ -13,6 +14,9 @@ from gptoss_deploy.planner.memory import (
     llamacpp_compute_bytes,
 )
 
+# Offload kinds: llama.cpp keeps MoE experts of some layers in RAM (--n-cpu-moe); Ollama runs whole layers on the
+# CPU (num_gpu); vLLM needs the whole model in GPU memory.
+EXPERTS, LAYERS, WHOLE_MODEL = "experts", "layers", "whole_model"
 MIN_CONTEXT = 4096
 LLAMACPP_UBATCHES = (2048, 512)       # 2048 for prefill speed (G15396); 512 saves ~2 GB of compute buffers
 # -ub 2048 speeds prefill up to 4x, most of all with experts in RAM (fewer weight copies to the GPU per
@@ -30,6 +34,7 @@ VLLM_CUDA_GRAPH_BYTES = 1 * GIB
 @dataclass(frozen=True)
 class Placement:
     backend: str
+    offload: str                             # EXPERTS | LAYERS | WHOLE_MODEL
     model: ModelSpec
     artifact: Artifact
     context_length: int
@@ -84,28 +89,22 @@ def _cpu_available(hw: HardwareReport, gpu_bytes_on_unified: int) -> int:
     return hw.memory.available_bytes - gpu_bytes_on_unified
 
 
-def _split(total: float, weights: list[float]) -> list[int]:
-    whole = sum(weights)
-    return [int(total * w / whole) for w in weights]
+# --- experts per layer (llama.cpp) ----------------------------------------------------------------
 
-
-# --- llama.cpp -----------------------------------------------------------------------------------
-
-def fit_llamacpp(model: ModelSpec, hw: HardwareReport, context_target: int,
-                 artifact: Artifact | None = None) -> Placement | Rejection:
-    artifact = artifact or ARTIFACTS[("llamacpp", model.size)]
+def fit_expert_offload(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
+                       artifact: Artifact) -> Placement | Rejection:
     if not hw.gpus:
-        return _fit_cpu_only(model, artifact, hw, context_target)
+        return _fit_cpu_only(backend, model, artifact, hw, context_target)
     for context in context_steps(context_target):
-        big, small = (_llamacpp_with_gpus(model, artifact, hw, context, ub) for ub in LLAMACPP_UBATCHES)
+        big, small = (_experts_with_gpus(backend, model, artifact, hw, context, ub) for ub in LLAMACPP_UBATCHES)
         if big and (small is None or big.cpu_layers <= small.cpu_layers + UBATCH_2048_EXTRA_CPU_LAYERS):
             return big
         if small:
             return small
     need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT) + llamacpp_compute_bytes(512)
             + sum(RUNTIME_BYTES[g.vendor] for g in hw.gpus))
-    return Rejection("llamacpp", model, (
-        f"{model.name} on llamacpp needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
+    return Rejection(backend, model, (
+        f"{model.name} on {backend} needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
         f"plus headroom; {_free_summary(hw)}"), "RAM" if hw.gpus[0].unified_memory else "GPU memory + RAM")
 
 
@@ -116,7 +115,7 @@ def _free_summary(hw: HardwareReport) -> str:
             f"and {gib(hw.memory.available_bytes)} of RAM available")
 
 
-def _llamacpp_with_gpus(model, artifact, hw, context, ubatch) -> Placement | None:
+def _experts_with_gpus(backend, model, artifact, hw, context, ubatch) -> Placement | None:
     """Smallest --n-cpu-moe that makes the model fit the GPUs at this context and ubatch, or None."""
     gpus = list(hw.gpus)
     kv = kv_cache_bytes(model, context, sliding_tokens=128 + ubatch)  # llama.cpp keeps window + ubatch SWA cells
@@ -150,11 +149,11 @@ def _llamacpp_with_gpus(model, artifact, hw, context, ubatch) -> Placement | Non
     gpu_read = _dense_read_bytes(model, artifact) + (model.layers - cpu_layers) * active
     reads = {f"gpu{g.index}": gpu_read * s for g, s in zip(gpus, shares)}
     reads["cpu"] = cpu_layers * active
-    return Placement("llamacpp", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
+    return Placement(backend, EXPERTS, model, artifact, context, devices, reads, cpu_layers=cpu_layers,
                      ubatch=ubatch, tensor_split=tuple(round(s, 3) for s in shares) if len(gpus) > 1 else ())
 
 
-def _fit_cpu_only(model, artifact, hw, context_target) -> Placement | Rejection:
+def _fit_cpu_only(backend, model, artifact, hw, context_target) -> Placement | Rejection:
     for context in context_steps(context_target):
         cpu = DeviceUse("cpu", hw.cpu.model, hw.memory.available_bytes, weights_bytes=artifact.loaded_bytes,
                         kv_cache_bytes=kv_cache_bytes(model, context, sliding_tokens=128 + 512),
@@ -162,18 +161,18 @@ def _fit_cpu_only(model, artifact, hw, context_target) -> Placement | Rejection:
                         headroom_bytes=headroom_bytes(hw.memory.total_bytes))
         if cpu.fits:
             read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
-            return Placement("llamacpp", model, artifact, context, (cpu,), {"cpu": read},
+            return Placement(backend, EXPERTS, model, artifact, context, (cpu,), {"cpu": read},
                              cpu_layers=model.layers, ubatch=512)
-    return Rejection("llamacpp", model, (
-        f"{model.name} on llamacpp needs {gib(cpu.needed_bytes)} of RAM on this CPU-only machine; "
+    return Rejection(backend, model, (
+        f"{model.name} on {backend} needs {gib(cpu.needed_bytes)} of RAM on this CPU-only machine; "
         f"{gib(hw.memory.available_bytes)} is available"), "RAM")
 
 
-# --- Ollama --------------------------------------------------------------------------------------
+# --- whole layers (Ollama) ------------------------------------------------------------------------
 
-def fit_ollama(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
-    """Ollama offloads whole layers (num_gpu), not experts: what does not fit the GPU runs on the CPU."""
-    artifact = ARTIFACTS[("ollama", model.size)]
+def fit_layer_offload(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
+                      artifact: Artifact) -> Placement | Rejection:
+    """Whole layers (Ollama's num_gpu), not experts: what does not fit the GPU runs on the CPU."""
     compute = llamacpp_compute_bytes(OLLAMA_NUM_BATCH)
     embedding = _embedding_bytes(model, artifact)
     per_layer_weights = (artifact.loaded_bytes - embedding) / model.layers
@@ -208,14 +207,14 @@ def fit_ollama(model: ModelSpec, hw: HardwareReport, context_target: int) -> Pla
         ) + (cpu,)
         reads = {f"gpu{g.index}": gpu_layers * per_layer_read * s for (g, _), s in zip(used_gpus, shares)}
         reads["cpu"] = cpu_layers * per_layer_read
-        return Placement("ollama", model, artifact, context, devices, reads, cpu_layers=cpu_layers,
+        return Placement(backend, LAYERS, model, artifact, context, devices, reads, cpu_layers=cpu_layers,
                          ubatch=OLLAMA_NUM_BATCH, gpu_layers=gpu_layers)
-    return Rejection("ollama", model, (
-        f"{model.name} on ollama needs {gib(artifact.loaded_bytes + compute)} of memory at least plus the KV cache; "
+    return Rejection(backend, model, (
+        f"{model.name} on {backend} needs {gib(artifact.loaded_bytes + compute)} of memory at least plus the KV cache; "
         f"{_free_summary(hw) if gpus else f'{gib(hw.memory.available_bytes)} of RAM is available'}"), "RAM")
 
 
-# --- vLLM ----------------------------------------------------------------------------------------
+# --- the whole model on GPUs (vLLM) --------------------------------------------------------------
 
 def vllm_utilization(gpu: Gpu) -> float:
     """vLLM refuses to start unless utilization x total <= free: take what is free, at most 0.95 (VR),
@@ -224,14 +223,14 @@ def vllm_utilization(gpu: Gpu) -> float:
     return min(VLLM_MAX_UTILIZATION, int(fraction * 100) / 100)
 
 
-def fit_vllm(model: ModelSpec, hw: HardwareReport, context_target: int) -> Placement | Rejection:
-    """vLLM needs the whole model in GPU memory (it cannot offload experts efficiently)."""
-    artifact = ARTIFACTS[("vllm", model.size)]
+def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
+                    artifact: Artifact) -> Placement | Rejection:
+    """The whole model in GPU memory (vLLM cannot offload experts efficiently), tensor parallel where needed."""
     if not hw.gpus:
-        return Rejection("vllm", model, "vllm needs a GPU; this machine has none", "GPU")
+        return Rejection(backend, model, f"{backend} needs a GPU; this machine has none", "GPU")
     unsupported = [why for ok, why in map(supports_vllm, hw.gpus) if not ok]
     if unsupported:
-        return Rejection("vllm", model, f"vllm cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
+        return Rejection(backend, model, f"{backend} cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
     gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
     sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * 128
     per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
@@ -253,8 +252,8 @@ def fit_vllm(model: ModelSpec, hw: HardwareReport, context_target: int) -> Place
     if not options:
         need = artifact.loaded_bytes + VLLM_ACTIVATION_BYTES[1024] + VLLM_CUDA_GRAPH_BYTES \
             + RUNTIME_BYTES[gpus[0].vendor] + kv_cache_bytes(model, MIN_CONTEXT)
-        return Rejection("vllm", model, (
-            f"{model.name} on vllm needs {gib(need)} of GPU memory; this machine has "
+        return Rejection(backend, model, (
+            f"{model.name} on {backend} needs {gib(need)} of GPU memory; this machine has "
             f"{gib(sum(g.memory_free_bytes for g in gpus))} free on {_gpu_name(gpus)}"), "GPU memory")
     _, neg_tp, batched, context, group, utilization, fixed = max(options, key=lambda o: (o[0], o[1], o[2]))
     tp = -neg_tp
@@ -269,10 +268,10 @@ def fit_vllm(model: ModelSpec, hw: HardwareReport, context_target: int) -> Place
     )
     read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
     reads = {f"gpu{g.index}": read / tp for g in group}
-    return Placement("vllm", model, artifact, context, devices, reads, tensor_parallel_size=tp,
+    return Placement(backend, WHOLE_MODEL, model, artifact, context, devices, reads, tensor_parallel_size=tp,
                      gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
                      compute_capability=min((g.compute_capability or "0.0" for g in group),
                                             key=lambda cc: tuple(map(int, cc.split(".")))))
 
 
-FITTERS = {"llamacpp": fit_llamacpp, "ollama": fit_ollama, "vllm": fit_vllm}
+FITTERS = {EXPERTS: fit_expert_offload, LAYERS: fit_layer_offload, WHOLE_MODEL: fit_whole_model}

@@ -1,19 +1,21 @@
-"""plan(): a pure function of (hardware, constraints) that picks model, backend, context and offload, and says why."""
+"""plan(): a pure function of (hardware, constraints, backends) that picks model, backend, context and offload,
+and says why. The backends come in through planner.backend's protocol: the planner never imports them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends import BACKENDS, get_backend_module
-from gptoss_deploy.backends.base import LaunchSettings
-from gptoss_deploy.planner.catalog import ARTIFACTS, CLOUD_OFFERS, MODELS, CloudOffer, ModelSpec
+from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
+from gptoss_deploy.planner.catalog import MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import Constraints
 from gptoss_deploy.planner.devices import is_datacenter
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.azure_compute import choose_size
-from gptoss_deploy.planner.placement import FITTERS, Placement, Rejection, fit_llamacpp
+from gptoss_deploy.planner.placement import EXPERTS, FITTERS, Placement, Rejection
 from gptoss_deploy.planner.throughput import Prediction, predict
+
+Backends = Mapping[str, PlannedBackend]
 
 SCHEMA_VERSION = 1
 
@@ -26,7 +28,7 @@ class Candidate:
     launch: dict
     placement: Placement | None = None
     prediction: Prediction | None = None
-    offer: CloudOffer | None = None
+    quote: CloudQuote | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Plan:
     hardware: HardwareReport
     reasons: tuple[str, ...]
     binding_constraint: str
+    lost_because: tuple[str, ...]      # why each alternative lost, in the same order
 
     def to_json(self) -> dict:
         doc = candidate_json(self.chosen, self.constraints)
@@ -46,82 +49,73 @@ class Plan:
         doc["profile"] = self.constraints.profile
         doc["sources"] = dict(self.constraints.sources)
         doc["alternatives"] = [
-            {**candidate_json(alt, self.constraints), "lost_because": explain_loss(alt, self.chosen, self.constraints)}
-            for alt in self.alternatives
+            {**candidate_json(alt, self.constraints), "lost_because": why}
+            for alt, why in zip(self.alternatives, self.lost_because)
         ]
         doc["rejected"] = [{"model": r.model.name, "backend": r.backend, "reason": r.reason, "binding": r.resource}
                            for r in self.rejected]
         return doc
 
 
-def backend_order(hw: HardwareReport, constraints: Constraints) -> list[str]:
-    """Backends to try, best first: the one asked for, else the profile's preference, else by machine class."""
+def backend_order(hw: HardwareReport, constraints: Constraints, backends: Backends) -> list[str]:
+    """Backends to try, best first: the one asked for, else the profile's preference, else by machine class
+    (each local backend's own auto_rank), with cloud services after them where cloud is allowed."""
     if constraints.backend != "auto":
         return [constraints.backend]
     if constraints.backend_preference:
         order = list(constraints.backend_preference)
-    elif is_datacenter(hw):
-        order = ["vllm", "llamacpp", "ollama"]
     else:
-        order = ["llamacpp", "ollama"]
+        machine = MachineClass.DATACENTER if is_datacenter(hw) else MachineClass.DESKTOP
+        ranked = [b for b in backends.values() if not b.cloud and machine in b.auto_rank]
+        order = [b.name for b in sorted(ranked, key=lambda b: b.auto_rank[machine])]
     if not constraints.local_only:
-        order += [name for name in ("bedrock", "azure") if name not in order]
-    return [name for name in order if not (constraints.local_only and BACKENDS[name].cloud)]
+        order += [name for name, b in backends.items() if b.cloud and name not in order]
+    return [name for name in order if not (constraints.local_only and backends[name].cloud)]
 
 
 def _settings(constraints: Constraints) -> LaunchSettings:
-    return LaunchSettings(reasoning_effort=constraints.reasoning_effort, region=constraints.region,
-                          cloud_model_id=constraints.azure_model_id, azure_workspace=constraints.azure_workspace)
+    return LaunchSettings(reasoning_effort=constraints.reasoning_effort, context=constraints.context,
+                          region=constraints.region, cloud_model_id=constraints.azure_model_id,
+                          azure_workspace=constraints.azure_workspace, azure_mode=constraints.azure_mode)
 
 
-def _candidate(model: ModelSpec, backend: str, hw: HardwareReport, constraints: Constraints) -> Candidate | Rejection:
-    module = get_backend_module(backend)
-    if BACKENDS[backend].cloud:
-        offer = CLOUD_OFFERS[(backend, model.size)]
-        if backend == "azure" and constraints.azure_mode == "managed":
-            return _azure_managed(model, offer, constraints)
-        return Candidate(model, backend, "cloud", module.build_launch(offer, _settings(constraints)), offer=offer)
-    if backend == "llamacpp" and constraints.gguf_bytes:     # a local file: plan with its own size
-        catalog = ARTIFACTS[("llamacpp", model.size)]
-        local = replace(catalog, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
-        placed = fit_llamacpp(model, hw, constraints.context, local)
-    else:
-        placed = FITTERS[backend](model, hw, constraints.context)
+def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
+               constraints: Constraints) -> Candidate | Rejection:
+    if backend.cloud:
+        quote = backend.quote(model, _settings(constraints))
+        if isinstance(quote, Rejection):
+            return quote
+        return Candidate(model, backend.name, "cloud", quote.launch, prediction=quote.prediction, quote=quote)
+    artifact = backend.artifact(model)
+    if constraints.gguf_bytes:                       # a local file (--gguf): plan with its own size
+        artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
+    placed = FITTERS[backend.offload](backend.name, model, hw, constraints.context, artifact)
     if isinstance(placed, Rejection):
         return placed
     prediction = predict(placed, hw)
     good = (prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s
             and placed.context_length >= constraints.context)
-    return Candidate(model, backend, "ok" if good else "degraded",
-                     module.build_launch(placed, _settings(constraints)), placed, prediction)
+    return Candidate(model, backend.name, "ok" if good else "degraded",
+                     backend.build_launch(placed, _settings(constraints)), placed, prediction)
 
 
-def _azure_managed(model: ModelSpec, offer: CloudOffer, constraints: Constraints) -> Candidate | Rejection:
-    """Azure managed compute: vLLM on the first GPU size that holds the model, planned like a local vLLM."""
-    chosen = choose_size(model, constraints.context)
-    if isinstance(chosen, Rejection):
-        return chosen
-    size, placed = chosen
-    launch = get_backend_module("azure").build_managed_launch(offer, size, placed, _settings(constraints))
-    return Candidate(model, "azure", "cloud", launch, offer=offer, prediction=predict(placed, size.hardware()))
-
-
-def plan(hw: HardwareReport, constraints: Constraints) -> Plan:
+def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Plan:
     """Enumerate model x backend, reject what does not fit (with the reason), rank the rest."""
     sizes = [constraints.model] if constraints.model != "auto" else ["120b", "20b"]
-    order = backend_order(hw, constraints)
+    order = backend_order(hw, constraints, backends)
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []
     for size in sizes:
-        for backend in order:
-            result = _candidate(MODELS[size], backend, hw, constraints)
+        for name in order:
+            result = _candidate(MODELS[size], backends[name], hw, constraints)
             (rejected if isinstance(result, Rejection) else candidates).append(result)
     if not candidates:
-        raise NoFitError(_no_fit_message(hw, constraints, rejected))
+        raise NoFitError(_no_fit_message(hw, constraints, rejected, backends))
     candidates.sort(key=lambda c: _sort_key(c, order, constraints))
     chosen, *others = candidates
-    reasons, binding = explain_choice(chosen, others, rejected, hw, constraints)
-    return Plan(chosen, tuple(others), tuple(rejected), constraints, hw, tuple(reasons), binding)
+    reasons, binding = explain_choice(chosen, others, rejected, hw, constraints, backends)
+    lost = tuple(explain_loss(alt, chosen, constraints, backends) for alt in others)
+    return Plan(chosen, tuple(others), tuple(rejected), constraints, hw, tuple(reasons), binding, lost)
 
 
 def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) -> tuple:
@@ -138,11 +132,12 @@ def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) 
     return (-tier, -candidate.model.total_params, not full_context, order.index(candidate.backend), -decode)
 
 
-def _no_fit_message(hw: HardwareReport, constraints: Constraints, rejected: list[Rejection]) -> str:
+def _no_fit_message(hw: HardwareReport, constraints: Constraints, rejected: list[Rejection],
+                    backends: Backends) -> str:
     message = rejected[0].reason if rejected else "no backend is allowed by these constraints"
     for change, hint in _relaxations(constraints):
         try:
-            alternative = plan(hw, constraints.relaxed(**change))
+            alternative = plan(hw, constraints.relaxed(**change), backends)
         except NoFitError:
             continue
         return f"{message}. Instead: {alternative.chosen.model.name} on {alternative.chosen.backend} fits ({hint})"
@@ -171,14 +166,12 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
         "reasoning_effort": constraints.reasoning_effort,
     }
     if placement is None:
-        offer = candidate.offer
         api = candidate.launch["api"]
-        managed = api.get("deployment") == "managed"
         doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1)},
                    memory=None,
                    predicted=candidate.prediction.to_json() if candidate.prediction else
                    {"decode_tokens_per_s": None, "prefill_tokens_per_s": None, "roofline_decode_tokens_per_s": None},
-                   price=_price(api, offer, managed, constraints))
+                   price=_price(candidate.quote, constraints))
     else:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
                    predicted=candidate.prediction.to_json())
@@ -186,14 +179,9 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
     return doc
 
 
-def _price(api: dict, offer: CloudOffer, managed: bool, constraints: Constraints) -> dict:
-    """List prices from our data, replaced field by field by the profile's own where it gives them."""
-    if managed:
-        price = {"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for {api['region']}; "
-                                               "billed per hour while the endpoint exists"}
-    else:
-        price = {"usd_per_1m_input_tokens": offer.usd_per_1m_input,
-                 "usd_per_1m_output_tokens": offer.usd_per_1m_output, "note": offer.price_note}
+def _price(quote: CloudQuote, constraints: Constraints) -> dict:
+    """The service's price as quoted, replaced field by field by the profile's own where it gives them."""
+    price = dict(quote.price)
     own = {k: v for k, v in constraints.prices.items() if k in price}
     if own:
         price.update(own, note=f"from profile {constraints.profile}")
@@ -202,7 +190,7 @@ def _price(api: dict, offer: CloudOffer, managed: bool, constraints: Constraints
 
 def _offload_json(placement: Placement) -> dict:
     on_gpu = any(d.device != "cpu" for d in placement.devices)
-    offload = {"n_cpu_moe": placement.cpu_layers if placement.backend == "llamacpp" and on_gpu else 0,
+    offload = {"n_cpu_moe": placement.cpu_layers if placement.offload == EXPERTS and on_gpu else 0,
                "tensor_parallel_size": placement.tensor_parallel_size}
     if placement.gpu_layers is not None:
         offload["gpu_layers"] = placement.gpu_layers

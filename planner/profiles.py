@@ -8,14 +8,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 from gptoss_deploy.planner.errors import UsageError
 
 ModelChoice = Literal["auto", "20b", "120b"]
-BackendChoice = Literal["auto", "llamacpp", "ollama", "vllm", "bedrock", "azure"]
-BackendName = Literal["llamacpp", "ollama", "vllm", "bedrock", "azure"]
 Effort = Literal["low", "medium", "high"]
 
 
@@ -25,8 +24,8 @@ class Profile(BaseModel):
 
     description: str
     model: ModelChoice = "auto"
-    backend: BackendChoice = "auto"
-    backend_preference: list[BackendName] = []
+    backend: str = "auto"                  # "auto" or a registered backend (validation context "backends")
+    backend_preference: list[str] = []
     context: int = Field(default=32768, ge=1, le=MAX_CONTEXT)
     min_decode_tokens_per_s: float = Field(default=15.0, ge=0)
     reasoning_effort: Effort = "medium"
@@ -41,6 +40,24 @@ class Profile(BaseModel):
     usd_per_1m_input_tokens: float | None = Field(default=None, ge=0)
     usd_per_1m_output_tokens: float | None = Field(default=None, ge=0)
     usd_per_hour: float | None = Field(default=None, ge=0)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str, info: ValidationInfo) -> str:
+        return _one_of(value, ["auto", *info.context["backends"]])
+
+    @field_validator("backend_preference")
+    @classmethod
+    def _known_backends(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return [_one_of(name, info.context["backends"]) for name in value]
+
+
+def _one_of(value: str, allowed: list[str]) -> str:
+    """VALUE if it is one of ALLOWED, else pydantic's own wording for a choice (as a Literal would say it)."""
+    if value not in allowed:
+        expected = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,39 +77,39 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("gptoss_deploy.profiles")))
 
 
-def available_profiles() -> list[LoadedProfile]:
-    """Built-in profiles, with user profiles of the same name taking their place."""
+def available_profiles(backends: list[str]) -> list[LoadedProfile]:
+    """Built-in profiles, with user profiles of the same name taking their place; BACKENDS: the registered names."""
     found: dict[str, tuple[Path, str]] = {}
     for directory, source in ((_builtin_dir(), "built-in"), (user_profile_dir(), "user")):
         if directory.is_dir():
             for path in sorted(directory.glob("*.toml")):
                 found[path.stem] = (path, source)
-    return [_load(path, name, source) for name, (path, source) in sorted(found.items())]
+    return [_load(path, name, source, backends) for name, (path, source) in sorted(found.items())]
 
 
-def load_profile(name_or_path: str) -> LoadedProfile:
+def load_profile(name_or_path: str, backends: list[str]) -> LoadedProfile:
     """A profile by name (user dir first, then built-in) or by path (anything with a / or ending .toml)."""
     if "/" in name_or_path or name_or_path.endswith(".toml"):
         path = Path(name_or_path)
         if not path.is_file():
             raise UsageError(f"profile file {path} does not exist")
-        return _load(path, path.stem, str(path))
+        return _load(path, path.stem, str(path), backends)
     for directory, source in ((user_profile_dir(), "user"), (_builtin_dir(), "built-in")):
         path = directory / f"{name_or_path}.toml"
         if path.is_file():
-            return _load(path, name_or_path, source)
-    names = ", ".join(p.name for p in available_profiles())
+            return _load(path, name_or_path, source, backends)
+    names = ", ".join(p.name for p in available_profiles(backends))
     raise UsageError(f"unknown profile {name_or_path!r}; choose one of: {names} (or pass a path to a .toml file)")
 
 
-def _load(path: Path, name: str, source: str) -> LoadedProfile:
+def _load(path: Path, name: str, source: str, backends: list[str]) -> LoadedProfile:
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"profile {path}: not valid TOML ({err})") from None
     try:
-        return LoadedProfile(name, source, Profile.model_validate(data))
+        return LoadedProfile(name, source, Profile.model_validate(data, context={"backends": backends}))
     except ValidationError as err:
         first = err.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else ""

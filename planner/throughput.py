@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gptoss_deploy.planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import Placement
+from gptoss_deploy.planner.placement import EXPERTS, LAYERS, Placement
 
 # Share of peak memory bandwidth that decode reaches once the per-layer cost is separated (G15396 + SPARK).
 DECODE_BANDWIDTH_EFFICIENCY = 0.937
@@ -82,7 +82,7 @@ def predict_decode(placement: Placement, hw: HardwareReport) -> float:
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu"]
     if gpu_devices:
         vendor = _gpu(hw, gpu_devices[0]).vendor
-        gpu_layers = layers if placement.backend == "llamacpp" else layers - placement.cpu_layers
+        gpu_layers = layers if placement.offload == EXPERTS else layers - placement.cpu_layers
         seconds += gpu_layers * PER_LAYER_MS[vendor] / 1000
         seconds += placement.cpu_layers * PER_LAYER_MS["cpu"] / 1000
     else:
@@ -106,9 +106,9 @@ def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
             for g, share in zip(gpus, shares)
         )
     offloaded_expert_bytes = placement.cpu_layers * placement.artifact.expert_bytes_per_layer(placement.model)
-    if placement.backend == "llamacpp" and offloaded_expert_bytes and not gpus[0].unified_memory:
+    if placement.offload == EXPERTS and offloaded_expert_bytes and not gpus[0].unified_memory:
         seconds += offloaded_expert_bytes / (PCIE_GBPS * 1e9) / placement.ubatch
-    if placement.backend == "ollama" and placement.cpu_layers:   # CPU layers run at CPU speed
+    if placement.offload == LAYERS and placement.cpu_layers:   # CPU layers run at CPU speed
         cpu_share = placement.cpu_layers / placement.model.layers
         seconds += cpu_share * flops_per_token / (hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9)
     return 1 / seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.constraints import load_constraints
 from gptoss_deploy.planner.hardware import load_hardware
 from gptoss_deploy.planner.plan import plan
@@ -25,4 +26,9 @@ def fixture_path(name: str) -> Path:
 
 def plan_for(name: str, profile: str = "auto", **flags):
     hardware = load_hardware(fixture_path(name))
-    return plan(hardware, load_constraints(profile, flags, {}))
+    return plan(hardware, constraints(profile, flags), REGISTRY)
+
+
+def constraints(profile: str = "auto", flags: dict | None = None, env: dict | None = None):
+    """Planning choices as the CLI resolves them, with the registered backends."""
+    return load_constraints(profile, flags or {}, env or {}, REGISTRY)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from azure.ai.ml import MLClient
 
-from gptoss_deploy.backends import azure
+from gptoss_deploy.backends import azure_provision
 from gptoss_deploy.backends.openai_api import served_models
 from helpers import free_port
 from fake_azure import FakeArm, FakeCredential
@@ -39,8 +39,8 @@ def endpoint_server():
 def arm(monkeypatch, endpoint_server):
     fake = FakeArm(scoring_uri=endpoint_server)
     monkeypatch.setenv("GPTOSS_AZURE_POLL_S", "0.01")
-    monkeypatch.setattr(azure, "make_credential", FakeCredential)
-    monkeypatch.setattr(azure, "make_ml_client", lambda credential, subscription_id, resource_group, workspace:
+    monkeypatch.setattr(azure_provision, "make_credential", FakeCredential)
+    monkeypatch.setattr(azure_provision, "make_ml_client", lambda credential, subscription_id, resource_group, workspace:
                         MLClient(credential, subscription_id, resource_group, workspace, transport=fake.transport()))
     return fake
 

@@ -78,7 +78,7 @@ def test_bad_gguf_path_exits_2(run_cli, tmp_path, content, message):
 
 def test_gguf_with_another_backend_exits_2(run_cli, smollm2):
     code, _, err = dry_run(run_cli, smollm2, "--backend", "vllm")
-    assert code == 2 and "--gguf runs on llama.cpp: drop --backend vllm" in err
+    assert code == 2 and "--gguf runs on llama.cpp (llama-server): drop --backend vllm" in err
 
 
 def test_truncated_gguf_exits_2(run_cli, tmp_path, smollm2):

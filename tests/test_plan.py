@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from gptoss_deploy.planner.constraints import load_constraints
 from gptoss_deploy.planner.errors import NoFitError, UsageError
 from gptoss_deploy.planner.hardware import load_hardware
+from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.plan import plan
 
-from helpers import HARDWARE_FIXTURES, fixture_path, plan_for
+from helpers import HARDWARE_FIXTURES, constraints, fixture_path, plan_for
 
 PROFILES = ["auto", "laptop", "workstation", "server"]
 
@@ -129,7 +129,7 @@ def test_vllm_refuses_pre_ampere_gpus():
 def test_full_context_outranks_backend_preference():
     hw = load_hardware(fixture_path("h100-sxm"))
     busy = hw.model_copy(update={"gpus": [hw.gpus[0].model_copy(update={"memory_free_bytes": 70 * 1024**3})]})
-    result = plan(busy, load_constraints("server", {}, {}))
+    result = plan(busy, constraints("server"), REGISTRY)
     assert (result.chosen.backend, result.chosen.placement.context_length) == ("llamacpp", 131072)
     vllm = next(a for a in result.alternatives if a.backend == "vllm" and a.model.size == "120b")
     assert "shorter context" in result.to_json()["alternatives"][result.alternatives.index(vllm)]["lost_because"]
@@ -138,7 +138,7 @@ def test_full_context_outranks_backend_preference():
 def test_less_free_memory_means_shorter_context_and_says_so():
     hw = load_hardware(fixture_path("h100-sxm"))
     busy = hw.model_copy(update={"gpus": [hw.gpus[0].model_copy(update={"memory_free_bytes": 70 * 1024**3})]})
-    result = plan(busy, load_constraints("server", {"backend": "vllm"}, {}))
+    result = plan(busy, constraints("server", {"backend": "vllm"}), REGISTRY)
     assert 4096 <= result.chosen.placement.context_length < 131072
     assert result.chosen.status == "degraded"
     assert any("reduced from 131072" in r for r in result.reasons)
@@ -169,7 +169,7 @@ def test_no_fit_names_what_is_missing_and_what_would_work_instead():
 
 def test_cloud_region_outside_the_launch_region_is_flagged():
     result = plan(load_hardware(fixture_path("cpu-only")),
-                  load_constraints("aws", {}, {"GPTOSS_MODEL": "20b"}).relaxed(region="eu-west-1"))
+                  constraints("aws", {}, {"GPTOSS_MODEL": "20b"}).relaxed(region="eu-west-1"), REGISTRY)
     assert result.chosen.launch["api"]["region"] == "eu-west-1"
     assert any("launched in us-west-2; check that eu-west-1 serves it" in r for r in result.reasons)
 
@@ -177,11 +177,11 @@ def test_cloud_region_outside_the_launch_region_is_flagged():
 def test_local_plan_below_the_speed_floor_loses_to_cloud_unless_local_only():
     hw = load_hardware(fixture_path("cpu-only"))
     two_cores = hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"physical_cores": 2, "logical_cores": 2})})
-    cloud = plan(two_cores, load_constraints("auto", {}, {}))          # floor 15 tok/s, cloud allowed
+    cloud = plan(two_cores, constraints("auto"), REGISTRY)          # floor 15 tok/s, cloud allowed
     assert cloud.chosen.status == "cloud"
     slow = next(a for a in cloud.alternatives if a.backend == "llamacpp" and a.model.size == "20b")
     assert slow.prediction.decode_tokens_per_s < 15
-    local = plan(two_cores, load_constraints("auto", {"local_only": True}, {}))
+    local = plan(two_cores, constraints("auto", {"local_only": True}), REGISTRY)
     assert (local.chosen.backend, local.chosen.status) == ("llamacpp", "degraded")
 
 
@@ -189,13 +189,13 @@ def test_the_profile_floor_decides_between_120b_offloaded_and_20b_on_gpu():
     strict = plan_for("rtx4090-desktop", "workstation")
     assert strict.chosen.model.name == "gpt-oss-120b"            # ~32 tok/s >= 20
     picky = plan(load_hardware(fixture_path("rtx4090-desktop")),
-                 load_constraints("server", {"backend": "llamacpp"}, {}))   # floor 50 tok/s
+                 constraints("server", {"backend": "llamacpp"}), REGISTRY)   # floor 50 tok/s
     assert picky.chosen.model.name == "gpt-oss-20b"
     assert picky.binding_constraint.startswith("decode speed floor")
 
 
 def test_flags_beat_env_beat_profile_and_the_plan_says_where_each_came_from():
-    c = load_constraints("laptop", {"context": "8192"}, {"GPTOSS_CONTEXT": "4096", "GPTOSS_MODEL": "20b"})
+    c = constraints("laptop", {"context": "8192"}, {"GPTOSS_CONTEXT": "4096", "GPTOSS_MODEL": "20b"})
     assert (c.context, c.source("context")) == (8192, "flag --context")
     assert (c.model, c.source("model")) == ("20b", "env GPTOSS_MODEL")
     assert c.source("reasoning_effort") == "profile laptop"
@@ -204,9 +204,9 @@ def test_flags_beat_env_beat_profile_and_the_plan_says_where_each_came_from():
 @pytest.mark.parametrize("bad", ["0", "-5", "131073", "abc", "1.5"])
 def test_context_must_be_a_positive_whole_number_up_to_131072(bad):
     with pytest.raises(UsageError, match="context must be a whole number"):
-        load_constraints("auto", {"context": bad}, {})
+        constraints("auto", {"context": bad}, {})
 
 
 def test_cloud_backend_with_local_flag_is_a_usage_error():
     with pytest.raises(UsageError, match="--local forbids cloud"):
-        load_constraints("auto", {"backend": "bedrock", "local_only": True}, {})
+        constraints("auto", {"backend": "bedrock", "local_only": True}, {})

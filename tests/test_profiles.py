@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import pytest
 
+from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.profiles import available_profiles, load_profile
 
 REQUIRED = {"laptop", "workstation", "server", "aws", "azure", "auto"}
+NAMES = list(REGISTRY)
 
 
 def test_every_required_profile_ships_and_validates(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    loaded = {p.name: p for p in available_profiles()}
+    loaded = {p.name: p for p in available_profiles(NAMES)}
     assert REQUIRED <= set(loaded)
     assert all(p.source == "built-in" and p.profile.description for p in loaded.values())
     assert loaded["aws"].profile.backend == "bedrock" and loaded["azure"].profile.backend == "azure"
@@ -33,7 +35,7 @@ def _write(tmp_path, text):
 ])
 def test_invalid_profile_names_file_key_and_line(tmp_path, body, expected):
     with pytest.raises(UsageError) as err:
-        load_profile(str(_write(tmp_path, body)))
+        load_profile(str(_write(tmp_path, body)), NAMES)
     assert expected in err.value.message
     assert "\n" not in err.value.message
 
@@ -43,12 +45,12 @@ def test_user_profile_in_config_dir_is_found_by_name(monkeypatch, tmp_path):
     user_dir = tmp_path / "gptoss-deploy" / "profiles"
     user_dir.mkdir(parents=True)
     (user_dir / "gaming-rig.toml").write_text('description = "my rig"\ncontext = 65536\n')
-    loaded = load_profile("gaming-rig")
+    loaded = load_profile("gaming-rig", NAMES)
     assert (loaded.source, loaded.profile.context) == ("user", 65536)
-    assert "gaming-rig" in {p.name for p in available_profiles()}
+    assert "gaming-rig" in {p.name for p in available_profiles(NAMES)}
 
 
 def test_unknown_profile_lists_the_choices(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     with pytest.raises(UsageError, match="unknown profile 'lapton'; choose one of: auto, aws, azure, laptop"):
-        load_profile("lapton")
+        load_profile("lapton", NAMES)

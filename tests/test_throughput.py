@@ -5,10 +5,15 @@ import pytest
 
 from gptoss_deploy.planner.catalog import MODELS
 from gptoss_deploy.planner.hardware import hardware_from_dict
-from gptoss_deploy.planner.placement import fit_llamacpp
+from gptoss_deploy.backends.llamacpp import LLAMACPP
+from gptoss_deploy.planner.placement import fit_expert_offload
 from gptoss_deploy.planner.throughput import predict
 
 GB = 10**9
+
+
+def fit_llamacpp(model, hw):
+    return fit_expert_offload(LLAMACPP.name, model, hw, 4096, LLAMACPP.artifact(model))
 
 
 def machine(gpu_name: str | None, bandwidth_gbps: float, vendor: str = "nvidia", cores: int = 16):
@@ -42,7 +47,7 @@ HELD_OUT = [
 
 def _predict(name, bandwidth, vendor, size):
     hw = machine(name, bandwidth, vendor)
-    return predict(fit_llamacpp(MODELS[size], hw, 4096), hw)
+    return predict(fit_llamacpp(MODELS[size], hw), hw)
 
 
 @pytest.mark.parametrize("name,bandwidth,vendor,size,decode,prefill,source", CALIBRATION)
@@ -63,7 +68,7 @@ def test_experts_in_ram_cost_speed_in_proportion_to_ram_bandwidth():
     roomy = machine("NVIDIA GeForce RTX 4090", 1008)
     tight = roomy.model_copy(update={"gpus": [roomy.gpus[0].model_copy(update={"memory_free_bytes": 8 * GB})]})
     slow_ram = tight.model_copy(update={"memory": tight.memory.model_copy(update={"bandwidth_gbps": 40})})
-    full, offloaded, slow = (fit_llamacpp(MODELS["20b"], hw, 4096) for hw in (roomy, tight, slow_ram))
+    full, offloaded, slow = (fit_llamacpp(MODELS["20b"], hw) for hw in (roomy, tight, slow_ram))
     assert full.cpu_layers == 0 and offloaded.cpu_layers > 0
     speeds = [predict(p, hw).decode_tokens_per_s for p, hw in ((full, roomy), (offloaded, tight), (slow, slow_ram))]
     assert speeds[0] > 2 * speeds[1]

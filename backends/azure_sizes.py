@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.catalog import GIB, ModelSpec
 from gptoss_deploy.planner.hardware import HardwareReport, hardware_from_dict
-from gptoss_deploy.planner.placement import Placement, Rejection, fit_vllm
+from gptoss_deploy.planner.placement import Placement, Rejection, fit_whole_model
 
 DRIVER_RESERVED_BYTES = 512 * 1024**2   # what the driver holds before vLLM starts
 
@@ -54,7 +55,7 @@ def choose_size(model: ModelSpec, context: int) -> tuple[AzureGpuSize, Placement
     """The first size (in cost order) where vLLM holds MODEL at the full CONTEXT, else the one with most context."""
     fitting = []
     for size in AZURE_GPU_SIZES:
-        placed = fit_vllm(model, size.hardware(), context)
+        placed = fit_whole_model(VLLM.name, model, size.hardware(), context, VLLM.artifact(model))
         if isinstance(placed, Placement):
             if placed.context_length >= context:
                 return size, placed

@@ -1,0 +1,33 @@
+"""How to call a local server, in lines a person copies: the base URL, the key, a curl line, the log, how to stop."""
+from __future__ import annotations
+
+import json
+import shlex
+
+from gptoss_deploy.backends.base import WILDCARD_HOSTS, EndpointDescription
+
+
+def server_usage(record: dict, reused: bool) -> EndpointDescription:
+    endpoint = record["endpoint"]
+    verb = "already running" if reused else "running"
+    status = f"{verb}: {record['model']} on {record['backend']}" + (f" (pid {record['pid']})" if record.get("pid") else "")
+    lines = [f"  OpenAI base URL {endpoint['base_url']}, model {endpoint['model']}",
+             f"  export OPENAI_BASE_URL={endpoint['base_url']}"]
+    if record["host"] in WILDCARD_HOSTS:
+        lines.append(f"  listening on all interfaces: other machines use this machine's address, port "
+                     f"{record['port']}, with the API key")
+    auth = []
+    if endpoint.get("api_key_file"):
+        lines.append(f"  export {endpoint['api_key_env']}=$(cat {shlex.quote(endpoint['api_key_file'])})")
+        auth = ["-H", f"Authorization: Bearer ${endpoint['api_key_env']}"]
+    body = json.dumps({"model": endpoint["model"], "messages": [{"role": "user", "content": "Hello!"}]})
+    curl = ["curl", f"{endpoint['base_url']}/chat/completions", "-H", "Content-Type: application/json", *auth,
+            "-d", body]
+    lines.append("  " + " ".join(_shell_word(w) for w in curl))
+    lines.append(f"  log: {record['log']}   stop: gptoss down {record['name']}")
+    return EndpointDescription(status, lines)
+
+
+def _shell_word(word: str) -> str:
+    # Keep $OPENAI_API_KEY expandable: double quotes for the header, single quotes elsewhere.
+    return f'"{word}"' if "$" in word else shlex.quote(word)

@@ -1,0 +1,73 @@
+"""What the planner asks of a backend: a small protocol that backends implement. The planner never imports them;
+the CLI hands plan() the registered ones."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
+from gptoss_deploy.planner.placement import Placement, Rejection
+from gptoss_deploy.planner.throughput import Prediction
+
+
+class MachineClass(str, Enum):
+    """Which local backends `--backend auto` tries, and in which order, depends on the machine's class."""
+
+    DATACENTER = "datacenter"   # every GPU a datacenter part (H100, A100, MI300X...)
+    DESKTOP = "desktop"         # desktops, laptops, Macs, CPU-only machines
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """The choices a launch is built from, beyond the placement: where it listens, how it reasons, where in the cloud."""
+
+    host: str = "127.0.0.1"          # loopback unless the user asks otherwise (then an API key is required)
+    port: int | None = None          # None: the backend's usual port
+    reasoning_effort: str = "medium"
+    context: int = 32768             # the target; a cloud service's GPU size is fitted to it
+    region: str | None = None        # cloud backends
+    cloud_model_id: str | None = None
+    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)
+    azure_mode: str = "serverless"
+
+
+@dataclass(frozen=True)
+class CloudQuote:
+    """A cloud backend's answer for one model: the API call, the offer, the reasons and price it states."""
+
+    launch: dict
+    offer: CloudOffer
+    reasons: tuple[str, ...]
+    price: dict
+    prediction: Prediction | None = None   # where the service runs a GPU size we picked (Azure managed compute)
+
+
+class LocalEngine(Protocol):
+    """A server on this machine. The planner places the model by the engine's offload kind."""
+
+    name: str
+    title: str
+    cloud: bool                                  # False
+    offload: str                                 # placement.OFFLOAD_KINDS: experts | layers | whole_model
+    auto_rank: Mapping[MachineClass, int]        # its place when --backend auto; absent: not tried by itself
+    why_chosen: str                              # the plan's reason when auto picked it
+    serves_gguf_files: bool                      # can run a local GGUF (--gguf)
+
+    def artifact(self, model: ModelSpec) -> Artifact: ...
+
+    def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict: ...
+
+
+class CloudService(Protocol):
+    """A hosted endpoint. Nothing is called on the network while planning."""
+
+    name: str
+    title: str
+    cloud: bool                                  # True
+
+    def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection: ...
+
+
+PlannedBackend = LocalEngine | CloudService
