@@ -15,7 +15,8 @@ DEFAULT_REGION = "eastus2"
 # sourced data (AZ), so profiles may override them (azure_model_id); the price is left for the portal to say.
 _PRICE_NOTE = "serverless price not in our data: see the Azure AI Foundry model catalog"
 SERVERLESS_OFFERS = {
-    size: CloudOffer("azure", f"azureml://registries/azureml-openai-oss/models/gpt-oss-{size}", (), None, None, _PRICE_NOTE)
+    size: CloudOffer("azure", f"azureml://registries/azureml-openai-oss/models/gpt-oss-{size}", (), None, None,
+                     _PRICE_NOTE)
     for size in ("20b", "120b")
 }
 MANAGED_MODEL_IDS = {   # the Hugging Face collection in Azure's catalog (openai-gpt-oss-*), for managed compute

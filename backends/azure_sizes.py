@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptoss_deploy.backends.vllm import VLLM
-from gptoss_deploy.planner.catalog import GIB, ModelSpec
+from gptoss_deploy.planner.catalog import ModelSpec
 from gptoss_deploy.planner.hardware import HardwareReport, hardware_from_dict
 from gptoss_deploy.planner.placement import Placement, Rejection, fit_whole_model
+from gptoss_deploy.planner.units import GIB
 
 DRIVER_RESERVED_BYTES = 512 * 1024**2   # what the driver holds before vLLM starts
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.planner.probe import model_cache_dir
+from gptoss_deploy.planner.units import GIB, gib
 
-DISK_MARGIN_BYTES = 2 * 1024**3   # leave the disk some room after the download
+DISK_MARGIN_BYTES = 2 * GIB   # leave the disk some room after the download
 
 
 def cache_dir() -> Path:
@@ -45,7 +46,7 @@ def _reporting_tqdm(progress, filename: str):
             percent = int(100 * self.n / self.total) if self.total else 0
             if percent != self.reported:
                 self.reported = percent
-                progress(f"downloading {filename}: {percent}% of {self.total / 1024**3:.1f} GiB")
+                progress(f"downloading {filename}: {percent}% of {gib(self.total)}")
             return True
 
     return Reporting
@@ -59,8 +60,8 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
         cache.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(cache).free
         if free < plan["bytes"] + DISK_MARGIN_BYTES:
-            raise BackendError(f"{repo} needs {plan['bytes'] / 1024**3:.1f} GiB in {cache} and only "
-                               f"{free / 1024**3:.1f} GiB is free; free some space, set HF_HUB_CACHE to a bigger "
+            raise BackendError(f"{repo} needs {gib(plan['bytes'])} in {cache} and only "
+                               f"{gib(free)} is free; free some space, set HF_HUB_CACHE to a bigger "
                                "disk, or pass --gguf PATH")
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

@@ -6,13 +6,15 @@ import json
 import os
 import shutil
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, bound, endpoint, flag_value, ready_deadline_s, with_flag
+from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, bound, endpoint, flag_value, ready_deadline_s,
+                                        with_flag)
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process import python_module
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import GIB, Artifact
+from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
+from gptoss_deploy.planner.units import GIB
 
 DEFAULT_PORT = 8080
 READY_BASE_S = 60.0

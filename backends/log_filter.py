@@ -1,4 +1,5 @@
-"""Run a server with its output copied into its log, secrets masked: `python -P -m gptoss_deploy.backends.log_filter LOG -- ARGV`.
+"""Run a server with its output copied into its log, secrets masked:
+`python -P -m gptoss_deploy.backends.log_filter LOG -- ARGV`.
 
 This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
 status once its output ends. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.

@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import GB, Artifact
+from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.planner.placement import LAYERS
+from gptoss_deploy.planner.units import GB
 
 DEFAULT_PORT = 11434
 READY_DEADLINE_S = 60.0           # `ollama serve` answers at once; models load on the first request

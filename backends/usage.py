@@ -10,7 +10,8 @@ from gptoss_deploy.backends.base import WILDCARD_HOSTS, EndpointDescription
 def server_usage(record: dict, reused: bool) -> EndpointDescription:
     endpoint = record["endpoint"]
     verb = "already running" if reused else "running"
-    status = f"{verb}: {record['model']} on {record['backend']}" + (f" (pid {record['pid']})" if record.get("pid") else "")
+    pid = f" (pid {record['pid']})" if record.get("pid") else ""
+    status = f"{verb}: {record['model']} on {record['backend']}{pid}"
     lines = [f"  OpenAI base URL {endpoint['base_url']}, model {endpoint['model']}",
              f"  export OPENAI_BASE_URL={endpoint['base_url']}"]
     if record["host"] in WILDCARD_HOSTS:

@@ -6,9 +6,10 @@ import shutil
 
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, bound, endpoint, ready_deadline_s
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import GIB, Artifact
+from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.devices import supports_vllm
 from gptoss_deploy.planner.placement import WHOLE_MODEL
+from gptoss_deploy.planner.units import GIB
 
 DEFAULT_PORT = 8000
 READY_BASE_S = 300.0              # vLLM compiles kernels and captures CUDA graphs before it serves

@@ -9,15 +9,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.memory import gib
 from gptoss_deploy.planner.plan import Plan
 from gptoss_deploy.planner.profiles import LoadedProfile
+from gptoss_deploy.planner.units import gib, tokens_per_s
 
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
-
-
-def _tps(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} tok/s" if value >= 10 else f"{value:.1f} tok/s"
 
 
 def launch_command(launch: dict) -> str:
@@ -40,10 +36,10 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     if doc["memory"]:
         console.print(_memory_table(doc["memory"]))
         predicted = doc["predicted"]
-        console.print(f"Predicted: decode [bold]{_tps(predicted['decode_tokens_per_s'])}[/], "
-                      f"prefill {_tps(predicted['prefill_tokens_per_s'])} (single stream, short prompt)")
+        console.print(f"Predicted: decode [bold]{tokens_per_s(predicted['decode_tokens_per_s'])}[/], "
+                      f"prefill {tokens_per_s(predicted['prefill_tokens_per_s'])} (single stream, short prompt)")
     if doc["memory"] is None and doc["predicted"]["decode_tokens_per_s"] is not None:   # managed cloud compute
-        console.print(f"Predicted: decode [bold]{_tps(doc['predicted']['decode_tokens_per_s'])}[/] on "
+        console.print(f"Predicted: decode [bold]{tokens_per_s(doc['predicted']['decode_tokens_per_s'])}[/] on "
                       f"{doc['launch']['api']['gpus']} (single stream, short prompt)")
     if doc.get("price"):
         price = doc["price"]
@@ -86,7 +82,7 @@ def _runners_up_table(doc: dict) -> Table:
         table.add_column(column)
     for alt in doc["alternatives"]:
         table.add_row(alt["model"], alt["backend"], alt["status"],
-                      _tps(alt["predicted"]["decode_tokens_per_s"]), alt["lost_because"])
+                      tokens_per_s(alt["predicted"]["decode_tokens_per_s"]), alt["lost_because"])
     for rejected in doc["rejected"]:
         table.add_row(rejected["model"], rejected["backend"], "[red]does not fit[/]", "-", rejected["reason"])
     return table

@@ -6,7 +6,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from gptoss_deploy.backends.base import masked_env
-from gptoss_deploy.cli.render import _tps, launch_command
+from gptoss_deploy.cli.render import launch_command
+from gptoss_deploy.planner.units import gib, tokens_per_s
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
 
@@ -15,7 +16,7 @@ def render_dry_run(console: Console, doc: dict, launch) -> None:
     console.print(f"[bold]Dry run[/]: {doc['model']} on {doc['backend']} (nothing was started)")
     for download in launch.downloads:
         what = f"{download['repo']} {', '.join(download['files'])}"
-        size = f"{download['bytes'] / 1024**3:.1f} GiB to download" if download["missing"] else "already downloaded"
+        size = f"{gib(download['bytes'])} to download" if download["missing"] else "already downloaded"
         console.print(f"  download: {what} ({size})", markup=False, soft_wrap=True)
     for warning in launch.warnings + ([launch.unavailable] if launch.unavailable else []):
         console.print(f"  [yellow]warning[/]: {warning}")
@@ -54,12 +55,12 @@ def render_benchmark(console: Console, bench: dict) -> None:
     table = Table(title="Benchmark", show_header=True, header_style="bold")
     for column in ("", "measured", "predicted"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row("decode (single stream)", _tps(bench["decode_tokens_per_s"]),
-                  _tps(bench["predicted_decode_tokens_per_s"]))
+    table.add_row("decode (single stream)", tokens_per_s(bench["decode_tokens_per_s"]),
+                  tokens_per_s(bench["predicted_decode_tokens_per_s"]))
     if bench.get("server_decode_tokens_per_s") is not None:
-        table.add_row("decode (server's own timing)", _tps(bench["server_decode_tokens_per_s"]), "")
+        table.add_row("decode (server's own timing)", tokens_per_s(bench["server_decode_tokens_per_s"]), "")
     table.add_row("time to first token", f"{bench['ttft_ms']:,.0f} ms" if bench["ttft_ms"] is not None else "-", "")
-    table.add_row(f"aggregate ({bench['concurrency']} streams)", _tps(bench["aggregate_tokens_per_s"]), "")
+    table.add_row(f"aggregate ({bench['concurrency']} streams)", tokens_per_s(bench["aggregate_tokens_per_s"]), "")
     if bench.get("roofline_efficiency") is not None:
         table.add_row("share of the bandwidth roofline", f"{bench['roofline_efficiency']:.0%}", "")
     spent = bench.get("spent") or {}
@@ -81,5 +82,5 @@ def render_status(console: Console, records: list[dict]) -> None:
     for r in records:
         bench = r.get("benchmark") or {}
         where = r["endpoint"].get("base_url") or f"{r['backend']} {r['endpoint'].get('region', '')}"
-        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where, _tps(bench.get("decode_tokens_per_s")))
+        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where, tokens_per_s(bench.get("decode_tokens_per_s")))
     console.print(table)

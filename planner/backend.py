@@ -21,7 +21,7 @@ class MachineClass(str, Enum):
 
 @dataclass(frozen=True)
 class LaunchSettings:
-    """The choices a launch is built from, beyond the placement: where it listens, how it reasons, where in the cloud."""
+    """What a launch is built from beyond the placement: where it listens, how it reasons, where in the cloud."""
 
     host: str = "127.0.0.1"          # loopback unless the user asks otherwise (then an API key is required)
     port: int | None = None          # None: the backend's usual port

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GIB = 1024**3
-GB = 1000**3
-
 MXFP4_BYTES_PER_PARAM = 4.25 / 8   # 4-bit values + one 8-bit scale per 32-value block (OAI)
 F16_BYTES = 2
 MAX_CONTEXT = 131072                # YaRN x32 over 4096 (HFCFG)

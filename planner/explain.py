@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from gptoss_deploy.planner.constraints import Constraints
 from gptoss_deploy.planner.devices import find_spec, is_datacenter
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.memory import MIB, gib
 from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
 from gptoss_deploy.planner.throughput import predict_decode
+from gptoss_deploy.planner.units import MIB, gib, tokens_per_s
 
 if TYPE_CHECKING:
     from gptoss_deploy.planner.plan import Backends, Candidate
@@ -29,10 +29,6 @@ def machine_summary(hw: HardwareReport) -> str:
     free = sum(g.memory_free_bytes for g in hw.gpus)
     return (f"{kind}: {len(hw.gpus)} x {', '.join(names)}, {gib(free)} GPU memory free; "
             f"{gib(hw.memory.available_bytes)} of RAM available")
-
-
-def _fmt_tps(value: float) -> str:
-    return f"{value:.0f} tok/s" if value >= 10 else f"{value:.1f} tok/s"
 
 
 def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Rejection],
@@ -68,11 +64,11 @@ def _model_reason(chosen: Candidate, others: list[Candidate], rejected: list[Rej
     bigger_rejected = [r for r in rejected if r.model.total_params > chosen.model.total_params]
     if chosen.prediction is None:
         return f"model: {name}, served in the cloud"
-    speed = _fmt_tps(chosen.prediction.decode_tokens_per_s)
+    speed = tokens_per_s(chosen.prediction.decode_tokens_per_s)
     if bigger_lost:
         alt = bigger_lost[0]
         return (f"model: {name}; {alt.model.name} would run at only "
-                f"{_fmt_tps(alt.prediction.decode_tokens_per_s)}, below the "
+                f"{tokens_per_s(alt.prediction.decode_tokens_per_s)}, below the "
                 f"{c.min_decode_tokens_per_s:g} tok/s floor of profile {c.profile}")
     if bigger_rejected:
         return f"model: {name}; {bigger_rejected[0].reason}"
@@ -123,7 +119,8 @@ def apple_wired_limit_hint(placement: Placement, hw: HardwareReport, c: Constrai
     room = hw.memory.available_bytes
     raised = hw.model_copy(update={"gpus": [gpu.model_copy(update={"memory_total_bytes": room,
                                                                     "memory_free_bytes": room})]})
-    full = fit_expert_offload(placement.backend, placement.model, raised, placement.context_length, placement.artifact)
+    full = fit_expert_offload(placement.backend, placement.model, raised, placement.context_length,
+                              placement.artifact)
     if isinstance(full, Rejection) or full.cpu_layers:
         return None
     needed = next(d for d in full.devices if d.device != "cpu").needed_bytes
@@ -132,8 +129,8 @@ def apple_wired_limit_hint(placement: Placement, hw: HardwareReport, c: Constrai
     if limit_mb * MIB > APPLE_SAFE_RAM_FRACTION * hw.memory.total_bytes:
         note = " (above the ~70% of RAM G15396 advises: close other apps first)"
     return (f"Apple: `sudo sysctl iogpu.wired_limit_mb={limit_mb}` (until reboot) lets Metal hold all of "
-            f"{placement.model.name}: predicted {_fmt_tps(predict_decode(full, raised))} instead of "
-            f"{_fmt_tps(predict_decode(placement, hw))}{note}")
+            f"{placement.model.name}: predicted {tokens_per_s(predict_decode(full, raised))} instead of "
+            f"{tokens_per_s(predict_decode(placement, hw))}{note}")
 
 
 def _binding(chosen: Candidate, others: list[Candidate], rejected: list[Rejection], c: Constraints) -> str:
@@ -158,7 +155,7 @@ def _binding(chosen: Candidate, others: list[Candidate], rejected: list[Rejectio
 
 def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints, backends: Backends) -> str:
     if alt.prediction and alt.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
-        return (f"predicted {_fmt_tps(alt.prediction.decode_tokens_per_s)} is below the "
+        return (f"predicted {tokens_per_s(alt.prediction.decode_tokens_per_s)} is below the "
                 f"{c.min_decode_tokens_per_s:g} tok/s floor")
     if alt.status == "cloud" and chosen.status != "cloud":
         return "a local plan that runs well is preferred over paying per token"
@@ -168,6 +165,6 @@ def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints, backends: Ba
         return f"shorter context ({alt.placement.context_length} tokens)"
     if alt.backend != chosen.backend and alt.prediction and chosen.prediction \
             and alt.prediction.decode_tokens_per_s < chosen.prediction.decode_tokens_per_s:
-        return (f"slower: {_fmt_tps(alt.prediction.decode_tokens_per_s)} against "
-                f"{_fmt_tps(chosen.prediction.decode_tokens_per_s)}")
+        return (f"slower: {tokens_per_s(alt.prediction.decode_tokens_per_s)} against "
+                f"{tokens_per_s(chosen.prediction.decode_tokens_per_s)}")
     return f"{backends[chosen.backend].title} comes first in the backend preference"

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gptoss_deploy.planner.catalog import GIB, SLIDING_WINDOW, ModelSpec
-
-MIB = 1024**2
+from gptoss_deploy.planner.catalog import SLIDING_WINDOW, ModelSpec
+from gptoss_deploy.planner.units import MIB
 
 # llama.cpp compute buffers are 2.7 GB at -ub 2048 for both models (G15396); they scale with the ubatch,
 # dominated by the 201088-wide logits.
@@ -69,7 +68,3 @@ class DeviceUse:
                           "compute": self.compute_bytes, "runtime": self.runtime_bytes,
                           "headroom": self.headroom_bytes},
         }
-
-
-def gib(n_bytes: float) -> str:
-    return f"{n_bytes / GIB:.1f} GiB"

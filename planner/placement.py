@@ -6,13 +6,14 @@ import math
 
 from dataclasses import dataclass
 
-from gptoss_deploy.planner.catalog import GIB, MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
+from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
 from gptoss_deploy.planner.devices import supports_vllm
 from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 from gptoss_deploy.planner.memory import (
-    MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, gib, headroom_bytes, kv_cache_bytes,
+    MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, headroom_bytes, kv_cache_bytes,
     llamacpp_compute_bytes,
 )
+from gptoss_deploy.planner.units import GIB, gib
 
 # Offload kinds: llama.cpp keeps MoE experts of some layers in RAM (--n-cpu-moe); Ollama runs whole layers on the
 # CPU (num_gpu); vLLM needs the whole model in GPU memory.

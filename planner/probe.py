@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
+from gptoss_deploy.planner.units import GIB
 
 Runner = Callable[[list[str]], str]
-GIB = 1024**3
 
 
 def run_command(argv: list[str]) -> str:
