@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gptoss_deploy.planner.errors import BackendError
+from pydantic import ValidationError
+
+from gptoss_deploy.backends.records import Deployment
+from gptoss_deploy.planner.errors import BackendError, validation_problem
 
 LOCK_TIMEOUT_S = 30.0   # another `gptoss-up` holds the lock while it starts a server; loading can take a while
 
@@ -55,7 +58,16 @@ class StateStore:
             return {}
         except (OSError, json.JSONDecodeError) as err:
             raise BackendError(f"state file {self.path} is unreadable ({err}); move it away and run again") from None
-        return document.get("deployments", {})
+        records = document.get("deployments", {}) if isinstance(document, dict) else None
+        if not isinstance(records, dict):
+            raise BackendError(f"state file {self.path} holds no deployments object; move it away and run again")
+        for name, record in records.items():
+            try:
+                Deployment.model_validate(record)
+            except ValidationError as err:
+                raise BackendError(f"state file {self.path}: deployment {name}: field {validation_problem(err)}; "
+                                   "move it away and run again") from None
+        return records
 
     def put(self, record: dict) -> None:
         records = self.records()

@@ -8,13 +8,14 @@ import typer
 
 from gptoss_deploy.cli.deploy_commands import bench_command, down_command, status_command, up_command
 from gptoss_deploy.cli.output import Output
-from gptoss_deploy.cli.plan_commands import backends_command, plan_command, probe_command, profiles_command
+from gptoss_deploy.cli.plan_commands import (backends_command, plan_command, probe_command, profiles_command,
+                                             schema_command)
 from gptoss_deploy.planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
 
 app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
-                      ("backends", backends_command),
+                      ("backends", backends_command), ("schema", schema_command),
                       ("up", up_command), ("status", status_command), ("down", down_command),
                       ("bench", bench_command)):
     app.command(name)(command)

@@ -5,11 +5,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
+
+import typer
 
 from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
                                        LocalOpt, ModelOpt, ProfileOpt, YesOpt, hardware_report, planning_flags)
 from gptoss_deploy.cli.output import Output
+from gptoss_deploy.planner.errors import UsageError
 
 
 def _interactive(json_out: bool, yes: bool) -> bool:
@@ -80,3 +83,20 @@ def backends_command(json_out: JsonOpt = False) -> None:
     document = [{"name": b.name, "title": b.title, "kind": "cloud" if b.cloud else "local",
                  "unavailable": b.unavailable()} for b in REGISTRY.values()]
     Output(json_out).result(document, lambda console: render_backends(console, document))
+
+
+SCHEMAS = {   # document name -> (module, model): imported only when asked for
+    "plan": ("gptoss_deploy.planner.documents", "PlanDocument"),
+    "deployment": ("gptoss_deploy.backends.records", "Deployment"),
+    "hardware": ("gptoss_deploy.planner.hardware", "HardwareReport"),
+}
+
+
+def schema_command(document: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")]) -> None:
+    """Print the JSON Schema of a document this tool reads or writes, for pipelines that validate them."""
+    from importlib import import_module
+
+    if document not in SCHEMAS:
+        raise UsageError(f"no schema named {document!r}; choose one of: {', '.join(SCHEMAS)}")
+    module, model = SCHEMAS[document]
+    Output.json(getattr(import_module(module), model).model_json_schema())

@@ -1,6 +1,11 @@
 """One small error family: each user-facing failure carries its exit code and a stable code name."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 # Exit codes (DESIGN.md section 3), named so callers never write bare numbers.
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -41,3 +46,10 @@ class BackendError(GptossError):
 class VerificationError(GptossError):
     exit_code = EXIT_VERIFY
     code = "verification_failed"
+
+
+def validation_problem(err: ValidationError) -> str:
+    """The first thing a document gets wrong, as `field.path: message` (one line for one error)."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.errors import UsageError, validation_problem
 
 SCHEMA_VERSION = 1
 
@@ -71,9 +71,7 @@ def hardware_from_dict(data: object, source: str) -> HardwareReport:
     try:
         return HardwareReport.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise UsageError(f"{source}: field {where}: {first['msg']}") from None
+        raise UsageError(f"{source}: field {validation_problem(err)}") from None
 
 
 def load_hardware(path: str | Path) -> HardwareReport:

@@ -1,13 +1,15 @@
-"""Read a plan saved from `gptoss-plan --json`, so a pipeline can plan once and apply later."""
+"""Read a plan saved from `gptoss-plan --json`, so a pipeline can plan once and apply later. It is validated
+once, here, against the Plan document (planner.documents): a field out of place is named, exit 2."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from gptoss_deploy.planner.errors import UsageError
-from gptoss_deploy.planner.plan import SCHEMA_VERSION
+from pydantic import ValidationError
 
-REQUIRED_KEYS = ("model", "backend", "context_length", "launch")
+from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.errors import UsageError, validation_problem
+from gptoss_deploy.planner.plan import SCHEMA_VERSION
 
 
 def load_plan(path: Path) -> dict:
@@ -21,7 +23,8 @@ def load_plan(path: Path) -> dict:
         raise UsageError(f"plan file {path}: not a schema_version {SCHEMA_VERSION} plan from `gptoss-plan --json`")
     if "error" in document:
         raise UsageError(f"plan file {path} holds an error, not a plan: {document['error'].get('message')}")
-    missing = [key for key in REQUIRED_KEYS if key not in document]
-    if missing:
-        raise UsageError(f"plan file {path}: missing {', '.join(missing)}")
+    try:
+        PlanDocument.model_validate(document)
+    except ValidationError as err:
+        raise UsageError(f"plan file {path}: field {validation_problem(err)} (see `gptoss schema plan`)") from None
     return document

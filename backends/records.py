@@ -1,0 +1,90 @@
+"""The Deployment document (schema_version 1) as a typed model: what `gptoss-up --json` prints, `gptoss status
+--json` lists, and the state file holds. The state file is read back through it; `gptoss schema deployment`
+prints its JSON Schema."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gptoss_deploy.planner.documents import PlanDocument
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Endpoint(_Document):
+    """Where clients call it. Local servers and Azure: an OpenAI-compatible base URL; Bedrock: region and model id."""
+
+    base_url: str | None = None
+    model: str | None = Field(default=None, description="the model id clients ask for")
+    api_key_env: str | None = Field(default=None, description="the variable clients read the key from")
+    api_key_file: str | None = Field(default=None, description="a local server's key, 0600 in the state dir")
+    region: str | None = None
+    model_id: str | None = None
+    name: str | None = Field(default=None, description="Azure: the endpoint's name")
+    kind: Literal["serverless_endpoint", "online_endpoint"] | None = None
+
+
+class Sample(_Document):
+    ttft_ms: float | None
+    completion_tokens: int = Field(ge=0)
+    decode_tokens_per_s: float | None
+    server_decode_tokens_per_s: float | None
+
+
+class Spent(_Document):
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cost_usd: float | None
+
+
+class Benchmark(_Document):
+    """The micro-benchmark against the plan's prediction (backends.bench)."""
+
+    decode_tokens_per_s: float | None
+    server_decode_tokens_per_s: float | None
+    ttft_ms: float | None
+    aggregate_tokens_per_s: float | None
+    concurrency: int
+    output_tokens: int
+    predicted_decode_tokens_per_s: float | None
+    measured_vs_predicted: float | None
+    roofline_efficiency: float | None
+    verdict: Literal["pass", "fail", "invalid"]
+    reasons: list[str]
+    samples: list[Sample]
+    spent: Spent | None = None
+
+
+class Deployment(_Document):
+    """One deployment this tool started (or, for Ollama, found running), local or in the cloud."""
+
+    schema_version: Literal[1] = 1
+    name: str
+    backend: str
+    model: str | None = None
+    pid: int | None = Field(default=None, description="the process group leader; null for cloud and a found Ollama")
+    pid_started_at: float | None = None
+    state: Literal["starting", "running", "ready"]
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["openai", "ollama", "bedrock", "azure"] | None = None
+    endpoint: Endpoint | None = None
+    argv: list[str] | None = None
+    env: dict[str, str] | None = Field(default=None, description="secrets masked")
+    log: str | None = None
+    warnings: list[str] = []
+    plan: PlanDocument | None = None
+    benchmark: Benchmark | None = None
+    created_at: str | None = None
+    launcher_pid: int | None = None
+    launcher_started_at: float | None = None
+    region: str | None = None
+    account: str | None = Field(default=None, description="AWS: the account the preflight signed in to")
+    identity: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes: kind, name")

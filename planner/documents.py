@@ -1,0 +1,118 @@
+"""The Plan document (schema_version 1) as a typed model: `gptoss-plan --json` prints it, `gptoss-up --plan FILE`
+reads it back through it, and `gptoss schema plan` prints its JSON Schema for pipelines.
+
+Field order is the order `gptoss-plan --json` writes, so a validated plan dumps (exclude_unset) to the same JSON.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from gptoss_deploy.planner.catalog import MAX_CONTEXT
+
+Effort = Literal["low", "medium", "high"]
+
+
+class _Document(BaseModel):
+    # A plan file is untrusted input: unknown keys are mistakes (or tampering), never silently carried.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Offload(_Document):
+    n_cpu_moe: int = Field(ge=0, description="llama.cpp --n-cpu-moe: layers whose MoE experts stay in RAM")
+    tensor_parallel_size: int = Field(ge=1)
+    gpu_layers: int | None = Field(default=None, ge=0, description="Ollama: whole layers on the GPU")
+
+
+class Breakdown(_Document):
+    weights: int = Field(ge=0)
+    kv_cache: int = Field(ge=0)
+    compute: int = Field(ge=0)
+    runtime: int = Field(ge=0)
+    headroom: int = Field(ge=0)
+
+
+class DeviceMemory(_Document):
+    device: str = Field(description='"gpu0", "gpu1", ... or "cpu"')
+    name: str
+    available_bytes: int = Field(ge=0)
+    used_bytes: int = Field(ge=0)
+    breakdown: Breakdown
+
+
+class Memory(_Document):
+    gpu_bytes: int = Field(ge=0)
+    cpu_bytes: int = Field(ge=0)
+    gpu_available_bytes: int = Field(ge=0)
+    cpu_available_bytes: int = Field(ge=0)
+    breakdown: Breakdown
+    devices: list[DeviceMemory]
+
+
+class Predicted(_Document):
+    decode_tokens_per_s: float | None = Field(ge=0)
+    prefill_tokens_per_s: float | None = Field(ge=0)
+    roofline_decode_tokens_per_s: float | None = Field(ge=0)
+
+
+class Price(_Document):
+    usd_per_1m_input_tokens: float | None = Field(default=None, ge=0)
+    usd_per_1m_output_tokens: float | None = Field(default=None, ge=0)
+    usd_per_hour: float | None = Field(default=None, ge=0)
+    note: str
+
+
+class ServerCommand(_Document):
+    """A local server: the command, its environment, and what it loads and serves."""
+
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str]
+    model_ref: str
+    model_files: list[str] | None = None
+    served_model: str | None = None
+    request: dict[str, JsonValue] | None = Field(default=None, description="Ollama: the per-request options")
+    base_url: str
+
+
+class ApiCall(_Document):
+    """A cloud endpoint: the service's API call (its fields are the service's own)."""
+
+    api: dict[str, Any]
+
+
+class CandidateDocument(_Document):
+    schema_version: Literal[1]
+    status: Literal["ok", "degraded", "cloud"]
+    model: Literal["gpt-oss-20b", "gpt-oss-120b"]
+    backend: str
+    quantization: str
+    context_length: int = Field(ge=1, le=MAX_CONTEXT)
+    reasoning_effort: Effort
+    offload: Offload
+    memory: Memory | None
+    predicted: Predicted
+    price: Price | None = Field(default=None, description="cloud plans: per 1M tokens or per hour")
+    launch: ServerCommand | ApiCall
+
+
+class Alternative(CandidateDocument):
+    lost_because: str
+
+
+class Rejected(_Document):
+    model: str
+    backend: str
+    reason: str
+    binding: str
+
+
+class PlanDocument(CandidateDocument):
+    """What `gptoss-plan --json` prints and `gptoss-up --plan FILE` applies."""
+
+    reasons: list[str]
+    binding_constraint: str
+    profile: str
+    sources: dict[str, str] = Field(description="where each choice came from: flag, env, profile, wizard")
+    alternatives: list[Alternative]
+    rejected: list[Rejected]
