@@ -47,6 +47,10 @@ class Azure(CloudBackend):
             return _managed_quote(model, offer, api, settings)
         return per_token_quote({"api": api}, offer, api["region"])
 
+    def describe_call(self, api: dict) -> str:
+        on = f" on {api['instance_type']}" if api.get("instance_type") else ""
+        return f"{api['service']} {api['deployment']} {api['model_id']}{on} ({api['region']})"
+
     def provision(self, *, plan, options, progress) -> dict:
         from gptoss_deploy.backends.azure_provision import provision
 

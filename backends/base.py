@@ -200,6 +200,10 @@ class CloudBackend(Backend):
     def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection:
         """The API call for MODEL, its price and the reasons it states: pure, nothing is called."""
 
+    @abstractmethod
+    def describe_call(self, api: dict) -> str:
+        """The plan's API call as one line for people: service, operation, model, where."""
+
     def unavailable(self) -> str | None:
         """Why it cannot be used from this installation, with the fix; None when it can."""
         import importlib.util

@@ -42,6 +42,10 @@ class Bedrock(CloudBackend):
         }}
         return per_token_quote(launch, offer, settings.region or f"the AWS config's region (else {DEFAULT_REGION})")
 
+    def describe_call(self, api: dict) -> str:
+        region = api["region"] or f"the AWS config's region, else {DEFAULT_REGION}"
+        return f"{api['service']} {api['operation']} {api['model_id']} ({region})"
+
     def provision(self, *, plan, options, progress) -> dict:
         """Nothing to create on Bedrock: check access, and record where and how to call the model."""
         api = plan["launch"]["api"]

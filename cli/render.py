@@ -16,13 +16,12 @@ from gptoss_deploy.planner.units import gib, tokens_per_s
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "cloud": "cyan"}
 
 
-def launch_command(launch: dict) -> str:
-    """The launch as one shell line: environment assignments, then the argv, quoted."""
+def launch_command(launch: dict, backend: str) -> str:
+    """The launch as one line: a server's environment assignments and argv, quoted; or the cloud API call."""
     if "argv" not in launch:
-        api = launch["api"]
-        on = f" on {api['instance_type']}" if api.get("instance_type") else ""
-        region = api["region"] or "the AWS config's region, else us-west-2"
-        return f"{api['service']} {api.get('operation', api.get('deployment', ''))} {api['model_id']}{on} ({region})"
+        from gptoss_deploy.backends import get_backend
+
+        return get_backend(backend).describe_call(launch["api"])
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in launch.get("env", {}).items())
     return (env + " " if env else "") + shlex.join(launch["argv"])
 
@@ -55,7 +54,7 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     for reason in plan.reasons:
         console.print(f"  - {reason}", markup=False, highlight=False)
     console.print("Command the launch runs:")
-    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"  {launch_command(doc['launch'], doc['backend'])}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"Launch it: [bold]{up_command}[/]")
     if doc["alternatives"] or doc["rejected"]:
         console.print(_runners_up_table(doc))

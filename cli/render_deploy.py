@@ -21,19 +21,20 @@ def render_dry_run(console: Console, doc: dict, launch) -> None:
     for warning in launch.warnings + ([launch.unavailable] if launch.unavailable else []):
         console.print(f"  [yellow]warning[/]: {warning}")
     if launch.argv:
-        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)})}",
+        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc['backend'])}",
                       markup=False, highlight=False, soft_wrap=True)
     console.print(f"  endpoint: {launch.base_url} (model {launch.served_model})", markup=False, soft_wrap=True)
 
 
 def render_dry_run_api(console: Console, doc: dict) -> None:
     console.print(f"[bold]Dry run[/]: {doc['model']} on {doc['backend']} (nothing was called)")
-    console.print(f"  {launch_command(doc['launch'])}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"  {launch_command(doc['launch'], doc['backend'])}", markup=False, highlight=False, soft_wrap=True)
 
 
 def dry_run_json(doc: dict, launch) -> dict:
     return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
-            "warnings": launch.warnings, "unavailable": launch.unavailable, "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
+            "warnings": launch.warnings, "unavailable": launch.unavailable,
+            "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
             "plan": doc}
 
 
@@ -82,5 +83,6 @@ def render_status(console: Console, records: list[dict]) -> None:
     for r in records:
         bench = r.get("benchmark") or {}
         where = r["endpoint"].get("base_url") or f"{r['backend']} {r['endpoint'].get('region', '')}"
-        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where, tokens_per_s(bench.get("decode_tokens_per_s")))
+        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where,
+                      tokens_per_s(bench.get("decode_tokens_per_s")))
     console.print(table)
