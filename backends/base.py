@@ -6,10 +6,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
+from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
 
@@ -48,6 +49,12 @@ class ServerLaunch:
     warnings: list[str] = field(default_factory=list)
     api_key_file: Path | None = None
     unavailable: str | None = None           # why it cannot start here (not installed...): dry runs still show it
+    command: Any = None                      # the adapter's typed command; argv is rendered from it
+
+    def set_command(self, command) -> None:
+        """Change the typed command (the model file, the key file): argv follows, never patched by hand."""
+        self.command = command
+        self.argv = command.argv()
 
     @property
     def base_url(self) -> str:
@@ -73,26 +80,48 @@ def masked_env(env: dict[str, str]) -> dict[str, str]:
     return {k: "***" if any(word in k.upper() for word in SECRET_WORDS) else v for k, v in env.items()}
 
 
-def with_flag(argv: list[str], flag: str, value: str) -> list[str]:
-    """ARGV with FLAG's value replaced (or FLAG appended): how `up` applies --host/--port to a saved plan."""
-    if flag in argv:
-        i = argv.index(flag)
-        return [*argv[: i + 1], value, *argv[i + 2:]]
-    return [*argv, flag, value]
+def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | None]) -> dict[str, object]:
+    """ARGV's flags, strictly: each one known (FLAGS maps it to a converter, or None for a switch) and given once.
+    A saved plan is untrusted input: anything else is a usage error naming the flag, never passed through."""
+    found: dict[str, object] = {}
+    rest = list(argv)
+    while rest:
+        flag = rest.pop(0)
+        if flag not in flags:
+            raise UsageError(f"the plan's launch.argv has a flag gptoss does not plan: {flag!r}")
+        if flag in found:
+            raise UsageError(f"the plan's launch.argv gives {flag} twice")
+        convert = flags[flag]
+        if convert is None:
+            found[flag] = True
+            continue
+        if not rest:
+            raise UsageError(f"the plan's launch.argv ends without a value for {flag}")
+        value = rest.pop(0)
+        try:
+            found[flag] = convert(value)
+        except (ValueError, TypeError):
+            raise UsageError(f"the plan's launch.argv has {flag} {value!r}, which is not a valid value") from None
+    return found
 
 
-def flag_value(argv: list[str], flag: str) -> str | None:
-    return argv[argv.index(flag) + 1] if flag in argv else None
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(text)
+    return port
+
+
+def checked_env(env: Mapping[str, str], allowed: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """A plan's server environment, limited to the variables (and values) the backend plans: a saved plan that
+    sets anything else (PYTHONPATH, LD_PRELOAD...) is refused."""
+    for name, value in env.items():
+        if name not in allowed or (allowed[name] and value not in allowed[name]):
+            raise UsageError(f"the plan's launch.env sets {name}={value!r}, which gptoss does not plan")
+    return dict(env)
 
 
 LOAD_BYTES_PER_S = 100e6   # a slow disk: the readiness deadline only has to outlast a healthy load
-
-
-def bound(argv: list[str], options: UpOptions, default_port: int) -> tuple[list[str], str, int]:
-    """The plan's server command bound where the user asked (--host, --port), else where the plan says."""
-    host = options.host or flag_value(argv, "--host") or "127.0.0.1"
-    port = options.port or int(flag_value(argv, "--port") or default_port)
-    return with_flag(with_flag(argv, "--host", host), "--port", str(port)), host, port
 
 
 def ready_deadline_s(options: UpOptions, start_s: float, model_bytes: float) -> float:

@@ -5,13 +5,15 @@ import importlib.util
 import json
 import os
 import shutil
+from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, bound, endpoint, flag_value, ready_deadline_s,
-                                        with_flag)
+from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, checked_env, endpoint, parse_flags, port_number,
+                                        ready_deadline_s)
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process import python_module
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
+from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
 from gptoss_deploy.planner.units import GIB
@@ -32,6 +34,77 @@ def executable() -> list[str] | None:
     return None
 
 
+def _json_object(text: str) -> str:
+    if not isinstance(json.loads(text), dict):
+        raise ValueError(text)
+    return text
+
+
+# llama-server's flags as gptoss plans them (LCS): the converter checks a saved plan's value; None: a switch.
+FLAGS = {"-hf": str, "--model": str, "--alias": str, "--ctx-size": int, "--jinja": None, "-ub": int, "-b": int,
+         "--n-gpu-layers": int, "--flash-attn": lambda v: {"on": v, "off": v, "auto": v}[v], "--n-cpu-moe": int,
+         "--tensor-split": lambda v: ",".join(f"{float(x):g}" for x in v.split(",")),
+         "--temp": lambda v: str(float(v)), "--top-p": lambda v: str(float(v)),
+         "--chat-template-kwargs": _json_object, "--host": str, "--port": port_number, "--api-key-file": str}
+
+
+@dataclass(frozen=True)
+class LlamaServerCommand:
+    """The llama-server command, typed: built from a placement or parsed strictly from a saved plan, and rendered
+    in one order, so what runs differs from the plan only in the fields `up` sets (model file, address, key)."""
+
+    model: str                      # a hub repo until the file is local
+    from_hub: bool
+    alias: str
+    ctx_size: int
+    ubatch: int
+    batch: int
+    gpu_layers: int
+    flash_attn: str | None
+    n_cpu_moe: int | None
+    tensor_split: str | None
+    chat_template_kwargs: str
+    host: str
+    port: int
+    temp: str = "1.0"               # OpenAI's recommended sampling for gpt-oss
+    top_p: str = "1.0"
+    api_key_file: str | None = None
+    program: tuple[str, ...] = ("llama-server",)
+
+    def argv(self) -> list[str]:
+        argv = [*self.program, *(("-hf", self.model) if self.from_hub else ("--model", self.model)),
+                "--alias", self.alias,             # the model id clients ask for, whatever the file is called
+                "--ctx-size", str(self.ctx_size),
+                "--jinja",                         # gpt-oss needs its Harmony chat template
+                "-ub", str(self.ubatch), "-b", str(self.batch), "--n-gpu-layers", str(self.gpu_layers)]
+        for flag, value in (("--flash-attn", self.flash_attn), ("--n-cpu-moe", self.n_cpu_moe),
+                            ("--tensor-split", self.tensor_split)):
+            argv += [flag, str(value)] if value else []
+        argv += ["--temp", self.temp, "--top-p", self.top_p, "--chat-template-kwargs", self.chat_template_kwargs,
+                 "--host", self.host, "--port", str(self.port)]
+        return argv + (["--api-key-file", self.api_key_file] if self.api_key_file else [])
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> LlamaServerCommand:
+        if argv[:1] != ["llama-server"]:
+            raise UsageError(f"the plan's launch.argv runs {argv[:1]}, not llama-server")
+        flags = parse_flags(argv[1:], FLAGS)
+        if ("-hf" in flags) == ("--model" in flags):
+            raise UsageError("the plan's launch.argv needs one model: -hf REPO or --model FILE")
+        missing = [flag for flag in ("--alias", "--ctx-size") if flag not in flags]
+        if missing:
+            raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
+        return cls(model=flags.get("-hf") or flags["--model"], from_hub="-hf" in flags,
+                   alias=flags["--alias"], ctx_size=flags["--ctx-size"],
+                   ubatch=flags.get("-ub", 512), batch=flags.get("-b", 2048),
+                   gpu_layers=flags.get("--n-gpu-layers", 0), flash_attn=flags.get("--flash-attn"),
+                   n_cpu_moe=flags.get("--n-cpu-moe"), tensor_split=flags.get("--tensor-split"),
+                   temp=flags.get("--temp", "1.0"), top_p=flags.get("--top-p", "1.0"),
+                   chat_template_kwargs=flags.get("--chat-template-kwargs", "{}"),
+                   host=flags.get("--host", "127.0.0.1"), port=flags.get("--port", DEFAULT_PORT),
+                   api_key_file=flags.get("--api-key-file"))
+
+
 class LlamaCpp(LocalBackend):
     name = "llamacpp"
     title = "llama.cpp (llama-server)"
@@ -50,55 +123,45 @@ class LlamaCpp(LocalBackend):
         return None if executable() else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:
-        port = settings.port or DEFAULT_PORT
         uses_gpu = any(d.device != "cpu" for d in placement.devices)
-        argv = [
-            "llama-server", "-hf", placement.artifact.ref,
-            "--alias", placement.model.name,              # the model id clients ask for, whatever the file is called
-            "--ctx-size", str(placement.context_length),
-            "--jinja",                                    # gpt-oss needs its Harmony chat template
-            "-ub", str(placement.ubatch), "-b", str(max(placement.ubatch, 2048)),
-            "--n-gpu-layers", "999" if uses_gpu else "0",
-        ]
-        if uses_gpu:
-            argv += ["--flash-attn", "on"]
-        if uses_gpu and placement.cpu_layers:
-            argv += ["--n-cpu-moe", str(placement.cpu_layers)]
-        if placement.tensor_split:
-            argv += ["--tensor-split", ",".join(f"{s:g}" for s in placement.tensor_split)]
-        argv += [
-            "--temp", "1.0", "--top-p", "1.0",            # OpenAI's recommended sampling for gpt-oss
-            "--chat-template-kwargs", json.dumps({"reasoning_effort": settings.reasoning_effort}),
-            "--host", settings.host, "--port", str(port),
-        ]
-        return {"argv": argv, "env": {}, "model_ref": placement.artifact.ref,
+        command = LlamaServerCommand(
+            model=placement.artifact.ref, from_hub=True, alias=placement.model.name,
+            ctx_size=placement.context_length, ubatch=placement.ubatch, batch=max(placement.ubatch, 2048),
+            gpu_layers=999 if uses_gpu else 0, flash_attn="on" if uses_gpu else None,
+            n_cpu_moe=placement.cpu_layers if uses_gpu and placement.cpu_layers else None,
+            tensor_split=",".join(f"{s:g}" for s in placement.tensor_split) or None,
+            chat_template_kwargs=json.dumps({"reasoning_effort": settings.reasoning_effort}),
+            host=settings.host, port=settings.port or DEFAULT_PORT)
+        return {"argv": command.argv(), "env": {}, "model_ref": placement.artifact.ref,
                 "model_files": list(placement.artifact.files), "served_model": placement.model.name,
-                "base_url": endpoint(settings.host, port)}
+                "base_url": endpoint(command.host, command.port)}
 
     def server_launch(self, *, plan, options, hardware, gguf: GgufInfo | None) -> ServerLaunch:
         """The llama-server command for PLAN, with the model as a local file (fetched by `prepare`)."""
         launch = plan["launch"]
-        argv, host, port = bound(list(launch["argv"]), options, DEFAULT_PORT)
-        served, warnings = launch.get("served_model", plan["model"]), []
+        checked_env(launch["env"], {})
+        planned = LlamaServerCommand.parse(launch["argv"])
+        command = replace(planned, host=options.host or planned.host, port=options.port or planned.port)
+        warnings = []
         if gguf is not None:
             size, downloads = gguf.size_bytes, []
-            argv = _model_flag(argv, str(gguf.path))
+            command = replace(command, model=str(gguf.path), from_hub=False)
             if gguf.gpt_oss_size is None:
-                served = gguf.served_name
                 warnings.append(_not_gpt_oss_warning(gguf))
-                argv = with_flag(argv, "--alias", served)
-                if gguf.context_length and gguf.context_length < int(flag_value(argv, "--ctx-size") or 0):
-                    argv = with_flag(argv, "--ctx-size", str(gguf.context_length))
+                command = replace(command, alias=gguf.served_name,
+                                  ctx_size=min(command.ctx_size, gguf.context_length or command.ctx_size))
         else:
             size = plan["memory"]["breakdown"]["weights"]
             downloads = [download_plan(launch["model_ref"], launch["model_files"], size)]
             cached = cached_path(launch["model_ref"], launch["model_files"][0])
-            argv = _model_flag(argv, str(cached) if cached else f"<{launch['model_ref']}/{launch['model_files'][0]}>")
+            command = replace(command, from_hub=False,
+                              model=str(cached) if cached else f"<{launch['model_ref']}/{launch['model_files'][0]}>")
         program = executable()
-        return ServerLaunch(argv=(program or argv[:1]) + argv[1:], env={}, host=host, port=port, served_model=served,
-                            protocol="openai", ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size),
-                            downloads=downloads, warnings=warnings,
-                            unavailable=None if program else NOT_INSTALLED)
+        command = replace(command, program=tuple(program or command.program))
+        return ServerLaunch(argv=command.argv(), env={}, host=command.host, port=command.port,
+                            served_model=command.alias, protocol="openai",
+                            ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size), downloads=downloads,
+                            warnings=warnings, unavailable=None if program else NOT_INSTALLED, command=command)
 
     def prepare(self, *, launch, plan, progress) -> None:
         """Fetch the model files that are not cached yet and point --model at them."""
@@ -106,10 +169,10 @@ class LlamaCpp(LocalBackend):
             return
         path = fetch(plan["launch"]["model_ref"], plan["launch"]["model_files"],
                      plan["memory"]["breakdown"]["weights"], progress)
-        launch.argv = _model_flag(launch.argv, str(path))
+        launch.set_command(replace(launch.command, model=str(path)))
 
     def use_api_key(self, *, launch, key) -> None:
-        launch.argv = with_flag(launch.argv, "--api-key-file", str(launch.api_key_file))   # a path, not the key
+        launch.set_command(replace(launch.command, api_key_file=str(launch.api_key_file)))   # a path, not the key
 
     def effort_fields(self, effort: str) -> dict:
         return {"chat_template_kwargs": {"reasoning_effort": effort}}
@@ -122,14 +185,6 @@ def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
     else:
         what = f"a {gguf.architecture} model, not gpt-oss"
     return f"{gguf.path.name} is {what}: the plan's memory and speed figures do not apply to it"
-
-
-def _model_flag(argv: list[str], path: str) -> list[str]:
-    """Point llama-server at a local file: `-hf REF` becomes `--model PATH` (long form: `python -m` may precede)."""
-    if "-hf" in argv:
-        i = argv.index("-hf")
-        return [*argv[:i], "--model", path, *argv[i + 2:]]
-    return with_flag(argv, "--model", path)
 
 
 LLAMACPP = LlamaCpp()

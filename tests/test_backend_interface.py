@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 
 from gptoss_deploy.backends import REGISTRY
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, bound, endpoint, ready_deadline_s
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, ready_deadline_s
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.cli.wizard import ask
 from gptoss_deploy.planner.backend import MachineClass
@@ -41,7 +41,9 @@ class TinyServe(LocalBackend):
                 "env": {}, "model_ref": placement.artifact.ref, "base_url": endpoint(settings.host, port)}
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
-        argv, host, port = bound(list(plan["launch"]["argv"]), options, 9999)
+        host, port = options.host or "127.0.0.1", options.port or 9999     # rebuilt from the plan's fields
+        argv = ["tinyserve", plan["launch"]["model_ref"], "--ctx", str(plan["context_length"]),
+                "--host", host, "--port", str(port)]
         return ServerLaunch(argv=argv, env={}, host=host, port=port, served_model=plan["model"], protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, 10.0, 0))
 

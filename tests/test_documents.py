@@ -39,6 +39,30 @@ def test_a_plan_file_with_a_field_out_of_place_exits_2_naming_it(run_cli, tmp_pa
     assert json.loads(out)["error"]["code"] == "bad_input"
 
 
+@pytest.mark.parametrize("fixture, change, message", [
+    ("laptop-rtx4060-8gb", lambda launch: launch["argv"].extend(["--host", "0.0.0.0"]),
+     "the plan's launch.argv gives --host twice"),
+    ("laptop-rtx4060-8gb", lambda launch: launch["argv"].extend(["--rpc", "10.0.0.9:50052"]),
+     "the plan's launch.argv has a flag gptoss does not plan: '--rpc'"),
+    ("laptop-rtx4060-8gb", lambda launch: launch["argv"].__setitem__(0, "/bin/sh"),
+     "the plan's launch.argv runs ['/bin/sh'], not llama-server"),
+    ("laptop-rtx4060-8gb", lambda launch: launch["env"].update(LD_PRELOAD="/tmp/evil.so"),
+     "the plan's launch.env sets LD_PRELOAD='/tmp/evil.so', which gptoss does not plan"),
+    ("h100-sxm", lambda launch: launch["env"].update(PYTHONPATH="/tmp/evil"),
+     "the plan's launch.env sets PYTHONPATH='/tmp/evil', which gptoss does not plan"),
+    ("h100-sxm", lambda launch: launch["argv"].__setitem__(launch["argv"].index("--port") + 1, "70000"),
+     "the plan's launch.argv has --port '70000', which is not a valid value"),
+])
+def test_a_plan_command_is_rebuilt_from_known_flags_never_passed_through(run_cli, tmp_path, fixture, change, message):
+    _, saved, _ = run_cli("plan", "--hardware", fixture_path(fixture), "--json")
+    plan = json.loads(saved)
+    change(plan["launch"])
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    code, _, err = run_cli("up", "--plan", path, "--dry-run")
+    assert code == 2 and message in err
+
+
 def test_a_state_file_record_out_of_shape_is_named(run_cli, state):
     state.root.mkdir(parents=True)
     state.path.write_text(json.dumps({"schema_version": 1, "deployments": {
