@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
 CREATED_BY = "gptoss-deploy"           # the tag that marks what this tool may delete
@@ -111,14 +112,14 @@ def _message(err) -> str:
     return (getattr(error, "message", None) or str(err)).splitlines()[0]
 
 
-def provision(doc: dict, options, progress) -> dict:
+def provision(doc: PlanDocument, options, progress) -> dict:
     """Create the endpoint (serverless, with a marketplace subscription where Azure asks for one; or managed
     online on the planned GPU size), wait until it serves, and return where it is. A failure deletes what this
     run created."""
-    api = doc["launch"]["api"]
+    api = doc.launch.api
     coordinates = workspace_coordinates(api, options)
     client = _signed_in_client(coordinates, progress)
-    name = f"gptoss-{doc['model'].removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
+    name = f"gptoss-{doc.model.removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
     tags = {"created-by": CREATED_BY, "gptoss-deployment": name}
     kind = "online_endpoint" if api.get("deployment") == "managed" else "serverless_endpoint"
     created: list[list[str]] = []
@@ -135,7 +136,7 @@ def provision(doc: dict, options, progress) -> dict:
         raise azure_error(err, f"creating {kind.replace('_', ' ')} {name}") from None
     return {"protocol": "azure", "region": api["region"], **coordinates,
             "endpoint": {"name": name, "kind": kind, "base_url": f"{scoring_uri.rstrip('/')}/v1",
-                         "model": doc["model"], "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY",
+                         "model": doc.model, "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY",
                          "api_key_file": None},
             "cloud_resources": created}
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
@@ -180,18 +181,18 @@ class LocalBackend(Backend):
         """The plan's command for PLACEMENT: a pure function (golden files hold its output)."""
 
     @abstractmethod
-    def server_launch(self, *, plan: dict, options: UpOptions, hardware: HardwareReport | None,
+    def server_launch(self, *, plan: PlanDocument, options: UpOptions, hardware: HardwareReport | None,
                       gguf) -> ServerLaunch:
         """What `up` runs for PLAN here, decided but not started; `unavailable` says why it cannot run and the fix."""
 
-    def prepare(self, *, launch: ServerLaunch, plan: dict, progress: Progress) -> None:
+    def prepare(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Before the server starts: fetch what it loads."""
 
     @abstractmethod
     def use_api_key(self, *, launch: ServerLaunch, key: str) -> None:
         """Hand KEY to the server without putting it in argv (a file or the environment)."""
 
-    def after_ready(self, *, launch: ServerLaunch, plan: dict, progress: Progress) -> None:
+    def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
 
     def served_models(self, *, base_url: str, api_key: str | None) -> list[str] | None:
@@ -242,7 +243,7 @@ class CloudBackend(Backend):
         return None
 
     @abstractmethod
-    def provision(self, *, plan: dict, options: UpOptions, progress: Progress) -> dict:
+    def provision(self, *, plan: PlanDocument, options: UpOptions, progress: Progress) -> dict:
         """Check access, create what the service needs; the record's fields. A failure deletes what it created."""
 
     @abstractmethod

@@ -48,7 +48,7 @@ class Bedrock(CloudBackend):
 
     def provision(self, *, plan, options, progress) -> dict:
         """Nothing to create on Bedrock: check access, and record where and how to call the model."""
-        api = plan["launch"]["api"]
+        api = plan.launch.api
         region, model_id = launch_region(api), api["model_id"]
         who = preflight(region, model_id, progress)
         base_url = openai_base_url(region)

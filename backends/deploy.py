@@ -11,6 +11,7 @@ from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env
 from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
 from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -19,21 +20,21 @@ Progress = Callable[[str], None]
 UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
 
 
-def deployment_name(doc: dict, launch: ServerLaunch) -> str:
-    return f"{launch.served_model}-{doc['backend']}"
+def deployment_name(doc: PlanDocument, launch: ServerLaunch) -> str:
+    return f"{launch.served_model}-{doc.backend}"
 
 
-def server_launch(doc: dict, options: UpOptions, hardware: HardwareReport | None,
+def server_launch(doc: PlanDocument, options: UpOptions, hardware: HardwareReport | None,
                   gguf: GgufInfo | None = None) -> ServerLaunch:
     """What `up` would run for DOC on HARDWARE: the adapter's decision, checked (installed, key rules), not started."""
-    return get_backend(doc["backend"]).server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
+    return get_backend(doc.backend).server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
 
 
-def up(doc: dict, options: UpOptions, store: StateStore, hardware: HardwareReport | None,
+def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: HardwareReport | None,
        gguf: GgufInfo | None = None, progress: Progress = lambda _: None) -> tuple[dict, bool]:
     """Start DOC on HARDWARE, this machine (or find it running). Returns the deployment record and whether it was
     already running."""
-    backend = get_backend(doc["backend"])
+    backend = get_backend(doc.backend)
     if backend.cloud:
         return _up_cloud(backend, doc, options, store, progress)
     launch = backend.server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
@@ -43,7 +44,7 @@ def up(doc: dict, options: UpOptions, store: StateStore, hardware: HardwareRepor
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
         if existing and _running(existing):
-            if existing["plan"]["launch"] == doc["launch"] and existing["port"] == launch.port:
+            if existing["plan"]["launch"] == doc.to_json()["launch"] and existing["port"] == launch.port:
                 _check_identity(existing, store)
                 return existing, True
             raise BackendError(f"deployment {name} is running with another plan or port; "
@@ -77,12 +78,12 @@ def up(doc: dict, options: UpOptions, store: StateStore, hardware: HardwareRepor
         return record, False
 
 
-def _up_cloud(backend, doc: dict, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
+def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
     """A cloud endpoint: checked (SDK, credentials, region, access) and, where the service needs it, created."""
-    name = options.name or f"{doc['model']}-{doc['backend']}"
+    name = options.name or f"{doc.model}-{doc.backend}"
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
-        if existing and existing["plan"]["launch"] != doc["launch"]:
+        if existing and existing["plan"]["launch"] != doc.to_json()["launch"]:
             raise BackendError(f"deployment {name} exists with another plan; `gptoss down {name}` first, "
                                "or choose another --name")
         if existing:
@@ -90,8 +91,8 @@ def _up_cloud(backend, doc: dict, options: UpOptions, store: StateStore, progres
         if backend.unavailable():
             raise BackendError(backend.unavailable())
         fields = backend.provision(plan=doc, options=options, progress=progress)
-        record = {"schema_version": 1, "name": name, "backend": doc["backend"], "model": doc["model"],
-                  "pid": None, "state": "ready", "plan": doc, "benchmark": None, "warnings": [],
+        record = {"schema_version": 1, "name": name, "backend": doc.backend, "model": doc.model,
+                  "pid": None, "state": "ready", "plan": doc.to_json(), "benchmark": None, "warnings": [],
                   "log": None, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
         store.put(record)
         return record, False
@@ -148,16 +149,16 @@ def _check_identity(record: dict, store: StateStore) -> None:
     _require_model(record["endpoint"]["base_url"], record["port"], record["model"], models)
 
 
-def _record(name: str, doc: dict, launch: ServerLaunch, store: StateStore) -> dict:
+def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore) -> dict:
     return {
-        "schema_version": 1, "name": name, "backend": doc["backend"], "model": launch.served_model,
+        "schema_version": 1, "name": name, "backend": doc.backend, "model": launch.served_model,
         "pid": None, "pid_started_at": None, "state": "starting", "host": launch.host, "port": launch.port,
         "protocol": launch.protocol,
         "endpoint": {"base_url": launch.base_url, "model": launch.served_model,
                      "api_key_env": API_KEY_ENV if launch.api_key_file else None,
                      "api_key_file": str(launch.api_key_file) if launch.api_key_file else None},
         "argv": launch.argv, "env": masked_env(launch.env), "log": str(store.log_path(name)),
-        "warnings": launch.warnings, "plan": doc, "benchmark": None,
+        "warnings": launch.warnings, "plan": doc.to_json(), "benchmark": None,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -138,9 +138,9 @@ class LlamaCpp(LocalBackend):
 
     def server_launch(self, *, plan, options, hardware, gguf: GgufInfo | None) -> ServerLaunch:
         """The llama-server command for PLAN, with the model as a local file (fetched by `prepare`)."""
-        launch = plan["launch"]
-        checked_env(launch["env"], {})
-        planned = LlamaServerCommand.parse(launch["argv"])
+        launch = plan.launch
+        checked_env(launch.env, {})
+        planned = LlamaServerCommand.parse(launch.argv)
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port)
         warnings = []
         if gguf is not None:
@@ -151,11 +151,11 @@ class LlamaCpp(LocalBackend):
                 command = replace(command, alias=gguf.served_name,
                                   ctx_size=min(command.ctx_size, gguf.context_length or command.ctx_size))
         else:
-            size = plan["memory"]["breakdown"]["weights"]
-            downloads = [download_plan(launch["model_ref"], launch["model_files"], size)]
-            cached = cached_path(launch["model_ref"], launch["model_files"][0])
+            size = plan.memory.breakdown.weights
+            downloads = [download_plan(launch.model_ref, launch.model_files, size)]
+            cached = cached_path(launch.model_ref, launch.model_files[0])
             command = replace(command, from_hub=False,
-                              model=str(cached) if cached else f"<{launch['model_ref']}/{launch['model_files'][0]}>")
+                              model=str(cached) if cached else f"<{launch.model_ref}/{launch.model_files[0]}>")
         program = executable()
         command = replace(command, program=tuple(program or command.program))
         return ServerLaunch(argv=command.argv(), env={}, host=command.host, port=command.port,
@@ -167,8 +167,7 @@ class LlamaCpp(LocalBackend):
         """Fetch the model files that are not cached yet and point --model at them."""
         if not launch.downloads:
             return
-        path = fetch(plan["launch"]["model_ref"], plan["launch"]["model_files"],
-                     plan["memory"]["breakdown"]["weights"], progress)
+        path = fetch(plan.launch.model_ref, plan.launch.model_files, plan.memory.breakdown.weights, progress)
         launch.set_command(replace(launch.command, model=str(path)))
 
     def use_api_key(self, *, launch, key) -> None:

@@ -5,7 +5,7 @@ import os
 import shutil
 from urllib.parse import urlsplit
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env, endpoint
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError
@@ -14,6 +14,7 @@ from gptoss_deploy.planner.units import GB
 
 DEFAULT_PORT = 11434
 READY_DEADLINE_S = 60.0           # `ollama serve` answers at once; models load on the first request
+PLANNED_ENV = {"OLLAMA_HOST": (), "OLLAMA_CONTEXT_LENGTH": ()}   # any value: checked where it is used
 NOT_INSTALLED = ("Ollama is not installed: get it from https://ollama.com/download (Linux: "
                  "`curl -fsSL https://ollama.com/install.sh | sh`), or choose --backend llamacpp")
 
@@ -46,7 +47,7 @@ class Ollama(LocalBackend):
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan, options)
-        ref, context = plan["launch"]["model_ref"], plan["context_length"]
+        ref, context = plan.launch.model_ref, plan.context_length
         launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
                               protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S)
         if served_models(launch.base_url, None) is not None:
@@ -70,7 +71,7 @@ class Ollama(LocalBackend):
         """Pull the tag (progress from the pull stream), then create the model with the planned context."""
         import ollama
 
-        ref, context = plan["launch"]["model_ref"], plan["context_length"]
+        ref, context = plan.launch.model_ref, plan.context_length
         client = _client(launch.base_url)
         try:
             for update in client.pull(ref, stream=True):
@@ -93,9 +94,9 @@ class Ollama(LocalBackend):
         return OllamaStream(record["endpoint"]["base_url"], record["endpoint"]["model"], effort)
 
 
-def _address(plan: dict, options) -> tuple[str, int]:
+def _address(plan, options) -> tuple[str, int]:
     """Where Ollama listens: --host/--port, else OLLAMA_HOST (as Ollama reads it), else the plan's address."""
-    configured = os.environ.get("OLLAMA_HOST") or plan["launch"]["env"]["OLLAMA_HOST"]
+    configured = os.environ.get("OLLAMA_HOST") or checked_env(plan.launch.env, PLANNED_ENV)["OLLAMA_HOST"]
     parsed = urlsplit(configured if "://" in configured else f"http://{configured}")
     return options.host or parsed.hostname or "127.0.0.1", options.port or parsed.port or DEFAULT_PORT
 

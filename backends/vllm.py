@@ -106,13 +106,13 @@ class Vllm(LocalBackend):
                 "served_model": placement.model.name, "base_url": endpoint(command.host, command.port)}
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
-        launch = plan["launch"]
-        planned = VllmServeCommand.parse(launch["argv"])
+        launch = plan.launch
+        planned = VllmServeCommand.parse(launch.argv)
         program = _program()
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port,
                           program=(program or "vllm",))
-        weights = plan["memory"]["breakdown"]["weights"]
-        return ServerLaunch(argv=command.argv(), env=checked_env(launch["env"], PLANNED_ENV), host=command.host,
+        weights = plan.memory.breakdown.weights
+        return ServerLaunch(argv=command.argv(), env=checked_env(launch.env, PLANNED_ENV), host=command.host,
                             port=command.port, served_model=command.served_model_name, protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
@@ -128,12 +128,12 @@ def _program() -> str | None:
     return os.environ.get("GPTOSS_VLLM") or shutil.which("vllm")
 
 
-def _unavailable(plan: dict, hardware, program: str | None) -> str | None:
+def _unavailable(plan, hardware, program: str | None) -> str | None:
     if program is None:
         return NOT_INSTALLED
     gpus = hardware.gpus
     supported = [g for g in gpus if supports_vllm(g)[0]]
-    needed = plan["offload"]["tensor_parallel_size"]
+    needed = plan.offload.tensor_parallel_size
     if len(supported) < needed:
         why = "; ".join(supports_vllm(g)[1] for g in gpus if not supports_vllm(g)[0]) or "no GPU was found"
         return (f"vLLM needs {needed} supported GPU(s) (NVIDIA compute capability 8.0+, AMD MI300+) and this "

@@ -45,18 +45,18 @@ def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_inf
         if profile or hardware or any(v is not None for v in flags.values()):
             raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
         doc = load_plan(plan_file)
-        backend = get_backend(doc["backend"])
+        backend = get_backend(doc.backend)
         hw = None if backend.cloud else hardware_report(None)
     else:
         constraints = load_constraints(profile, flags, os.environ, REGISTRY)
         if gguf_info is not None:
             constraints = for_gguf(constraints, gguf_info, REGISTRY)
         hw = hardware_report(hardware)
-        doc = plan(hw, constraints, REGISTRY).to_json()
-        backend = get_backend(doc["backend"])
+        doc = plan(hw, constraints, REGISTRY).document()
+        backend = get_backend(doc.backend)
     if gguf_info is not None and not backend.serves_gguf_files:
         serving = ", ".join(b.title for b in REGISTRY.values() if b.serves_gguf_files)
-        raise UsageError(f"--gguf runs on {serving} and the saved plan is for {doc['backend']}")
+        raise UsageError(f"--gguf runs on {serving} and the saved plan is for {doc.backend}")
     return doc, hw
 
 
@@ -109,9 +109,10 @@ def _dry_run(out: Output, doc: dict, options, hw, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
     from gptoss_deploy.backends import deploy
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
+    from gptoss_deploy.planner.documents import ApiCall
 
-    if "api" in doc["launch"]:
-        out.result({"dry_run": True, "api": doc["launch"]["api"], "plan": doc},
+    if isinstance(doc.launch, ApiCall):
+        out.result({"dry_run": True, "api": doc.launch.api, "plan": doc.to_json()},
                    lambda console: render_dry_run_api(console, doc))
         return
     launch = deploy.server_launch(doc, options, hw, gguf_info)

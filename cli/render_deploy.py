@@ -7,13 +7,14 @@ from rich.table import Table
 
 from gptoss_deploy.backends.base import masked_env
 from gptoss_deploy.cli.render import launch_command
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, tokens_per_s
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
 
 
-def render_dry_run(console: Console, doc: dict, launch) -> None:
-    console.print(f"[bold]Dry run[/]: {doc['model']} on {doc['backend']} (nothing was started)")
+def render_dry_run(console: Console, doc: PlanDocument, launch) -> None:
+    console.print(f"[bold]Dry run[/]: {doc.model} on {doc.backend} (nothing was started)")
     for download in launch.downloads:
         what = f"{download['repo']} {', '.join(download['files'])}"
         size = f"{gib(download['bytes'])} to download" if download["missing"] else "already downloaded"
@@ -21,21 +22,22 @@ def render_dry_run(console: Console, doc: dict, launch) -> None:
     for warning in launch.warnings + ([launch.unavailable] if launch.unavailable else []):
         console.print(f"  [yellow]warning[/]: {warning}")
     if launch.argv:
-        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc['backend'])}",
+        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc.backend)}",
                       markup=False, highlight=False, soft_wrap=True)
     console.print(f"  endpoint: {launch.base_url} (model {launch.served_model})", markup=False, soft_wrap=True)
 
 
-def render_dry_run_api(console: Console, doc: dict) -> None:
-    console.print(f"[bold]Dry run[/]: {doc['model']} on {doc['backend']} (nothing was called)")
-    console.print(f"  {launch_command(doc['launch'], doc['backend'])}", markup=False, highlight=False, soft_wrap=True)
+def render_dry_run_api(console: Console, doc: PlanDocument) -> None:
+    console.print(f"[bold]Dry run[/]: {doc.model} on {doc.backend} (nothing was called)")
+    console.print(f"  {launch_command({'api': doc.launch.api}, doc.backend)}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
-def dry_run_json(doc: dict, launch) -> dict:
+def dry_run_json(doc: PlanDocument, launch) -> dict:
     return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
             "warnings": launch.warnings, "unavailable": launch.unavailable,
             "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
-            "plan": doc}
+            "plan": doc.to_json()}
 
 
 def render_deployment(console: Console, record: dict, reused: bool) -> None:

@@ -51,9 +51,10 @@ class Memory(_Document):
 
 
 class Predicted(_Document):
-    decode_tokens_per_s: float | None = Field(ge=0)
-    prefill_tokens_per_s: float | None = Field(ge=0)
-    roofline_decode_tokens_per_s: float | None = Field(ge=0)
+    # No bounds: a figure, never an instruction (a GGUF smaller than its own experts predicts below zero today).
+    decode_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None
+    roofline_decode_tokens_per_s: float | None
 
 
 class Price(_Document):
@@ -116,3 +117,7 @@ class PlanDocument(CandidateDocument):
     sources: dict[str, str] = Field(description="where each choice came from: flag, env, profile, wizard")
     alternatives: list[Alternative]
     rejected: list[Rejected]
+
+    def to_json(self) -> dict:
+        """The document as `gptoss-plan --json` wrote it (fields it did not have stay out)."""
+        return self.model_dump(mode="json", exclude_unset=True)

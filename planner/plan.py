@@ -9,6 +9,7 @@ from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineCla
 from gptoss_deploy.planner.catalog import MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import Constraints
 from gptoss_deploy.planner.devices import is_datacenter
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -41,6 +42,10 @@ class Plan:
     reasons: tuple[str, ...]
     binding_constraint: str
     lost_because: tuple[str, ...]      # why each alternative lost, in the same order
+
+    def document(self) -> PlanDocument:
+        """The plan as the typed document that `up` applies and pipelines save."""
+        return PlanDocument.model_validate(self.to_json())
 
     def to_json(self) -> dict:
         doc = candidate_json(self.chosen, self.constraints)

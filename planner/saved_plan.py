@@ -12,7 +12,7 @@ from gptoss_deploy.planner.errors import UsageError, validation_problem
 from gptoss_deploy.planner.plan import SCHEMA_VERSION
 
 
-def load_plan(path: Path) -> dict:
+def load_plan(path: Path) -> PlanDocument:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -24,7 +24,6 @@ def load_plan(path: Path) -> dict:
     if "error" in document:
         raise UsageError(f"plan file {path} holds an error, not a plan: {document['error'].get('message')}")
     try:
-        PlanDocument.model_validate(document)
+        return PlanDocument.model_validate(document)
     except ValidationError as err:
         raise UsageError(f"plan file {path}: field {validation_problem(err)} (see `gptoss schema plan`)") from None
-    return document

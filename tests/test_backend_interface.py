@@ -42,9 +42,8 @@ class TinyServe(LocalBackend):
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = options.host or "127.0.0.1", options.port or 9999     # rebuilt from the plan's fields
-        argv = ["tinyserve", plan["launch"]["model_ref"], "--ctx", str(plan["context_length"]),
-                "--host", host, "--port", str(port)]
-        return ServerLaunch(argv=argv, env={}, host=host, port=port, served_model=plan["model"], protocol="openai",
+        argv = ["tinyserve", plan.launch.model_ref, "--ctx", str(plan.context_length), "--host", host, "--port", str(port)]
+        return ServerLaunch(argv=argv, env={}, host=host, port=port, served_model=plan.model, protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, 10.0, 0))
 
     def use_api_key(self, *, launch, key) -> None:

@@ -9,6 +9,7 @@ import pytest
 from gptoss_deploy.backends.base import UpOptions
 from gptoss_deploy.backends.process import port_in_use
 from gptoss_deploy.backends.vllm import VLLM
+from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.hardware import load_hardware
 from helpers import fixture_path, free_port
 
@@ -65,6 +66,6 @@ def test_saved_vllm_plan_on_a_machine_without_a_gpu_exits_4_before_starting(run_
 
 def test_vllm_refuses_a_gpu_older_than_ampere(run_cli, vllm):
     _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--json")
-    launch = VLLM.server_launch(plan=json.loads(saved), options=UpOptions(),
+    launch = VLLM.server_launch(plan=PlanDocument.model_validate_json(saved), options=UpOptions(),
                                 hardware=load_hardware(fixture_path("t4-cloud-vm")), gguf=None)
     assert "Tesla T4 (compute capability 7.5) is older than Ampere (8.0)" in launch.unavailable
