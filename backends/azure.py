@@ -62,31 +62,30 @@ class Azure(CloudBackend):
         teardown(record, progress)
 
     def resources_summary(self, record) -> str:
-        items = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in record.get("cloud_resources") or [])
-        return f"{items} in workspace {record['workspace']} (resource group {record['resource_group']})"
+        items = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in record.cloud_resources or [])
+        return f"{items} in workspace {record.workspace} (resource group {record.resource_group})"
 
     def stream_client(self, *, record, api_key):
         from gptoss_deploy.backends.azure_provision import endpoint_key
         from gptoss_deploy.backends.openai_api import OpenAIStream
 
-        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
-        endpoint = record["endpoint"]   # the key stays in Azure: fetched for this run only
-        return OpenAIStream(endpoint["base_url"], endpoint["model"], endpoint_key(record), {"reasoning_effort": effort})
+        endpoint = record.endpoint   # the key stays in Azure: fetched for this run only
+        return OpenAIStream(endpoint.base_url, endpoint.model, endpoint_key(record),
+                            {"reasoning_effort": record.plan.reasoning_effort})
 
     def describe(self, *, record, reused) -> EndpointDescription:
-        endpoint = record["endpoint"]
+        endpoint = record.endpoint
         state = "recorded before" if reused else "ready"
-        kind = endpoint["kind"].replace("_", " ")
-        fetch_key = ["az", "ml", endpoint["kind"].replace("_", "-"), "get-credentials", "--name", endpoint["name"],
-                     "--resource-group", record["resource_group"], "--workspace-name", record["workspace"],
+        fetch_key = ["az", "ml", endpoint.kind.replace("_", "-"), "get-credentials", "--name", endpoint.name,
+                     "--resource-group", record.resource_group, "--workspace-name", record.workspace,
                      "--query", "primaryKey", "-o", "tsv"]
-        lines = [f"  export OPENAI_BASE_URL={endpoint['base_url']}",
+        lines = [f"  export OPENAI_BASE_URL={endpoint.base_url}",
                  f"  export OPENAI_API_KEY=$({shlex.join(fetch_key)})",
-                 f"  the key stays in Azure; delete the endpoint with: gptoss down {record['name']}"]
-        if endpoint["kind"] == "online_endpoint":
-            lines.append(f"  {record['plan']['launch']['api']['instance_type']} is billed per hour until then")
-        return EndpointDescription(f"{state}: {kind} {endpoint['name']} ({endpoint['model_id']}) in "
-                                   f"{record['region']}, workspace {record['workspace']}", lines)
+                 f"  the key stays in Azure; delete the endpoint with: gptoss down {record.name}"]
+        if endpoint.kind == "online_endpoint":
+            lines.append(f"  {record.plan.launch.api['instance_type']} is billed per hour until then")
+        return EndpointDescription(f"{state}: {endpoint.kind.replace('_', ' ')} {endpoint.name} "
+                                   f"({endpoint.model_id}) in {record.region}, workspace {record.workspace}", lines)
 
 
 def _managed_quote(model, offer: CloudOffer, api: dict, settings) -> CloudQuote | Rejection:

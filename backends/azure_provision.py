@@ -225,25 +225,25 @@ def _operations(client, kind: str):
             "marketplace_subscription": client.marketplace_subscriptions}[kind]
 
 
-def endpoint_key(record: dict) -> str:
+def endpoint_key(record) -> str:
     """The endpoint's key, fetched from Azure now (never stored)."""
     client = _signed_in_client(_record_coordinates(record), lambda _: None)
     try:
-        return _operations(client, record["endpoint"]["kind"]).get_keys(record["endpoint"]["name"]).primary_key
+        return _operations(client, record.endpoint.kind).get_keys(record.endpoint.name).primary_key
     except Exception as err:
-        raise azure_error(err, f"reading the key of {record['endpoint']['name']}") from None
+        raise azure_error(err, f"reading the key of {record.endpoint.name}") from None
 
 
-def _record_coordinates(record: dict) -> dict:
-    return {key: record[key] for key in WORKSPACE_ENV}
+def _record_coordinates(record) -> dict:
+    return {key: getattr(record, key) for key in WORKSPACE_ENV}
 
 
-def teardown(record: dict, progress) -> None:
+def teardown(record, progress) -> None:
     """Delete the resources this tool created for RECORD, after checking each still carries our tag."""
     from azure.core.exceptions import ResourceNotFoundError
 
     client = _signed_in_client(_record_coordinates(record), progress)
-    for kind, name in reversed(record.get("cloud_resources") or []):
+    for kind, name in reversed(record.cloud_resources or []):
         operations = _operations(client, kind)
         try:
             if kind in ("serverless_endpoint", "online_endpoint"):

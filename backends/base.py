@@ -208,9 +208,8 @@ class LocalBackend(Backend):
     def stream_client(self, *, record: dict, api_key: str | None):
         from gptoss_deploy.backends.openai_api import OpenAIStream
 
-        endpoint = record["endpoint"]
-        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
-        return OpenAIStream(endpoint["base_url"], endpoint["model"], api_key, self.effort_fields(effort))
+        return OpenAIStream(record.endpoint.base_url, record.endpoint.model, api_key,
+                            self.effort_fields(record.plan.reasoning_effort))
 
     def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
         from gptoss_deploy.backends.usage import server_usage

@@ -65,24 +65,23 @@ class Bedrock(CloudBackend):
         return "nothing (Bedrock serves gpt-oss without a deployment)"
 
     def stream_client(self, *, record, api_key):
-        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
-        return BedrockStream(record["endpoint"]["region"], record["endpoint"]["model_id"], effort)
+        return BedrockStream(record.endpoint.region, record.endpoint.model_id, record.plan.reasoning_effort)
 
     def describe(self, *, record, reused) -> EndpointDescription:
-        endpoint = record["endpoint"]
+        endpoint = record.endpoint
         state = "recorded before" if reused else "ready"
-        effort = record["plan"].get("reasoning_effort", "medium")
-        snippet = BOTO3_SNIPPET.format(region=endpoint["region"], model_id=endpoint["model_id"], effort=effort)
+        snippet = BOTO3_SNIPPET.format(region=endpoint.region, model_id=endpoint.model_id,
+                                       effort=record.plan.reasoning_effort)
         lines = ["  Call it with boto3:", *("    " + line for line in snippet.splitlines())]
-        if endpoint.get("base_url"):
-            lines.append(f"  OpenAI-compatible: export OPENAI_BASE_URL={endpoint['base_url']} (with a Bedrock API "
+        if endpoint.base_url:
+            lines.append(f"  OpenAI-compatible: export OPENAI_BASE_URL={endpoint.base_url} (with a Bedrock API "
                          "key as OPENAI_API_KEY)")
-        price = record["plan"].get("price") or {}
-        if price.get("usd_per_1m_input_tokens") is not None:
-            lines.append(f"  list price: ${price['usd_per_1m_input_tokens']:g} in / "
-                         f"${price['usd_per_1m_output_tokens']:g} out per 1M tokens ({price['note']})")
-        return EndpointDescription(f"{state}: {endpoint['model_id']} on AWS Bedrock in {endpoint['region']} "
-                                   f"(account {record['account']})", lines)
+        price = record.plan.price
+        if price and price.usd_per_1m_input_tokens is not None:
+            lines.append(f"  list price: ${price.usd_per_1m_input_tokens:g} in / "
+                         f"${price.usd_per_1m_output_tokens:g} out per 1M tokens ({price.note})")
+        return EndpointDescription(f"{state}: {endpoint.model_id} on AWS Bedrock in {endpoint.region} "
+                                   f"(account {record.account})", lines)
 
 
 def make_client(service: str, region: str):

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env
+from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
@@ -31,7 +32,7 @@ def server_launch(doc: PlanDocument, options: UpOptions, hardware: HardwareRepor
 
 
 def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: HardwareReport | None,
-       gguf: GgufInfo | None = None, progress: Progress = lambda _: None) -> tuple[dict, bool]:
+       gguf: GgufInfo | None = None, progress: Progress = lambda _: None) -> tuple[Deployment, bool]:
     """Start DOC on HARDWARE, this machine (or find it running). Returns the deployment record and whether it was
     already running."""
     backend = get_backend(doc.backend)
@@ -44,7 +45,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
         if existing and _running(existing):
-            if existing["plan"]["launch"] == doc.to_json()["launch"] and existing["port"] == launch.port:
+            if existing.plan.launch == doc.launch and existing.port == launch.port:
                 _check_identity(existing, store)
                 return existing, True
             raise BackendError(f"deployment {name} is running with another plan or port; "
@@ -59,8 +60,9 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         if launch.argv is not None:
             progress(f"starting {os.path.basename(launch.argv[0])}")
             process = spawn(launch.argv, launch.env, store.log_path(name), _secrets(store.read_secret(name), launch))
-            record.update(pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
-                          launcher_started_at=create_time(os.getpid()))
+            record = record.model_copy(update=dict(
+                pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
+                launcher_started_at=create_time(os.getpid())))
             store.put(record)              # recorded at once: a killed launcher leaves a findable server
         else:
             process = None
@@ -73,17 +75,18 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
                 stop_group(process.pid)
             store.forget(name)
             raise
-        record["state"] = "running"
+        record = record.model_copy(update={"state": "running"})
         store.put(record)
         return record, False
 
 
-def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore, progress: Progress) -> tuple[dict, bool]:
+def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
+              progress: Progress) -> tuple[Deployment, bool]:
     """A cloud endpoint: checked (SDK, credentials, region, access) and, where the service needs it, created."""
     name = options.name or f"{doc.model}-{doc.backend}"
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
-        if existing and existing["plan"]["launch"] != doc.to_json()["launch"]:
+        if existing and existing.plan.launch != doc.launch:
             raise BackendError(f"deployment {name} exists with another plan; `gptoss down {name}` first, "
                                "or choose another --name")
         if existing:
@@ -91,9 +94,10 @@ def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
         if backend.unavailable():
             raise BackendError(backend.unavailable())
         fields = backend.provision(plan=doc, options=options, progress=progress)
-        record = {"schema_version": 1, "name": name, "backend": doc.backend, "model": doc.model,
-                  "pid": None, "state": "ready", "plan": doc.to_json(), "benchmark": None, "warnings": [],
-                  "log": None, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields}
+        record = Deployment.model_validate({
+            "schema_version": 1, "name": name, "backend": doc.backend, "model": doc.model, "pid": None,
+            "state": "ready", "plan": doc.to_json(), "benchmark": None, "warnings": [], "log": None,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields})
         store.put(record)
         return record, False
 
@@ -110,7 +114,7 @@ def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:
     if launch.argv is None or not port_in_use(launch.host, launch.port):
         return
-    ours = [r["name"] for r in store.records().values() if r["port"] == launch.port and _running(r)]
+    ours = [r.name for r in store.records().values() if r.port == launch.port and _running(r)]
     holder = f"deployment {ours[0]} (`gptoss down {ours[0]}`)" if ours else port_holder(launch.port).describe()
     raise BackendError(f"port {launch.port} is taken by {holder}; stop it or choose another --port")
 
@@ -143,48 +147,48 @@ def _require_model(base_url: str, port: int, model: str, models: list[str] | Non
                            f"{model}: another server holds the port; stop it or choose another --port")
 
 
-def _check_identity(record: dict, store: StateStore) -> None:
-    models = get_backend(record["backend"]).served_models(base_url=record["endpoint"]["base_url"],
-                                                          api_key=store.read_secret(record["name"]))
-    _require_model(record["endpoint"]["base_url"], record["port"], record["model"], models)
+def _check_identity(record: Deployment, store: StateStore) -> None:
+    models = get_backend(record.backend).served_models(base_url=record.endpoint.base_url,
+                                                       api_key=store.read_secret(record.name))
+    _require_model(record.endpoint.base_url, record.port, record.model, models)
 
 
-def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore) -> dict:
-    return {
-        "schema_version": 1, "name": name, "backend": doc.backend, "model": launch.served_model,
-        "pid": None, "pid_started_at": None, "state": "starting", "host": launch.host, "port": launch.port,
-        "protocol": launch.protocol,
-        "endpoint": {"base_url": launch.base_url, "model": launch.served_model,
-                     "api_key_env": API_KEY_ENV if launch.api_key_file else None,
-                     "api_key_file": str(launch.api_key_file) if launch.api_key_file else None},
-        "argv": launch.argv, "env": masked_env(launch.env), "log": str(store.log_path(name)),
-        "warnings": launch.warnings, "plan": doc.to_json(), "benchmark": None,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore) -> Deployment:
+    return Deployment(
+        schema_version=1, name=name, backend=doc.backend, model=launch.served_model,
+        pid=None, pid_started_at=None, state="starting", host=launch.host, port=launch.port,
+        protocol=launch.protocol,
+        endpoint=Endpoint(base_url=launch.base_url, model=launch.served_model,
+                          api_key_env=API_KEY_ENV if launch.api_key_file else None,
+                          api_key_file=str(launch.api_key_file) if launch.api_key_file else None),
+        argv=launch.argv, env=masked_env(launch.env), log=str(store.log_path(name)),
+        warnings=launch.warnings, plan=doc, benchmark=None,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
-def _orphaned(record: dict) -> bool:
+def _orphaned(record: Deployment) -> bool:
     """A server still loading whose launcher died (killed mid-start): nobody will finish starting it."""
-    return record["state"] == "starting" and not alive(record["launcher_pid"], record["launcher_started_at"])
+    return record.state == "starting" and not alive(record.launcher_pid, record.launcher_started_at)
 
 
-def _clean_stale(store: StateStore, record: dict) -> None:
-    if record.get("pid"):
-        stop_group(record["pid"], record["pid_started_at"])   # what is left of its group (an orphaned server)
-    store.forget(record["name"])
+def _clean_stale(store: StateStore, record: Deployment) -> None:
+    if record.pid:
+        stop_group(record.pid, record.pid_started_at)   # what is left of its group (an orphaned server)
+    store.forget(record.name)
 
 
-def _running(record: dict) -> bool:
-    backend = get_backend(record["backend"])
+def _running(record: Deployment) -> bool:
+    backend = get_backend(record.backend)
     if backend.cloud:
         return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
-    if record.get("pid"):
-        return alive(record["pid"], record.get("pid_started_at")) and not _orphaned(record)
+    if record.pid:
+        return alive(record.pid, record.pid_started_at) and not _orphaned(record)
     # A server we did not start (a running Ollama): it counts as long as it answers.
-    return backend.served_models(base_url=record["endpoint"]["base_url"], api_key=None) is not None
+    return backend.served_models(base_url=record.endpoint.base_url, api_key=None) is not None
 
 
-def status(store: StateStore) -> list[dict]:
+def status(store: StateStore) -> list[Deployment]:
     """The deployments that still run; records of servers that died (or were orphaned) are cleaned up.
 
     While a `gptoss-up` holds the lock to load a model, the records are shown as they are, uncleaned.
@@ -215,34 +219,33 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
         stopped, kept = [], []
         for name in names or list(records):
             record = records[name]
-            backend = get_backend(record["backend"])
+            backend = get_backend(record.backend)
             if backend.cloud:
-                if record.get("cloud_resources"):
+                if record.cloud_resources:
                     if not confirm(f"delete {backend.resources_summary(record)}?"):
                         kept.append(name)
                         continue
                 backend.teardown(record=record, progress=progress)
-            elif record.get("pid"):
-                stop_group(record["pid"], record["pid_started_at"])
+            elif record.pid:
+                stop_group(record.pid, record.pid_started_at)
                 _wait_port_free(record)
             store.forget(name)
             stopped.append(name)
         return {"stopped": stopped, "kept": kept}
 
 
-def _wait_port_free(record: dict, timeout_s: float = 10.0) -> None:
+def _wait_port_free(record: Deployment, timeout_s: float = 10.0) -> None:
     give_up = time.monotonic() + timeout_s
-    while port_in_use(record["host"], record["port"]):
+    while port_in_use(record.host, record.port):
         if time.monotonic() > give_up:
-            raise BackendError(f"port {record['port']} is still taken after stopping {record['name']}: "
-                               f"{port_holder(record['port']).describe()}")
+            raise BackendError(f"port {record.port} is still taken after stopping {record.name}: "
+                               f"{port_holder(record.port).describe()}")
         time.sleep(0.1)
 
 
-def save_benchmark(store: StateStore, name: str, benchmark: dict) -> dict:
+def save_benchmark(store: StateStore, name: str, benchmark: Benchmark) -> Deployment:
     """Record BENCHMARK on the deployment: the plan's prediction and the measurement side by side."""
     with store.locked():
-        record = store.records()[name]
-        record["benchmark"] = benchmark
+        record = store.records()[name].model_copy(update={"benchmark": benchmark})
         store.put(record)
         return record

@@ -90,8 +90,7 @@ class Ollama(LocalBackend):
             raise BackendError(f"Ollama at {launch.base_url} does not list {launch.served_model} after creating it")
 
     def stream_client(self, *, record, api_key):
-        effort = (record.get("plan") or {}).get("reasoning_effort", "medium")
-        return OllamaStream(record["endpoint"]["base_url"], record["endpoint"]["model"], effort)
+        return OllamaStream(record.endpoint.base_url, record.endpoint.model, record.plan.reasoning_effort)
 
 
 def _address(plan, options) -> tuple[str, int]:

@@ -88,3 +88,7 @@ class Deployment(_Document):
     resource_group: str | None = None
     workspace: str | None = None
     cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes: kind, name")
+
+    def to_json(self) -> dict:
+        """The record as `gptoss-up --json` prints it and the state file holds it (fields it never had stay out)."""
+        return self.model_dump(mode="json", exclude_unset=True)

@@ -51,7 +51,8 @@ class StateStore:
             raise BackendError(f"another gptoss command holds {self.root / 'state.lock'} for over {timeout_s:.0f} s; "
                                "wait for it to finish, or stop it") from None
 
-    def records(self) -> dict[str, dict]:
+    def records(self) -> dict[str, Deployment]:
+        """Every record, read through the Deployment model: a record out of shape is named, with the fix."""
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -61,17 +62,18 @@ class StateStore:
         records = document.get("deployments", {}) if isinstance(document, dict) else None
         if not isinstance(records, dict):
             raise BackendError(f"state file {self.path} holds no deployments object; move it away and run again")
+        typed = {}
         for name, record in records.items():
             try:
-                Deployment.model_validate(record)
+                typed[name] = Deployment.model_validate(record)
             except ValidationError as err:
                 raise BackendError(f"state file {self.path}: deployment {name}: field {validation_problem(err)}; "
                                    "move it away and run again") from None
-        return records
+        return typed
 
-    def put(self, record: dict) -> None:
+    def put(self, record: Deployment) -> None:
         records = self.records()
-        records[record["name"]] = record
+        records[record.name] = record
         self._write(records)
 
     def remove(self, name: str) -> None:
@@ -79,11 +81,12 @@ class StateStore:
         if records.pop(name, None) is not None:
             self._write(records)
 
-    def _write(self, records: dict[str, dict]) -> None:
+    def _write(self, records: dict[str, Deployment]) -> None:
         # Write a sibling file, then rename over: a reader never sees half a file, a crash leaves the old one.
+        document = {"schema_version": 1, "deployments": {name: r.to_json() for name, r in records.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".deployments-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"schema_version": 1, "deployments": records}, out, indent=2)
+            json.dump(document, out, indent=2)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)

@@ -5,27 +5,28 @@ import json
 import shlex
 
 from gptoss_deploy.backends.base import WILDCARD_HOSTS, EndpointDescription
+from gptoss_deploy.backends.records import Deployment
 
 
-def server_usage(record: dict, reused: bool) -> EndpointDescription:
-    endpoint = record["endpoint"]
+def server_usage(record: Deployment, reused: bool) -> EndpointDescription:
+    endpoint = record.endpoint
     verb = "already running" if reused else "running"
-    pid = f" (pid {record['pid']})" if record.get("pid") else ""
-    status = f"{verb}: {record['model']} on {record['backend']}{pid}"
-    lines = [f"  OpenAI base URL {endpoint['base_url']}, model {endpoint['model']}",
-             f"  export OPENAI_BASE_URL={endpoint['base_url']}"]
-    if record["host"] in WILDCARD_HOSTS:
+    pid = f" (pid {record.pid})" if record.pid else ""
+    status = f"{verb}: {record.model} on {record.backend}{pid}"
+    lines = [f"  OpenAI base URL {endpoint.base_url}, model {endpoint.model}",
+             f"  export OPENAI_BASE_URL={endpoint.base_url}"]
+    if record.host in WILDCARD_HOSTS:
         lines.append(f"  listening on all interfaces: other machines use this machine's address, port "
-                     f"{record['port']}, with the API key")
+                     f"{record.port}, with the API key")
     auth = []
-    if endpoint.get("api_key_file"):
-        lines.append(f"  export {endpoint['api_key_env']}=$(cat {shlex.quote(endpoint['api_key_file'])})")
-        auth = ["-H", f"Authorization: Bearer ${endpoint['api_key_env']}"]
-    body = json.dumps({"model": endpoint["model"], "messages": [{"role": "user", "content": "Hello!"}]})
-    curl = ["curl", f"{endpoint['base_url']}/chat/completions", "-H", "Content-Type: application/json", *auth,
+    if endpoint.api_key_file:
+        lines.append(f"  export {endpoint.api_key_env}=$(cat {shlex.quote(endpoint.api_key_file)})")
+        auth = ["-H", f"Authorization: Bearer ${endpoint.api_key_env}"]
+    body = json.dumps({"model": endpoint.model, "messages": [{"role": "user", "content": "Hello!"}]})
+    curl = ["curl", f"{endpoint.base_url}/chat/completions", "-H", "Content-Type: application/json", *auth,
             "-d", body]
     lines.append("  " + " ".join(_shell_word(w) for w in curl))
-    lines.append(f"  log: {record['log']}   stop: gptoss down {record['name']}")
+    lines.append(f"  log: {record.log}   stop: gptoss down {record.name}")
     return EndpointDescription(status, lines)
 
 

@@ -3,21 +3,22 @@ from __future__ import annotations
 
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.bench import BenchError, Gates, run_bench
+from gptoss_deploy.backends.records import Benchmark, Deployment
 from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.planner.documents import Predicted
 from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationError
 
 
-def bench_record(record: dict, store: StateStore, gates: Gates, progress=lambda _: None) -> dict:
+def bench_record(record: Deployment, store: StateStore, gates: Gates, progress=lambda _: None) -> Benchmark:
     """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
-    predicted = (record.get("plan") or {}).get("predicted") or {}
-    if record.get("warnings"):                 # not a gpt-oss model: gpt-oss figures mean nothing here
-        predicted = {}
-    price = (record.get("plan") or {}).get("price")
-    client = get_backend(record["backend"]).stream_client(record=record, api_key=store.read_secret(record["name"]))
+    predicted = None if record.warnings else record.plan.predicted   # not a gpt-oss model: its figures mean nothing
+    price = record.plan.price.model_dump() if record.plan.price else None
+    client = get_backend(record.backend).stream_client(record=record, api_key=store.read_secret(record.name))
     return _run(client, predicted, gates, progress, price)
 
 
-def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, progress=lambda _: None) -> dict:
+def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates,
+              progress=lambda _: None) -> Benchmark:
     """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
     from gptoss_deploy.backends.openai_api import OpenAIStream, served_models
 
@@ -30,21 +31,22 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
         model = models[0]
     elif model not in models:
         raise UsageError(f"{base_url} does not serve {model}; it serves: {', '.join(models)}")
-    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), {}, gates, progress)
+    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), None, gates, progress)
 
 
-def _run(client, predicted: dict, gates: Gates, progress, price: dict | None = None) -> dict:
+def _run(client, predicted: Predicted | None, gates: Gates, progress, price: dict | None = None) -> Benchmark:
     try:
-        return run_bench(client, predicted_decode=predicted.get("decode_tokens_per_s"),
-                         roofline_decode=predicted.get("roofline_decode_tokens_per_s"), gates=gates,
-                         price=price, progress=progress)
+        result = run_bench(client, predicted_decode=predicted.decode_tokens_per_s if predicted else None,
+                           roofline_decode=predicted.roofline_decode_tokens_per_s if predicted else None,
+                           gates=gates, price=price, progress=progress)
     except BenchError as err:
         raise BackendError(f"benchmark failed: {err}") from None
+    return Benchmark.model_validate(result)
 
 
-def verification_failure(document: dict) -> VerificationError | None:
+def verification_failure(benchmark: Benchmark | None, document: dict) -> VerificationError | None:
     """The exit-5 rule: a benchmark that did not pass fails verification; DOCUMENT travels with the error."""
-    bench = document.get("benchmark")
-    if bench is None or bench["verdict"] == "pass":
+    if benchmark is None or benchmark.verdict == "pass":
         return None
-    return VerificationError(f"benchmark verdict {bench['verdict']}: {'; '.join(bench['reasons'])}", details=document)
+    return VerificationError(f"benchmark verdict {benchmark.verdict}: {'; '.join(benchmark.reasons)}",
+                             details=document)

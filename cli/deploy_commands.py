@@ -101,11 +101,11 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
             from gptoss_deploy.backends.verify import bench_record
 
             benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
-            record = deploy.save_benchmark(store, record["name"], benchmark)
-    _report(out, record, lambda console: render_deployment(console, record, reused))
+            record = deploy.save_benchmark(store, record.name, benchmark)
+    _report(out, record.to_json(), record.benchmark, lambda console: render_deployment(console, record, reused))
 
 
-def _dry_run(out: Output, doc: dict, options, hw, gguf_info) -> None:
+def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
     from gptoss_deploy.backends import deploy
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
@@ -119,11 +119,11 @@ def _dry_run(out: Output, doc: dict, options, hw, gguf_info) -> None:
     out.result(dry_run_json(doc, launch), lambda console: render_dry_run(console, doc, launch))
 
 
-def _report(out: Output, document: dict, render) -> None:
-    """Show DOCUMENT; a benchmark that did not pass then exits 5 (in JSON mode the error document carries it)."""
+def _report(out: Output, document: dict, benchmark, render) -> None:
+    """Show DOCUMENT; a BENCHMARK that did not pass then exits 5 (in JSON mode the error document carries it)."""
     from gptoss_deploy.backends.verify import verification_failure
 
-    failure = verification_failure(document)
+    failure = verification_failure(benchmark, document)
     if not (failure and out.json_mode):
         out.result(document, render)
     if failure:
@@ -136,7 +136,7 @@ def status_command(json_out: JsonOpt = False) -> None:
     from gptoss_deploy.cli.render_deploy import render_status
 
     records = status(_store())
-    Output(json_out).result(records, lambda console: render_status(console, records))
+    Output(json_out).result([r.to_json() for r in records], lambda console: render_status(console, records))
 
 
 def down_command(name: NameArg = None,
@@ -173,16 +173,18 @@ def bench_command(name: NameArg = None,
     with out.progress() as progress:
         if url:
             key = os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
-            document = {"benchmark": bench_url(url, model_id, key, gates, progress)}
+            benchmark = bench_url(url, model_id, key, gates, progress)
+            document = {"benchmark": benchmark.model_dump(mode="json")}
         else:
             store = _store()
             record = _pick(status(store), name)
-            document = save_benchmark(store, record["name"], bench_record(record, store, gates, progress))
-    _report(out, document, lambda console: render_benchmark(console, document["benchmark"]))
+            record = save_benchmark(store, record.name, bench_record(record, store, gates, progress))
+            benchmark, document = record.benchmark, record.to_json()
+    _report(out, document, benchmark, lambda console: render_benchmark(console, benchmark))
 
 
-def _pick(records: list[dict], name: str | None) -> dict:
-    by_name = {r["name"]: r for r in records}
+def _pick(records: list, name: str | None):
+    by_name = {r.name: r for r in records}
     if name:
         if name not in by_name:
             raise UsageError(f"no deployment named {name} (running: {', '.join(by_name) or 'none'})")

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gptoss_deploy.planner.documents import Memory, PlanDocument, Price
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.plan import Plan
 from gptoss_deploy.planner.profiles import LoadedProfile
@@ -27,63 +28,63 @@ def launch_command(launch: dict, backend: str) -> str:
 
 
 def render_plan(console: Console, plan: Plan, up_command: str) -> None:
-    doc = plan.to_json()
-    style = STATUS_STYLE[doc["status"]]
-    console.print(f"[bold]{doc['model']}[/] on [bold]{doc['backend']}[/]  "
-                  f"[{style}]{doc['status']}[/]  context {doc['context_length']:,}  "
-                  f"effort {doc['reasoning_effort']}  (profile {plan.constraints.profile})")
-    if doc["memory"]:
-        console.print(_memory_table(doc["memory"]))
-        predicted = doc["predicted"]
-        console.print(f"Predicted: decode [bold]{tokens_per_s(predicted['decode_tokens_per_s'])}[/], "
-                      f"prefill {tokens_per_s(predicted['prefill_tokens_per_s'])} (single stream, short prompt)")
-    if doc["memory"] is None and doc["predicted"]["decode_tokens_per_s"] is not None:   # managed cloud compute
-        console.print(f"Predicted: decode [bold]{tokens_per_s(doc['predicted']['decode_tokens_per_s'])}[/] on "
-                      f"{doc['launch']['api']['gpus']} (single stream, short prompt)")
-    if doc.get("price"):
-        price = doc["price"]
-        if price.get("usd_per_1m_input_tokens") is not None:
-            console.print(f"Price: ${price['usd_per_1m_input_tokens']} per 1M input tokens, "
-                          f"${price['usd_per_1m_output_tokens']} per 1M output tokens ({price['note']})")
-        elif price.get("usd_per_hour") is not None:
-            console.print(f"Price: ${price['usd_per_hour']} per hour while it runs ({price['note']})")
-        else:
-            console.print(f"Price: {price['note']}")
-    console.print(f"Binding constraint: [bold]{plan.binding_constraint}[/]")
+    doc = plan.document()
+    style = STATUS_STYLE[doc.status]
+    console.print(f"[bold]{doc.model}[/] on [bold]{doc.backend}[/]  [{style}]{doc.status}[/]  context "
+                  f"{doc.context_length:,}  effort {doc.reasoning_effort}  (profile {doc.profile})")
+    decode = tokens_per_s(doc.predicted.decode_tokens_per_s)
+    if doc.memory:
+        console.print(_memory_table(doc.memory))
+        console.print(f"Predicted: decode [bold]{decode}[/], "
+                      f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)")
+    elif doc.predicted.decode_tokens_per_s is not None:   # managed cloud compute: a GPU size we picked
+        console.print(f"Predicted: decode [bold]{decode}[/] on {doc.launch.api['gpus']} (single stream, short prompt)")
+    if doc.price:
+        console.print(f"Price: {_price(doc.price)}")
+    console.print(f"Binding constraint: [bold]{doc.binding_constraint}[/]")
     console.print("Why:")
-    for reason in plan.reasons:
+    for reason in doc.reasons:
         console.print(f"  - {reason}", markup=False, highlight=False)
     console.print("Command the launch runs:")
-    console.print(f"  {launch_command(doc['launch'], doc['backend'])}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}", markup=False,
+                  highlight=False, soft_wrap=True)
     console.print(f"Launch it: [bold]{up_command}[/]")
-    if doc["alternatives"] or doc["rejected"]:
+    if doc.alternatives or doc.rejected:
         console.print(_runners_up_table(doc))
 
 
-def _memory_table(memory: dict) -> Table:
+def _price(price: Price) -> str:
+    if price.usd_per_1m_input_tokens is not None:
+        return (f"${price.usd_per_1m_input_tokens} per 1M input tokens, "
+                f"${price.usd_per_1m_output_tokens} per 1M output tokens ({price.note})")
+    if price.usd_per_hour is not None:
+        return f"${price.usd_per_hour} per hour while it runs ({price.note})"
+    return price.note
+
+
+def _memory_table(memory: Memory) -> Table:
     table = Table(title="Memory per device", title_justify="left")
     for column in ("device", "weights", "KV cache", "compute", "runtime", "headroom", "total", "free"):
         table.add_column(column, justify="left" if column == "device" else "right")
-    for device in memory["devices"]:
-        b = device["breakdown"]
-        total = device["used_bytes"] + b["headroom"]
-        over = total > device["available_bytes"]
-        label = "RAM (CPU)" if device["device"] == "cpu" else device["device"]
-        table.add_row(label, gib(b["weights"]), gib(b["kv_cache"]),
-                      gib(b["compute"]), gib(b["runtime"]), gib(b["headroom"]),
-                      f"[red]{gib(total)}[/]" if over else gib(total), gib(device["available_bytes"]))
+    for device in memory.devices:
+        b = device.breakdown
+        total = device.used_bytes + b.headroom
+        over = total > device.available_bytes
+        label = "RAM (CPU)" if device.device == "cpu" else device.device
+        table.add_row(label, gib(b.weights), gib(b.kv_cache), gib(b.compute), gib(b.runtime), gib(b.headroom),
+                      f"[red]{gib(total)}[/]" if over else gib(total), gib(device.available_bytes))
     return table
 
 
-def _runners_up_table(doc: dict) -> Table:
+def _runners_up_table(doc: PlanDocument) -> Table:
     table = Table(title="Runners-up", title_justify="left")
     for column in ("model", "backend", "status", "decode", "why it lost"):
         table.add_column(column)
-    for alt in doc["alternatives"]:
-        table.add_row(alt["model"], alt["backend"], alt["status"],
-                      tokens_per_s(alt["predicted"]["decode_tokens_per_s"]), alt["lost_because"])
-    for rejected in doc["rejected"]:
-        table.add_row(rejected["model"], rejected["backend"], "[red]does not fit[/]", "-", rejected["reason"])
+    for alt in doc.alternatives:
+        table.add_row(alt.model, alt.backend, alt.status, tokens_per_s(alt.predicted.decode_tokens_per_s),
+                      alt.lost_because)
+    for rejected in doc.rejected:
+        table.add_row(rejected.model, rejected.backend, "[red]does not fit[/]", "-", rejected.reason)
     return table
 
 

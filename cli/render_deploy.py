@@ -6,6 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gptoss_deploy.backends.base import masked_env
+from gptoss_deploy.backends.records import Benchmark, Deployment
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, tokens_per_s
@@ -40,42 +41,40 @@ def dry_run_json(doc: PlanDocument, launch) -> dict:
             "plan": doc.to_json()}
 
 
-def render_deployment(console: Console, record: dict, reused: bool) -> None:
+def render_deployment(console: Console, record: Deployment, reused: bool) -> None:
     """The deployment as its backend describes it, then its benchmark."""
     from gptoss_deploy.backends import get_backend
 
-    description = get_backend(record["backend"]).describe(record=record, reused=reused)
-    console.print(f"[bold green]{escape(record['name'])}[/] {escape(description.status)}")
-    for warning in record.get("warnings") or []:
+    description = get_backend(record.backend).describe(record=record, reused=reused)
+    console.print(f"[bold green]{escape(record.name)}[/] {escape(description.status)}")
+    for warning in record.warnings:
         console.print(f"[yellow]warning[/]: {escape(warning)}")
     for line in description.lines:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if record.get("benchmark"):
-        render_benchmark(console, record["benchmark"])
+    if record.benchmark:
+        render_benchmark(console, record.benchmark)
 
 
-def render_benchmark(console: Console, bench: dict) -> None:
+def render_benchmark(console: Console, bench: Benchmark) -> None:
     table = Table(title="Benchmark", show_header=True, header_style="bold")
     for column in ("", "measured", "predicted"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row("decode (single stream)", tokens_per_s(bench["decode_tokens_per_s"]),
-                  tokens_per_s(bench["predicted_decode_tokens_per_s"]))
-    if bench.get("server_decode_tokens_per_s") is not None:
-        table.add_row("decode (server's own timing)", tokens_per_s(bench["server_decode_tokens_per_s"]), "")
-    table.add_row("time to first token", f"{bench['ttft_ms']:,.0f} ms" if bench["ttft_ms"] is not None else "-", "")
-    table.add_row(f"aggregate ({bench['concurrency']} streams)", tokens_per_s(bench["aggregate_tokens_per_s"]), "")
-    if bench.get("roofline_efficiency") is not None:
-        table.add_row("share of the bandwidth roofline", f"{bench['roofline_efficiency']:.0%}", "")
-    spent = bench.get("spent") or {}
-    if spent.get("cost_usd") is not None:
-        table.add_row("cost of this benchmark", f"${spent['cost_usd']:.4f}", "")
+    table.add_row("decode (single stream)", tokens_per_s(bench.decode_tokens_per_s),
+                  tokens_per_s(bench.predicted_decode_tokens_per_s))
+    if bench.server_decode_tokens_per_s is not None:
+        table.add_row("decode (server's own timing)", tokens_per_s(bench.server_decode_tokens_per_s), "")
+    table.add_row("time to first token", f"{bench.ttft_ms:,.0f} ms" if bench.ttft_ms is not None else "-", "")
+    table.add_row(f"aggregate ({bench.concurrency} streams)", tokens_per_s(bench.aggregate_tokens_per_s), "")
+    if bench.roofline_efficiency is not None:
+        table.add_row("share of the bandwidth roofline", f"{bench.roofline_efficiency:.0%}", "")
+    if bench.spent and bench.spent.cost_usd is not None:
+        table.add_row("cost of this benchmark", f"${bench.spent.cost_usd:.4f}", "")
     console.print(table)
-    style = VERDICT_STYLE[bench["verdict"]]
-    console.print(f"verdict: [{style}]{bench['verdict']}[/]" +
-                  "".join(f"\n  - {reason}" for reason in bench.get("reasons") or []))
+    style = VERDICT_STYLE[bench.verdict]
+    console.print(f"verdict: [{style}]{bench.verdict}[/]" + "".join(f"\n  - {reason}" for reason in bench.reasons))
 
 
-def render_status(console: Console, records: list[dict]) -> None:
+def render_status(console: Console, records: list[Deployment]) -> None:
     if not records:
         console.print("No deployments are running. Start one with `gptoss-up`.")
         return
@@ -83,8 +82,7 @@ def render_status(console: Console, records: list[dict]) -> None:
     for column in ("name", "state", "pid", "endpoint", "decode"):
         table.add_column(column, overflow="fold")
     for r in records:
-        bench = r.get("benchmark") or {}
-        where = r["endpoint"].get("base_url") or f"{r['backend']} {r['endpoint'].get('region', '')}"
-        table.add_row(r["name"], r["state"], str(r.get("pid") or "-"), where,
-                      tokens_per_s(bench.get("decode_tokens_per_s")))
+        where = r.endpoint.base_url or f"{r.backend} {r.endpoint.region or ''}"
+        table.add_row(r.name, r.state, str(r.pid or "-"), where,
+                      tokens_per_s(r.benchmark.decode_tokens_per_s if r.benchmark else None))
     console.print(table)

@@ -13,6 +13,7 @@ import pytest
 from azure.ai.ml import MLClient
 
 from gptoss_deploy.backends import azure_provision
+from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.backends.openai_api import served_models
 from helpers import free_port
 from fake_azure import FakeArm, FakeCredential
@@ -173,7 +174,7 @@ def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
               "workspace": "ws-ml", "endpoint": {"name": "gptoss-120b-abc123", "kind": "serverless_endpoint"},
               "cloud_resources": [["serverless_endpoint", "gptoss-120b-abc123"]]}
     with state.locked():
-        state.put(record)
+        state.put(Deployment.model_validate(record))
     child = pexpect.spawn(sys.executable, ["-c", "from gptoss_deploy.cli.app import main; main()", "down", record["name"]],
                           env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=20)
     child.expect_exact("delete serverless endpoint gptoss-120b-abc123 in workspace ws-ml (resource group rg-ml)? [y/N]")

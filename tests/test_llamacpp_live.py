@@ -61,7 +61,7 @@ def test_bench_gate_missed_exits_5_and_keeps_the_measurement(run_cli, state, smo
     code, out, err = run_cli("bench", record["name"], "--min-decode-tps", "1000000", "--json")
     assert code == 5 and "below --min-decode-tps" in err
     assert json.loads(out)["result"]["benchmark"]["verdict"] == "fail"
-    assert state.records()[record["name"]]["benchmark"]["verdict"] == "fail"   # recorded on the deployment
+    assert state.records()[record["name"]].benchmark.verdict == "fail"   # recorded on the deployment
 
 
 def test_bench_url_measures_any_openai_server(run_cli, state, smollm2):

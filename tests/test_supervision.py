@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from gptoss_deploy.backends.process import port_in_use
+from gptoss_deploy.backends.records import Deployment
 from helpers import free_port
 
 UP = [sys.executable, "-c", "from gptoss_deploy.cli.app import up_main; up_main()"]
@@ -163,7 +164,7 @@ def test_a_stale_record_never_signals_a_process_that_reused_its_pid(run_cli, sta
         record = {"name": "old", "backend": "llamacpp", "pid": stranger.pid, "pid_started_at": 1.0, "state": "running", "port": 1,
                   "host": "127.0.0.1", "protocol": "openai", "endpoint": {"base_url": "http://127.0.0.1:1/v1"}}
         with state.locked():
-            state.put(record)
+            state.put(Deployment.model_validate(record))
         assert json.loads(run_cli("status", "--json")[1]) == [] and state.records() == {}
         assert stranger.poll() is None                   # cleaned the record, left the stranger alone
     finally:
