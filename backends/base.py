@@ -6,14 +6,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
-from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
+
+if TYPE_CHECKING:
+    from gptoss_deploy.planner.documents import PlanDocument
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 API_KEY_ENV = "OPENAI_API_KEY"

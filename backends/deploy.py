@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env
-from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
+from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, UsageError

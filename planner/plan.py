@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
 from gptoss_deploy.planner.catalog import MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import Constraints
 from gptoss_deploy.planner.devices import is_datacenter
-from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, FITTERS, Placement, Rejection
 from gptoss_deploy.planner.throughput import Prediction, predict
+
+if TYPE_CHECKING:
+    from gptoss_deploy.planner.documents import PlanDocument
 
 Backends = Mapping[str, PlannedBackend]
 
@@ -45,6 +48,8 @@ class Plan:
 
     def document(self) -> PlanDocument:
         """The plan as the typed document that `up` applies and pipelines save."""
+        from gptoss_deploy.planner.documents import PlanDocument   # its models cost start-up time: build on use
+
         return PlanDocument.model_validate(self.to_json())
 
     def to_json(self) -> dict:
