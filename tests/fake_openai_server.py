@@ -89,7 +89,7 @@ def main(argv: list[str]) -> None:
         time.sleep(3600)
     Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
     Handler.api_key = os.environ.get("VLLM_API_KEY")
-    server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "8000"))), Handler)
+    server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)
     server.serve_forever()
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import HARDWARE_FIXTURES, fixture_path  # noqa: E402
 
-GOLDEN_DIR = Path(__file__).parent / "golden" / "dry-run"
+GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden" / "dry-run"
 PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
 BACKEND_FLAGS = {
     "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
