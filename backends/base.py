@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,9 +24,46 @@ API_KEY_ENV = "OPENAI_API_KEY"
 WILDCARD_HOSTS = ("0.0.0.0", "::")   # what OpenAI clients read; `up` tells users to fill it from the key file
 
 
+# A deployment's name becomes file names in the state dir: nothing that could leave it, or hide in it.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+NAME_RULE = "1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# llama-server reads --api-key-file line by line, skipping lines that begin with # (LCS): such a key, or one with
+# white space, would leave the server open while we report it protected.
+MIN_API_KEY_CHARS = 16
+HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise UsageError(f"--name {name[:80]!r}: use {NAME_RULE}")
+    return name
+
+
+def safe_name(name: str) -> str:
+    """NAME with what a deployment name may not hold replaced (Ollama's tags carry a colon)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:63] or "deployment"
+
+
+def _check_api_key(key: str) -> None:
+    problem = ("begins with #, which llama-server reads as a comment" if key.startswith("#") else
+               "holds white space" if any(c.isspace() or not c.isprintable() for c in key) else
+               f"is shorter than {MIN_API_KEY_CHARS} characters: use at least 16 characters"
+               if len(key) < MIN_API_KEY_CHARS else None)
+    if problem:
+        raise UsageError(f"GPTOSS_API_KEY {problem}; set another key, or unset it to have one generated")
+
+
+def _check_host(host: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOST_NAME.fullmatch(host):
+            raise UsageError(f"--host {host[:80]!r} is neither an IP address nor a host name") from None
+
+
 @dataclass(frozen=True)
 class UpOptions:
-    """What the user asked of `gptoss-up` beyond the plan itself."""
+    """What the user asked of `gptoss-up` beyond the plan itself; checked when made, before anything starts."""
 
     name: str | None = None
     host: str | None = None                  # None: what the plan says (127.0.0.1)
@@ -35,6 +74,16 @@ class UpOptions:
     azure_subscription_id: str | None = None
     azure_resource_group: str | None = None
     azure_workspace: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            check_name(self.name)
+        if self.host is not None:
+            _check_host(self.host)
+        if self.api_key is not None:
+            _check_api_key(self.api_key)
+        if self.ready_timeout_s is not None and not (math.isfinite(self.ready_timeout_s) and self.ready_timeout_s > 0):
+            raise UsageError(f"--ready-timeout {self.ready_timeout_s}: give a number of seconds above 0")
 
 
 @dataclass

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from gptoss_deploy.backends import get_backend
-from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env
-from gptoss_deploy.backends.process import alive, create_time, port_holder, port_in_use, spawn, stop_group, wait_until
+from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
+                                        safe_name)
+from gptoss_deploy.backends.process import (alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
+                                           wait_until)
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
@@ -22,7 +24,7 @@ UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: w
 
 
 def deployment_name(doc: PlanDocument, launch: ServerLaunch) -> str:
-    return f"{launch.served_model}-{doc.backend}"
+    return safe_name(f"{launch.served_model}-{doc.backend}")
 
 
 def server_launch(doc: PlanDocument, options: UpOptions, hardware: HardwareReport | None,
@@ -35,6 +37,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
        gguf: GgufInfo | None = None, progress: Progress = lambda _: None) -> tuple[Deployment, bool]:
     """Start DOC on HARDWARE, this machine (or find it running). Returns the deployment record and whether it was
     already running."""
+    stop_grace_s()                             # checked now: a bad value must not surface while cleaning up
     backend = get_backend(doc.backend)
     if backend.cloud:
         return _up_cloud(backend, doc, options, store, progress)
@@ -69,6 +72,8 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         try:
             progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
             _wait_ready(backend, launch, process, store, name)
+            if launch.api_key_file:
+                _check_key_required(backend, launch, progress)
             backend.after_ready(launch=launch, plan=doc, progress=progress)
         except BaseException:                  # Ctrl-C included: leave nothing running, no record behind
             if process is not None:
@@ -83,7 +88,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
 def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
               progress: Progress) -> tuple[Deployment, bool]:
     """A cloud endpoint: checked (SDK, credentials, region, access) and, where the service needs it, created."""
-    name = options.name or f"{doc.model}-{doc.backend}"
+    name = options.name or safe_name(f"{doc.model}-{doc.backend}")
     with store.locked(UP_LOCK_TIMEOUT_S):
         existing = store.records().get(name)
         if existing and existing.plan.launch != doc.launch:
@@ -139,6 +144,14 @@ def _wait_ready(backend: LocalBackend, launch: ServerLaunch, process, store: Sta
     wait_until(lambda: listed() is not None, process, launch.ready_deadline_s, "the server", log if process else None)
     if backend.checks_identity_when_ready:
         _require_model(launch.base_url, launch.port, launch.served_model, listed())
+
+
+def _check_key_required(backend: LocalBackend, launch: ServerLaunch, progress: Progress) -> None:
+    """An exposed server must refuse requests without the key: asked, not assumed."""
+    if backend.served_models(base_url=launch.base_url, api_key=None) is not None:
+        raise BackendError(f"the server on port {launch.port} answers requests without the API key, so it was "
+                           "stopped; check the key file and the server's --api-key support")
+    progress("checked: requests without the API key are refused")
 
 
 def _require_model(base_url: str, port: int, model: str, models: list[str] | None) -> None:
@@ -210,6 +223,7 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
     """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards.
     A cloud deployment's adapter deletes what this tool created for it, and nothing else, once CONFIRM agrees.
     Returns the names stopped and the names kept (the user said no)."""
+    stop_grace_s()
     with store.locked():
         records = store.records()
         unknown = [n for n in names or [] if n not in records]

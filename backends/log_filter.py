@@ -23,7 +23,8 @@ def redact(line: str, secrets: list[str]) -> str:
 def main(argv: list[str]) -> int:
     log_path, server_argv = argv[0], argv[argv.index("--") + 1:]
     secrets = [s for s in os.environ.pop("GPTOSS_REDACT", "").splitlines() if s]
-    with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+    descriptor = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # this user's eyes only
+    with open(descriptor, "a", encoding="utf-8", errors="replace") as log:
         try:
             server = subprocess.Popen(server_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, errors="replace")

@@ -1,6 +1,7 @@
 """Supervise a server process: spawn it in its own process group, wait until it serves, stop it (TERM, then KILL)."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.errors import BackendError, UsageError
 
 STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL (GPTOSS_STOP_GRACE_S)
 POLL_INTERVAL_S = 0.25
@@ -66,7 +67,7 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
     """Start ARGV in a new session (its own process group); its output goes to LOG_PATH with SECRETS masked."""
     if shutil.which(argv[0]) is None:
         raise BackendError(f"could not start {argv[0]}: not found or not executable")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)   # logs may quote what the server saw
     return subprocess.Popen([*python_module(f"{__package__}.log_filter"), str(log_path), "--", *argv],
                             env={**os.environ, **env, "GPTOSS_REDACT": "\n".join(secrets)},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -132,13 +133,27 @@ def _reused(pid: int, started_at: float | None) -> bool:
         return True         # not ours to look at, so not ours to signal
 
 
+def stop_grace_s() -> float:
+    """GPTOSS_STOP_GRACE_S, checked: seconds between TERM and KILL."""
+    text = os.environ.get("GPTOSS_STOP_GRACE_S")
+    if text is None:
+        return STOP_GRACE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"GPTOSS_STOP_GRACE_S={text[:40]!r}: give a number of seconds, 0 or more")
+    return value
+
+
 def stop_group(pgid: int, started_at: float | None = None, grace_s: float | None = None) -> None:
     """Send TERM to process group PGID, then KILL whatever is left after GRACE_S.
 
     STARTED_AT is the leader's start time: when the number now belongs to another process, nothing is sent."""
     if _reused(pgid, started_at):
         return
-    grace_s = grace_s if grace_s is not None else float(os.environ.get("GPTOSS_STOP_GRACE_S", STOP_GRACE_S))
+    grace_s = grace_s if grace_s is not None else stop_grace_s()
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         members = group_members(pgid)
         if not members:

@@ -43,9 +43,9 @@ class StateStore:
         """Hold the state lock: two launchers never start the same deployment twice."""
         from filelock import FileLock, Timeout
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)     # records name ports, logs and key files
         try:
-            with FileLock(self.root / "state.lock", timeout=timeout_s):
+            with FileLock(self.root / "state.lock", timeout=timeout_s, mode=0o600):
                 yield self
         except Timeout:
             raise BackendError(f"another gptoss command holds {self.root / 'state.lock'} for over {timeout_s:.0f} s; "

@@ -4,7 +4,8 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
   FAKE_SERVER_RECORD a file to write {"argv": [...], "env": {...}} into, for assertions
-  VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does)
+  VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does);
+                     --api-key-file FILE does the same with the file's first line (as llama-server does)
   FAKE_SERVER_TIMINGS_TPS   report llama-server `timings` with this decode speed
   FAKE_SERVER_STOP_AFTER    stop after this many tokens, whatever max_tokens says
   FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
@@ -88,7 +89,8 @@ def main(argv: list[str]) -> None:
     if mode == "hang":
         time.sleep(3600)
     Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
-    Handler.api_key = os.environ.get("VLLM_API_KEY")
+    key_file = flag(argv, "--api-key-file")
+    Handler.api_key = open(key_file).readline().strip() if key_file else os.environ.get("VLLM_API_KEY")
     server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)
     server.serve_forever()
 

@@ -1,0 +1,77 @@
+"""Input that could escape or open the machine is refused before anything starts: deployment names, API keys,
+environment values, addresses; what the tool writes is private to the user."""
+from __future__ import annotations
+
+import json
+import stat
+
+import httpx
+import pytest
+
+from helpers import free_port
+
+
+@pytest.mark.parametrize("name", ["../../victim", "a/b", "x" * 300, "two words", "-leading-dash", ".hidden", ""])
+def test_an_unsafe_deployment_name_exits_2_before_anything_is_written(run_cli, state, smollm2, tmp_path, name):
+    code, _, err = run_cli("up", "--gguf", smollm2, "--name", name, "--port", free_port(), "--no-bench")
+    assert code == 2 and "--name" in err and "letters, digits" in err
+    assert not state.root.exists() or state.records() == {}
+    assert not (tmp_path / "victim.log").exists()
+
+
+def test_default_names_are_safe_file_names(run_cli, state, smollm2):
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json")
+    assert code == 0 and json.loads(out)["name"] == "SmolLM2-135M-Instruct.Q4_1-llamacpp"
+
+
+@pytest.mark.parametrize("key, why", [
+    ("#starts-with-a-hash-0123456789", "begins with #"),
+    ("  padded-key-0123456789  ", "white space"),
+    ("k3y", "at least 16 characters"),
+])
+def test_an_api_key_llama_server_would_misread_exits_2(run_cli, state, smollm2, monkeypatch, key, why):
+    monkeypatch.setenv("GPTOSS_API_KEY", key)
+    code, _, err = run_cli("up", "--gguf", smollm2, "--host", "0.0.0.0", "--port", free_port("0.0.0.0"),
+                           "--no-bench")
+    assert code == 2 and "GPTOSS_API_KEY" in err and why in err and key.strip() not in err
+    assert state.records() == {}
+
+
+def test_an_exposed_server_is_checked_to_refuse_requests_without_the_key(run_cli, state, smollm2):
+    port = free_port("0.0.0.0")
+    code, out, err = run_cli("up", "--gguf", smollm2, "--host", "0.0.0.0", "--port", port, "--no-bench", "--json")
+    assert code == 0, err
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 401
+    assert "checked: requests without the API key are refused" in err
+
+
+def test_state_logs_and_secrets_are_private_to_the_user(run_cli, state, smollm2, monkeypatch):
+    monkeypatch.setenv("GPTOSS_API_KEY", "a-key-of-my-own-0123456789")
+    code, out, err = run_cli("up", "--gguf", smollm2, "--host", "0.0.0.0", "--port", free_port("0.0.0.0"),
+                             "--no-bench", "--json")
+    record = json.loads(out)
+    assert code == 0, err
+    for directory in (state.root, state.root / "logs", state.root / "secrets"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    for path in (state.path, state.root / "logs" / f"{record['name']}.log", state.secret_path(record["name"])):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("GPTOSS_STOP_GRACE_S", "abc", "GPTOSS_STOP_GRACE_S"),
+    ("GPTOSS_STOP_GRACE_S", "-1", "GPTOSS_STOP_GRACE_S"),
+    ("GPTOSS_STOP_GRACE_S", "nan", "GPTOSS_STOP_GRACE_S"),
+    ("--ready-timeout", "inf", "--ready-timeout"),
+    ("--ready-timeout", "nan", "--ready-timeout"),
+    ("--host", "not a host!", "--host"),
+])
+def test_a_bad_setting_exits_2_before_anything_starts(run_cli, state, smollm2, monkeypatch, setting, value, message):
+    flags = ["--port", str(free_port()), "--no-bench"]
+    if setting.startswith("--"):
+        flags += [setting, value]
+    else:
+        monkeypatch.setenv(setting, value)
+    code, _, err = run_cli("up", "--gguf", smollm2, *flags)
+    monkeypatch.delenv(setting, raising=False)        # the teardown's `down` reads it too
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not state.root.exists() or state.records() == {}
