@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env, endpoint
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
-from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.placement import LAYERS
 from gptoss_deploy.planner.units import GB
 
@@ -95,9 +95,14 @@ class Ollama(LocalBackend):
 
 def _address(plan, options) -> tuple[str, int]:
     """Where Ollama listens: --host/--port, else OLLAMA_HOST (as Ollama reads it), else the plan's address."""
-    configured = os.environ.get("OLLAMA_HOST") or checked_env(plan.launch.env, PLANNED_ENV)["OLLAMA_HOST"]
-    parsed = urlsplit(configured if "://" in configured else f"http://{configured}")
-    return options.host or parsed.hostname or "127.0.0.1", options.port or parsed.port or DEFAULT_PORT
+    planned = checked_env(plan.launch.env, PLANNED_ENV).get("OLLAMA_HOST")
+    configured = os.environ.get("OLLAMA_HOST") or planned or f"127.0.0.1:{DEFAULT_PORT}"
+    try:
+        parsed = urlsplit(configured if "://" in configured else f"http://{configured}")
+        hostname, port = parsed.hostname, parsed.port
+    except ValueError:
+        raise UsageError(f"OLLAMA_HOST {configured[:80]!r} is not an address (host:port)") from None
+    return options.host or hostname or "127.0.0.1", options.port or port or DEFAULT_PORT
 
 
 def context_model_name(ref: str, context: int) -> str:

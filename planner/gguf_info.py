@@ -1,6 +1,7 @@
 """What a GGUF file says about itself (its key/value header): which model it is, so it can be planned."""
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,17 @@ def read_gguf(path: Path) -> GgufInfo:
     try:
         with open(path, "rb") as stream:
             fields = _read_metadata(stream)
-    except (ValueError, OSError, struct.error, UnicodeDecodeError) as err:
+    except (ValueError, OSError, struct.error, UnicodeDecodeError, OverflowError, RecursionError) as err:
         raise UsageError(f"--gguf {path} is not a readable GGUF file ({err or type(err).__name__})") from None
-    arch = fields.get("general.architecture") or "unknown"
-    return GgufInfo(path=path, architecture=arch, block_count=fields.get(f"{arch}.block_count"), expert_count=fields.get(f"{arch}.expert_count"),
-                    context_length=fields.get(f"{arch}.context_length"), size_bytes=path.stat().st_size)
+    arch = fields.get("general.architecture")
+    arch = arch if isinstance(arch, str) and arch else "unknown"
+
+    def count(key: str) -> int | None:     # a crafted header may put any type under any key
+        value = fields.get(f"{arch}.{key}")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    return GgufInfo(path=path, architecture=arch, block_count=count("block_count"), expert_count=count("expert_count"),
+                    context_length=count("context_length"), size_bytes=path.stat().st_size)
 
 
 def _read_metadata(stream: BinaryIO) -> dict:
@@ -76,20 +83,32 @@ def _read_metadata(stream: BinaryIO) -> dict:
 
 
 class _Header:
-    """Reads GGUF values off a stream, with the value types of the gguf package."""
+    """Reads GGUF values off a stream, with the value types of the gguf package. A header is untrusted: no read
+    goes past the end of the file, and arrays nest only so deep."""
+
+    MAX_ARRAY_DEPTH = 8
 
     def __init__(self, stream: BinaryIO):
         from gguf import GGUFValueType
 
         self.stream = stream
+        self.size = os.fstat(stream.fileno()).st_size
         self.scalars = {GGUFValueType[name]: code for name, code in _STRUCT_CODES.items()}
         self.STRING, self.ARRAY = GGUFValueType.STRING, GGUFValueType.ARRAY
 
     def unpack(self, code: str):
-        return struct.unpack("<" + code, self.stream.read(struct.calcsize(code)))[0]
+        return struct.unpack("<" + code, self.read(struct.calcsize(code)))[0]
+
+    def read(self, length: int) -> bytes:
+        return self.stream.read(self._checked(length))
+
+    def _checked(self, length: int) -> int:
+        if length > self.size - self.stream.tell():
+            raise ValueError("a length runs past the end of the file")
+        return length
 
     def string(self) -> str:
-        return self.stream.read(self.unpack("Q")).decode("utf-8")
+        return self.read(self.unpack("Q")).decode("utf-8")
 
     def value(self, value_type: int):
         if value_type == self.STRING:
@@ -98,15 +117,17 @@ class _Header:
             raise ValueError(f"unknown GGUF value type {value_type}")
         return self.unpack(self.scalars[value_type])
 
-    def skip_array(self) -> None:
+    def skip_array(self, depth: int = 0) -> None:
+        if depth > self.MAX_ARRAY_DEPTH:
+            raise ValueError("arrays nested too deep")
         element_type, count = self.unpack("I"), self.unpack("Q")
         if element_type in self.scalars:
-            self.stream.seek(count * struct.calcsize(self.scalars[element_type]), 1)
+            self.stream.seek(self._checked(count * struct.calcsize(self.scalars[element_type])), 1)
             return
         for _ in range(count):              # strings (or nested arrays): each carries its own length
             if element_type == self.STRING:
-                self.stream.seek(self.unpack("Q"), 1)
+                self.stream.seek(self._checked(self.unpack("Q")), 1)
             elif element_type == self.ARRAY:
-                self.skip_array()
+                self.skip_array(depth + 1)
             else:
                 raise ValueError(f"unknown GGUF array element type {element_type}")

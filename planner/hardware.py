@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gptoss_deploy.planner.errors import UsageError, validation_problem
 
@@ -28,6 +28,12 @@ class Memory(_Strict):
     available_bytes: int = Field(ge=0)
     bandwidth_gbps: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _available_within_total(self) -> Memory:
+        if self.available_bytes > self.total_bytes:
+            raise ValueError("available_bytes is more than total_bytes")
+        return self
+
 
 class Gpu(_Strict):
     index: int = Field(ge=0)
@@ -38,6 +44,12 @@ class Gpu(_Strict):
     memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
     compute_capability: str | None = None
     unified_memory: bool = False
+
+    @model_validator(mode="after")
+    def _free_within_total(self) -> Gpu:
+        if self.memory_free_bytes > self.memory_total_bytes:
+            raise ValueError("memory_free_bytes is more than memory_total_bytes")
+        return self
 
 
 class Disk(_Strict):
@@ -83,6 +95,8 @@ def load_hardware(path: str | Path) -> HardwareReport:
         raise UsageError(f"hardware file {path} does not exist") from None
     except OSError as err:
         raise UsageError(f"cannot read hardware file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"hardware file {path} is not text; create it with `gptoss probe --json > {path.name}`") from None
     if not text.strip():
         raise UsageError(f"hardware file {path} is empty; create it with `gptoss probe --json > {path.name}`")
     try:

@@ -103,7 +103,12 @@ def load_profile(name_or_path: str, backends: list[str]) -> LoadedProfile:
 
 
 def _load(path: Path, name: str, source: str, backends: list[str]) -> LoadedProfile:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"profile {path}: not text (TOML is UTF-8)") from None
+    except OSError as err:
+        raise UsageError(f"profile {path}: cannot read it ({err.strerror})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -1,0 +1,135 @@
+"""Property-based: whatever a plan, hardware, profile or GGUF file holds, the answer is a plan or one line and
+exit 2 (or 3: nothing fits), never exit 1 (a crash). Each strategy mutates a real file as well as making noise."""
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import fixture_path
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12)
+CPU_ONLY = fixture_path("cpu-only")
+
+
+def paths(document, prefix=()):
+    """Every place in a JSON document a value could be replaced."""
+    yield prefix
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield from paths(value, (*prefix, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from paths(value, (*prefix, index))
+
+
+def replaced(document, path, value):
+    if not path:
+        return value
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return copy
+
+
+def mutations(document) -> st.SearchStrategy:
+    every = list(paths(document))
+    return st.builds(lambda i, value: replaced(document, every[i], value),
+                     st.integers(min_value=0, max_value=len(every) - 1), JSON_VALUES)
+
+
+def noise() -> st.SearchStrategy[bytes]:
+    return st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
+
+
+def assert_answered(code: int, out: str, err: str, allowed: tuple[int, ...]) -> None:
+    assert code in allowed, err
+    if code:
+        assert err.count("\n") == 1 and err.startswith("gptoss: error: ") and "internal error" not in err
+
+
+HARDWARE = json.loads(fixture_path("rtx4090-desktop").read_text())
+
+
+@SETTINGS
+@given(content=mutations(HARDWARE).map(lambda d: json.dumps(d).encode()) | noise())
+def test_any_hardware_file_plans_or_exits_2(run_cli, tmp_path, content):
+    path = tmp_path / "node.json"
+    path.write_bytes(content)
+    assert_answered(*run_cli("plan", "--hardware", path, "--json"), allowed=(0, 2, 3))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_any_plan_file_applies_or_exits_2(run_cli, tmp_path, data):
+    if not hasattr(test_any_plan_file_applies_or_exits_2, "plans"):
+        test_any_plan_file_applies_or_exits_2.plans = [
+            json.loads(run_cli("plan", "--hardware", fixture_path(name), "--json", *flags)[1])
+            for name, flags in (("laptop-rtx4060-8gb", ()), ("h100-sxm", ()), ("cpu-only", ("--backend", "ollama")),
+                                ("cpu-only", ("--profile", "aws")))]
+    plan = data.draw(st.sampled_from(test_any_plan_file_applies_or_exits_2.plans))
+    content = data.draw(mutations(plan).map(lambda d: json.dumps(d).encode()) | noise())
+    path = tmp_path / "plan.json"
+    path.write_bytes(content)
+    assert_answered(*run_cli("up", "--plan", path, "--dry-run", "--json"), allowed=(0, 2))
+
+
+TOML_VALUES = st.one_of(st.integers(min_value=-2**70, max_value=2**70).map(str), st.floats(allow_nan=False).map(repr),
+                        st.booleans().map(lambda b: str(b).lower()), st.text(max_size=12).map(json.dumps),
+                        st.lists(st.text(max_size=6).map(json.dumps), max_size=3).map(lambda v: f"[{', '.join(v)}]"))
+PROFILE_KEYS = st.sampled_from(["description", "model", "backend", "backend_preference", "context",
+                                "min_decode_tokens_per_s", "reasoning_effort", "local_only", "region", "azure_mode",
+                                "usd_per_hour", "contxt"]) | st.text(max_size=8)
+
+
+@SETTINGS
+@given(content=st.dictionaries(PROFILE_KEYS, TOML_VALUES, max_size=6).map(
+    lambda d: "\n".join(f"{json.dumps(k)} = {v}" for k, v in d.items()).encode()) | noise())
+def test_any_profile_plans_or_exits_2(run_cli, tmp_path, content):
+    path = tmp_path / "mine.toml"
+    path.write_bytes(content)
+    assert_answered(*run_cli("plan", "--profile", path, "--hardware", CPU_ONLY, "--json"), allowed=(0, 2, 3))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_any_gguf_header_plans_or_exits_2(run_cli, tmp_path, smollm2, data):
+    header = smollm2.open("rb").read(4096)
+    cut = data.draw(st.integers(min_value=0, max_value=len(header)))
+    edits = data.draw(st.lists(st.tuples(st.integers(min_value=0, max_value=len(header) - 1),
+                                         st.integers(min_value=0, max_value=255)), max_size=6))
+    content = bytearray(header[:cut] if data.draw(st.booleans()) else header)
+    for offset, value in edits:
+        if offset < len(content):
+            content[offset] = value
+    path = tmp_path / "model.gguf"
+    path.write_bytes(bytes(content))
+    assert_answered(*run_cli("up", "--gguf", path, "--hardware", CPU_ONLY, "--dry-run", "--json"), allowed=(0, 2))
+
+
+def test_what_the_properties_found_exits_2_naming_the_file(run_cli, tmp_path, smollm2):
+    """The cases that exited 1 before: each is one line and exit 2 now."""
+    binary = tmp_path / "node.json"
+    binary.write_bytes(b"\x80\x81")
+    greedy = tmp_path / "greedy.json"
+    gpu = {**HARDWARE["gpus"][0], "memory_free_bytes": HARDWARE["gpus"][0]["memory_total_bytes"] + 1}
+    greedy.write_text(json.dumps({**HARDWARE, "gpus": [gpu]}))
+    latin1 = tmp_path / "mine.toml"
+    latin1.write_bytes('description = "caf\u00e9"\n'.encode("latin-1"))
+    crafted = tmp_path / "crafted.gguf"
+    header = bytearray(smollm2.open("rb").read(4096))
+    header[98] = 1                                           # a string length now far past the end of the file
+    crafted.write_bytes(bytes(header))
+    for path, args, said in [(binary, ("plan", "--hardware", binary), "is not text"),
+                             (greedy, ("plan", "--hardware", greedy), "memory_free_bytes is more than memory_total_bytes"),
+                             (latin1, ("plan", "--profile", latin1, "--hardware", CPU_ONLY), "not text (TOML is UTF-8)"),
+                             (crafted, ("up", "--gguf", crafted, "--hardware", CPU_ONLY, "--dry-run"), "past the end")]:
+        code, _, err = run_cli(*args)
+        assert code == 2 and said in err and str(path) in err, err
