@@ -14,11 +14,13 @@ from helpers import free_port
 
 
 def engines(state) -> list[psutil.Process]:
-    """llama.cpp engine processes started for this test's state dir."""
+    """The llama.cpp servers started for this test's state dir: the embedded engine or a real llama-server
+    (GPTOSS_LLAMA_SERVER), told from the log filter that leads their group."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if (process.info["cmdline"] or [])[1:4] == ["-P", "-m", "gptoss_deploy.backends.llamacpp_embedded"] and \
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if ("llamacpp_embedded" in cmdline or "llama-server" in cmdline) and "log_filter" not in cmdline and \
                     process.environ().get("GPTOSS_STATE_DIR") == str(state.root):
                 found.append(process)
         except psutil.Error:
