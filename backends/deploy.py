@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from gptoss_deploy.backends import get_backend
@@ -15,7 +16,7 @@ from gptoss_deploy.backends.process import (alive, create_time, port_holder, por
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
-from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
 
@@ -255,6 +256,16 @@ def _wait_port_free(record: Deployment, timeout_s: float = 10.0) -> None:
             raise BackendError(f"port {record.port} is still taken after stopping {record.name}: "
                                f"{port_holder(record.port).describe()}")
         time.sleep(0.1)
+
+
+@contextmanager
+def taken_down_if_interrupted(store: StateStore, record: Deployment) -> Iterator[None]:
+    """A deployment this run just started goes down again if the run is interrupted before it is done."""
+    try:
+        yield
+    except (KeyboardInterrupt, Interrupted):
+        down(store, [record.name])
+        raise
 
 
 def save_benchmark(store: StateStore, name: str, benchmark: Benchmark) -> Deployment:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -10,7 +11,8 @@ from gptoss_deploy.cli.deploy_commands import bench_command, down_command, statu
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.cli.plan_commands import (backends_command, plan_command, probe_command, profiles_command,
                                              schema_command)
-from gptoss_deploy.planner.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, UsageError
+from gptoss_deploy.planner.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, Interrupted,
+                                          UsageError)
 
 app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,9 +29,22 @@ def _single(command) -> typer.Typer:
     return single
 
 
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
 def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
-    """Run a typer app; map every failure to one stderr line and the documented exit code."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Run a typer app; map every failure to one stderr line and the documented exit code. TERM and HUP stop it
+    the way Ctrl-C does: what the command started is stopped on the way out."""
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return _run_command(application, prog, sys.argv[1:] if argv is None else argv)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_command(application: typer.Typer, prog: str, argv: list[str]) -> int:
     out = Output(json_mode="--json" in argv)
     try:
         result = application(args=argv, prog_name=prog, standalone_mode=False)
@@ -43,6 +58,8 @@ def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> 
         return out.error(f"{err.format_message()} (see `{prog} --help`)", UsageError.code, EXIT_USAGE)
     except (KeyboardInterrupt, typer.Abort):
         return out.error("interrupted", "interrupted", EXIT_INTERRUPTED)
+    except Interrupted as err:
+        return out.error(err.message, "interrupted", err.exit_code)
     except typer.Exit as err:
         return err.exit_code
     except BrokenPipeError:                   # the reader went away (`| head`): not our failure

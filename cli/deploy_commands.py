@@ -100,7 +100,9 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
         if not (no_bench or reused):
             from gptoss_deploy.backends.verify import bench_record
 
-            benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms), progress)
+            with deploy.taken_down_if_interrupted(store, record):
+                benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms),
+                                         progress)
             record = deploy.save_benchmark(store, record.name, benchmark)
     _report(out, record.to_json(), record.benchmark, lambda console: render_deployment(console, record, reused))
 

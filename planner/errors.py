@@ -16,6 +16,17 @@ EXIT_VERIFY = 5
 EXIT_INTERRUPTED = 130
 
 
+class Interrupted(BaseException):
+    """A signal asked the command to stop (TERM, HUP): it cleans up as for Ctrl-C, then exits 128 + the signal."""
+
+    NAMES = {1: "hung up (SIGHUP)", 15: "terminated (SIGTERM)"}
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+        self.message = self.NAMES.get(signum, f"stopped by signal {signum}")
+
+
 class GptossError(Exception):
     """A failure the user can act on: one line saying what went wrong and what to do."""
 

@@ -93,6 +93,41 @@ def test_ctrl_c_during_load_leaves_nothing_running(state, smollm2, llama_server,
     assert stand_ins() == [] and state.records() == {}
 
 
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                (signal.SIGHUP, 129, "hung up (SIGHUP)")])
+def test_term_and_hangup_during_load_are_handled_like_ctrl_c(state, smollm2, llama_server, monkeypatch, signum, code,
+                                                              said):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+                                stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: state.path.exists() and state.records())
+    launcher.send_signal(signum)
+    assert launcher.wait(timeout=20) == code
+    assert launcher.stderr.read().strip().endswith(f"gptoss: error: {said}")
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_ctrl_c_during_the_benchmark_of_a_fresh_up_stops_the_server(state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_THINK_S", "30")             # the benchmark's first answer takes its time
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port())],
+                                stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: state.path.exists() and any(r.state == "running" for r in state.records().values()))
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=30) == 130
+    assert stand_ins() == [] and state.records() == {}
+
+
+def test_interrupting_bench_leaves_the_deployment_running(run_cli, state, smollm2, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_THINK_S", "30")
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json")
+    name = json.loads(out)["name"]
+    bench = subprocess.Popen([*STATUS[:3], "bench", name], stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    bench.send_signal(signal.SIGINT)
+    assert bench.wait(timeout=30) == 130
+    assert len(stand_ins()) == 1 and [r.name for r in state.records().values()] == [name]
+
+
 def test_killed_launcher_leaves_a_stale_record_that_status_cleans(state, smollm2, llama_server, monkeypatch):
     monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
     launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
