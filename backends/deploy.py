@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from gptoss_deploy.backends import get_backend
@@ -202,21 +203,51 @@ def _running(record: Deployment) -> bool:
     return backend.served_models(base_url=record.endpoint.base_url, api_key=None) is not None
 
 
-def status(store: StateStore) -> list[Deployment]:
-    """The deployments that still run; records of servers that died (or were orphaned) are cleaned up.
+@dataclass(frozen=True)
+class Ended:
+    """A deployment found dead: what happened, when it last wrote to its log, and where that log is."""
+
+    name: str
+    why: str
+    last_output_at: str | None
+    log: str | None
+
+    def __str__(self) -> str:
+        when = f" (last output {self.last_output_at})" if self.last_output_at else ""
+        log = f"; log: {self.log}" if self.log else ""
+        return f"deployment {self.name} ended: {self.why}{when}{log}"
+
+
+def _ended(record: Deployment) -> Ended:
+    if record.pid is None:
+        why = "the server it used no longer answers"
+    elif _orphaned(record):
+        why = "its launcher was stopped while the model loaded, so the server was stopped too"
+    else:
+        why = "its server exited"
+    last = None
+    if record.log and os.path.exists(record.log):
+        last = datetime.fromtimestamp(os.path.getmtime(record.log), timezone.utc).isoformat(timespec="seconds")
+    return Ended(record.name, why, last, record.log)
+
+
+def status(store: StateStore) -> tuple[list[Deployment], list[Ended]]:
+    """The deployments that still run, and those found dead (their records are cleaned up, their logs kept).
 
     While a `gptoss-up` holds the lock to load a model, the records are shown as they are, uncleaned.
     """
+    ended = []
     try:
         with store.locked(timeout_s=0):
             records = store.records()
             for name, record in list(records.items()):
                 if not _running(record):
+                    ended.append(_ended(record))
                     _clean_stale(store, record)
                     del records[name]
     except BackendError:
         records = store.records()
-    return list(records.values())
+    return list(records.values()), ended
 
 
 def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,

@@ -137,8 +137,11 @@ def status_command(json_out: JsonOpt = False) -> None:
     from gptoss_deploy.backends.deploy import status
     from gptoss_deploy.cli.render_deploy import render_status
 
-    records = status(_store())
-    Output(json_out).result([r.to_json() for r in records], lambda console: render_status(console, records))
+    records, ended = status(_store())
+    out = Output(json_out)
+    for notice in ended:
+        out.note(str(notice))
+    out.result([r.to_json() for r in records], lambda console: render_status(console, records))
 
 
 def down_command(name: NameArg = None,
@@ -179,7 +182,7 @@ def bench_command(name: NameArg = None,
             document = {"benchmark": benchmark.model_dump(mode="json")}
         else:
             store = _store()
-            record = _pick(status(store), name)
+            record = _pick(status(store)[0], name)
             record = save_benchmark(store, record.name, bench_record(record, store, gates, progress))
             benchmark, document = record.benchmark, record.to_json()
     _report(out, document, benchmark, lambda console: render_benchmark(console, benchmark))

@@ -56,6 +56,11 @@ class Output:
             yield lambda message: err.print(f"gptoss: {message}", markup=False, soft_wrap=True)
 
     @staticmethod
+    def note(message: str) -> None:
+        """Something the user should know that is not the result: on stderr, one line."""
+        sys.stderr.write(f"gptoss: {message}\n")
+
+    @staticmethod
     def confirmer(yes: bool) -> Callable[[str], bool]:
         """A yes/no question on the terminal; with nobody there, only --yes says yes (never a silent default)."""
         def confirm(question: str) -> bool:

@@ -152,6 +152,20 @@ def test_crashed_server_record_is_cleaned_and_up_starts_a_new_one(run_cli, state
     assert code == 0 and json.loads(out)["pid"] != first["pid"]
 
 
+def test_status_says_which_deployment_died_and_where_its_log_is(run_cli, state, smollm2, llama_server):
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json")
+    record = json.loads(out)
+    [server] = stand_ins()
+    server.kill()                                        # the server crashes
+    wait_for(lambda: not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE)
+    wait_for(lambda: not psutil.Process(record["pid"]).is_running()
+             or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE)
+    code, out, err = run_cli("status", "--json")
+    assert code == 0 and json.loads(out) == []
+    assert f"gptoss: deployment {record['name']} ended: its server exited (last output 20" in err
+    assert f"; log: {record['log']}" in err and state.records() == {}
+
+
 def test_two_launchers_at_once_start_exactly_one_server(state, smollm2, llama_server):
     args = [*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench", "--json"]
     launchers = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
