@@ -5,7 +5,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -61,29 +61,29 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         _apply_api_key(launch, options, store, name, backend)
         progress(f"fetching {launch.served_model}")
         backend.prepare(launch=launch, plan=doc, progress=progress)
-        record = _record(name, doc, launch, store)
-        if launch.argv is not None:
-            progress(f"starting {os.path.basename(launch.argv[0])}")
-            process = spawn(launch.argv, launch.env, store.log_path(name), _secrets(store.read_secret(name), launch))
-            record = record.model_copy(update=dict(
-                pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
-                launcher_started_at=create_time(os.getpid())))
-            store.put(record)              # recorded at once: a killed launcher leaves a findable server
-        else:
-            process = None
+        record, process = _record(name, doc, launch, store), None
         try:
+            if launch.argv is not None:
+                progress(f"starting {os.path.basename(launch.argv[0])}")
+                process = spawn(launch.argv, launch.env, store.log_path(name),
+                                _secrets(store.read_secret(name), launch))
+                record = record.model_copy(update=dict(
+                    pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
+                    launcher_started_at=create_time(os.getpid())))
+                store.put(record)              # recorded at once: a killed launcher leaves a findable server
             progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
             _wait_ready(backend, launch, process, store, name)
             if launch.api_key_file:
                 _check_key_required(backend, launch, progress)
             backend.after_ready(launch=launch, plan=doc, progress=progress)
-        except BaseException:                  # Ctrl-C included: leave nothing running, no record behind
+            record = record.model_copy(update={"state": "running"})
+            store.put(record)
+        except BaseException:                  # Ctrl-C and a failed state write included: nothing left running
             if process is not None:
                 stop_group(process.pid)
-            store.forget(name)
+            with suppress(BackendError):       # the state file may be what failed
+                store.forget(name)
             raise
-        record = record.model_copy(update={"state": "running"})
-        store.put(record)
         return record, False
 
 

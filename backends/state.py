@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gptoss_deploy.backends.records import Deployment
-from gptoss_deploy.planner.errors import BackendError, validation_problem
+from gptoss_deploy.planner.errors import BackendError, UsageError, validation_problem
 
 LOCK_TIMEOUT_S = 30.0   # another `gptoss-up` holds the lock while it starts a server; loading can take a while
 
@@ -43,7 +43,13 @@ class StateStore:
         """Hold the state lock: two launchers never start the same deployment twice."""
         from filelock import FileLock, Timeout
 
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)     # records name ports, logs and key files
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(f"the state dir {self.root} is not a directory: point GPTOSS_STATE_DIR at a directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)   # records name ports, logs and key files
+        except OSError as err:
+            raise BackendError(f"cannot create the state dir {self.root} ({err.strerror}); make its parent "
+                               "writable, or set GPTOSS_STATE_DIR to a directory you own") from None
         try:
             with FileLock(self.root / "state.lock", timeout=timeout_s, mode=0o600):
                 yield self
@@ -83,13 +89,21 @@ class StateStore:
 
     def _write(self, records: dict[str, Deployment]) -> None:
         # Write a sibling file, then rename over: a reader never sees half a file, a crash leaves the old one.
-        document = {"schema_version": 1, "deployments": {name: r.to_json() for name, r in records.items()}}
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".deployments-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        text = json.dumps({"schema_version": 1, "deployments": {name: r.to_json() for name, r in records.items()}},
+                          indent=2)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".deployments-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except OSError as err:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise BackendError(f"cannot write the state file {self.path} ({err.strerror or err}); free some space "
+                               f"in {self.root}, or set GPTOSS_STATE_DIR to a writable directory") from None
 
     def write_secret(self, name: str, secret: str) -> Path:
         """Store SECRET readable by this user only (0600): the server reads it from the file, never argv."""

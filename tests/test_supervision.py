@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -164,6 +165,24 @@ def test_status_says_which_deployment_died_and_where_its_log_is(run_cli, state, 
     assert code == 0 and json.loads(out) == []
     assert f"gptoss: deployment {record['name']} ended: its server exited (last output 20" in err
     assert f"; log: {record['log']}" in err and state.records() == {}
+
+
+def test_a_state_write_that_fails_leaves_nothing_running_and_no_temp_file(state, smollm2, llama_server):
+    def small_files():                                   # a disk that fills up: writes over 512 bytes fail
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    result = subprocess.run([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+                            capture_output=True, text=True, preexec_fn=small_files, timeout=60)
+    assert result.returncode == 4, result.stderr
+    assert "cannot write the state file" in result.stderr and "GPTOSS_STATE_DIR" in result.stderr
+    assert stand_ins() == [] and list(state.root.glob(".deployments-*")) == []
+
+
+def test_a_state_dir_that_is_a_file_exits_2(run_cli, smollm2, tmp_path, monkeypatch):
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(tmp_path / "not-a-dir"))
+    (tmp_path / "not-a-dir").write_text("")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    assert code == 2 and "is not a directory: point GPTOSS_STATE_DIR at a directory" in err
 
 
 def test_two_launchers_at_once_start_exactly_one_server(state, smollm2, llama_server):
