@@ -1,6 +1,7 @@
 """What a GGUF file says about itself (its key/value header): which model it is, so it can be planned."""
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def read_gguf(path: Path) -> GgufInfo:
     try:
         with open(path, "rb") as stream:
             fields = _read_metadata(stream)
-    except (ValueError, OSError, struct.error, UnicodeDecodeError, OverflowError, RecursionError) as err:
+    except (ValueError, KeyError, OSError, struct.error, UnicodeDecodeError, OverflowError, RecursionError) as err:
         raise UsageError(f"--gguf {path} is not a readable GGUF file ({err or type(err).__name__})") from None
     arch = fields.get("general.architecture")
     arch = arch if isinstance(arch, str) and arch else "unknown"
@@ -70,8 +71,8 @@ def _read_metadata(stream: BinaryIO) -> dict:
     header = _Header(stream)
     if header.unpack("I") != GGUF_MAGIC:
         raise ValueError("no GGUF magic number")
-    stream.seek(4 + 8, 1)                   # version (u32) and tensor count (u64): not needed
-    kv_count = header.unpack("Q")
+    stream.seek(4, 1)                       # version (u32): not needed
+    tensor_count, kv_count = header.unpack("Q"), header.unpack("Q")
     fields = {}
     for _ in range(kv_count):
         key, value_type = header.string(), header.unpack("I")
@@ -79,7 +80,26 @@ def _read_metadata(stream: BinaryIO) -> dict:
             header.skip_array()
         else:
             fields[key] = header.value(value_type)
+    _check_tensor_data(header, tensor_count, fields.get("general.alignment"))
     return fields
+
+
+def _check_tensor_data(header: _Header, tensor_count: int, alignment) -> None:
+    """The tensor table says where each tensor's data ends: a file shorter than that is an interrupted copy."""
+    from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType
+
+    data_end = 0
+    for _ in range(tensor_count):
+        header.string()                                          # the tensor's name
+        dims = [header.unpack("Q") for _ in range(header.unpack("I"))]
+        block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(header.unpack("I"))]
+        offset = header.unpack("Q")
+        data_end = max(data_end, offset + math.prod(dims) // block * block_bytes)
+    alignment = alignment if isinstance(alignment, int) and alignment > 0 else GGUF_DEFAULT_ALIGNMENT
+    data_start = -(-header.stream.tell() // alignment) * alignment
+    if data_start + data_end > header.size:
+        raise ValueError(f"truncated: its tensors need {data_start + data_end} bytes and the file has {header.size}; "
+                         "an interrupted download or copy?")
 
 
 class _Header:
@@ -97,15 +117,13 @@ class _Header:
         self.STRING, self.ARRAY = GGUFValueType.STRING, GGUFValueType.ARRAY
 
     def unpack(self, code: str):
-        return struct.unpack("<" + code, self.read(struct.calcsize(code)))[0]
+        return struct.unpack("<" + code, self.stream.read(struct.calcsize(code)))[0]   # short read: struct.error
 
     def read(self, length: int) -> bytes:
-        return self.stream.read(self._checked(length))
-
-    def _checked(self, length: int) -> int:
+        """LENGTH bytes, where LENGTH came from the file: never more than the file still holds."""
         if length > self.size - self.stream.tell():
             raise ValueError("a length runs past the end of the file")
-        return length
+        return self.stream.read(length)
 
     def string(self) -> str:
         return self.read(self.unpack("Q")).decode("utf-8")
@@ -122,11 +140,11 @@ class _Header:
             raise ValueError("arrays nested too deep")
         element_type, count = self.unpack("I"), self.unpack("Q")
         if element_type in self.scalars:
-            self.stream.seek(self._checked(count * struct.calcsize(self.scalars[element_type])), 1)
+            self.stream.seek(count * struct.calcsize(self.scalars[element_type]), 1)   # past the end: reads fail
             return
         for _ in range(count):              # strings (or nested arrays): each carries its own length
             if element_type == self.STRING:
-                self.stream.seek(self._checked(self.unpack("Q")), 1)
+                self.stream.seek(self.unpack("Q"), 1)
             elif element_type == self.ARRAY:
                 self.skip_array(depth + 1)
             else:

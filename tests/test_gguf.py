@@ -86,3 +86,11 @@ def test_truncated_gguf_exits_2(run_cli, tmp_path, smollm2):
     path.write_bytes(smollm2.read_bytes()[:200])          # an interrupted copy
     code, _, err = dry_run(run_cli, path)
     assert code == 2 and "is not a readable GGUF file" in err
+
+
+def test_gguf_truncated_in_its_tensor_data_exits_2(run_cli, tmp_path, smollm2):
+    path = tmp_path / "partial.gguf"
+    data = smollm2.read_bytes()
+    path.write_bytes(data[: len(data) * 9 // 10])        # the header is whole; the last tensors are missing
+    code, _, err = dry_run(run_cli, path)
+    assert code == 2 and "truncated: its tensors need" in err and f"the file has {len(data) * 9 // 10}" in err
