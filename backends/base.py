@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 API_KEY_ENV = "OPENAI_API_KEY"
-WILDCARD_HOSTS = ("0.0.0.0", "::")   # what OpenAI clients read; `up` tells users to fill it from the key file
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}   # a wildcard bind, and how this machine reaches it
 
 
 # A deployment's name becomes file names in the state dir: nothing that could leave it, or hide in it.
@@ -111,11 +111,15 @@ class ServerLaunch:
     @property
     def base_url(self) -> str:
         # A wildcard bind is reached locally over loopback; other machines use this machine's address.
-        return endpoint("127.0.0.1" if self.host in WILDCARD_HOSTS else self.host, self.port)
+        return endpoint(WILDCARD_HOSTS.get(self.host, self.host), self.port)
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"     # an IPv6 address goes in brackets
 
 
 def endpoint(host: str, port: int) -> str:
-    return f"http://{host}:{port}/v1"
+    return f"http://{host_port(host, port)}/v1"
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
                                         safe_name)
-from gptoss_deploy.backends.process import (alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
+from gptoss_deploy.backends.process import (CannotBind, alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
                                            wait_until)
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.state import StateStore
@@ -119,8 +119,13 @@ def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
 
 
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:
-    if launch.argv is None or not port_in_use(launch.host, launch.port):
+    if launch.argv is None:
         return
+    try:
+        if not port_in_use(launch.host, launch.port):
+            return
+    except CannotBind as err:
+        raise UsageError(f"--host: {err}; give one of this machine's addresses, 127.0.0.1, or 0.0.0.0") from None
     ours = [r.name for r in store.records().values() if r.port == launch.port and _running(r)]
     holder = f"deployment {ours[0]} (`gptoss down {ours[0]}`)" if ours else port_holder(launch.port).describe()
     raise BackendError(f"port {launch.port} is taken by {holder}; stop it or choose another --port")
@@ -282,11 +287,12 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
 
 def _wait_port_free(record: Deployment, timeout_s: float = 10.0) -> None:
     give_up = time.monotonic() + timeout_s
-    while port_in_use(record.host, record.port):
-        if time.monotonic() > give_up:
-            raise BackendError(f"port {record.port} is still taken after stopping {record.name}: "
-                               f"{port_holder(record.port).describe()}")
-        time.sleep(0.1)
+    with suppress(CannotBind):             # the address is gone from this machine: nothing can hold the port
+        while port_in_use(record.host, record.port):
+            if time.monotonic() > give_up:
+                raise BackendError(f"port {record.port} is still taken after stopping {record.name}: "
+                                   f"{port_holder(record.port).describe()}")
+            time.sleep(0.1)
 
 
 @contextmanager

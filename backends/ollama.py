@@ -5,7 +5,7 @@ import os
 import shutil
 from urllib.parse import urlsplit
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env, endpoint
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env, endpoint, host_port
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
@@ -37,7 +37,7 @@ class Ollama(LocalBackend):
         return {
             "argv": ["ollama", "serve"],
             # Ollama's default context (4096) silently truncates prompts: always set it.
-            "env": {"OLLAMA_HOST": f"{settings.host}:{port}",
+            "env": {"OLLAMA_HOST": host_port(settings.host, port),
                     "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
             "model_ref": placement.artifact.ref,
             "request": {"model": placement.artifact.ref, "think": settings.reasoning_effort,
@@ -56,7 +56,7 @@ class Ollama(LocalBackend):
         program = shutil.which("ollama")
         launch.argv = [program or "ollama", "serve"]
         # Ollama's default context (4096) silently truncates prompts: the server default is the plan's too.
-        launch.env = {"OLLAMA_HOST": f"{host}:{port}", "OLLAMA_CONTEXT_LENGTH": str(context)}
+        launch.env = {"OLLAMA_HOST": host_port(host, port), "OLLAMA_CONTEXT_LENGTH": str(context)}
         launch.unavailable = None if program else NOT_INSTALLED
         return launch
 

@@ -1,6 +1,7 @@
 """Supervise a server process: spawn it in its own process group, wait until it serves, stop it (TERM, then KILL)."""
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
@@ -31,14 +32,26 @@ class PortHolder:
         return f"{self.name} (pid {self.pid})" if self.pid else self.name
 
 
+class CannotBind(Exception):
+    """HOST is no address of this machine (or cannot be resolved): no port on it will ever be free."""
+
+
 def port_in_use(host: str, port: int) -> bool:
-    """Whether something accepts connections on host:port (or holds it so that we could not bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """Whether something holds host:port, so that a server could not bind it (IPv4 or IPv6).
+
+    Raises CannotBind when the address itself cannot be bound, whatever the port."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise CannotBind(f"{host} does not resolve ({err.strerror})") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
-        except OSError:
-            return True
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return True
+            raise CannotBind(f"{host} is not an address of this machine ({err.strerror})") from None
     return False
 
 

@@ -15,7 +15,7 @@ HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
 

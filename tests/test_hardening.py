@@ -75,3 +75,10 @@ def test_a_bad_setting_exits_2_before_anything_starts(run_cli, state, smollm2, m
     monkeypatch.delenv(setting, raising=False)        # the teardown's `down` reads it too
     assert code == 2 and message in err and err.count("\n") == 1
     assert not state.root.exists() or state.records() == {}
+
+
+def test_an_address_this_machine_does_not_have_is_told_apart_from_a_taken_port(run_cli, state, smollm2, monkeypatch):
+    monkeypatch.setenv("GPTOSS_API_KEY", "a-key-of-my-own-0123456789")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--host", "192.0.2.7", "--port", free_port(), "--no-bench")
+    assert code == 2 and "--host: 192.0.2.7 is not an address of this machine" in err and "taken" not in err
+    assert state.records() == {}

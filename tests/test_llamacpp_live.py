@@ -94,3 +94,12 @@ def test_port_held_by_our_own_deployment_is_named(run_cli, state, smollm2):
     first = up(run_cli, smollm2, port, "--no-bench")
     code, _, err = run_cli("up", "--gguf", smollm2, "--port", port, "--name", "second", "--no-bench")
     assert code == 4 and f"deployment {first['name']}" in err and "second" not in state.records()
+
+
+def test_an_ipv6_loopback_bind_serves_and_is_benchmarked(run_cli, state, smollm2):
+    port = free_port("::1")
+    record = up(run_cli, smollm2, port, "--host", "::1")
+    assert record["endpoint"]["base_url"] == f"http://[::1]:{port}/v1"
+    assert record["endpoint"]["api_key_file"] is None                  # loopback: no key needed
+    assert record["benchmark"]["verdict"] == "pass"
+    assert run_cli("down", record["name"])[0] == 0 and not port_in_use("::1", port)
