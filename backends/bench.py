@@ -6,6 +6,7 @@ Decode tok/s = (n - 1) / (t_last - t_first): the first token's time belongs to T
 """
 from __future__ import annotations
 
+import os
 import secrets
 import statistics
 import time
@@ -19,6 +20,9 @@ CONCURRENCY = 4
 SECONDS_PER_REQUEST = 2.0            # sizes the output so the whole run stays well under 30 s
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 32, 256, 64
 TIMINGS_TOLERANCE = 0.25             # client and server decode figures further apart than this: invalid run
+# The fastest single stream over the slowest: past this, something else used the machine during the run, and its
+# median says more about that than about the deployment.
+UNSTABLE_SPREAD = 1.5
 PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 
 
@@ -134,16 +138,34 @@ def verdict(samples: list[Sample], aggregate: float, output_tokens: int, predict
     ttft = _median([s.ttft_ms for s in samples])
     problems = _invalid_reasons(samples, decode, server_decode, output_tokens)
     failures = [] if problems else _missed_gates(decode, aggregate, ttft, gates)
+    unsteady = [] if problems or failures else _unstable_reasons(samples)
     return {
         "decode_tokens_per_s": _round(decode), "server_decode_tokens_per_s": _round(server_decode),
         "ttft_ms": _round(ttft), "aggregate_tokens_per_s": _round(aggregate), "concurrency": CONCURRENCY,
         "output_tokens": output_tokens, "predicted_decode_tokens_per_s": predicted_decode,
         "measured_vs_predicted": _ratio(decode, predicted_decode),
         "roofline_efficiency": _ratio(decode, roofline_decode),
-        "verdict": "invalid" if problems else "fail" if failures else "pass",
-        "reasons": problems or failures,
+        "verdict": "invalid" if problems else "fail" if failures else "unstable" if unsteady else "pass",
+        "reasons": problems or failures or unsteady,
         "samples": [s.to_json() for s in samples],
+        "load_average_1m": _load_average(),
     }
+
+
+def _unstable_reasons(samples: list[Sample]) -> list[str]:
+    speeds = [s.decode_tokens_per_s for s in samples if s.decode_tokens_per_s]
+    if len(speeds) < 2 or max(speeds) / min(speeds) <= UNSTABLE_SPREAD:
+        return []
+    return [f"single-stream decode varied {max(speeds) / min(speeds):.1f}x between requests ({min(speeds):.0f} to "
+            f"{max(speeds):.0f} tok/s) with load average {_load_average()}: run again when the machine is quieter"]
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average, recorded beside every verdict (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _invalid_reasons(samples, decode, server_decode, output_tokens) -> list[str]:

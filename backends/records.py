@@ -52,9 +52,10 @@ class Benchmark(_Document):
     predicted_decode_tokens_per_s: float | None
     measured_vs_predicted: float | None
     roofline_efficiency: float | None
-    verdict: Literal["pass", "fail", "invalid"]
+    verdict: Literal["pass", "fail", "invalid", "unstable"]
     reasons: list[str]
     samples: list[Sample]
+    load_average_1m: float | None = Field(default=None, description="the machine's load when it was measured")
     spent: Spent | None = None
 
 

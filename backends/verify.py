@@ -44,9 +44,11 @@ def _run(client, predicted: Predicted | None, gates: Gates, progress, price: dic
     return Benchmark.model_validate(result)
 
 
-def verification_failure(benchmark: Benchmark | None, document: dict) -> VerificationError | None:
-    """The exit-5 rule: a benchmark that did not pass fails verification; DOCUMENT travels with the error."""
-    if benchmark is None or benchmark.verdict == "pass":
+def verification_failure(benchmark: Benchmark | None, document: dict, gates: Gates) -> VerificationError | None:
+    """The exit-5 rule: a benchmark that did not pass fails verification, and an unstable one fails a run that set
+    gates (its figures cannot be held to them); DOCUMENT travels with the error."""
+    gated = any(value is not None for value in vars(gates).values())
+    if benchmark is None or benchmark.verdict == "pass" or (benchmark.verdict == "unstable" and not gated):
         return None
     return VerificationError(f"benchmark verdict {benchmark.verdict}: {'; '.join(benchmark.reasons)}",
                              details=document)

@@ -84,6 +84,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     from gptoss_deploy.planner.gguf_info import read_gguf
 
     out = Output(json_out)
+    gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     gguf_info = read_gguf(gguf) if gguf else None
     doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode),
                        hardware, plan_file, gguf_info)
@@ -101,10 +102,9 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
             from gptoss_deploy.backends.verify import bench_record
 
             with deploy.taken_down_if_interrupted(store, record):
-                benchmark = bench_record(record, store, _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms),
-                                         progress)
+                benchmark = bench_record(record, store, gates, progress)
             record = deploy.save_benchmark(store, record.name, benchmark)
-    _report(out, record.to_json(), record.benchmark, lambda console: render_deployment(console, record, reused))
+    _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused))
 
 
 def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
@@ -121,11 +121,11 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     out.result(dry_run_json(doc, launch), lambda console: render_dry_run(console, doc, launch))
 
 
-def _report(out: Output, document: dict, benchmark, render) -> None:
+def _report(out: Output, document: dict, benchmark, gates, render) -> None:
     """Show DOCUMENT; a BENCHMARK that did not pass then exits 5 (in JSON mode the error document carries it)."""
     from gptoss_deploy.backends.verify import verification_failure
 
-    failure = verification_failure(benchmark, document)
+    failure = verification_failure(benchmark, document, gates)
     if not (failure and out.json_mode):
         out.result(document, render)
     if failure:
@@ -185,7 +185,7 @@ def bench_command(name: NameArg = None,
             record = _pick(status(store)[0], name)
             record = save_benchmark(store, record.name, bench_record(record, store, gates, progress))
             benchmark, document = record.benchmark, record.to_json()
-    _report(out, document, benchmark, lambda console: render_benchmark(console, benchmark))
+    _report(out, document, benchmark, gates, lambda console: render_benchmark(console, benchmark))
 
 
 def _pick(records: list, name: str | None):

@@ -11,7 +11,7 @@ from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, tokens_per_s
 
-VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow"}
+VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unstable": "yellow"}
 
 
 def render_dry_run(console: Console, doc: PlanDocument, launch) -> None:

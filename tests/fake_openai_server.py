@@ -12,9 +12,11 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_NO_USAGE      leave usage out of the stream
   FAKE_SERVER_ECHO          a line to print at start-up (as servers print their configuration)
   FAKE_SERVER_IGNORE_TERM   ignore SIGTERM (a server stuck in shutdown)
+  FAKE_SERVER_SLOW_REQUEST  the Nth chat request (1 = the first) streams 4x slower (a machine busy for a moment)
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -34,6 +36,7 @@ def flag(argv: list[str], name: str, default: str | None = None) -> str | None:
 class Handler(JsonHandler):
     model = "unknown"
     api_key = None
+    chats = itertools.count(1)
 
     def _authorized(self) -> bool:
         if self.api_key and self.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -55,12 +58,14 @@ class Handler(JsonHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         n = min(request["max_tokens"], int(os.environ.get("FAKE_SERVER_STOP_AFTER", 1 << 30)))
+        slow = next(self.chats) == int(os.environ.get("FAKE_SERVER_SLOW_REQUEST", 0))
+        interval = TOKEN_INTERVAL_S * (4 if slow else 1)
         for i in range(n):       # gpt-oss reasons first: the first tokens arrive as reasoning_content
             if i == n // 2:
                 time.sleep(float(os.environ.get("FAKE_SERVER_THINK_S", 0)))
             delta = {"reasoning_content": "hm"} if i < n // 2 else {"content": "word "}
             self._event({"choices": [{"index": 0, "delta": delta}]})
-            time.sleep(TOKEN_INTERVAL_S)
+            time.sleep(interval)
         final = {"choices": []}
         if not os.environ.get("FAKE_SERVER_NO_USAGE"):
             final["usage"] = {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": n + 20}

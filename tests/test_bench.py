@@ -85,3 +85,12 @@ def test_decode_excludes_the_first_token_and_ttft_ends_at_it():
     # 11 tokens: the first at 0.2 s after sending, the last 1.0 s later: 10 intervals in 1.0 s.
     sample = StreamClock(sent_s=0.0, first_s=0.2, last_s=1.2).sample(11, server_decode=None)
     assert sample.ttft_ms == pytest.approx(200) and sample.decode_tokens_per_s == pytest.approx(10.0)
+
+
+def test_single_streams_that_disagree_make_the_run_unstable_and_fail_a_gated_run(run_cli, server):
+    code, result, err = bench(run_cli, server(FAKE_SERVER_SLOW_REQUEST="3"))   # the second single stream: busy
+    assert code == 0 and result["verdict"] == "unstable"
+    assert "single-stream decode varied" in result["reasons"][0] and "load average" in result["reasons"][0]
+    assert result["load_average_1m"] is not None
+    code, result, err = bench(run_cli, server(FAKE_SERVER_SLOW_REQUEST="3"), "--min-decode-tps", "1")
+    assert code == 5 and result["verdict"] == "unstable" and "benchmark verdict unstable" in err
