@@ -33,6 +33,11 @@ def download_plan(repo: str, files: list[str], size_bytes: int) -> dict:
             "bytes": int(size_bytes * len(missing) / len(files)) if files else 0}
 
 
+def _offline() -> bool:
+    """huggingface_hub's offline mode, read now (its own constant is read once, at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
 def _reporting_tqdm(progress, filename: str):
     """A tqdm that draws nothing itself and hands each new whole percent to PROGRESS (spinner or log line)."""
     from tqdm import tqdm
@@ -72,6 +77,9 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
             paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir(),
                                               tqdm_class=_reporting_tqdm(progress, filename))))
         except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+            if _offline():
+                raise BackendError(f"{repo}/{filename} is not in the model cache {cache_dir()} and HF_HUB_OFFLINE "
+                                   "is set: unset it to download, or pass --gguf PATH to a local copy") from None
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "
                                "HF_TOKEN, or pass --gguf PATH to a local copy") from None

@@ -33,12 +33,12 @@ def test_dry_run_lists_the_download_and_its_size(run_cli):
     assert download["bytes"] == json.loads(out)["plan"]["memory"]["breakdown"]["weights"]
 
 
-def test_unreachable_hub_exits_4_before_starting_anything(run_cli, state, stand_in):
-    stand_in("llama-server")
+def test_offline_mode_without_the_model_cached_says_so_and_exits_4(run_cli, state, stand_in):
+    stand_in("llama-server")                      # run_cli sets HF_HUB_OFFLINE=1 and an empty cache
     code, out, err = run_cli("up", "--hardware", CPU_ONLY, "--port", free_port())
     assert code == 4 and out == ""
-    assert f"could not download {REPO}/{FILE}" in err and "--gguf PATH" in err
-    assert state.records() == {}
+    assert f"{REPO}/{FILE} is not in the model cache" in err and "HF_HUB_OFFLINE is set" in err
+    assert "--gguf PATH" in err and "check the network" not in err and state.records() == {}
 
 
 def test_not_enough_disk_exits_4_before_downloading(run_cli, state, stand_in, tmp_path):
