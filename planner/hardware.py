@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gptoss_deploy.planner.errors import UsageError, validation_problem
+from gptoss_deploy.planner.files import read_user_text
 
 SCHEMA_VERSION = 1
 
@@ -89,14 +90,7 @@ def hardware_from_dict(data: object, source: str) -> HardwareReport:
 def load_hardware(path: str | Path) -> HardwareReport:
     """Read a hardware file (same schema as `gptoss probe --json`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"hardware file {path} does not exist") from None
-    except OSError as err:
-        raise UsageError(f"cannot read hardware file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"hardware file {path} is not text; create it with `gptoss probe --json > {path.name}`") from None
+    text = read_user_text(path, "hardware file", f"; create it with `gptoss probe --json > {path.name}`")
     if not text.strip():
         raise UsageError(f"hardware file {path} is empty; create it with `gptoss probe --json > {path.name}`")
     try:

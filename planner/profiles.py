@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.files import read_user_text
 
 ModelChoice = Literal["auto", "20b", "120b"]
 Effort = Literal["low", "medium", "high"]
@@ -103,12 +104,7 @@ def load_profile(name_or_path: str, backends: list[str]) -> LoadedProfile:
 
 
 def _load(path: Path, name: str, source: str, backends: list[str]) -> LoadedProfile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"profile {path}: not text (TOML is UTF-8)") from None
-    except OSError as err:
-        raise UsageError(f"profile {path}: cannot read it ({err.strerror})") from None
+    text = read_user_text(path, "profile", " (TOML is UTF-8)")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -9,15 +9,15 @@ from pydantic import ValidationError
 
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError, validation_problem
+from gptoss_deploy.planner.files import read_user_text
 from gptoss_deploy.planner.plan import SCHEMA_VERSION
 
 
 def load_plan(path: Path) -> PlanDocument:
+    text = read_user_text(path, "plan file")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"plan file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
         raise UsageError(f"plan file {path} is not a readable JSON plan ({err})") from None
     if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
         raise UsageError(f"plan file {path}: not a schema_version {SCHEMA_VERSION} plan from `gptoss-plan --json`")
