@@ -9,6 +9,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import psutil
+
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
                                         safe_name)
@@ -76,7 +78,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
             if launch.api_key_file:
                 _check_key_required(backend, launch, progress)
             backend.after_ready(launch=launch, plan=doc, progress=progress)
-            record = record.model_copy(update={"state": "running"})
+            record = record.model_copy(update={"state": "running", **_engine(process)})
             store.put(record)
         except BaseException:                  # Ctrl-C and a failed state write included: nothing left running
             if process is not None:
@@ -187,6 +189,14 @@ def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStor
     )
 
 
+def _engine(process) -> dict:
+    """The server under the log filter that leads its group, watched on its own: it outlives a filter that dies."""
+    if process is None:
+        return {}
+    engines = psutil.Process(process.pid).children()
+    return {"engine_pid": engines[0].pid, "engine_started_at": engines[0].create_time()} if engines else {}
+
+
 def _orphaned(record: Deployment) -> bool:
     """A server still loading whose launcher died (killed mid-start): nobody will finish starting it."""
     return record.state == "starting" and not alive(record.launcher_pid, record.launcher_started_at)
@@ -203,9 +213,25 @@ def _running(record: Deployment) -> bool:
     if backend.cloud:
         return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
     if record.pid:
-        return alive(record.pid, record.pid_started_at) and not _orphaned(record)
+        return (alive(record.pid, record.pid_started_at) or _unlogged(record)) and not _orphaned(record)
     # A server we did not start (a running Ollama): it counts as long as it answers.
     return backend.served_models(base_url=record.endpoint.base_url, api_key=None) is not None
+
+
+def _unlogged(record: Deployment) -> bool:
+    """The server runs on while the process that copied its output into the log has died."""
+    return bool(record.engine_pid) and alive(record.engine_pid, record.engine_started_at) and \
+        not alive(record.pid, record.pid_started_at)
+
+
+@dataclass(frozen=True)
+class Unlogged:
+    name: str
+    log: str | None
+
+    def __str__(self) -> str:
+        return (f"deployment {self.name} still runs, but the process copying its output to {self.log} exited, "
+                f"so its log ends early; `gptoss down {self.name}` and `gptoss-up` again to get the log back")
 
 
 @dataclass(frozen=True)
@@ -236,23 +262,26 @@ def _ended(record: Deployment) -> Ended:
     return Ended(record.name, why, last, record.log)
 
 
-def status(store: StateStore) -> tuple[list[Deployment], list[Ended]]:
-    """The deployments that still run, and those found dead (their records are cleaned up, their logs kept).
+def status(store: StateStore) -> tuple[list[Deployment], list[Ended | Unlogged]]:
+    """The deployments that still run, and what to tell about the others: those found dead (their records are
+    cleaned up, their logs kept) and those that run on without a log.
 
     While a `gptoss-up` holds the lock to load a model, the records are shown as they are, uncleaned.
     """
-    ended = []
+    notices = []
     try:
         with store.locked(timeout_s=0):
             records = store.records()
             for name, record in list(records.items()):
                 if not _running(record):
-                    ended.append(_ended(record))
+                    notices.append(_ended(record))
                     _clean_stale(store, record)
                     del records[name]
+                elif _unlogged(record):
+                    notices.append(Unlogged(name, record.log))
     except BackendError:
         records = store.records()
-    return list(records.values()), ended
+    return list(records.values()), notices
 
 
 def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,

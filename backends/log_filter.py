@@ -6,6 +6,7 @@ status once its output ends. Secrets arrive in the environment (GPTOSS_REDACT, o
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,21 +24,37 @@ def redact(line: str, secrets: list[str]) -> str:
 def main(argv: list[str]) -> int:
     log_path, server_argv = argv[0], argv[argv.index("--") + 1:]
     secrets = [s for s in os.environ.pop("GPTOSS_REDACT", "").splitlines() if s]
-    descriptor = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # this user's eyes only
-    with open(descriptor, "a", encoding="utf-8", errors="replace") as log:
-        try:
-            server = subprocess.Popen(server_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, errors="replace")
-        except OSError as err:
-            log.write(f"gptoss: could not start {server_argv[0]}: {err.strerror}\n")
-            return 127
-        # TERM and Ctrl-C reach the whole group: the server handles them, this process logs its last words.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for line in server.stdout:
-            log.write(redact(line, secrets))
-            log.flush()
-        return server.wait()
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # this user's eyes only
+    try:
+        server = subprocess.Popen(server_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace")
+    except OSError as err:
+        _append(log, f"gptoss: could not start {server_argv[0]}: {err.strerror}\n")
+        return 127
+    # TERM and Ctrl-C reach the whole group: the server handles them, this process logs its last words.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _copy(server.stdout, log, secrets)
+    return server.wait()
+
+
+def _copy(output, log: int, secrets: list[str]) -> None:
+    """Copy OUTPUT into LOG until it ends. A log that cannot be written (a full disk) stops the copying, never the
+    reading: a server whose output pipe closed would die at its next line."""
+    lost = None
+    for line in output:
+        if lost is None:
+            try:
+                _append(log, redact(line, secrets))
+            except OSError as err:
+                lost = err.strerror
+    if lost:
+        with contextlib.suppress(OSError):   # the disk may have room again by now
+            _append(log, f"gptoss: output after this point was not logged ({lost})\n")
+
+
+def _append(log: int, text: str) -> None:
+    os.write(log, text.encode("utf-8", errors="replace"))   # unbuffered: nothing is left to fail at exit
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ class Deployment(_Document):
     model: str | None = None
     pid: int | None = Field(default=None, description="the process group leader; null for cloud and a found Ollama")
     pid_started_at: float | None = None
+    engine_pid: int | None = Field(default=None, description="the server itself, which the group leader logs for")
+    engine_started_at: float | None = None
     state: Literal["starting", "running", "ready"]
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)

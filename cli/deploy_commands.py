@@ -137,9 +137,9 @@ def status_command(json_out: JsonOpt = False) -> None:
     from gptoss_deploy.backends.deploy import status
     from gptoss_deploy.cli.render_deploy import render_status
 
-    records, ended = status(_store())
+    records, notices = status(_store())
     out = Output(json_out)
-    for notice in ended:
+    for notice in notices:
         out.note(str(notice))
     out.result([r.to_json() for r in records], lambda console: render_status(console, records))
 

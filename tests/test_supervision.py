@@ -207,13 +207,31 @@ def test_secrets_in_the_servers_output_are_masked_in_its_log(run_cli, state, smo
     assert "token *** key ***" in log and "hf_secret_token_value" not in log and "my-own-api-key" not in log
 
 
-def test_down_stops_a_server_whose_group_leader_was_killed(run_cli, state, smollm2, llama_server):
+def test_a_healthy_server_whose_log_filter_died_stays_listed_and_down_stops_it(run_cli, state, smollm2,
+                                                                              llama_server):
     port = free_port()
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
-    psutil.Process(json.loads(out)["pid"]).kill()        # the log filter leading the group dies; the server lives
+    record = json.loads(out)
+    psutil.Process(record["pid"]).kill()                 # the log filter leading the group dies; the server lives
+    wait_for(lambda: not psutil.pid_exists(record["pid"])
+             or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE)
+    code, out, err = run_cli("status", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == [record["name"]]
+    assert f"deployment {record['name']} still runs, but the process copying its output to {record['log']} " \
+           "exited" in err
     assert len(stand_ins()) == 1
-    assert run_cli("status", "--json")[1].strip() == "[]"
+    assert run_cli("down", record["name"])[0] == 0
     assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
+
+
+def test_the_log_filter_outlives_a_full_disk_so_the_server_keeps_running(tmp_path):
+    def small_files():                                   # a disk that fills up: writes over 4 KiB fail
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    chatty = "import sys\nfor i in range(2000): print('loading layer', i, flush=True)\nsys.exit(3)"
+    filtered = subprocess.run([sys.executable, "-m", "gptoss_deploy.backends.log_filter", str(tmp_path / "x.log"),
+                               "--", sys.executable, "-c", chatty], preexec_fn=small_files, timeout=60)
+    assert filtered.returncode == 3                      # the server ran to its own end, its status passed on
+    assert (tmp_path / "x.log").read_text().startswith("loading layer 0\n")
 
 
 def test_down_kills_a_server_that_ignores_term(run_cli, state, smollm2, llama_server, monkeypatch):
