@@ -14,7 +14,7 @@ import psutil
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
                                         safe_name)
-from gptoss_deploy.backends.process import (CannotBind, alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
+from gptoss_deploy.backends.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
                                            wait_until)
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.state import StateStore
@@ -24,7 +24,8 @@ from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
 
 Progress = Callable[[str], None]
-UP_LOCK_TIMEOUT_S = 900.0    # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
+STATUS_LOCK_WAIT_S = 5.0         # commands hold the lock only to change records
+OTHER_LAUNCHER_WAIT_S = 900.0   # another `gptoss-up` may be loading a big model: wait for it, then reuse its server
 
 
 def deployment_name(doc: PlanDocument, launch: ServerLaunch) -> str:
@@ -49,66 +50,110 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
     if launch.unavailable:
         raise BackendError(launch.unavailable)
     name = options.name or deployment_name(doc, launch)
-    with store.locked(UP_LOCK_TIMEOUT_S):
-        existing = store.records().get(name)
-        if existing and _running(existing):
-            if existing.plan.launch == doc.launch and existing.port == launch.port:
-                _check_identity(existing, store)
-                return existing, True
-            raise BackendError(f"deployment {name} is running with another plan or port; "
-                               f"`gptoss down {name}` first, or choose another --name")
-        if existing:
-            _clean_stale(store, existing)
+
+    def fresh() -> Deployment:
         _check_port(launch, store)
         _apply_api_key(launch, options, store, name, backend)
+        return _record(name, doc, launch, store)
+
+    record, reused = _claim(store, name, doc, launch.port, fresh)
+    if reused:
+        _check_identity(record, store)
+        return record, True
+    process = None
+    try:                                       # the lock is not held from here: a model load takes minutes
         progress(f"fetching {launch.served_model}")
         backend.prepare(launch=launch, plan=doc, progress=progress)
-        record, process = _record(name, doc, launch, store), None
-        try:
-            if launch.argv is not None:
-                progress(f"starting {os.path.basename(launch.argv[0])}")
-                process = spawn(launch.argv, launch.env, store.log_path(name),
-                                _secrets(store.read_secret(name), launch))
-                record = record.model_copy(update=dict(
-                    pid=process.pid, pid_started_at=create_time(process.pid), launcher_pid=os.getpid(),
-                    launcher_started_at=create_time(os.getpid())))
-                store.put(record)              # recorded at once: a killed launcher leaves a findable server
-            progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
-            _wait_ready(backend, launch, process, store, name)
-            if launch.api_key_file:
-                _check_key_required(backend, launch, progress)
-            backend.after_ready(launch=launch, plan=doc, progress=progress)
-            record = record.model_copy(update={"state": "running", **_engine(process)})
-            store.put(record)
-        except BaseException:                  # Ctrl-C and a failed state write included: nothing left running
-            if process is not None:
-                stop_group(process.pid)
-            with suppress(BackendError):       # the state file may be what failed
-                store.forget(name)
-            raise
-        return record, False
+        if launch.argv is not None:
+            progress(f"starting {os.path.basename(launch.argv[0])}")
+            process = spawn(launch.argv, launch.env, store.log_path(name), _secrets(store.read_secret(name), launch))
+            record = _update(store, record, pid=process.pid, pid_started_at=create_time(process.pid))
+        progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
+        _wait_ready(backend, launch, process, store, name)
+        if launch.api_key_file:
+            _check_key_required(backend, launch, progress)
+        backend.after_ready(launch=launch, plan=doc, progress=progress)
+        return _update(store, record, state="running", **_engine(process)), False
+    except BaseException:                      # Ctrl-C and a failed state write included: nothing left running
+        if process is not None:
+            stop_group(process.pid)
+        _forget_claim(store, record)
+        raise
+
+
+def _forget_claim(store: StateStore, record: Deployment) -> None:
+    """Drop the record of a start that failed, unless another command has changed it since."""
+    with suppress(BackendError), store.locked():   # the state file may be what failed
+        if store.records().get(record.name) == record:
+            store.forget(record.name)
+
+
+def _launcher() -> dict:
+    """Who is starting a deployment: when it dies mid-start, nobody will finish, and status cleans up."""
+    return {"launcher_pid": os.getpid(), "launcher_started_at": create_time(os.getpid())}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _claim(store: StateStore, name: str, doc: PlanDocument, port: int | None,
+           fresh: Callable[[], Deployment]) -> tuple[Deployment, bool]:
+    """Record NAME as starting (FRESH checks and makes the record), under the lock. Returns the record, and whether
+    a deployment of this plan already runs (then it is that record). Another launcher still starting the same
+    deployment is waited for, and what it started reused."""
+    give_up = time.monotonic() + OTHER_LAUNCHER_WAIT_S
+    while True:
+        with store.locked():
+            existing = store.records().get(name)
+            if existing and _running(existing):
+                if existing.plan.launch != doc.launch or existing.port != port:
+                    raise BackendError(f"deployment {name} is running with another plan or port; "
+                                       f"`gptoss down {name}` first, or choose another --name")
+                if existing.state != "starting":
+                    return existing, True
+            else:
+                if existing:
+                    _clean_stale(store, existing)
+                record = fresh()
+                store.put(record)              # recorded at once: a killed launcher leaves a findable claim
+                return record, False
+        if time.monotonic() > give_up:
+            raise BackendError(f"deployment {name} is still starting in another gptoss-up after "
+                               f"{OTHER_LAUNCHER_WAIT_S:.0f} s; wait for it, or `gptoss down {name}`")
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _update(store: StateStore, record: Deployment, **changes) -> Deployment:
+    """Record CHANGES to a deployment this launcher is starting, unless it was taken down meanwhile."""
+    with store.locked():
+        if store.records().get(record.name) != record:
+            raise BackendError(f"deployment {record.name} was taken down while it started")
+        record = Deployment.model_validate({**record.to_json(), **changes})
+        store.put(record)
+        return record
 
 
 def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
               progress: Progress) -> tuple[Deployment, bool]:
     """A cloud endpoint: checked (SDK, credentials, region, access) and, where the service needs it, created."""
     name = options.name or safe_name(f"{doc.model}-{doc.backend}")
-    with store.locked(UP_LOCK_TIMEOUT_S):
-        existing = store.records().get(name)
-        if existing and existing.plan.launch != doc.launch:
-            raise BackendError(f"deployment {name} exists with another plan; `gptoss down {name}` first, "
-                               "or choose another --name")
-        if existing:
-            return existing, True
+
+    def fresh() -> Deployment:
         if backend.unavailable():
             raise BackendError(backend.unavailable())
+        return Deployment(name=name, backend=doc.backend, model=doc.model, pid=None, state="starting", plan=doc,
+                          benchmark=None, warnings=[], log=None, **_launcher())
+
+    record, reused = _claim(store, name, doc, None, fresh)
+    if reused:
+        return record, True
+    try:                                       # unlocked: creating an endpoint can take minutes
         fields = backend.provision(plan=doc, options=options, progress=progress)
-        record = Deployment.model_validate({
-            "schema_version": 1, "name": name, "backend": doc.backend, "model": doc.model, "pid": None,
-            "state": "ready", "plan": doc.to_json(), "benchmark": None, "warnings": [], "log": None,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields})
-        store.put(record)
-        return record, False
+        return _update(store, record, state="ready", created_at=_now(), **fields), False
+    except BaseException:
+        _forget_claim(store, record)
+        raise
 
 
 MIN_SECRET_CHARS = 8   # masking a short value ("1") would mangle the log, and such a value guards nothing
@@ -123,12 +168,12 @@ def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:
     if launch.argv is None:
         return
+    ours = [r.name for r in store.records().values() if r.port == launch.port and _running(r)]
     try:
-        if not port_in_use(launch.host, launch.port):
+        if not (ours or port_in_use(launch.host, launch.port)):   # ours: maybe still downloading, not yet bound
             return
     except CannotBind as err:
         raise UsageError(f"--host: {err}; give one of this machine's addresses, 127.0.0.1, or 0.0.0.0") from None
-    ours = [r.name for r in store.records().values() if r.port == launch.port and _running(r)]
     holder = f"deployment {ours[0]} (`gptoss down {ours[0]}`)" if ours else port_holder(launch.port).describe()
     raise BackendError(f"port {launch.port} is taken by {holder}; stop it or choose another --port")
 
@@ -184,8 +229,7 @@ def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStor
                           api_key_env=API_KEY_ENV if launch.api_key_file else None,
                           api_key_file=str(launch.api_key_file) if launch.api_key_file else None),
         argv=launch.argv, env=masked_env(launch.env), log=str(store.log_path(name)),
-        warnings=launch.warnings, plan=doc, benchmark=None,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        warnings=launch.warnings, plan=doc, benchmark=None, created_at=_now(), **_launcher(),
     )
 
 
@@ -199,7 +243,8 @@ def _engine(process) -> dict:
 
 def _orphaned(record: Deployment) -> bool:
     """A server still loading whose launcher died (killed mid-start): nobody will finish starting it."""
-    return record.state == "starting" and not alive(record.launcher_pid, record.launcher_started_at)
+    return record.state == "starting" and not (record.launcher_pid and
+                                               alive(record.launcher_pid, record.launcher_started_at))
 
 
 def _clean_stale(store: StateStore, record: Deployment) -> None:
@@ -209,11 +254,13 @@ def _clean_stale(store: StateStore, record: Deployment) -> None:
 
 
 def _running(record: Deployment) -> bool:
+    if record.state == "starting":
+        return not _orphaned(record)           # its launcher is still at it
     backend = get_backend(record.backend)
     if backend.cloud:
         return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
     if record.pid:
-        return (alive(record.pid, record.pid_started_at) or _unlogged(record)) and not _orphaned(record)
+        return alive(record.pid, record.pid_started_at) or _unlogged(record)
     # A server we did not start (a running Ollama): it counts as long as it answers.
     return backend.served_models(base_url=record.endpoint.base_url, api_key=None) is not None
 
@@ -266,11 +313,11 @@ def status(store: StateStore) -> tuple[list[Deployment], list[Ended | Unlogged]]
     """The deployments that still run, and what to tell about the others: those found dead (their records are
     cleaned up, their logs kept) and those that run on without a log.
 
-    While a `gptoss-up` holds the lock to load a model, the records are shown as they are, uncleaned.
+    While another command holds the lock, the records are shown as they are, uncleaned.
     """
     notices = []
     try:
-        with store.locked(timeout_s=0):
+        with store.locked(timeout_s=STATUS_LOCK_WAIT_S):
             records = store.records()
             for name, record in list(records.items()):
                 if not _running(record):
@@ -292,26 +339,27 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
     stop_grace_s()
     with store.locked():
         records = store.records()
-        unknown = [n for n in names or [] if n not in records]
-        if unknown:
-            known = ", ".join(records) or "none"
-            raise UsageError(f"no deployment named {', '.join(unknown)} (running: {known}; see `gptoss status`)")
-        stopped, kept = [], []
-        for name in names or list(records):
-            record = records[name]
-            backend = get_backend(record.backend)
-            if backend.cloud:
-                if record.cloud_resources:
-                    if not confirm(f"delete {backend.resources_summary(record)}?"):
-                        kept.append(name)
-                        continue
-                backend.teardown(record=record, progress=progress)
-            elif record.pid:
-                stop_group(record.pid, record.pid_started_at)
-                _wait_port_free(record)
+    unknown = [n for n in names or [] if n not in records]
+    if unknown:
+        known = ", ".join(records) or "none"
+        raise UsageError(f"no deployment named {', '.join(unknown)} (running: {known}; see `gptoss status`)")
+    stopped, kept = [], []
+    for name in names or list(records):         # unlocked while stopping: a cloud teardown can take minutes
+        record = records[name]
+        backend = get_backend(record.backend)
+        if backend.cloud:
+            if record.cloud_resources:
+                if not confirm(f"delete {backend.resources_summary(record)}?"):
+                    kept.append(name)
+                    continue
+            backend.teardown(record=record, progress=progress)
+        elif record.pid:
+            stop_group(record.pid, record.pid_started_at)
+            _wait_port_free(record)
+        with store.locked():
             store.forget(name)
-            stopped.append(name)
-        return {"stopped": stopped, "kept": kept}
+        stopped.append(name)
+    return {"stopped": stopped, "kept": kept}
 
 
 def _wait_port_free(record: Deployment, timeout_s: float = 10.0) -> None:

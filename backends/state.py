@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.planner.errors import BackendError, UsageError, validation_problem
 
-LOCK_TIMEOUT_S = 30.0   # another `gptoss-up` holds the lock while it starts a server; loading can take a while
+LOCK_TIMEOUT_S = 30.0   # commands hold the lock only to read and change records, never while a model loads
 
 
 def state_dir(env: dict[str, str] | None = None) -> Path:

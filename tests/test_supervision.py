@@ -267,3 +267,23 @@ def test_up_prints_how_to_call_the_endpoint(run_cli, state, smollm2, llama_serve
     assert f"export OPENAI_BASE_URL={base}" in out and f"export OPENAI_API_KEY=$(cat {key_file})" in out
     assert f'curl {base}/chat/completions' in out and '"Authorization: Bearer $OPENAI_API_KEY"' in out
     assert f"listening on all interfaces: other machines use this machine's address, port {port}" in out
+
+
+def test_a_model_loading_in_one_up_does_not_hold_up_other_deployments(run_cli, state, smollm2, llama_server,
+                                                                      monkeypatch):
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json", "--name", "ready")
+    assert code == 0
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")       # a big model that takes its time to load
+    loading = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench",
+                                "--name", "loading"], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "loading" in state.records() and state.records()["loading"].pid)
+        code, out, err = run_cli("status", "--json")
+        assert code == 0 and {r["name"]: r["state"] for r in json.loads(out)} == {"ready": "running",
+                                                                                  "loading": "starting"}
+        with state.locked(timeout_s=1):                  # nobody holds the lock while the model loads
+            pass
+        assert run_cli("down", "ready")[0] == 0 and loading.poll() is None
+    finally:
+        loading.send_signal(signal.SIGINT)
+        loading.wait(timeout=30)
