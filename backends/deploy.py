@@ -17,6 +17,7 @@ from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch
 from gptoss_deploy.backends.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
                                            wait_until)
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
+from gptoss_deploy.backends.recovery import marker
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError
@@ -66,7 +67,8 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         backend.prepare(launch=launch, plan=doc, progress=progress)
         if launch.argv is not None:
             progress(f"starting {os.path.basename(launch.argv[0])}")
-            process = spawn(launch.argv, launch.env, store.log_path(name), _secrets(store.read_secret(name), launch))
+            process = spawn(launch.argv, {**launch.env, **marker(store.root, record)}, store.log_path(name),
+                            _secrets(store.read_secret(name), launch))
             record = _update(store, record, pid=process.pid, pid_started_at=create_time(process.pid))
         progress(f"loading {launch.served_model} (up to {launch.ready_deadline_s:.0f} s)")
         _wait_ready(backend, launch, process, store, name)
@@ -84,8 +86,14 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
 def _forget_claim(store: StateStore, record: Deployment) -> None:
     """Drop the record of a start that failed, unless another command has changed it since."""
     with suppress(BackendError), store.locked():   # the state file may be what failed
-        if store.records().get(record.name) == record:
+        if _same_start(store.records().get(record.name), record):
             store.forget(record.name)
+
+
+def _same_start(stored: Deployment | None, record: Deployment) -> bool:
+    """Whether STORED is still the record of the start RECORD belongs to (recovery may have rewritten it)."""
+    return stored is not None and (stored.launcher_pid, stored.launcher_started_at, stored.created_at) == \
+        (record.launcher_pid, record.launcher_started_at, record.created_at)
 
 
 def _launcher() -> dict:
@@ -127,7 +135,7 @@ def _claim(store: StateStore, name: str, doc: PlanDocument, port: int | None,
 def _update(store: StateStore, record: Deployment, **changes) -> Deployment:
     """Record CHANGES to a deployment this launcher is starting, unless it was taken down meanwhile."""
     with store.locked():
-        if store.records().get(record.name) != record:
+        if not _same_start(store.records().get(record.name), record):
             raise BackendError(f"deployment {record.name} was taken down while it started")
         record = Deployment.model_validate({**record.to_json(), **changes})
         store.put(record)

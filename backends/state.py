@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -25,12 +26,22 @@ def state_dir(env: dict[str, str] | None = None) -> Path:
     return Path(user_state_dir("gptoss-deploy"))
 
 
+class _Damaged(Exception):
+    """The state file cannot be read as deployments: what is wrong, and the records still in shape."""
+
+    def __init__(self, problem: str, intact: dict[str, Deployment]):
+        super().__init__(problem)
+        self.problem, self.intact = problem, intact
+
+
 class StateStore:
     """The deployments this tool started, by name. Every change happens inside `locked()`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, notify: Callable[[str], None] = lambda _: None):
         self.root = root
         self.path = root / "deployments.json"
+        self.notify = notify            # what the user should be told: a damaged file recovered
+        self._held = False
 
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
@@ -52,30 +63,63 @@ class StateStore:
                                "writable, or set GPTOSS_STATE_DIR to a directory you own") from None
         try:
             with FileLock(self.root / "state.lock", timeout=timeout_s, mode=0o600):
-                yield self
+                self._held = True
+                try:
+                    yield self
+                finally:
+                    self._held = False
         except Timeout:
             raise BackendError(f"another gptoss command holds {self.root / 'state.lock'} for over {timeout_s:.0f} s; "
                                "wait for it to finish, or stop it") from None
 
     def records(self) -> dict[str, Deployment]:
-        """Every record, read through the Deployment model: a record out of shape is named, with the fix."""
+        """Every record, read through the Deployment model. A damaged file is kept aside and, under the lock,
+        replaced by the records still in shape and the deployments found again from their processes."""
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            return self._read()
+        except _Damaged as damage:
+            if not self._held:
+                raise BackendError(f"state file {self.path} is damaged ({damage.problem}); run `gptoss status` "
+                                   "to recover it") from None
+            return self._recover(damage)
+
+    def _read(self) -> dict[str, Deployment]:
+        try:
+            document = json.loads(self.path.read_bytes())
         except FileNotFoundError:
             return {}
-        except (OSError, json.JSONDecodeError) as err:
-            raise BackendError(f"state file {self.path} is unreadable ({err}); move it away and run again") from None
-        records = document.get("deployments", {}) if isinstance(document, dict) else None
+        except OSError as err:
+            raise BackendError(f"cannot read the state file {self.path} ({err.strerror}); make it readable, or "
+                               "set GPTOSS_STATE_DIR to a directory you own") from None
+        except ValueError as err:                    # not JSON, not UTF-8, empty, cut short
+            raise _Damaged(f"not JSON: {err}", {}) from None
+        records = document.get("deployments") if isinstance(document, dict) else None
         if not isinstance(records, dict):
-            raise BackendError(f"state file {self.path} holds no deployments object; move it away and run again")
-        typed = {}
+            raise _Damaged("it holds no deployments object", {})
+        typed, problems = {}, []
         for name, record in records.items():
             try:
                 typed[name] = Deployment.model_validate(record)
             except ValidationError as err:
-                raise BackendError(f"state file {self.path}: deployment {name}: field {validation_problem(err)}; "
-                                   "move it away and run again") from None
+                problems.append(f"deployment {name}: field {validation_problem(err)}")
+        if problems:
+            raise _Damaged("; ".join(problems), typed)
         return typed
+
+    def _recover(self, damage: _Damaged) -> dict[str, Deployment]:
+        from gptoss_deploy.backends.recovery import rediscover
+
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self.root / f"deployments.damaged-{stamp}.json"
+        os.replace(self.path, aside)
+        found = {name: r for name, r in rediscover(self.root).items() if name not in damage.intact}
+        records = {**damage.intact, **found}
+        self._write(records)
+        again = (f"found {', '.join(found)} again from {'its' if len(found) == 1 else 'their'} running processes"
+                 if found else "no running deployment of it was found")
+        self.notify(f"the state file {self.path} was damaged ({damage.problem}); kept as {aside}; {again} "
+                    "(cloud endpoints are not found this way: the kept file names them)")
+        return records
 
     def put(self, record: Deployment) -> None:
         records = self.records()

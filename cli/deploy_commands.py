@@ -31,7 +31,7 @@ def _gates(min_decode, min_aggregate, max_ttft):
 def _store():
     from gptoss_deploy.backends.state import StateStore, state_dir
 
-    return StateStore(state_dir())
+    return StateStore(state_dir(), notify=Output.note)
 
 
 def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info):

@@ -287,3 +287,26 @@ def test_a_model_loading_in_one_up_does_not_hold_up_other_deployments(run_cli, s
     finally:
         loading.send_signal(signal.SIGINT)
         loading.wait(timeout=30)
+
+
+@pytest.mark.parametrize("damage", ["", '{"schema_version": 1, "deploym', "\x00\xff garbage", "[1, 2]",
+                                    '{"deployments": []}', '{"deployments": {"x": {"name": 3}}}'],
+                         ids=["empty", "truncated", "garbage", "a list", "deployments not an object",
+                              "a record out of shape"])
+def test_a_damaged_state_file_is_kept_aside_and_running_deployments_are_found_again(run_cli, state, smollm2,
+                                                                                   llama_server, damage):
+    port = free_port()
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    record = json.loads(out)
+    state.path.write_bytes(damage.encode("utf-8", "surrogateescape"))
+    code, out, err = run_cli("status", "--json")
+    assert code == 0, err
+    [found] = json.loads(out)
+    assert {k: found[k] for k in ("name", "pid", "port", "state", "log")} == \
+        {k: record[k] for k in ("name", "pid", "port", "state", "log")}
+    [aside] = state.root.glob("deployments.damaged-*.json")
+    assert aside.read_bytes() == damage.encode("utf-8", "surrogateescape")
+    assert f"the state file {state.path} was damaged" in err and f"kept as {aside}" in err
+    assert f"found {record['name']} again from its running processes" in err
+    assert run_cli("down", record["name"])[0] == 0
+    assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
