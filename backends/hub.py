@@ -11,6 +11,7 @@ from gptoss_deploy.planner.probe import model_cache_dir
 from gptoss_deploy.planner.units import GIB, gib
 
 DISK_MARGIN_BYTES = 2 * GIB   # leave the disk some room after the download
+REACH_TIMEOUT_S = 5.0         # a hub that has not answered by then will not serve gigabytes
 
 
 def cache_dir() -> Path:
@@ -38,6 +39,38 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
 
 
+def _require_network() -> None:
+    """Fail at once, in one line, when the hub cannot be reached at all: huggingface_hub would retry for half a
+    minute, printing each retry."""
+    import httpx
+    from huggingface_hub import constants
+
+    try:
+        httpx.head(constants.ENDPOINT, timeout=httpx.Timeout(REACH_TIMEOUT_S))   # proxies honoured, as hf does
+    except httpx.TransportError as err:
+        raise BackendError(f"no network: cannot reach {constants.ENDPOINT} ({err or type(err).__name__}); connect "
+                           "this machine, pass --gguf PATH to a local copy, or set HF_HUB_OFFLINE=1 once the "
+                           "model is in the cache") from None
+
+
+def _remove_abandoned_partials(repo: str) -> None:
+    """huggingface_hub downloads into blobs/<etag>.<id>.incomplete and removes it when a download fails; a
+    process killed outright leaves it behind, and no later download reuses it (the id is new each time).
+    Remove those whose download lock nobody holds."""
+    from filelock import FileLock, Timeout
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=repo, repo_type="model")
+    for partial in (cache_dir() / folder / "blobs").glob("*.incomplete"):
+        lock = cache_dir() / ".locks" / folder / f"{partial.name.split('.')[0]}.lock"
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(lock, timeout=0):
+                partial.unlink(missing_ok=True)
+        except (Timeout, OSError):
+            pass                               # a download in progress, or not ours to remove
+
+
 def _reporting_tqdm(progress, filename: str):
     """A tqdm that draws nothing itself and hands each new whole percent to PROGRESS (spinner or log line)."""
     from tqdm import tqdm
@@ -61,6 +94,9 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
     """Download what is missing (progress reported) and return the first file: llama.cpp finds the other shards."""
     plan = download_plan(repo, files, size_bytes)
     if plan["missing"]:
+        _remove_abandoned_partials(repo)
+        if not _offline():
+            _require_network()
         cache = cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(cache).free

@@ -59,22 +59,52 @@ def test_download_with_progress_then_serve(hub, plan_file, state, tmp_path):
     assert [m["id"] for m in models] == ["gpt-oss-20b"]
 
 
-def test_ctrl_c_during_download_leaves_no_half_state(hub, plan_file, state, tmp_path):
+def interrupted_mid_download(hub, plan_file, signum):
     hub.chunk_delay_s = 0.05                               # ~5 MB/s: time to interrupt
     launcher = up(plan_file, free_port())
     deadline = time.monotonic() + 30
     while hub.bytes_sent < 2_000_000:
         assert time.monotonic() < deadline and launcher.poll() is None
         time.sleep(0.05)
-    launcher.send_signal(signal.SIGINT)
+    launcher.send_signal(signum)
     out, err = launcher.communicate(timeout=30)
-    assert launcher.returncode == 130 and err.strip().endswith("gptoss: error: interrupted")
+    hub.chunk_delay_s = 0.0
+    return launcher.returncode, out, err
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_an_interrupted_download_leaves_no_half_state(hub, plan_file, state, tmp_path, signum, code, said):
+    returncode, out, err = interrupted_mid_download(hub, plan_file, signum)
+    assert returncode == code and err.strip().endswith(f"gptoss: error: {said}")
     assert json.loads(out)["error"]["code"] == "interrupted" and state.records() == {}
     # huggingface_hub 2.x downloads into a per-process temporary file and removes it when interrupted.
     assert list((tmp_path / "hf").rglob("*.incomplete")) == [] and list((tmp_path / "hf").rglob(FILE)) == []
 
-    hub.chunk_delay_s = 0.0
     port = free_port()
     out, err = up(plan_file, port).communicate(timeout=120)
     assert json.loads(out)["state"] == "running", err
     assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+
+
+def test_a_download_killed_outright_leaves_nothing_behind_after_the_next_run(hub, plan_file, state, tmp_path):
+    returncode, _, _ = interrupted_mid_download(hub, plan_file, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    assert len(list((tmp_path / "hf").rglob("*.incomplete"))) == 1      # nobody was left to remove it
+    port = free_port()
+    out, err = up(plan_file, port).communicate(timeout=120)
+    assert json.loads(out)["state"] == "running", err
+    assert list((tmp_path / "hf").rglob("*.incomplete")) == []
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:{port}", "http://hub.invalid"],
+                         ids=["nothing listening", "name does not resolve"])
+def test_with_no_network_up_says_so_in_one_line(plan_file, state, tmp_path, monkeypatch, endpoint):
+    monkeypatch.setenv("HF_ENDPOINT", endpoint.format(port=free_port()))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    out, err = up(plan_file, free_port()).communicate(timeout=120)
+    lines = [line for line in err.splitlines() if not line.startswith("gptoss: fetching")]
+    assert len(lines) == 1 and lines[0].startswith(f"gptoss: error: no network: cannot reach {endpoint[:12]}")
+    assert "--gguf PATH" in lines[0] and "HF_HUB_OFFLINE" in lines[0]
+    assert json.loads(out)["error"]["code"] == "backend" and state.records() == {}
