@@ -168,9 +168,13 @@ MIN_SECRET_CHARS = 8   # masking a short value ("1") would mangle the log, and s
 
 
 def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
-    """What must never reach a log: the API key and the tokens in the environment the server inherits."""
+    """What must never reach a log, masked by value wherever it shows: the API key, the tokens in the
+    environment the server inherits, and the Hugging Face token from its file (a server downloading from the
+    hub uses it too)."""
+    from huggingface_hub import get_token
+
     named = [v for k, v in {**os.environ, **launch.env}.items() if masked_env({k: v})[k] != v]
-    return [s for s in (api_key, *named) if s and len(s) >= MIN_SECRET_CHARS]
+    return [s for s in (api_key, *named, get_token()) if s and len(s) >= MIN_SECRET_CHARS]
 
 
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:

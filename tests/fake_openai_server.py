@@ -11,6 +11,7 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
   FAKE_SERVER_NO_USAGE      leave usage out of the stream
   FAKE_SERVER_ECHO          a line to print at start-up (as servers print their configuration)
+  FAKE_SERVER_ECHO_KEY      print the API key it was given (as a server logging its settings might)
   FAKE_SERVER_IGNORE_TERM   ignore SIGTERM (a server stuck in shutdown)
   FAKE_SERVER_SLOW_REQUEST  the Nth chat request (1 = the first) streams 4x slower (a machine busy for a moment)
 """
@@ -96,6 +97,8 @@ def main(argv: list[str]) -> None:
     Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
     key_file = flag(argv, "--api-key-file")
     Handler.api_key = open(key_file).readline().strip() if key_file else os.environ.get("VLLM_API_KEY")
+    if os.environ.get("FAKE_SERVER_ECHO_KEY"):
+        print(f"api key {Handler.api_key}", flush=True)
     server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)
     server.serve_forever()
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 
 import httpx
 import pytest
 
 from helpers import free_port
+
+UP = [sys.executable, "-c", "from gptoss_deploy.cli.app import up_main; up_main()"]
 
 
 @pytest.mark.parametrize("name", ["../../victim", "a/b", "x" * 300, "two words", "-leading-dash", ".hidden", ""])
@@ -82,3 +86,22 @@ def test_an_address_this_machine_does_not_have_is_told_apart_from_a_taken_port(r
     code, _, err = run_cli("up", "--gguf", smollm2, "--host", "192.0.2.7", "--port", free_port(), "--no-bench")
     assert code == 2 and "--host: 192.0.2.7 is not an address of this machine" in err and "taken" not in err
     assert state.records() == {}
+
+
+def test_every_secret_the_tool_handled_is_masked_by_its_value(state, smollm2, stand_in, monkeypatch, tmp_path):
+    stand_in("llama-server")
+    token_file = tmp_path / "hf-token"                  # a token huggingface_hub reads from its file, no variable
+    token_file.write_text("hf_from_the_token_file_0123")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(token_file))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("FAKE_SERVER_ECHO_KEY", "1")     # the generated key, printed under no variable name
+    monkeypatch.setenv("FAKE_SERVER_ECHO", "hub login hf_from_the_token_file_0123")
+    started = subprocess.run([*UP, "--gguf", str(smollm2), "--host", "0.0.0.0", "--port", str(free_port("0.0.0.0")),
+                              "--no-bench", "--json"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    record = json.loads(started.stdout)
+    key = state.read_secret(record["name"])
+    log = (state.root / "logs" / f"{record['name']}.log").read_text()
+    assert "api key ***" in log and "hub login ***" in log
+    for text in (log, started.stdout, started.stderr, state.path.read_text()):
+        assert key not in text and "hf_from_the_token_file" not in text
