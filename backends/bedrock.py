@@ -4,6 +4,8 @@ Nothing is called while planning. Bedrock serves gpt-oss as it is: nothing is cr
 """
 from __future__ import annotations
 
+import math
+
 from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError
@@ -168,12 +170,12 @@ class BedrockStream:
         self.client = make_client("bedrock-runtime", region)
         self.model_id, self.effort = model_id, reasoning_effort
 
-    def stream(self, prompt: str, max_tokens: int):
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf):
         from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
         from gptoss_deploy.backends.bench import BenchError, StreamClock
 
-        clock, usage = StreamClock(), None
+        clock, usage = StreamClock(deadline_s=deadline_s), None
         try:
             response = self.client.converse_stream(
                 modelId=self.model_id, messages=[{"role": "user", "content": [{"text": prompt}]}],

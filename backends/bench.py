@@ -6,6 +6,7 @@ Decode tok/s = (n - 1) / (t_last - t_first): the first token's time belongs to T
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import statistics
@@ -15,10 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gptoss_deploy.planner.units import seconds_setting
+
 SINGLE_STREAM_REQUESTS = 3
 CONCURRENCY = 4
-SECONDS_PER_REQUEST = 2.0            # sizes the output so the whole run stays well under 30 s
+BUDGET_S = 30.0                      # the whole run, warm-up to verdict, on any machine (GPTOSS_BENCH_BUDGET_S)
+SECONDS_PER_REQUEST = 2.0            # sizes the output from the prediction so the run stays well within budget
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 32, 256, 64
+WARM_UP_TOKENS = 8
+# Sizing from the warm-up's speed: the concurrency step takes about two single requests' time (a server that
+# batches keeps each stream near single-stream speed; one that does not shares it).
+CONCURRENT_STEP_REQUESTS = 2
+MIN_FITTED_TOKENS = 8
 TIMINGS_TOLERANCE = 0.25             # client and server decode figures further apart than this: invalid run
 # The fastest single stream over the slowest: past this, something else used the machine during the run, and its
 # median says more about that than about the deployment.
@@ -45,21 +54,31 @@ class Sample:
 
 
 class StreamClient(Protocol):
-    def stream(self, prompt: str, max_tokens: int) -> Sample: ...
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf) -> Sample: ...
+
+
+class OutOfTime(Exception):
+    """The benchmark's wall-time budget ran out while a request was still streaming."""
 
 
 @dataclass
 class StreamClock:
-    """Arrival times of a stream's tokens, on the monotonic clock."""
+    """Arrival times of a stream's tokens, on the monotonic clock; a token past DEADLINE_S ends the stream."""
 
     sent_s: float = field(default_factory=time.monotonic)
     first_s: float | None = None
     last_s: float | None = None
+    deadline_s: float = math.inf
 
     def token(self) -> None:
         now = time.monotonic()
+        if now > self.deadline_s:
+            raise OutOfTime
         self.first_s = self.first_s or now
         self.last_s = now
+
+    def remaining_s(self) -> float:
+        return self.deadline_s - time.monotonic()
 
     def sample(self, completion_tokens: int, server_decode: float | None, prompt_tokens: int | None = None) -> Sample:
         if self.first_s is None:
@@ -93,27 +112,55 @@ def unique_prompt() -> str:
     return f"[run {secrets.token_hex(8)}] {PROMPT}"
 
 
+def budget_s() -> float:
+    """GPTOSS_BENCH_BUDGET_S, checked: the benchmark's wall time, warm-up to verdict."""
+    return seconds_setting("GPTOSS_BENCH_BUDGET_S", BUDGET_S, zero_allowed=False)
+
+
 def run_bench(client: StreamClient, *, predicted_decode: float | None = None, roofline_decode: float | None = None,
-              gates: Gates = Gates(), output_tokens: int | None = None, price: dict | None = None,
+              gates: Gates = Gates(), price: dict | None = None, budget_s: float = BUDGET_S,
               progress: Callable[[str], None] = lambda _: None) -> dict:
     """Measure CLIENT and judge it: returns the `benchmark` document of the Deployment JSON.
 
-    PRICE (USD per 1M input and output tokens, for cloud endpoints) turns the tokens spent into a cost."""
-    output_tokens = output_tokens or output_tokens_for(predicted_decode)
-    progress("warm-up")
-    warm_up = client.stream(unique_prompt(), 8)
-    samples = []
-    for i in range(SINGLE_STREAM_REQUESTS):
-        progress(f"single stream {i + 1}/{SINGLE_STREAM_REQUESTS}")
-        samples.append(client.stream(unique_prompt(), output_tokens))
-    progress(f"{CONCURRENCY} concurrent streams")
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        parallel = list(pool.map(lambda _: client.stream(unique_prompt(), output_tokens), range(CONCURRENCY)))
+    The run stops at BUDGET_S seconds, mid-request if need be, and reports what finished by then. PRICE (USD per
+    1M input and output tokens, for cloud endpoints) turns the tokens spent into a cost."""
+    started = time.monotonic()
+    deadline = started + budget_s
+    output_tokens = output_tokens_for(predicted_decode)
+    finished, samples, parallel, step = [], [], None, "warm-up"
+    try:
+        progress(step)
+        finished.append(client.stream(unique_prompt(), WARM_UP_TOKENS, deadline))
+        output_tokens = _fitting(output_tokens, finished[0], deadline)
+        for i in range(SINGLE_STREAM_REQUESTS):
+            step = f"single stream {i + 1}/{SINGLE_STREAM_REQUESTS}"
+            progress(step)
+            samples.append(client.stream(unique_prompt(), output_tokens, deadline))
+        step = f"{CONCURRENCY} concurrent streams"
+        progress(step)
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            parallel = list(pool.map(lambda _: client.stream(unique_prompt(), output_tokens, deadline),
+                                     range(CONCURRENCY)))
+        step = None
+    except OutOfTime:
+        pass
     aggregate = sum(s.completion_tokens for s in parallel) / (
-        max(s.finished_s for s in parallel) - min(s.started_s for s in parallel))
-    result = verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates)
-    result["spent"] = spent([warm_up, *samples, *parallel], price)
+        max(s.finished_s for s in parallel) - min(s.started_s for s in parallel)) if parallel else None
+    cut = f"the benchmark stopped at its {budget_s:g} s budget during {step} (GPTOSS_BENCH_BUDGET_S): the " \
+          "figures are from the requests that finished" if step else None
+    result = verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates, cut)
+    result["spent"] = spent([*finished, *samples, *(parallel or [])], price)
+    result["wall_s"] = round(time.monotonic() - started, 1)
     return result
+
+
+def _fitting(tokens: int, warm_up: Sample, deadline: float) -> int:
+    """TOKENS per request, or fewer where the warm-up's speed says the rest of the run would not fit the budget."""
+    if not warm_up.decode_tokens_per_s:
+        return tokens
+    per_request_s = (deadline - time.monotonic()) / (SINGLE_STREAM_REQUESTS + CONCURRENT_STEP_REQUESTS)
+    fits = int((per_request_s - warm_up.ttft_ms / 1000) * warm_up.decode_tokens_per_s)
+    return min(tokens, max(MIN_FITTED_TOKENS, fits))
 
 
 def spent(samples: list[Sample], price: dict | None) -> dict:
@@ -131,12 +178,12 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def verdict(samples: list[Sample], aggregate: float, output_tokens: int, predicted_decode: float | None,
-            roofline_decode: float | None, gates: Gates) -> dict:
+def verdict(samples: list[Sample], aggregate: float | None, output_tokens: int, predicted_decode: float | None,
+            roofline_decode: float | None, gates: Gates, cut: str | None = None) -> dict:
     decode = _median([s.decode_tokens_per_s for s in samples])
     server_decode = _median([s.server_decode_tokens_per_s for s in samples])
     ttft = _median([s.ttft_ms for s in samples])
-    problems = _invalid_reasons(samples, decode, server_decode, output_tokens)
+    problems = ([cut] if cut else []) + _invalid_reasons(samples, decode, server_decode, output_tokens)
     failures = [] if problems else _missed_gates(decode, aggregate, ttft, gates)
     unsteady = [] if problems or failures else _unstable_reasons(samples)
     return {

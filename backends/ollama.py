@@ -1,6 +1,7 @@
 """Ollama: `ollama serve` with the planned context, the pull, and the per-request options (CBO, OLL)."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from urllib.parse import urlsplit
@@ -132,12 +133,12 @@ class OllamaStream:
     def __init__(self, base_url: str, model: str, reasoning_effort: str):
         self.client, self.model, self.effort = _client(base_url, timeout_s=120.0), model, reasoning_effort
 
-    def stream(self, prompt: str, max_tokens: int):
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf):
         import ollama
 
         from gptoss_deploy.backends.bench import BenchError, StreamClock
 
-        clock, final = StreamClock(), None
+        clock, final = StreamClock(deadline_s=deadline_s), None
         try:
             for chunk in self.client.chat(self.model, [{"role": "user", "content": prompt}], stream=True,
                                           think=self.effort, options={"num_predict": max_tokens}):

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import math
 
-from gptoss_deploy.backends.bench import BenchError, Sample, StreamClock
+from gptoss_deploy.backends.bench import BenchError, OutOfTime, Sample, StreamClock
 
 HTTP_TIMEOUT_S = 120.0
+MIN_WAIT_S = 0.1
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -35,16 +37,18 @@ class OpenAIStream:
         self.base_url, self.model, self.api_key = base_url, model, api_key
         self.extra_body = extra_body or {}
 
-    def stream(self, prompt: str, max_tokens: int) -> Sample:
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf) -> Sample:
         import httpx
 
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
                 "max_tokens": max_tokens, "ignore_eos": True, "stream_options": {"include_usage": True},
                 **self.extra_body}
-        clock, usage, timings = StreamClock(), None, None
+        clock, usage, timings = StreamClock(deadline_s=deadline_s), None, None
+        # A server that stalls is waited for until the deadline, no longer (a token past it ends the stream too).
+        wait_s = max(MIN_WAIT_S, min(HTTP_TIMEOUT_S, clock.remaining_s() + MIN_WAIT_S))
         try:
             with httpx.stream("POST", f"{self.base_url}/chat/completions", json=body,
-                              headers=_headers(self.api_key), timeout=HTTP_TIMEOUT_S) as response:
+                              headers=_headers(self.api_key), timeout=wait_s) as response:
                 if response.status_code != 200:
                     raise BenchError(f"HTTP {response.status_code} from {self.base_url}/chat/completions: "
                                      f"{response.read().decode(errors='replace')[:200]}")
@@ -53,6 +57,10 @@ class OpenAIStream:
                         clock.token()
                     usage = chunk.get("usage") or usage
                     timings = chunk.get("timings") or timings
+        except httpx.TimeoutException as err:
+            if clock.remaining_s() <= 0:
+                raise OutOfTime from None
+            raise BenchError(f"request to {self.base_url} timed out: {err}") from None
         except httpx.HTTPError as err:
             raise BenchError(f"request to {self.base_url} failed: {err}") from None
         if not usage or "completion_tokens" not in usage:

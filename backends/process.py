@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import math
 import os
 import shutil
 import signal
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.units import seconds_setting
 
 STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL (GPTOSS_STOP_GRACE_S)
 POLL_INTERVAL_S = 0.25
@@ -148,16 +148,7 @@ def _reused(pid: int, started_at: float | None) -> bool:
 
 def stop_grace_s() -> float:
     """GPTOSS_STOP_GRACE_S, checked: seconds between TERM and KILL."""
-    text = os.environ.get("GPTOSS_STOP_GRACE_S")
-    if text is None:
-        return STOP_GRACE_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise UsageError(f"GPTOSS_STOP_GRACE_S={text[:40]!r}: give a number of seconds, 0 or more")
-    return value
+    return seconds_setting("GPTOSS_STOP_GRACE_S", STOP_GRACE_S, zero_allowed=True)
 
 
 def stop_group(pgid: int, started_at: float | None = None, grace_s: float | None = None) -> None:

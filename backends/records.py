@@ -46,7 +46,7 @@ class Benchmark(_Document):
     decode_tokens_per_s: float | None
     server_decode_tokens_per_s: float | None
     ttft_ms: float | None
-    aggregate_tokens_per_s: float | None
+    aggregate_tokens_per_s: float | None = Field(description="null when the run stopped at its budget before it")
     concurrency: int
     output_tokens: int
     predicted_decode_tokens_per_s: float | None
@@ -56,6 +56,7 @@ class Benchmark(_Document):
     reasons: list[str]
     samples: list[Sample]
     load_average_1m: float | None = Field(default=None, description="the machine's load when it was measured")
+    wall_s: float | None = Field(default=None, description="how long the run took, within GPTOSS_BENCH_BUDGET_S")
     spent: Spent | None = None
 
 

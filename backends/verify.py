@@ -9,15 +9,16 @@ from gptoss_deploy.planner.documents import Predicted
 from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationError
 
 
-def bench_record(record: Deployment, store: StateStore, gates: Gates, progress=lambda _: None) -> Benchmark:
+def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: float,
+                 progress=lambda _: None) -> Benchmark:
     """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
     predicted = None if record.warnings else record.plan.predicted   # not a gpt-oss model: its figures mean nothing
     price = record.plan.price.model_dump() if record.plan.price else None
     client = get_backend(record.backend).stream_client(record=record, api_key=store.read_secret(record.name))
-    return _run(client, predicted, gates, progress, price)
+    return _run(client, predicted, gates, budget_s, progress, price)
 
 
-def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates,
+def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, budget_s: float,
               progress=lambda _: None) -> Benchmark:
     """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
     from gptoss_deploy.backends.openai_api import OpenAIStream, served_models
@@ -31,14 +32,15 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
         model = models[0]
     elif model not in models:
         raise UsageError(f"{base_url} does not serve {model}; it serves: {', '.join(models)}")
-    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), None, gates, progress)
+    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), None, gates, budget_s, progress)
 
 
-def _run(client, predicted: Predicted | None, gates: Gates, progress, price: dict | None = None) -> Benchmark:
+def _run(client, predicted: Predicted | None, gates: Gates, budget_s: float, progress,
+         price: dict | None = None) -> Benchmark:
     try:
         result = run_bench(client, predicted_decode=predicted.decode_tokens_per_s if predicted else None,
                            roofline_decode=predicted.roofline_decode_tokens_per_s if predicted else None,
-                           gates=gates, price=price, progress=progress)
+                           gates=gates, price=price, budget_s=budget_s, progress=progress)
     except BenchError as err:
         raise BackendError(f"benchmark failed: {err}") from None
     return Benchmark.model_validate(result)

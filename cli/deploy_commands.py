@@ -28,6 +28,12 @@ def _gates(min_decode, min_aggregate, max_ttft):
     return Gates(min_decode, min_aggregate, max_ttft)
 
 
+def _budget() -> float:
+    from gptoss_deploy.backends.bench import budget_s
+
+    return budget_s()
+
+
 def _store():
     from gptoss_deploy.backends.state import StateStore, state_dir
 
@@ -85,6 +91,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
 
     out = Output(json_out)
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
+    budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
     doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode),
                        hardware, plan_file, gguf_info)
@@ -102,7 +109,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
             from gptoss_deploy.backends.verify import bench_record
 
             with deploy.taken_down_if_interrupted(store, record):
-                benchmark = bench_record(record, store, gates, progress)
+                benchmark = bench_record(record, store, gates, budget, progress)
             record = deploy.save_benchmark(store, record.name, benchmark)
     _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused))
 
@@ -172,18 +179,19 @@ def bench_command(name: NameArg = None,
     from gptoss_deploy.cli.render_deploy import render_benchmark
 
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
+    budget = _budget()
     if url and name:
         raise UsageError("give a deployment name or --url, not both")
     out = Output(json_out)
     with out.progress() as progress:
         if url:
             key = os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
-            benchmark = bench_url(url, model_id, key, gates, progress)
+            benchmark = bench_url(url, model_id, key, gates, budget, progress)
             document = {"benchmark": benchmark.model_dump(mode="json")}
         else:
             store = _store()
             record = _pick(status(store)[0], name)
-            record = save_benchmark(store, record.name, bench_record(record, store, gates, progress))
+            record = save_benchmark(store, record.name, bench_record(record, store, gates, budget, progress))
             benchmark, document = record.benchmark, record.to_json()
     _report(out, document, benchmark, gates, lambda console: render_benchmark(console, benchmark))
 

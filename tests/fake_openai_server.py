@@ -14,6 +14,8 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_ECHO_KEY      print the API key it was given (as a server logging its settings might)
   FAKE_SERVER_IGNORE_TERM   ignore SIGTERM (a server stuck in shutdown)
   FAKE_SERVER_SLOW_REQUEST  the Nth chat request (1 = the first) streams 4x slower (a machine busy for a moment)
+  FAKE_SERVER_STALL_REQUEST the Nth chat request stops sending halfway and never finishes
+  FAKE_SERVER_TOKEN_INTERVAL_S  seconds between tokens (default 0.002: a fast machine)
 """
 from __future__ import annotations
 
@@ -59,11 +61,13 @@ class Handler(JsonHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         n = min(request["max_tokens"], int(os.environ.get("FAKE_SERVER_STOP_AFTER", 1 << 30)))
-        slow = next(self.chats) == int(os.environ.get("FAKE_SERVER_SLOW_REQUEST", 0))
-        interval = TOKEN_INTERVAL_S * (4 if slow else 1)
+        number = next(self.chats)
+        slow = number == int(os.environ.get("FAKE_SERVER_SLOW_REQUEST", 0))
+        stall = number == int(os.environ.get("FAKE_SERVER_STALL_REQUEST", 0))
+        interval = float(os.environ.get("FAKE_SERVER_TOKEN_INTERVAL_S", TOKEN_INTERVAL_S)) * (4 if slow else 1)
         for i in range(n):       # gpt-oss reasons first: the first tokens arrive as reasoning_content
             if i == n // 2:
-                time.sleep(float(os.environ.get("FAKE_SERVER_THINK_S", 0)))
+                time.sleep(3600 if stall else float(os.environ.get("FAKE_SERVER_THINK_S", 0)))
             delta = {"reasoning_content": "hm"} if i < n // 2 else {"content": "word "}
             self._event({"choices": [{"index": 0, "delta": delta}]})
             time.sleep(interval)

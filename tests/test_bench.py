@@ -94,3 +94,27 @@ def test_single_streams_that_disagree_make_the_run_unstable_and_fail_a_gated_run
     assert result["load_average_1m"] is not None
     code, result, err = bench(run_cli, server(FAKE_SERVER_SLOW_REQUEST="3"), "--min-decode-tps", "1")
     assert code == 5 and result["verdict"] == "unstable" and "benchmark verdict unstable" in err
+
+
+def test_a_slow_server_is_measured_within_the_time_budget(run_cli, server, monkeypatch):
+    monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", "10")
+    url = server(FAKE_SERVER_TOKEN_INTERVAL_S="0.1")      # 10 tok/s, no prediction: 64 tokens take 6.4 s each
+    code, result, err = bench(run_cli, url)
+    assert code == 0 and result["verdict"] == "pass", result
+    assert result["wall_s"] <= 10 and 8 < result["output_tokens"] < 64
+
+
+def test_a_stream_that_stalls_is_cut_at_the_budget_and_what_was_measured_is_reported(run_cli, server, monkeypatch):
+    monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", "4")
+    code, result, err = bench(run_cli, server(FAKE_SERVER_STALL_REQUEST="4"))   # the third single stream
+    assert code == 5 and result["verdict"] == "invalid" and result["wall_s"] <= 5
+    assert len(result["samples"]) == 2 and result["decode_tokens_per_s"] is not None
+    assert result["aggregate_tokens_per_s"] is None
+    assert "stopped at its 4 s budget during single stream 3/3" in result["reasons"][0]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf"])
+def test_a_bad_budget_exits_2_before_anything_is_measured(run_cli, server, monkeypatch, value):
+    monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", value)
+    code, out, err = run_cli("bench", "--url", "http://127.0.0.1:9/v1")
+    assert code == 2 and "GPTOSS_BENCH_BUDGET_S" in err

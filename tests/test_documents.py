@@ -63,13 +63,13 @@ def test_a_plan_command_is_rebuilt_from_known_flags_never_passed_through(run_cli
     assert code == 2 and message in err
 
 
-def test_a_state_file_record_out_of_shape_is_named(run_cli, state):
+def test_a_state_file_record_out_of_shape_is_named_and_the_file_kept_aside(run_cli, state):
     state.root.mkdir(parents=True)
     state.path.write_text(json.dumps({"schema_version": 1, "deployments": {
         "mine": {"name": "mine", "backend": "llamacpp", "state": "running", "port": "eighty"}}}))
     code, _, err = run_cli("status")
-    assert code == 4 and "deployment mine: field port" in err and "move it away" in err
-    state.path.unlink()                                   # as the message says
+    assert code == 0 and "was damaged (deployment mine: field port" in err
+    assert "no running deployment of it was found" in err and len(list(state.root.glob("deployments.damaged-*"))) == 1
 
 
 @pytest.mark.parametrize("document, title", [("plan", "PlanDocument"), ("deployment", "Deployment"),
