@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gptoss_deploy.planner.documents import PlanDocument
 
@@ -92,6 +92,18 @@ class Deployment(_Document):
     resource_group: str | None = None
     workspace: str | None = None
     cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes: kind, name")
+
+    @model_validator(mode="after")
+    def _usable(self) -> Deployment:
+        """A record gptoss can act on: a backend it knows and, for a local server, where it listens."""
+        from gptoss_deploy.backends import REGISTRY
+
+        if self.backend not in REGISTRY:
+            raise ValueError(f"backend {self.backend!r} is none of {', '.join(REGISTRY)}")
+        if not REGISTRY[self.backend].cloud and not (self.host and self.port and self.endpoint and
+                                                     self.endpoint.base_url):
+            raise ValueError("a local deployment needs host, port and endpoint.base_url")
+        return self
 
     def to_json(self) -> dict:
         """The record as `gptoss-up --json` prints it and the state file holds it (fields it never had stay out)."""

@@ -101,7 +101,7 @@ class StateStore:
             try:
                 typed[name] = Deployment.model_validate(record)
             except ValidationError as err:
-                problems.append(f"deployment {name}: field {validation_problem(err)}")
+                problems.append(f"deployment {name}: {validation_problem(err)}")
         if problems:
             raise _Damaged("; ".join(problems), typed)
         return typed

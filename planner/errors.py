@@ -60,7 +60,9 @@ class VerificationError(GptossError):
 
 
 def validation_problem(err: ValidationError) -> str:
-    """The first thing a document gets wrong, as `field.path: message` (one line for one error)."""
+    """The first thing a document gets wrong, as `field path.to.it: message`, or the message alone when it is
+    about the whole document (one line for one error)."""
     first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"{where}: {first['msg']}"
+    message = first["msg"].removeprefix("Value error, ")
+    where = ".".join(str(part) for part in first["loc"])
+    return f"field {where}: {message}" if where else message

@@ -84,7 +84,7 @@ def hardware_from_dict(data: object, source: str) -> HardwareReport:
     try:
         return HardwareReport.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"{source}: field {validation_problem(err)}") from None
+        raise UsageError(f"{source}: {validation_problem(err)}") from None
 
 
 def load_hardware(path: str | Path) -> HardwareReport:

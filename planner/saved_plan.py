@@ -26,4 +26,4 @@ def load_plan(path: Path) -> PlanDocument:
     try:
         return PlanDocument.model_validate(document)
     except ValidationError as err:
-        raise UsageError(f"plan file {path}: field {validation_problem(err)} (see `gptoss schema plan`)") from None
+        raise UsageError(f"plan file {path}: {validation_problem(err)} (see `gptoss schema plan`)") from None

@@ -1,5 +1,5 @@
 """Property-based: whatever a plan, hardware, profile or GGUF file holds, the answer is a plan or one line and
-exit 2 (or 3: nothing fits), never exit 1 (a crash). Each strategy mutates a real file as well as making noise."""
+exit 2 (or 3: nothing fits), never exit 1 (a crash); whatever the state file holds, `status` reads or recovers it. Each strategy mutates a real file as well as making noise."""
 from __future__ import annotations
 
 import json
@@ -112,6 +112,23 @@ def test_any_gguf_header_plans_or_exits_2(run_cli, tmp_path, smollm2, data):
     path = tmp_path / "model.gguf"
     path.write_bytes(bytes(content))
     assert_answered(*run_cli("up", "--gguf", path, "--hardware", CPU_ONLY, "--dry-run", "--json"), allowed=(0, 2))
+
+
+STATE_RECORD = {"name": "x", "backend": "llamacpp", "state": "running", "pid": None, "port": 1,
+                "endpoint": {"base_url": "http://127.0.0.1:1/v1"}}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=mutations({"schema_version": 1, "deployments": {"x": STATE_RECORD}}).map(
+    lambda d: json.dumps(d).encode()) | noise())
+def test_any_state_file_is_read_or_recovered(run_cli, tmp_path, monkeypatch, content):
+    root = tmp_path / "state"
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(root))
+    root.mkdir(exist_ok=True)
+    (root / "deployments.json").write_bytes(content)
+    code, out, err = run_cli("status", "--json")
+    assert code == 0, err
+    json.loads(out)
 
 
 def test_what_the_properties_found_exits_2_naming_the_file(run_cli, tmp_path, smollm2):
