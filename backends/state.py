@@ -61,16 +61,21 @@ class StateStore:
         except OSError as err:
             raise BackendError(f"cannot create the state dir {self.root} ({err.strerror}); make its parent "
                                "writable, or set GPTOSS_STATE_DIR to a directory you own") from None
+        lock = FileLock(self.root / "state.lock", timeout=timeout_s, mode=0o600)
         try:
-            with FileLock(self.root / "state.lock", timeout=timeout_s, mode=0o600):
-                self._held = True
-                try:
-                    yield self
-                finally:
-                    self._held = False
+            lock.acquire()
         except Timeout:
-            raise BackendError(f"another gptoss command holds {self.root / 'state.lock'} for over {timeout_s:.0f} s; "
+            raise BackendError(f"another gptoss command holds {lock.lock_file} for over {timeout_s:.0f} s; "
                                "wait for it to finish, or stop it") from None
+        except OSError as err:
+            raise BackendError(f"cannot take the state lock {lock.lock_file} ({err.strerror}); make the state dir "
+                               "writable, or set GPTOSS_STATE_DIR to a directory you own") from None
+        self._held = True
+        try:
+            yield self
+        finally:
+            self._held = False
+            lock.release()
 
     def records(self) -> dict[str, Deployment]:
         """Every record, read through the Deployment model. A damaged file is kept aside and, under the lock,

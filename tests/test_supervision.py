@@ -310,3 +310,11 @@ def test_a_damaged_state_file_is_kept_aside_and_running_deployments_are_found_ag
     assert f"found {record['name']} again from its running processes" in err
     assert run_cli("down", record["name"])[0] == 0
     assert stand_ins() == [] and not port_in_use("127.0.0.1", port)
+
+
+def test_a_state_lock_that_cannot_be_taken_exits_4_naming_it(run_cli, tmp_path, monkeypatch, smollm2, llama_server):
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state" / "state.lock").mkdir(parents=True)          # unwritable to anyone, root included
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    assert code == 4 and f"cannot take the state lock {tmp_path / 'state' / 'state.lock'}" in err
+    assert "GPTOSS_STATE_DIR" in err and stand_ins() == []
