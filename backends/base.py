@@ -204,10 +204,25 @@ class Backend(ABC):
     cloud: ClassVar[bool]
     serves_gguf_files: ClassVar[bool] = False            # can serve a local GGUF (--gguf)
 
+    sdk_module: ClassVar[str | None] = None              # the Python package it drives, from extra EXTRA
+    extra: ClassVar[str | None] = None
+
     @abstractmethod
     def unavailable(self) -> str | None:
         """Why it cannot run from this installation (no binary, no SDK), with the fix; None when it can.
         Nothing is called on the network."""
+
+    def sdk_missing(self) -> str | None:
+        """The install line when the SDK this adapter drives is not installed; None when it is, or needs none."""
+        import importlib.util
+
+        if self.sdk_module is None:
+            return None
+        try:
+            found = importlib.util.find_spec(self.sdk_module) is not None
+        except (ImportError, ValueError):              # a parent package missing, or not a package
+            found = False
+        return None if found else f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
 
     @abstractmethod
     def stream_client(self, *, record: dict, api_key: str | None):
@@ -277,8 +292,6 @@ class CloudBackend(Backend):
 
     cloud: ClassVar[bool] = True
     offers: ClassVar[Mapping[str, CloudOffer]]           # by model size
-    sdk_module: ClassVar[str]                            # the SDK its extra installs
-    extra: ClassVar[str]                                 # pip install 'gptoss-deploy[EXTRA]'
 
     @abstractmethod
     def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection:
@@ -290,11 +303,7 @@ class CloudBackend(Backend):
 
     def unavailable(self) -> str | None:
         """Why it cannot be used from this installation, with the fix; None when it can."""
-        import importlib.util
-
-        if importlib.util.find_spec(self.sdk_module) is None:
-            return f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
-        return None
+        return self.sdk_missing()
 
     @abstractmethod
     def provision(self, *, plan: PlanDocument, options: UpOptions, progress: Progress) -> dict:

@@ -273,8 +273,10 @@ def _running(record: Deployment) -> bool:
         return True                    # a cloud endpoint is there until `down`; `bench` finds out if it works
     if record.pid:
         return alive(record.pid, record.pid_started_at) or _unlogged(record)
-    # A server we did not start (a running Ollama): it counts as long as it answers.
-    return backend.served_models(base_url=record.endpoint.base_url, api_key=None) is not None
+    # A server we did not start (a running Ollama): it counts as long as it answers (without the client that
+    # asks, until `down`).
+    return bool(backend.sdk_missing()) or backend.served_models(base_url=record.endpoint.base_url,
+                                                               api_key=None) is not None
 
 
 def _unlogged(record: Deployment) -> bool:
@@ -359,6 +361,8 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
     for name in names or list(records):         # unlocked while stopping: a cloud teardown can take minutes
         record = records[name]
         backend = get_backend(record.backend)
+        if backend.sdk_missing() and backend.cloud:
+            raise BackendError(backend.sdk_missing())
         if backend.cloud:
             if record.cloud_resources:
                 if not confirm(f"delete {backend.resources_summary(record)}?"):

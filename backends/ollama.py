@@ -28,9 +28,13 @@ class Ollama(LocalBackend):
     artifacts = {"20b": Artifact("gpt-oss:20b", 14 * GB, 14 * GB),      # ollama.com library (secondary)
                  "120b": Artifact("gpt-oss:120b", 65 * GB, 65 * GB)}
     checks_identity_when_ready = False          # Ollama lists the model only once it is pulled (after_ready)
+    sdk_module, extra = "ollama", "ollama"      # the official client: pull, create, the NDJSON benchmark
 
     def unavailable(self) -> str | None:
-        """Installed here, or running where OLLAMA_HOST says (not checked: nothing is called)."""
+        """Its client installed, and Ollama installed here or running where OLLAMA_HOST says (not checked:
+        nothing is called)."""
+        if self.sdk_missing():
+            return self.sdk_missing()
         return None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST") else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:
@@ -50,7 +54,10 @@ class Ollama(LocalBackend):
         host, port = _address(plan, options)
         ref, context = plan.launch.model_ref, plan.context_length
         launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
-                              protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S)
+                              protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S,
+                              unavailable=self.sdk_missing())
+        if launch.unavailable:
+            return launch                       # without its client, nothing is asked of a running Ollama
         if served_models(launch.base_url, None) is not None:
             launch.warnings.append(f"using the Ollama already running at {host}:{port} (gptoss will not stop it)")
             return launch

@@ -12,9 +12,12 @@ from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationE
 def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: float,
                  progress=lambda _: None) -> Benchmark:
     """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
+    backend = get_backend(record.backend)
+    if backend.sdk_missing():
+        raise BackendError(backend.sdk_missing())
     predicted = None if record.warnings else record.plan.predicted   # not a gpt-oss model: its figures mean nothing
     price = record.plan.price.model_dump() if record.plan.price else None
-    client = get_backend(record.backend).stream_client(record=record, api_key=store.read_secret(record.name))
+    client = backend.stream_client(record=record, api_key=store.read_secret(record.name))
     return _run(client, predicted, gates, budget_s, progress, price)
 
 
