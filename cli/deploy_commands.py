@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
+from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
                                        LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
@@ -67,7 +67,7 @@ def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_inf
 
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
-               context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
+               context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None,
                plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
                gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Serve this local GGUF file instead of downloading one.")] = None,
@@ -93,7 +93,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
-    doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, azure_mode),
+    doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode),
                        hardware, plan_file, gguf_info)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"),

@@ -16,6 +16,8 @@ BackendOpt = Annotated[Optional[str], typer.Option(
 ContextOpt = Annotated[Optional[str], typer.Option("--context", help="Context length in tokens, up to 131072.")]
 EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="low, medium or high.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
+CloudOpt = Annotated[bool, typer.Option(
+    "--cloud", help="Cloud is fine: a cloud service may win over a local plan below the speed floor.")]
 HardwareOpt = Annotated[Optional[Path], typer.Option(
     "--hardware", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
 AzureModeOpt = Annotated[Optional[str], typer.Option(
@@ -31,6 +33,6 @@ def hardware_report(path: Optional[Path]):
     return load_hardware(path) if path else probe()
 
 
-def planning_flags(model, backend, context, effort, local, azure_mode=None) -> dict:
+def planning_flags(model, backend, context, effort, local, cloud=False, azure_mode=None) -> dict:
     return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
-            "local_only": True if local else None, "azure_mode": azure_mode}
+            "local_only": True if local else None, "cloud": True if cloud else None, "azure_mode": azure_mode}

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
+from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
                                        LocalOpt, ModelOpt, ProfileOpt, YesOpt, hardware_report, planning_flags)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
@@ -36,7 +36,7 @@ def probe_command(json_out: JsonOpt = False) -> None:
 
 
 def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
-                 context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False,
+                 context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
@@ -45,7 +45,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     from gptoss_deploy.planner.errors import NoFitError
     from gptoss_deploy.planner.plan import plan
 
-    flags = planning_flags(model, backend, context, reasoning_effort, local, azure_mode)
+    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode)
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     hw = hardware_report(hardware)
     if _interactive(json_out, yes):

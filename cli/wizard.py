@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
 from gptoss_deploy.planner.plan import Backends, Plan
 
-USE_CASES = {
-    "Chat and everyday questions": (32768, "medium"),
-    "Coding agent or long documents": (65536, "high"),
-    "Quick answers, smallest footprint": (8192, "low"),
-    "Serving many users (API)": (131072, "medium"),
+USE_CASES = {   # context, reasoning effort, and the model where the use case decides it
+    "Chat and everyday questions": (32768, "medium", None),
+    "Coding agent or long documents": (65536, "high", None),
+    "Quick answers, smallest footprint": (8192, "low", "gpt-oss-20b"),
+    "Serving many users (API)": (131072, "medium", None),
 }
 CONTEXTS = (8192, 16384, 32768, 65536, 131072)
 
@@ -31,21 +31,28 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
     answers: dict[str, object] = {}
     fixed = {name for name, source in constraints.sources.items() if source.startswith("flag")}
     use_case = select("What will you use gpt-oss for?", list(USE_CASES), _default_use_case(constraints))
-    context, effort = USE_CASES[use_case]
+    context, effort, model = USE_CASES[use_case]
     if "reasoning_effort" not in fixed:
         answers["reasoning_effort"] = effort
     if "model" not in fixed:
         recommended = f"auto (recommended here: {_describe(suggestion)})"
-        choice = select("Which model?", [recommended, "gpt-oss-20b", "gpt-oss-120b"], recommended)
+        choice = select("Which model?", [recommended, "gpt-oss-20b", "gpt-oss-120b"], model or recommended)
         answers["model"] = "auto" if choice == recommended else choice
     if "context" not in fixed:
         labels = [f"{n:,} tokens" for n in CONTEXTS]
-        choice = select("How much context do you need?", labels, f"{context:,} tokens")
+        readable = _readable_context(suggestion, answers.get("model", constraints.model))
+        question = "How much context do you need?"
+        if readable < context:
+            question += f" (here a prompt over {readable:,} tokens takes more than {MAX_FULL_PROMPT_S:.0f} s to read)"
+        choice = select(question, labels, f"{min(context, readable):,} tokens")
         answers["context"] = CONTEXTS[labels.index(choice)]
-    if "local_only" not in fixed:
+    if not fixed & {"local_only", "cloud"}:
         local_label, cloud_label = "Only on this machine", "Cloud is fine if this machine cannot run it well"
         default = local_label if suggestion is None or suggestion.chosen.status != "cloud" else cloud_label
-        answers["local_only"] = select("Where may it run?", [local_label, cloud_label], default) == local_label
+        if select("Where may it run?", [local_label, cloud_label], default) == local_label:
+            answers["local_only"] = True
+        else:
+            answers["cloud"] = True
     if "backend" not in fixed:
         local_only = answers.get("local_only", constraints.local_only)
         allowed = [name for name, b in backends.items() if not b.cloud] + \
@@ -55,8 +62,20 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
     return answers
 
 
+def _readable_context(suggestion: Plan | None, model: str) -> int:
+    """The longest context choice whose full prompt the suggested plan for MODEL (auto: the suggestion) reads
+    within MAX_FULL_PROMPT_S (at least the shortest choice); any choice where it would not run locally."""
+    candidates = [suggestion.chosen, *suggestion.alternatives] if suggestion else []
+    local = next((c for c in candidates if c.placement and model in ("auto", c.model.name, c.model.size)), None)
+    prediction = local.prediction if local and (model != "auto" or local is suggestion.chosen) else None
+    if prediction is None or prediction.prefill_tokens_per_s <= 0:
+        return CONTEXTS[-1]
+    fitting = [n for n in CONTEXTS if n / prediction.prefill_tokens_per_s <= MAX_FULL_PROMPT_S]
+    return max(fitting, default=CONTEXTS[0])
+
+
 def _default_use_case(constraints: Constraints) -> str:
-    for label, (context, _) in USE_CASES.items():
+    for label, (context, _, _) in USE_CASES.items():
         if context == constraints.context:
             return label
     return next(iter(USE_CASES))

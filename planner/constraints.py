@@ -16,11 +16,18 @@ MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "2
 EFFORTS = ("low", "medium", "high")
 AZURE_MODES = ("serverless", "managed")
 PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_hour")
+# A context whose full prompt would take longer than this to read is not a useful default: one the user did not
+# choose (profile, default) is capped to what the predicted prefill reads in this time, never below the floor,
+# where gpt-oss's harmony format and its reasoning still fit.
+MAX_FULL_PROMPT_S = 60.0
+MIN_CAPPED_CONTEXT = 4096
+CONTEXT_STEP = 1024
 ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
-            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL",
+            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL", "cloud": "GPTOSS_CLOUD",
             "azure_mode": "GPTOSS_AZURE_MODE"}
 FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context",
-              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "azure_mode": "--azure-mode"}
+              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "cloud": "--cloud",
+              "azure_mode": "--azure-mode"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Constraints:
     min_decode_tokens_per_s: float = 15.0
     reasoning_effort: str = "medium"
     local_only: bool = False
+    cloud: bool = False               # asked for: a cloud service may win over a local plan below the speed floor
     backend_preference: tuple[str, ...] = ()
     region: str | None = None
     azure_model_id: str | None = None
@@ -39,10 +47,16 @@ class Constraints:
     azure_mode: str = "serverless"    # serverless endpoint, or a managed online endpoint on a GPU size we pick
     prices: Mapping[str, float] = field(default_factory=dict)   # the profile's own prices, by price field
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
+    foreign_model: bool = False       # a GGUF of another architecture: gpt-oss figures must not steer its launch
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
+
+    def context_chosen(self) -> bool:
+        """Whether the context is the user's (flag, env, wizard) or not the planner's to shorten (another model's
+        file), rather than a default the planner may cap."""
+        return self.foreign_model or self.source("context").startswith(("flag", "env", "wizard"))
 
     def relaxed(self, **changes) -> Constraints:
         return replace(self, **changes, sources={**self.sources, **{k: "relaxed" for k in changes}})
@@ -96,7 +110,7 @@ def _azure_mode(value: str, origin: str) -> str:
 
 
 PARSERS = {"model": _model, "backend": None, "context": _context,   # backend: checked against the registered ones
-           "reasoning_effort": _effort, "local_only": _flag_bool, "azure_mode": _azure_mode}
+           "reasoning_effort": _effort, "local_only": _flag_bool, "cloud": _flag_bool, "azure_mode": _azure_mode}
 
 
 def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,
@@ -105,7 +119,8 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
     parsers = {**PARSERS, "backend": _backend_parser(backends)}
     p = profile.profile
     values = {"model": p.model, "backend": p.backend, "context": p.context,
-              "reasoning_effort": p.reasoning_effort, "local_only": p.local_only, "azure_mode": p.azure_mode}
+              "reasoning_effort": p.reasoning_effort, "local_only": p.local_only, "cloud": p.cloud,
+              "azure_mode": p.azure_mode}
     sources = {name: f"profile {profile.name}" for name in values}
     for name, parse in parsers.items():
         if env.get(ENV_VARS[name]) is not None:
@@ -117,6 +132,10 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
         if answers and answers.get(name) is not None:
             values[name] = parse(answers[name], f"wizard answer {answers[name]}")
             sources[name] = "wizard answer"
+    if values["local_only"] and values["cloud"]:
+        if not sources["local_only"].startswith("profile"):
+            raise UsageError(f"{sources['cloud']} asks for cloud and {sources['local_only']} forbids it: drop one")
+        values["local_only"], sources["local_only"] = False, f"off: {sources['cloud']} beats the profile"
     if values["local_only"] and values["backend"] != "auto" and backends[values["backend"]].cloud:
         if sources["backend"].startswith("flag"):
             raise UsageError(f"--backend {values['backend']} is a cloud backend, and --local forbids cloud backends")
@@ -143,7 +162,7 @@ def as_flags(constraints: Constraints) -> list[str]:
     for name, flag in FLAG_NAMES.items():
         if constraints.source(name).startswith(("flag", "wizard")):
             value = getattr(constraints, name)
-            if name == "local_only":
+            if name in ("local_only", "cloud"):
                 flags += [flag] if value else []
             else:
                 flags += [flag, str(value)]
@@ -158,7 +177,7 @@ def for_gguf(constraints: Constraints, gguf, backends: Backends) -> Constraints:
         raise UsageError(f"--gguf runs on {serving.title}: drop --backend {constraints.backend}")
     constraints = replace(constraints, backend=serving.name, local_only=True)
     if gguf.gpt_oss_size is None:
-        return constraints
+        return replace(constraints, foreign_model=True)
     if constraints.source("model").startswith("flag") and constraints.model not in ("auto", gguf.gpt_oss_size):
         raise UsageError(f"--gguf {gguf.path.name} is gpt-oss-{gguf.gpt_oss_size}: drop --model")
     return replace(constraints, model=gguf.gpt_oss_size, gguf_bytes=gguf.size_bytes)

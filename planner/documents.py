@@ -55,6 +55,8 @@ class Predicted(_Document):
     decode_tokens_per_s: float | None
     prefill_tokens_per_s: float | None
     roofline_decode_tokens_per_s: float | None
+    full_prompt_ttft_s: float | None = Field(default=None, description="seconds to first token for a prompt that "
+                                             "fills the context, from the predicted prefill; null for cloud")
 
 
 class Price(_Document):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
 from gptoss_deploy.planner.devices import find_spec, is_datacenter
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
@@ -37,8 +37,10 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
     reasons.append(_model_reason(chosen, others, rejected, c))
     reasons.append(_backend_reason(chosen, c, backends))
     placement = chosen.placement
+    if chosen.status == "degraded" and chosen.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
+        reasons.append(_below_floor_reason(chosen, others, c, backends))
     if placement is not None:
-        reasons.append(_context_reason(placement, c))
+        reasons.append(_context_reason(chosen, c))
         offload = _offload_reason(placement, backends[chosen.backend].title)
         if offload:
             reasons.append(offload)
@@ -81,16 +83,51 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends) -> st
         return f"backend: {backend.title} ({c.source('backend')})"
     if c.backend_preference:
         return f"backend: {backend.title}, the first of profile {c.profile}'s preferences that fits"
+    if backend.cloud and c.cloud:
+        return f"backend: {backend.title}: nothing local runs well enough, and cloud is fine ({c.source('cloud')})"
     if backend.cloud:
-        return f"backend: {backend.title}: nothing local runs well enough, and cloud is allowed"
+        return f"backend: {backend.title}: nothing fits this machine locally"
     return f"backend: {backend.title}: {backend.why_chosen}" if backend.why_chosen else f"backend: {backend.title}"
 
 
-def _context_reason(placement: Placement, c: Constraints) -> str:
-    if placement.context_length >= c.context:
-        return f"context: {placement.context_length} tokens ({c.source('context')})"
-    return (f"context: reduced from {c.context} to {placement.context_length} tokens: "
-            "the KV cache for more does not fit the free memory")
+def _context_reason(chosen: Candidate, c: Constraints) -> str:
+    context, prefill = chosen.placement.context_length, chosen.prediction.prefill_tokens_per_s
+    ttft = chosen.full_prompt_ttft_s()
+    if chosen.target_context < c.context:
+        return (f"context: {context:,} tokens, capped from {c.context:,} ({c.source('context')}): a full "
+                f"{c.context:,}-token prompt would take ~{c.context / prefill:,.0f} s to first token at the "
+                f"predicted {tokens_per_s(prefill)} prefill, over {MAX_FULL_PROMPT_S:.0f} s (~{ttft:,.0f} s now); "
+                f"--context {c.context} keeps it")
+    full = f"a full prompt takes ~{ttft:,.0f} s to first token" if ttft is not None else ""
+    if context >= c.context:
+        return f"context: {context:,} tokens ({c.source('context')}); {full}"
+    return (f"context: reduced from {c.context:,} to {context:,} tokens: the KV cache for more does not fit the "
+            f"free memory; {full}")
+
+
+def _below_floor_reason(chosen: Candidate, others: list[Candidate], c: Constraints, backends: Backends) -> str:
+    """A plan slower than the profile asks: by how much, and what would be faster, cloud included, at what price."""
+    decode = chosen.prediction.decode_tokens_per_s
+    faster = []
+    for alt in others:
+        if alt.status == "cloud":
+            faster.append(f"{alt.model.name} on {backends[alt.backend].title} ({_price_words(alt)}, with --cloud)")
+        elif alt.prediction.decode_tokens_per_s > decode:
+            faster.append(f"{alt.model.name} on {backends[alt.backend].title} at "
+                          f"{tokens_per_s(alt.prediction.decode_tokens_per_s)}")
+    instead = f"; faster: {', '.join(faster[:3])}" if faster else "; nothing faster is allowed here"
+    return (f"speed: predicted {tokens_per_s(decode)} is below profile {c.profile}'s "
+            f"{c.min_decode_tokens_per_s:g} tok/s floor{instead}")
+
+
+def _price_words(candidate: Candidate) -> str:
+    price = candidate.quote.price
+    if price.get("usd_per_1m_input_tokens") is not None:
+        return (f"${price['usd_per_1m_input_tokens']:.2f} / ${price['usd_per_1m_output_tokens']:.2f} per 1M "
+                "input / output tokens")
+    if price.get("usd_per_hour") is not None:
+        return f"${price['usd_per_hour']:g} per hour"
+    return "price not in our data"
 
 
 def _offload_reason(placement: Placement, title: str) -> str | None:
@@ -146,8 +183,10 @@ def _binding(chosen: Candidate, others: list[Candidate], rejected: list[Rejectio
         return "local hardware" if chosen.backend != c.backend else f"backend ({c.source('backend')})"
     if placement.cpu_layers and any(d.device != "cpu" for d in placement.devices):
         return "GPU memory"
-    if placement.context_length < c.context:
+    if placement.context_length < chosen.target_context:
         return "GPU memory" if any(d.device != "cpu" for d in placement.devices) else "RAM"
+    if chosen.target_context < c.context:
+        return f"prefill speed (a full prompt over {MAX_FULL_PROMPT_S:.0f} s)"
     if chosen.status == "degraded":
         return "memory bandwidth"
     return "none: everything fits with room to spare"
@@ -157,6 +196,8 @@ def explain_loss(alt: Candidate, chosen: Candidate, c: Constraints, backends: Ba
     if alt.prediction and alt.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
         return (f"predicted {tokens_per_s(alt.prediction.decode_tokens_per_s)} is below the "
                 f"{c.min_decode_tokens_per_s:g} tok/s floor")
+    if alt.status == "cloud" and chosen.status == "degraded":
+        return "a local plan is preferred over paying per token unless cloud is asked for (--cloud)"
     if alt.status == "cloud" and chosen.status != "cloud":
         return "a local plan that runs well is preferred over paying per token"
     if alt.model.total_params < chosen.model.total_params:

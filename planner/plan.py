@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
 from gptoss_deploy.planner.catalog import MODELS, ModelSpec
-from gptoss_deploy.planner.constraints import Constraints
+from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S, MIN_CAPPED_CONTEXT, Constraints
 from gptoss_deploy.planner.devices import is_datacenter
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
@@ -33,6 +33,13 @@ class Candidate:
     placement: Placement | None = None
     prediction: Prediction | None = None
     quote: CloudQuote | None = None
+    target_context: int | None = None  # the context it aims for: the constraints', or that capped for prefill time
+
+    def full_prompt_ttft_s(self) -> float | None:
+        """Seconds to first token for a prompt that fills the context, from the predicted prefill."""
+        if self.placement is None or self.prediction.prefill_tokens_per_s <= 0:
+            return None
+        return self.placement.context_length / self.prediction.prefill_tokens_per_s
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,46 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     artifact = backend.artifact(model)
     if constraints.gguf_bytes:                       # a local file (--gguf): plan with its own size
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
-    placed = FITTERS[backend.offload](backend.name, model, hw, constraints.context, artifact)
+
+    def fit(context: int) -> Placement | Rejection:
+        return FITTERS[backend.offload](backend.name, model, hw, context, artifact)
+
+    placed = fit(constraints.context)
     if isinstance(placed, Rejection):
         return placed
-    prediction = predict(placed, hw)
+    prediction, target = predict(placed, hw), constraints.context
+    too_long = placed.context_length > MIN_CAPPED_CONTEXT and _full_prompt_s(placed, prediction) > MAX_FULL_PROMPT_S
+    if too_long and not constraints.context_chosen():
+        target, placed, prediction = _readable_context(fit, hw, placed.context_length)
     good = (prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s
-            and placed.context_length >= constraints.context)
+            and placed.context_length >= target)
     return Candidate(model, backend.name, "ok" if good else "degraded",
-                     backend.build_launch(placed, _settings(constraints)), placed, prediction)
+                     backend.build_launch(placed, _settings(constraints)), placed, prediction, target_context=target)
+
+
+def _full_prompt_s(placed: Placement, prediction: Prediction) -> float:
+    prefill = prediction.prefill_tokens_per_s
+    return placed.context_length / prefill if prefill > 0 else 0.0
+
+
+def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Placement, Prediction]:
+    """The longest context, in CONTEXT_STEPs below LONGEST, whose full prompt is read within MAX_FULL_PROMPT_S
+    (its own placement: a shorter context may fit more on the GPU and read faster); MIN_CAPPED_CONTEXT at least.
+    The time grows with the context, so a binary search finds it."""
+    def placed_at(steps: int) -> tuple[Placement, Prediction] | None:
+        placed = fit(steps * CONTEXT_STEP)
+        return None if isinstance(placed, Rejection) else (placed, predict(placed, hw))
+
+    low, high = MIN_CAPPED_CONTEXT // CONTEXT_STEP, longest // CONTEXT_STEP - 1
+    best = placed_at(low)
+    while low < high:
+        middle = (low + high + 1) // 2
+        found = placed_at(middle)
+        if found and _full_prompt_s(*found) <= MAX_FULL_PROMPT_S:
+            low, best = middle, found
+        else:
+            high = middle - 1
+    return low * CONTEXT_STEP, *best
 
 
 def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Plan:
@@ -129,15 +168,16 @@ def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Pl
 
 
 def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) -> tuple:
-    """Best first: runs locally at or above the profile's decode floor > cloud > runs locally below it;
-    then the bigger model, the full context, the preferred backend, the faster decode."""
+    """Best first: runs locally at or above the profile's decode floor > runs locally below it > cloud, or, when
+    the user asked for cloud (--cloud), cloud before the slow local plan; then the bigger model, the full context,
+    the preferred backend, the faster decode."""
     if candidate.status == "cloud":
-        tier = 1
+        tier = 2 if constraints.cloud else 0
     elif candidate.prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s:
-        tier = 2
+        tier = 3
     else:
-        tier = 0
-    full_context = candidate.placement is None or candidate.placement.context_length >= constraints.context
+        tier = 1
+    full_context = candidate.placement is None or candidate.placement.context_length >= candidate.target_context
     decode = candidate.prediction.decode_tokens_per_s if candidate.prediction else 0.0
     return (-tier, -candidate.model.total_params, not full_context, order.index(candidate.backend), -decode)
 
@@ -179,14 +219,20 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
         api = candidate.launch["api"]
         doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1)},
                    memory=None,
-                   predicted=candidate.prediction.to_json() if candidate.prediction else
-                   {"decode_tokens_per_s": None, "prefill_tokens_per_s": None, "roofline_decode_tokens_per_s": None},
+                   predicted={**(candidate.prediction.to_json() if candidate.prediction else
+                                 {"decode_tokens_per_s": None, "prefill_tokens_per_s": None,
+                                  "roofline_decode_tokens_per_s": None}), "full_prompt_ttft_s": None},
                    price=_price(candidate.quote, constraints))
     else:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
-                   predicted=candidate.prediction.to_json())
+                   predicted={**candidate.prediction.to_json(),
+                              "full_prompt_ttft_s": _round(candidate.full_prompt_ttft_s())})
     doc["launch"] = candidate.launch
     return doc
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def _price(quote: CloudQuote, constraints: Constraints) -> dict:

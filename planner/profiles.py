@@ -31,6 +31,7 @@ class Profile(BaseModel):
     min_decode_tokens_per_s: float = Field(default=15.0, ge=0)
     reasoning_effort: Effort = "medium"
     local_only: bool = False
+    cloud: bool = False                    # a cloud service may win over a local plan below the speed floor
     region: str | None = None
     azure_model_id: str | None = None
     azure_subscription_id: str | None = None

@@ -26,7 +26,8 @@ def running_ollama(monkeypatch):
 
 
 def up_ollama(run_cli, *extra):
-    return run_cli("up", "--backend", "ollama", "--hardware", CPU_ONLY, *extra)
+    # A chosen context: never Ollama's 4096 default, and not capped for this machine's prefill either
+    return run_cli("up", "--backend", "ollama", "--hardware", CPU_ONLY, "--context", "32768", *extra)
 
 
 def test_up_uses_a_running_ollama_pulls_sets_the_context_and_benchmarks(run_cli, state, running_ollama):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from gptoss_deploy.planner.constraints import as_flags
 from gptoss_deploy.planner.errors import NoFitError, UsageError
 from gptoss_deploy.planner.hardware import load_hardware
 from gptoss_deploy.backends import REGISTRY
@@ -141,7 +142,7 @@ def test_less_free_memory_means_shorter_context_and_says_so():
     result = plan(busy, constraints("server", {"backend": "vllm"}), REGISTRY)
     assert 4096 <= result.chosen.placement.context_length < 131072
     assert result.chosen.status == "degraded"
-    assert any("reduced from 131072" in r for r in result.reasons)
+    assert any("reduced from 131,072" in r for r in result.reasons)
 
 
 def test_apple_uses_the_metal_working_set_and_suggests_raising_it():
@@ -174,15 +175,44 @@ def test_cloud_region_outside_the_launch_region_is_flagged():
     assert any("launched in us-west-2; check that eu-west-1 serves it" in r for r in result.reasons)
 
 
-def test_local_plan_below_the_speed_floor_loses_to_cloud_unless_local_only():
-    hw = load_hardware(fixture_path("cpu-only"))
-    two_cores = hw.model_copy(update={"cpu": hw.cpu.model_copy(update={"physical_cores": 2, "logical_cores": 2})})
-    cloud = plan(two_cores, constraints("auto"), REGISTRY)          # floor 15 tok/s, cloud allowed
-    assert cloud.chosen.status == "cloud"
-    slow = next(a for a in cloud.alternatives if a.backend == "llamacpp" and a.model.size == "20b")
-    assert slow.prediction.decode_tokens_per_s < 15
-    local = plan(two_cores, constraints("auto", {"local_only": True}), REGISTRY)
-    assert (local.chosen.backend, local.chosen.status) == ("llamacpp", "degraded")
+def test_a_slow_local_plan_beats_cloud_unless_cloud_is_asked_for_and_says_what_is_faster():
+    slow = plan_for("cpu-only-2core")                               # auto profile: floor 15 tok/s
+    assert (slow.chosen.model.name, slow.chosen.backend, slow.chosen.status) == ("gpt-oss-20b", "llamacpp",
+                                                                                  "degraded")
+    why = "\n".join(slow.reasons)
+    assert "speed: predicted 5.6 tok/s is below profile auto's 15 tok/s floor; faster: gpt-oss-120b on AWS " \
+           "Bedrock ($0.15 / $0.60 per 1M input / output tokens, with --cloud)" in why
+    cloud_lost = {a.backend: why for a, why in zip(slow.alternatives, slow.lost_because) if a.status == "cloud"}
+    assert cloud_lost["bedrock"].endswith("unless cloud is asked for (--cloud)")
+    asked = plan(load_hardware(fixture_path("cpu-only-2core")), constraints("auto", {"cloud": True}), REGISTRY)
+    assert (asked.chosen.backend, asked.chosen.status) == ("bedrock", "cloud")
+    assert "cloud is fine (flag --cloud)" in "\n".join(asked.reasons)
+    assert "--cloud" in as_flags(asked.constraints)
+
+
+def test_cloud_and_local_together_are_a_usage_error():
+    with pytest.raises(UsageError, match="asks for cloud and flag --local forbids it"):
+        constraints("auto", {"cloud": True, "local_only": True})
+
+
+def test_a_default_context_too_long_to_read_is_capped_and_a_chosen_one_is_kept_with_its_time():
+    capped = plan_for("cpu-only-2core").to_json()
+    prefill = capped["predicted"]["prefill_tokens_per_s"]
+    assert capped["context_length"] == 4096
+    assert capped["predicted"]["full_prompt_ttft_s"] == pytest.approx(4096 / prefill, rel=0.01)
+    assert any(r.startswith("context: 4,096 tokens, capped from 32,768 (profile auto): a full 32,768-token "
+                            "prompt would take ~1,766 s") and r.endswith("--context 32768 keeps it")
+               for r in capped["reasons"])
+    kept = plan(load_hardware(fixture_path("cpu-only-2core")), constraints("auto", {"context": "32768"}),
+                REGISTRY).to_json()
+    assert kept["context_length"] == 32768 and kept["predicted"]["full_prompt_ttft_s"] > 1000
+    assert any(r.startswith("context: 32,768 tokens (flag --context); a full prompt takes ~1,")
+               for r in kept["reasons"])
+
+
+def test_a_fast_machine_keeps_the_full_context_and_states_its_time_to_first_token():
+    doc = plan_for("h100-sxm", "server").to_json()
+    assert doc["context_length"] == 131072 and 0 < doc["predicted"]["full_prompt_ttft_s"] < 60
 
 
 def test_the_profile_floor_decides_between_120b_offloaded_and_20b_on_gpu():

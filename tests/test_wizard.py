@@ -75,3 +75,48 @@ def test_flags_skip_their_questions():
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def scripted(replies: dict[str, str]):
+    """A select() that answers by question prefix (the default where no reply is given) and records the asking."""
+    asked = {}
+
+    def select(question, choices, default):
+        asked[question] = (choices, default)
+        reply = next((r for prefix, r in replies.items() if question.startswith(prefix)), None)
+        return next(c for c in choices if c.startswith(reply)) if reply else default
+    return select, asked
+
+
+def wizard_plan(fixture: str, replies: dict[str, str]):
+    from gptoss_deploy.backends import REGISTRY
+    from gptoss_deploy.cli.wizard import ask
+    from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.planner.hardware import load_hardware
+    from gptoss_deploy.planner.plan import plan
+
+    hw, base = load_hardware(fixture_path(fixture)), load_constraints(None, {}, {}, REGISTRY)
+    select, asked = scripted(replies)
+    answers = ask(base, plan(hw, base, REGISTRY), REGISTRY, select)
+    return plan(hw, load_constraints(None, {}, {}, REGISTRY, answers), REGISTRY), asked
+
+
+def test_smallest_footprint_means_20b():
+    result, asked = wizard_plan("rtx4090-desktop", {"What will you use": "Quick answers"})
+    assert asked["Which model?"][1] == "gpt-oss-20b" and result.chosen.model.name == "gpt-oss-20b"
+
+
+def test_the_context_offered_is_one_this_machine_reads_in_a_minute_and_the_question_says_why():
+    result, asked = wizard_plan("cpu-only-2core", {"What will you use": "Coding agent"})
+    [(question, (choices, default))] = [(q, a) for q, a in asked.items() if q.startswith("How much context")]
+    assert question.endswith("(here a prompt over 8,192 tokens takes more than 60 s to read)")
+    assert default == "8,192 tokens" and result.chosen.placement.context_length == 8192
+
+
+def test_cloud_is_fine_maps_to_cloud_and_the_launch_line_reproduces_it():
+    from gptoss_deploy.planner.constraints import as_flags
+
+    result, _ = wizard_plan("cpu-only-2core", {"Where may it run?": "Cloud is fine"})
+    assert result.chosen.status == "cloud" and "--cloud" in as_flags(result.constraints)
+    local, _ = wizard_plan("cpu-only-2core", {"Where may it run?": "Only on this machine"})
+    assert local.chosen.backend == "llamacpp" and "--local" in as_flags(local.constraints)
