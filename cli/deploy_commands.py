@@ -40,8 +40,9 @@ def _store():
     return StateStore(state_dir(), notify=Output.note)
 
 
-def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info):
-    """The plan `up` applies, and the machine it runs on (read once: --hardware, else probed; none for cloud)."""
+def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info, launching: bool):
+    """The plan `up` applies, and the machine it runs on (read once: --hardware, else probed; none for cloud).
+    LAUNCHING: a --hardware file must describe this machine (a dry run, or --force, may plan for another)."""
     from gptoss_deploy.backends import REGISTRY, get_backend
     from gptoss_deploy.planner.constraints import for_gguf, load_constraints
     from gptoss_deploy.planner.plan import plan
@@ -60,10 +61,23 @@ def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_inf
         hw = hardware_report(hardware)
         doc = plan(hw, constraints, REGISTRY).document()
         backend = get_backend(doc.backend)
+        if hardware and launching and not backend.cloud:
+            _require_this_machine(hardware, hw)
     if gguf_info is not None and not backend.serves_gguf_files:
         serving = ", ".join(b.title for b in REGISTRY.values() if b.serves_gguf_files)
         raise UsageError(f"--gguf runs on {serving} and the saved plan is for {doc.backend}")
     return doc, hw
+
+
+def _require_this_machine(path: Path, described) -> None:
+    from gptoss_deploy.planner.hardware import differences
+    from gptoss_deploy.planner.probe import probe
+
+    found = differences(described, probe())
+    if found:
+        raise UsageError(f"--hardware {path} describes another machine ({'; '.join(found)}): its plan would not "
+                         "run here; drop --hardware to plan for this machine, add --dry-run to see that machine's "
+                         "launch, or --force to launch it anyway")
 
 
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
@@ -82,6 +96,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                max_ttft_ms: MaxTtftOpt = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
+               force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
                json_out: JsonOpt = False) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint."""
     from gptoss_deploy.backends import deploy
@@ -94,7 +109,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
     doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode),
-                       hardware, plan_file, gguf_info)
+                       hardware, plan_file, gguf_info, launching=not (dry_run or force))
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"),
                         azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,

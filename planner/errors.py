@@ -62,7 +62,15 @@ class VerificationError(GptossError):
 def validation_problem(err: ValidationError) -> str:
     """The first thing a document gets wrong, as `field path.to.it: message`, or the message alone when it is
     about the whole document (one line for one error)."""
-    first = err.errors()[0]
-    message = first["msg"].removeprefix("Value error, ")
-    where = ".".join(str(part) for part in first["loc"])
+    return _problem(err.errors()[0])
+
+
+def validation_problems(err: ValidationError) -> str:
+    """Everything a document gets wrong, on one line: a hand-written file is fixed in one go."""
+    return "; ".join(_problem(error) for error in err.errors())
+
+
+def _problem(error) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error["loc"])
     return f"field {where}: {message}" if where else message

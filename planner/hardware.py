@@ -7,15 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gptoss_deploy.planner.errors import UsageError, validation_problem
+from gptoss_deploy.planner.errors import UsageError, validation_problems
 from gptoss_deploy.planner.files import read_user_text
+from gptoss_deploy.planner.units import gib
 
 SCHEMA_VERSION = 1
 
 
 class _Strict(BaseModel):
-    # Unknown keys are allowed in hardware files (newer probes may add fields); types are strict.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Unknown keys are refused: a typo (`bandwith_gbps`) would otherwise change the prediction without a word.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Cpu(_Strict):
@@ -84,7 +85,38 @@ def hardware_from_dict(data: object, source: str) -> HardwareReport:
     try:
         return HardwareReport.model_validate(data)
     except ValidationError as err:
-        raise UsageError(f"{source}: {validation_problem(err)}") from None
+        raise UsageError(f"{source}: {validation_problems(err)}") from None
+
+
+SAME_SIZE = 0.10    # memory totals further apart than this are another machine's (free memory varies, totals not)
+
+
+def differences(described: HardwareReport, here: HardwareReport) -> list[str]:
+    """How the machine DESCRIBED differs from this one HERE, in what a plan depends on: its GPUs and their
+    memory, and its RAM. Empty when a plan for one runs on the other."""
+    found = []
+    if sorted(g.name for g in described.gpus) != sorted(g.name for g in here.gpus):
+        found.append(f"GPUs: {_gpus(described)} described, {_gpus(here)} here")
+    else:
+        for theirs, ours in zip(_by_index(described), _by_index(here)):
+            if not _close(theirs.memory_total_bytes, ours.memory_total_bytes):
+                found.append(f"{ours.name} memory: {gib(theirs.memory_total_bytes)} described, "
+                             f"{gib(ours.memory_total_bytes)} here")
+    if not _close(described.memory.total_bytes, here.memory.total_bytes):
+        found.append(f"RAM: {gib(described.memory.total_bytes)} described, {gib(here.memory.total_bytes)} here")
+    return found
+
+
+def _by_index(hw: HardwareReport) -> list[Gpu]:
+    return sorted(hw.gpus, key=lambda g: g.index)
+
+
+def _gpus(hw: HardwareReport) -> str:
+    return ", ".join(f"{g.name} ({gib(g.memory_total_bytes)})" for g in hw.gpus) or "none"
+
+
+def _close(a: int, b: int) -> bool:
+    return abs(a - b) <= SAME_SIZE * max(a, b)
 
 
 def load_hardware(path: str | Path) -> HardwareReport:

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from helpers import free_port
+from helpers import fixture_path, free_port
 
 UP = [sys.executable, "-c", "from gptoss_deploy.cli.app import up_main; up_main()"]
 
@@ -105,3 +105,33 @@ def test_every_secret_the_tool_handled_is_masked_by_its_value(state, smollm2, st
     assert "api key ***" in log and "hub login ***" in log
     for text in (log, started.stdout, started.stderr, state.path.read_text()):
         assert key not in text and "hf_from_the_token_file" not in text
+
+
+def test_launching_another_machines_plan_is_refused_unless_forced(run_cli, state, smollm2, tmp_path):
+    h100 = json.loads(fixture_path("h100-sxm").read_text())
+    h100["gpus"] = [dict(h100["gpus"][0], index=i) for i in range(8)]             # no test machine has 8 of them
+    described = tmp_path / "8x-h100.json"
+    described.write_text(json.dumps(h100))
+    code, _, err = run_cli("up", "--hardware", described, "--backend", "llamacpp", "--gguf", smollm2,
+                           "--port", free_port(), "--no-bench")
+    assert code == 2 and f"--hardware {described} describes another machine (GPUs: " in err
+    assert "--dry-run" in err and "--force" in err and state.records() == {}
+    assert run_cli("up", "--hardware", described, "--backend", "llamacpp", "--dry-run")[0] == 0
+
+
+def test_this_machines_own_description_launches(run_cli, state, smollm2, tmp_path):
+    here = tmp_path / "here.json"
+    here.write_text(run_cli("probe", "--json")[1])
+    code, out, err = run_cli("up", "--hardware", here, "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    assert code == 0, err
+
+
+def test_a_hardware_file_with_a_typo_and_other_mistakes_names_them_all(run_cli, tmp_path):
+    report = json.loads(fixture_path("rtx4090-desktop").read_text())
+    report["gpus"][0]["memory_bandwith_gbps"] = 1008                            # a typo, no longer ignored
+    report["memory"]["total_bytes"] = -1
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(report))
+    code, _, err = run_cli("plan", "--hardware", path)
+    assert code == 2 and "field gpus.0.memory_bandwith_gbps: Extra inputs are not permitted" in err
+    assert "field memory.total_bytes: Input should be greater than 0" in err and err.count("\n") == 1

@@ -10,7 +10,7 @@ import pytest
 
 from helpers import fixture_path, free_port
 
-CPU_ONLY = fixture_path("cpu-only")
+CPU_ONLY = fixture_path("cpu-only")   # launched with --force: a fixed machine, whatever runs the tests
 REPO, FILE = "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-mxfp4.gguf"
 
 
@@ -35,7 +35,7 @@ def test_dry_run_lists_the_download_and_its_size(run_cli):
 
 def test_offline_mode_without_the_model_cached_says_so_and_exits_4(run_cli, state, stand_in):
     stand_in("llama-server")                      # run_cli sets HF_HUB_OFFLINE=1 and an empty cache
-    code, out, err = run_cli("up", "--hardware", CPU_ONLY, "--port", free_port())
+    code, out, err = run_cli("up", "--hardware", CPU_ONLY, "--force", "--port", free_port())
     assert code == 4 and out == ""
     assert f"{REPO}/{FILE} is not in the model cache" in err and "HF_HUB_OFFLINE is set" in err
     assert "--gguf PATH" in err and "check the network" not in err and state.records() == {}
@@ -56,7 +56,7 @@ def test_cached_model_is_served_from_the_hub_cache(run_cli, state, cached_model)
     code, out, _ = run_cli("up", "--hardware", CPU_ONLY, "--dry-run")
     assert code == 0 and "(already downloaded)" in out and str(cached_model) in out
     port = free_port()
-    code, out, err = run_cli("up", "--hardware", CPU_ONLY, "--port", port, "--no-bench", "--json")
+    code, out, err = run_cli("up", "--hardware", CPU_ONLY, "--force", "--port", port, "--no-bench", "--json")
     assert code == 0, err
     models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["data"]
     assert [m["id"] for m in models] == ["gpt-oss-20b"]

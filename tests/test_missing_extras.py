@@ -27,7 +27,7 @@ def assert_install_line(result: subprocess.CompletedProcess, extra: str) -> None
 @pytest.mark.parametrize("backend, module, extra", [("ollama", "ollama", "ollama"), ("azure", "azure", "azure"),
                                                     ("bedrock", "boto3", "aws")])
 def test_up_without_the_backends_extra_exits_4_with_the_install_line(state, backend, module, extra):
-    result = gptoss_without(module, "up", "--hardware", str(CPU_ONLY), "--backend", backend,
+    result = gptoss_without(module, "up", "--hardware", str(CPU_ONLY), "--force", "--backend", backend,
                             "--port", str(free_port()), "--no-bench")
     assert_install_line(result, extra)
     assert state.records() == {}
@@ -35,7 +35,7 @@ def test_up_without_the_backends_extra_exits_4_with_the_install_line(state, back
 
 @pytest.mark.parametrize("backend, module, extra", [("ollama", "ollama", "ollama"), ("azure", "azure", "azure")])
 def test_dry_run_without_the_extra_names_it_and_exits_0(backend, module, extra):
-    result = gptoss_without(module, "up", "--hardware", str(CPU_ONLY), "--backend", backend, "--dry-run", "--json")
+    result = gptoss_without(module, "up", "--hardware", str(CPU_ONLY), "--force", "--backend", backend, "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
 
 

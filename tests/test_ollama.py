@@ -11,7 +11,7 @@ from gptoss_deploy.backends.process import port_in_use
 from helpers import fixture_path, free_port
 from fake_ollama import FakeOllama
 
-CPU_ONLY = fixture_path("cpu-only")
+CPU_ONLY = fixture_path("cpu-only")   # launched with --force: a fixed machine, whatever runs the tests
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def running_ollama(monkeypatch):
 
 def up_ollama(run_cli, *extra):
     # A chosen context: never Ollama's 4096 default, and not capped for this machine's prefill either
-    return run_cli("up", "--backend", "ollama", "--hardware", CPU_ONLY, "--context", "32768", *extra)
+    return run_cli("up", "--backend", "ollama", "--hardware", CPU_ONLY, "--force", "--context", "32768", *extra)
 
 
 def test_up_uses_a_running_ollama_pulls_sets_the_context_and_benchmarks(run_cli, state, running_ollama):

@@ -13,7 +13,7 @@ from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.hardware import load_hardware
 from helpers import fixture_path, free_port
 
-H100 = fixture_path("h100-sxm")
+H100 = fixture_path("h100-sxm")   # launched here with --force: this machine is not the H100 it describes
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def vllm(stand_in):
 
 def test_up_runs_the_planned_vllm_serve_and_benchmarks_it(run_cli, state, vllm):
     port = free_port()
-    code, out, err = run_cli("up", "--hardware", H100, "--profile", "server", "--port", port, "--json")
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--port", port, "--json")
     assert code == 0, err
     record = json.loads(out)
     argv = json.loads(vllm.read_text())["argv"]
@@ -39,7 +39,7 @@ def test_up_runs_the_planned_vllm_serve_and_benchmarks_it(run_cli, state, vllm):
 
 
 def test_non_loopback_vllm_gets_its_key_through_the_environment(run_cli, state, vllm):
-    code, out, err = run_cli("up", "--hardware", H100, "--profile", "server", "--host", "0.0.0.0",
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--host", "0.0.0.0",
                              "--port", free_port("0.0.0.0"), "--json")
     assert code == 0, err                                 # the benchmark authenticated with the key
     record = json.loads(out)
@@ -51,7 +51,7 @@ def test_non_loopback_vllm_gets_its_key_through_the_environment(run_cli, state, 
 
 def test_vllm_not_installed_exits_4(run_cli, state, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    code, _, err = run_cli("up", "--hardware", H100, "--profile", "server")
+    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server")
     assert code == 4 and "vLLM is not installed" in err
 
 
