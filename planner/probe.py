@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
-from gptoss_deploy.planner.units import GIB
+from gptoss_deploy.planner.units import GIB, gib
 
 Runner = Callable[[list[str]], str]
 
@@ -46,7 +46,7 @@ def probe(env: Mapping[str, str] = os.environ, nvml=None, run: Runner = run_comm
     if system == "darwin" and report["arch"] == "arm64":
         report["gpus"] = read_apple_gpu(run, vm.total, vm.available, notes)
     else:
-        report["gpus"] = read_nvidia_gpus(nvml, env.get("CUDA_VISIBLE_DEVICES"), notes)
+        report["gpus"] = read_nvidia_gpus(nvml, env.get("CUDA_VISIBLE_DEVICES"), notes, (vm.total, vm.available))
     if not report["gpus"]:
         notes.append("no usable GPU found: planning for the CPU only")
     return hardware_from_dict(report, "probe")
@@ -85,8 +85,10 @@ def read_disk(path: Path) -> dict:
 
 # --- NVIDIA --------------------------------------------------------------------------------------
 
-def read_nvidia_gpus(nvml, visible: str | None, notes: list[str]) -> list[dict]:
-    """NVIDIA GPUs as CUDA will number them under CUDA_VISIBLE_DEVICES."""
+def read_nvidia_gpus(nvml, visible: str | None, notes: list[str],
+                     system_memory: tuple[int, int] | None = None) -> list[dict]:
+    """NVIDIA GPUs as CUDA will number them under CUDA_VISIBLE_DEVICES. SYSTEM_MEMORY (total, available) stands
+    in for a GPU whose memory NVML cannot report: one that shares the system's (GB10, DGX Spark)."""
     if nvml is None:
         try:
             import pynvml as nvml
@@ -104,7 +106,7 @@ def read_nvidia_gpus(nvml, visible: str | None, notes: list[str]) -> list[dict]:
         chosen = _visible_order(visible, uuids)
         if visible is not None and len(chosen) < len(handles):
             notes.append(f"CUDA_VISIBLE_DEVICES={visible!r}: using {len(chosen)} of {len(handles)} GPUs")
-        return [_nvidia_gpu(nvml, handles[i], cuda_index) for cuda_index, i in enumerate(chosen)]
+        return [_nvidia_gpu(nvml, handles[i], cuda_index, system_memory, notes) for cuda_index, i in enumerate(chosen)]
     except nvml.NVMLError as err:
         notes.append(f"NVML failed while reading GPUs ({err}): planning without them")
         return []
@@ -130,14 +132,24 @@ def _visible_order(visible: str | None, uuids: list[str]) -> list[int]:
     return order
 
 
-def _nvidia_gpu(nvml, handle, cuda_index: int) -> dict:
-    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+def _nvidia_gpu(nvml, handle, cuda_index: int, system_memory: tuple[int, int] | None, notes: list[str]) -> dict:
+    name = _text(nvml.nvmlDeviceGetName(handle))
     major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+    try:
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        total, free, unified = memory.total, memory.free, False
+    except nvml.NVMLError as err:
+        if system_memory is None:
+            raise
+        # GB10 (DGX Spark) has no memory of its own: NVML answers "Not Supported" (as nvtop and gpustat found)
+        (total, free), unified = system_memory, True
+        notes.append(f"{name}: NVML reports no memory of its own ({err}): planned on the system's unified memory "
+                     f"({gib(total)}), shared with the CPU")
     return {
-        "index": cuda_index, "vendor": "nvidia", "name": _text(nvml.nvmlDeviceGetName(handle)),
-        "memory_total_bytes": memory.total, "memory_free_bytes": memory.free,
+        "index": cuda_index, "vendor": "nvidia", "name": name,
+        "memory_total_bytes": total, "memory_free_bytes": free,
         "memory_bandwidth_gbps": _nvidia_bandwidth_gbps(nvml, handle),
-        "compute_capability": f"{major}.{minor}", "unified_memory": False,
+        "compute_capability": f"{major}.{minor}", "unified_memory": unified,
     }
 
 

@@ -30,6 +30,8 @@ PROFILES = ["auto", "laptop", "workstation", "server"]
         ("2x-rtx3090", "workstation", "gpt-oss-120b", "llamacpp"),
         ("cpu-only", "laptop", "gpt-oss-20b", "llamacpp"),
         ("t4-cloud-vm", "auto", "gpt-oss-20b", "llamacpp"),
+        ("cpu-only-2core", "auto", "gpt-oss-20b", "llamacpp"),      # slow, but local beats an unasked cloud
+        ("dgx-spark-gb10", "auto", "gpt-oss-120b", "llamacpp"),     # NVML has no memory for it: unified RAM
     ],
 )
 def test_auto_picks_what_an_expert_would(fixture, profile, model, backend):

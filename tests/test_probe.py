@@ -41,12 +41,16 @@ class RecordedNvml:
         return d["name"].encode()    # older NVML bindings return bytes
 
     def nvmlDeviceGetMemoryInfo(self, d):
+        if d["total"] is None:
+            raise self.NVMLError("Not Supported")
         return SimpleNamespace(total=d["total"], free=d["free"], used=d["total"] - d["free"])
 
     def nvmlDeviceGetCudaComputeCapability(self, d):
         return d["cc"]
 
     def nvmlDeviceGetMemoryBusWidth(self, d):
+        if d["bus"] is None:
+            raise self.NVMLError("Not Supported")
         return d["bus"]
 
     def nvmlDeviceGetMaxClockInfo(self, d, clock):
@@ -56,6 +60,8 @@ class RecordedNvml:
 
 RTX_4090 = {"uuid": "GPU-aaaa1111", "name": "NVIDIA GeForce RTX 4090", "total": 25757220864,
             "free": 25300000000, "cc": (8, 9), "bus": 384, "mem_mhz": 10501}
+GB10 = {"uuid": "GPU-cccc3333", "name": "NVIDIA GB10", "total": None, "free": None, "cc": (12, 1), "bus": None,
+        "mem_mhz": None}   # DGX Spark: NVML answers "Not Supported" for its memory
 H100 = {"uuid": "GPU-bbbb2222", "name": "NVIDIA H100 80GB HBM3", "total": 85520809984,
         "free": 84900000000, "cc": (9, 0), "bus": 5120, "mem_mhz": 2619}
 
@@ -133,3 +139,11 @@ def test_apple_without_sysctl_answers_falls_back_to_cpu_with_a_note():
 
 def test_visible_order_by_uuid_prefix():
     assert _visible_order("GPU-bbbb,GPU-aaaa", ["GPU-aaaa1111", "GPU-bbbb2222"]) == [1, 0]
+
+
+def test_a_gpu_whose_memory_nvml_cannot_report_is_planned_on_unified_system_memory():
+    notes = []
+    [gpu] = read_nvidia_gpus(RecordedNvml([GB10]), None, notes, (128 * GIB, 120 * GIB))
+    assert gpu["unified_memory"] and (gpu["memory_total_bytes"], gpu["memory_free_bytes"]) == (128 * GIB, 120 * GIB)
+    assert notes == ["NVIDIA GB10: NVML reports no memory of its own (Not Supported): planned on the system's "
+                     "unified memory (128.0 GiB), shared with the CPU"]
