@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -112,7 +113,8 @@ def _by_index(hw: HardwareReport) -> list[Gpu]:
 
 
 def _gpus(hw: HardwareReport) -> str:
-    return ", ".join(f"{g.name} ({gib(g.memory_total_bytes)})" for g in hw.gpus) or "none"
+    kinds = Counter(f"{g.name} ({gib(g.memory_total_bytes)})" for g in _by_index(hw))
+    return ", ".join(f"{count} x {kind}" for kind, count in kinds.items()) or "none"
 
 
 def _close(a: int, b: int) -> bool:
