@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
-from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
 
@@ -223,6 +223,12 @@ class Backend(ABC):
         except (ImportError, ValueError):              # a parent package missing, or not a package
             found = False
         return None if found else f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
+
+    def require_sdk(self) -> None:
+        """Stop with the install line (exit 4) when the SDK this adapter drives is not installed."""
+        missing = self.sdk_missing()
+        if missing:
+            raise BackendError(missing)
 
     @abstractmethod
     def stream_client(self, *, record: dict, api_key: str | None):

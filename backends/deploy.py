@@ -361,9 +361,8 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
     for name in names or list(records):         # unlocked while stopping: a cloud teardown can take minutes
         record = records[name]
         backend = get_backend(record.backend)
-        if backend.sdk_missing() and backend.cloud:
-            raise BackendError(backend.sdk_missing())
         if backend.cloud:
+            backend.require_sdk()
             if record.cloud_resources:
                 if not confirm(f"delete {backend.resources_summary(record)}?"):
                     kept.append(name)

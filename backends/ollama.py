@@ -33,9 +33,8 @@ class Ollama(LocalBackend):
     def unavailable(self) -> str | None:
         """Its client installed, and Ollama installed here or running where OLLAMA_HOST says (not checked:
         nothing is called)."""
-        if self.sdk_missing():
-            return self.sdk_missing()
-        return None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST") else NOT_INSTALLED
+        return self.sdk_missing() or (None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST")
+                                      else NOT_INSTALLED)
 
     def build_launch(self, placement, settings) -> dict:
         port = settings.port or DEFAULT_PORT

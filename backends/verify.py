@@ -13,8 +13,7 @@ def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: 
                  progress=lambda _: None) -> Benchmark:
     """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
     backend = get_backend(record.backend)
-    if backend.sdk_missing():
-        raise BackendError(backend.sdk_missing())
+    backend.require_sdk()
     predicted = None if record.warnings else record.plan.predicted   # not a gpt-oss model: its figures mean nothing
     price = record.plan.price.model_dump() if record.plan.price else None
     client = backend.stream_client(record=record, api_key=store.read_secret(record.name))

@@ -98,11 +98,11 @@ def _context_reason(chosen: Candidate, c: Constraints) -> str:
                 f"{c.context:,}-token prompt would take ~{c.context / prefill:,.0f} s to first token at the "
                 f"predicted {tokens_per_s(prefill)} prefill, over {MAX_FULL_PROMPT_S:.0f} s (~{ttft:,.0f} s now); "
                 f"--context {c.context} keeps it")
-    full = f"a full prompt takes ~{ttft:,.0f} s to first token" if ttft is not None else ""
+    full = f"; a full prompt takes ~{ttft:,.0f} s to first token" if ttft is not None else ""
     if context >= c.context:
-        return f"context: {context:,} tokens ({c.source('context')}); {full}"
+        return f"context: {context:,} tokens ({c.source('context')}){full}"
     return (f"context: reduced from {c.context:,} to {context:,} tokens: the KV cache for more does not fit the "
-            f"free memory; {full}")
+            f"free memory{full}")
 
 
 def _below_floor_reason(chosen: Candidate, others: list[Candidate], c: Constraints, backends: Backends) -> str:

@@ -37,9 +37,7 @@ class Candidate:
 
     def full_prompt_ttft_s(self) -> float | None:
         """Seconds to first token for a prompt that fills the context, from the predicted prefill."""
-        if self.placement is None or self.prediction.prefill_tokens_per_s <= 0:
-            return None
-        return self.placement.context_length / self.prediction.prefill_tokens_per_s
+        return None if self.placement is None else _full_prompt_s(self.placement, self.prediction)
 
 
 @dataclass(frozen=True)
@@ -114,8 +112,8 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     if isinstance(placed, Rejection):
         return placed
     prediction, target = predict(placed, hw), constraints.context
-    too_long = placed.context_length > MIN_CAPPED_CONTEXT and _full_prompt_s(placed, prediction) > MAX_FULL_PROMPT_S
-    if too_long and not constraints.context_chosen():
+    too_long = (_full_prompt_s(placed, prediction) or 0.0) > MAX_FULL_PROMPT_S
+    if too_long and placed.context_length > MIN_CAPPED_CONTEXT and not constraints.context_chosen():
         target, placed, prediction = _readable_context(fit, hw, placed.context_length)
     good = (prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s
             and placed.context_length >= target)
@@ -123,9 +121,10 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
                      backend.build_launch(placed, _settings(constraints)), placed, prediction, target_context=target)
 
 
-def _full_prompt_s(placed: Placement, prediction: Prediction) -> float:
+def _full_prompt_s(placed: Placement, prediction: Prediction) -> float | None:
+    """Seconds to read a prompt that fills PLACED's context; None where the prefill prediction means nothing."""
     prefill = prediction.prefill_tokens_per_s
-    return placed.context_length / prefill if prefill > 0 else 0.0
+    return placed.context_length / prefill if prefill > 0 else None
 
 
 def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Placement, Prediction]:
@@ -141,7 +140,7 @@ def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Place
     while low < high:
         middle = (low + high + 1) // 2
         found = placed_at(middle)
-        if found and _full_prompt_s(*found) <= MAX_FULL_PROMPT_S:
+        if found and (_full_prompt_s(*found) or 0) <= MAX_FULL_PROMPT_S:
             low, best = middle, found
         else:
             high = middle - 1
