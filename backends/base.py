@@ -136,9 +136,17 @@ def masked_env(env: dict[str, str]) -> dict[str, str]:
     return {k: "***" if any(word in k.upper() for word in SECRET_WORDS) else v for k, v in env.items()}
 
 
-def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | None]) -> dict[str, object]:
-    """ARGV's flags, strictly: each one known (FLAGS maps it to a converter, or None for a switch) and given once.
-    A saved plan is untrusted input: anything else is a usage error naming the flag, never passed through."""
+@dataclass(frozen=True)
+class Several:
+    """A flag that takes one or more values (vLLM's --served-model-name A B): each checked by CONVERT."""
+
+    convert: Callable[[str], object]
+
+
+def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | Several | None]) -> dict[str, object]:
+    """ARGV's flags, strictly: each one known (FLAGS maps it to a converter, Several(converter), or None for a
+    switch) and given once. A saved plan is untrusted input: anything else is a usage error naming the flag, never
+    passed through."""
     found: dict[str, object] = {}
     rest = list(argv)
     while rest:
@@ -151,13 +159,20 @@ def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | N
         if convert is None:
             found[flag] = True
             continue
+        count = 1
+        if isinstance(convert, Several):
+            while count < len(rest) and not rest[count].startswith("-"):
+                count += 1
+            convert = convert.convert
         if not rest:
             raise UsageError(f"the plan's launch.argv ends without a value for {flag}")
-        value = rest.pop(0)
+        values, rest = rest[:count], rest[count:]
         try:
-            found[flag] = convert(value)
+            converted = [convert(value) for value in values]
         except (ValueError, TypeError):
-            raise UsageError(f"the plan's launch.argv has {flag} {value!r}, which is not a valid value") from None
+            raise UsageError(f"the plan's launch.argv has {flag} {' '.join(values)!r}, which is not a valid value") \
+                from None
+        found[flag] = tuple(converted) if isinstance(flags[flag], Several) else converted[0]
     return found
 
 
@@ -325,11 +340,12 @@ class CloudBackend(Backend):
 
 
 def per_token_quote(launch: dict, offer: CloudOffer, where: str) -> CloudQuote:
-    """A pay-per-token endpoint: the offer's list price, and a warning outside the regions it launched in."""
+    """A pay-per-token endpoint: the offer's list price, and a warning outside the regions that offer it."""
     api = launch["api"]
     reasons = [f"cloud: {api['model_id']} in {where}; {offer.price_note}"]
     if offer.regions and api["region"] and api["region"] not in offer.regions:
-        reasons.append(f"warning: gpt-oss launched in {', '.join(offer.regions)}; check that {api['region']} serves it")
+        reasons.append(f"warning: {offer.service} offers gpt-oss in {', '.join(offer.regions)}; check that "
+                       f"{api['region']} serves it")
     price = {"usd_per_1m_input_tokens": offer.usd_per_1m_input, "usd_per_1m_output_tokens": offer.usd_per_1m_output,
              "note": offer.price_note}
     return CloudQuote(launch, offer, tuple(reasons), price)

@@ -11,7 +11,11 @@ from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
-LAUNCH_REGIONS = ("us-west-2",)
+# Where Bedrock serves both gpt-oss models in-region: AWS "Supported foundation models" page, checked 2026-11.
+OFFERED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "ap-northeast-1", "ap-south-1", "ap-southeast-3",
+                   "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2", "sa-east-1")
+# Bedrock's OpenAI-compatible Chat Completions endpoint, where we have seen it serve gpt-oss (AWS).
+OPENAI_COMPATIBLE_REGIONS = ("us-west-2",)
 HTTP_TIMEOUT_S = 60
 # List prices are secondary sources ("verify") (AWS).
 _PRICE_NOTE = "AWS list price (secondary source, verify on the AWS pricing page)"
@@ -30,8 +34,8 @@ class Bedrock(CloudBackend):
     name = "bedrock"
     title = "AWS Bedrock"
     sdk_module, extra = "boto3", "aws"
-    offers = {"20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", LAUNCH_REGIONS, 0.07, 0.30, _PRICE_NOTE),
-              "120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", LAUNCH_REGIONS, 0.15, 0.60, _PRICE_NOTE)}
+    offers = {"20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", OFFERED_REGIONS, 0.07, 0.30, _PRICE_NOTE),
+              "120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", OFFERED_REGIONS, 0.15, 0.60, _PRICE_NOTE)}
 
     def quote(self, model, settings):
         offer = self.offers[model.size]
@@ -146,8 +150,8 @@ def preflight(region: str, model_id: str, progress) -> dict:
         progress(f"checking that {region} serves {model_id}")
         offered = [m["modelId"] for m in bedrock.list_foundation_models(byProvider="OpenAI")["modelSummaries"]]
         if model_id not in offered:
-            raise BackendError(f"{model_id} is not offered in {region}; gpt-oss launched in "
-                               f"{', '.join(LAUNCH_REGIONS)}: set `region` in your profile")
+            raise BackendError(f"{model_id} is not offered in {region}; Bedrock serves gpt-oss in "
+                               f"{', '.join(OFFERED_REGIONS)}: set `region` in your profile")
         availability = bedrock.get_foundation_model_availability(modelId=model_id)
     except (BotoCoreError, ClientError) as err:
         raise aws_error(err, f"checking {model_id} in {region}") from None
@@ -160,7 +164,7 @@ def preflight(region: str, model_id: str, progress) -> dict:
 
 def openai_base_url(region: str) -> str | None:
     """Bedrock's OpenAI-compatible Chat Completions endpoint for gpt-oss (AWS), where we know it is offered."""
-    return f"https://bedrock-runtime.{region}.amazonaws.com/openai/v1" if region in LAUNCH_REGIONS else None
+    return f"https://bedrock-runtime.{region}.amazonaws.com/openai/v1" if region in OPENAI_COMPATIBLE_REGIONS else None
 
 
 class BedrockStream:

@@ -16,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS
 from gptoss_deploy.planner.units import seconds_setting
 
 SINGLE_STREAM_REQUESTS = 3
-CONCURRENCY = 4
+CONCURRENCY = AGGREGATE_STREAMS         # the plan predicts aggregate throughput for this many streams
 BUDGET_S = 30.0                      # the whole run, warm-up to verdict, on any machine (GPTOSS_BENCH_BUDGET_S)
 SECONDS_PER_REQUEST = 2.0            # sizes the output from the prediction so the run stays well within budget
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS, DEFAULT_OUTPUT_TOKENS = 32, 256, 64

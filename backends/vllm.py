@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 import shutil
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
-from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, checked_env, endpoint, parse_flags, port_number,
-                                        ready_deadline_s)
+from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, Several, checked_env, endpoint, parse_flags,
+                                        port_number, ready_deadline_s)
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
-from gptoss_deploy.planner.devices import supports_vllm
+from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
 from gptoss_deploy.planner.units import GIB
@@ -31,13 +32,45 @@ def _utilization(text: str) -> str:
 
 
 # `vllm serve`'s flags as gptoss plans them (VR): the converter checks a saved plan's value; None: a switch.
-FLAGS = {"--served-model-name": str, "--host": str, "--port": port_number, "--tensor-parallel-size": int,
-         "--gpu-memory-utilization": _utilization,
+FLAGS = {"--served-model-name": Several(str), "--host": str, "--port": port_number, "--tensor-parallel-size": int,
+         "--data-parallel-size": int, "--gpu-memory-utilization": _utilization,
          "--max-model-len": int, "--max-num-batched-tokens": int,
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
-         "--async-scheduling": None}
-# Ampere runs gpt-oss with Triton attention and Marlin MXFP4 (VR): the one variable a plan may set.
-PLANNED_ENV = {"VLLM_ATTENTION_BACKEND": ("TRITON_ATTN",)}
+         "--async-scheduling": None, "--kv-cache-dtype": lambda v: {"fp8": v}[v],
+         "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
+         **{flag: None for flag in ("-cc.pass_config.fuse_rope_kvcache=True", "-cc.use_inductor_graph_partition=True")}}
+OPTIONAL = ("--data-parallel-size", "--kv-cache-dtype", "--attention-backend", "--block-size")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the recipe adds for one GPU family (VR, vllm-project/recipes 8959cf6, 2026-08-21). Ampere needs nothing
+    now: vLLM picks Triton attention and Marlin MXFP4 itself, and ignores the VLLM_ATTENTION_BACKEND it once
+    needed."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    model_120b: str | None = None              # a checkpoint the recipe serves instead of openai/gpt-oss-120b
+
+
+BLACKWELL = Tuning(env={"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"},     # FlashInfer MXFP4 x MXFP8 MoE
+                   args=("--kv-cache-dtype", "fp8"))                      # GPT-OSS_Blackwell.yaml
+_INSTINCT_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_QUICK_REDUCE_QUANTIZATION": "INT4",
+                 "HSA_NO_SCRATCH_RECLAIM": "1", "AMDGCN_USE_BUFFER_OPS": "0"}
+_INSTINCT_ARGS = ("--attention-backend", "ROCM_AITER_UNIFIED_ATTN", "--block-size", "64",     # in FLAGS' order
+                  "-cc.pass_config.fuse_rope_kvcache=True", "-cc.use_inductor_graph_partition=True")
+TUNINGS = {
+    "gfx942": Tuning(_INSTINCT_ENV, _INSTINCT_ARGS),                                          # MI300X, MI325X
+    "gfx950": Tuning(_INSTINCT_ENV, _INSTINCT_ARGS, model_120b="amd/gpt-oss-120b-w-mxfp4-a-fp8"),  # MI355X
+}
+# Every variable a plan may set, with its one value: a saved plan that sets anything else is refused.
+PLANNED_ENV = {name: (value,) for tuning in (BLACKWELL, *TUNINGS.values()) for name, value in tuning.env.items()}
+
+
+def tuning_for(arch: str | None) -> Tuning:
+    if arch and arch.split(".")[0] == "10":          # B200, B300
+        return BLACKWELL
+    return TUNINGS.get(arch or "", Tuning())
 
 
 @dataclass(frozen=True)
@@ -46,7 +79,7 @@ class VllmServeCommand:
     one order."""
 
     model: str
-    served_model_name: str
+    served_model_names: tuple[str, ...]        # the short name first: clients and the benchmark use it
     host: str
     port: int
     tensor_parallel_size: int
@@ -54,30 +87,37 @@ class VllmServeCommand:
     max_model_len: int
     max_num_batched_tokens: int
     async_scheduling: bool
+    data_parallel_size: int = 1
+    tuning_args: tuple[str, ...] = ()
     program: tuple[str, ...] = ("vllm",)
 
     def argv(self) -> list[str]:
-        return [*self.program, "serve", self.model, "--served-model-name", self.served_model_name,
+        return [*self.program, "serve", self.model, "--served-model-name", *self.served_model_names,
                 "--host", self.host, "--port", str(self.port),    # vLLM binds 0.0.0.0 unless told
                 "--tensor-parallel-size", str(self.tensor_parallel_size),
+                *(["--data-parallel-size", str(self.data_parallel_size)] if self.data_parallel_size > 1 else []),
                 "--gpu-memory-utilization", self.gpu_memory_utilization, "--max-model-len", str(self.max_model_len),
                 "--max-num-batched-tokens", str(self.max_num_batched_tokens),
                 "--tool-call-parser", "openai", "--enable-auto-tool-choice",
-                *(["--async-scheduling"] if self.async_scheduling else [])]
+                *(["--async-scheduling"] if self.async_scheduling else []), *self.tuning_args]
 
     @classmethod
     def parse(cls, argv: list[str]) -> VllmServeCommand:
         if argv[:2] != ["vllm", "serve"] or len(argv) < 3:
             raise UsageError(f"the plan's launch.argv runs {' '.join(argv[:2])!r}, not vllm serve MODEL")
         flags = parse_flags(argv[3:], FLAGS)
-        missing = [flag for flag, convert in FLAGS.items() if convert is not None and flag not in flags]
+        missing = [flag for flag, convert in FLAGS.items()
+                   if convert is not None and flag not in flags and flag not in OPTIONAL]
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
-        return cls(model=argv[2], served_model_name=flags["--served-model-name"], host=flags["--host"],
+        tuning = [arg for flag in FLAGS if flag in flags and (flag.startswith("-cc.") or flag in OPTIONAL[1:])
+                  for arg in ((flag,) if flags[flag] is True else (flag, str(flags[flag])))]
+        return cls(model=argv[2], served_model_names=flags["--served-model-name"], host=flags["--host"],
                    port=flags["--port"], tensor_parallel_size=flags["--tensor-parallel-size"],
+                   data_parallel_size=flags.get("--data-parallel-size", 1),
                    gpu_memory_utilization=flags["--gpu-memory-utilization"], max_model_len=flags["--max-model-len"],
                    max_num_batched_tokens=flags["--max-num-batched-tokens"],
-                   async_scheduling="--async-scheduling" in flags)
+                   async_scheduling="--async-scheduling" in flags, tuning_args=tuple(tuning))
 
 
 class Vllm(LocalBackend):
@@ -95,14 +135,18 @@ class Vllm(LocalBackend):
         return None if _program() else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:
-        major = int((placement.compute_capability or "0").split(".")[0])
+        arch = placement.compute_capability or ""
+        tuning = tuning_for(arch)
+        model = tuning.model_120b if tuning.model_120b and placement.model.size == "120b" else placement.artifact.ref
         command = VllmServeCommand(
-            model=placement.artifact.ref, served_model_name=placement.model.name, host=settings.host,
+            model=model, served_model_names=(placement.model.name, placement.artifact.ref), host=settings.host,
             port=settings.port or DEFAULT_PORT, tensor_parallel_size=placement.tensor_parallel_size,
+            data_parallel_size=placement.data_parallel_size,
             gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}", max_model_len=placement.context_length,
-            max_num_batched_tokens=placement.max_num_batched_tokens, async_scheduling=major >= 9)
-        env = {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"} if major == 8 else {}
-        return {"argv": command.argv(), "env": env, "model_ref": placement.artifact.ref,
+            max_num_batched_tokens=placement.max_num_batched_tokens,
+            async_scheduling=arch.split(".")[0].isdigit() and int(arch.split(".")[0]) >= 9,
+            tuning_args=tuning.args)
+        return {"argv": command.argv(), "env": dict(tuning.env), "model_ref": model,
                 "served_model": placement.model.name, "base_url": endpoint(command.host, command.port)}
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
@@ -113,7 +157,7 @@ class Vllm(LocalBackend):
                           program=(program or "vllm",))
         weights = plan.memory.breakdown.weights
         return ServerLaunch(argv=command.argv(), env=checked_env(launch.env, PLANNED_ENV), host=command.host,
-                            port=command.port, served_model=command.served_model_name, protocol="openai",
+                            port=command.port, served_model=command.served_model_names[0], protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
 
@@ -132,10 +176,10 @@ def _unavailable(plan, hardware, program: str | None) -> str | None:
     if program is None:
         return NOT_INSTALLED
     gpus = hardware.gpus
-    supported = [g for g in gpus if supports_vllm(g)[0]]
-    needed = plan.offload.tensor_parallel_size
+    supported = [g for g in gpus if vllm_support(g)[0] != UNSUPPORTED]
+    needed = plan.offload.tensor_parallel_size * plan.offload.data_parallel_size
     if len(supported) < needed:
-        why = "; ".join(supports_vllm(g)[1] for g in gpus if not supports_vllm(g)[0]) or "no GPU was found"
+        why = "; ".join(vllm_support(g)[1] for g in gpus if vllm_support(g)[0] == UNSUPPORTED) or "no GPU was found"
         return (f"vLLM needs {needed} supported GPU(s) (NVIDIA compute capability 8.0+, AMD MI300+) and this "
                 f"machine has {len(supported)}: {why}; choose --backend llamacpp")
     return None

@@ -27,6 +27,12 @@ def launch_command(launch: dict, backend: str) -> str:
     return (env + " " if env else "") + shlex.join(launch["argv"])
 
 
+def _aggregate(predicted) -> str:
+    if predicted.aggregate_tokens_per_s is None:
+        return ""
+    return f"; {tokens_per_s(predicted.aggregate_tokens_per_s)} over {predicted.aggregate_streams} streams"
+
+
 def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     doc = plan.document()
     style = STATUS_STYLE[doc.status]
@@ -36,7 +42,8 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     if doc.memory:
         console.print(_memory_table(doc.memory))
         console.print(f"Predicted: decode [bold]{decode}[/], "
-                      f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)")
+                      f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)"
+                      + _aggregate(doc.predicted))
     elif doc.predicted.decode_tokens_per_s is not None:   # managed cloud compute: a GPU size we picked
         console.print(f"Predicted: decode [bold]{decode}[/] on {doc.launch.api['gpus']} (single stream, short prompt)")
     if doc.price:

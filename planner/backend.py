@@ -15,8 +15,8 @@ from gptoss_deploy.planner.throughput import Prediction
 class MachineClass(str, Enum):
     """Which local backends `--backend auto` tries, and in which order, depends on the machine's class."""
 
-    DATACENTER = "datacenter"   # every GPU a datacenter part (H100, A100, MI300X...)
-    DESKTOP = "desktop"         # desktops, laptops, Macs, CPU-only machines
+    DATACENTER = "datacenter"   # every GPU a datacenter part the vLLM recipe runs (A100, H100, B200, MI300X...)
+    DESKTOP = "desktop"         # desktops, laptops, Macs, CPU-only machines, datacenter parts vLLM does not run yet
 
 
 @dataclass(frozen=True)

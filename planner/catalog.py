@@ -84,7 +84,7 @@ class Artifact:
 
 @dataclass(frozen=True)
 class CloudOffer:
-    """A hosted gpt-oss: the service's model id, where it launched, its list price per 1M tokens (None: unknown)."""
+    """A hosted gpt-oss: the service's model id, the regions that offer it, its list price per 1M tokens (None: unknown)."""
 
     service: str
     model_id: str

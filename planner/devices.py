@@ -76,9 +76,15 @@ GPU_SPECS: tuple[DeviceSpec, ...] = (
     DeviceSpec(r"3080", 760, 59),
     DeviceSpec(r"3070", 448, 40),
     DeviceSpec(r"3060", 360, 25),
+    # AMD Radeon. pci.ids names Navi 31 "Radeon RX 7900 XT/7900 XTX/...": the first match (XTX) is taken; the
+    # probe reads memory sizes exactly, so only the bandwidth guess is off for an XT.
+    DeviceSpec(r"R9700", 640, 96),                    # Radeon AI PRO R9700 (RDNA 4, 32 GB)
     DeviceSpec(r"7900 XTX", 960, 123),
     DeviceSpec(r"7900 XT", 800, 103),
     DeviceSpec(r"9070 XT", 640, 97),
+    # Strix Halo (Ryzen AI Max): 256-bit LPDDR5X-8000 shared with the CPU; 40 / 32 RDNA 3.5 CUs.
+    DeviceSpec(r"8050S", 256, 23.8),
+    DeviceSpec(r"Strix Halo|8060S", 256, 29.7),
     # Apple GPUs: binned Max parts first (fewer GPU cores, narrower bus); names carry the core count.
     DeviceSpec(r"M4 Max.*\b32-core", 410, 14.7),
     DeviceSpec(r"M4 Max", 546, 18.4),
@@ -128,18 +134,40 @@ def ram_bandwidth_gbps(hardware: HardwareReport) -> float:
 
 
 def is_datacenter(hardware: HardwareReport) -> bool:
-    """Datacenter GPUs serve through vLLM; desktops and laptops through llama.cpp or Ollama."""
+    """Every GPU a datacenter part (H100, A100, L40S, MI300X...)."""
     specs = [find_spec(gpu.name) for gpu in hardware.gpus]
     return bool(specs) and all(spec is not None and spec.datacenter for spec in specs)
 
 
-def supports_vllm(gpu: Gpu) -> tuple[bool, str]:
-    """vLLM serves gpt-oss on NVIDIA Ampere (8.0) and newer and on AMD Instinct MI300/MI355 (VR)."""
+def serves_through_vllm_first(hardware: HardwareReport) -> bool:
+    """Datacenter GPUs the vLLM gpt-oss recipe runs serve through vLLM first; others (L40S: Ada is work in
+    progress in the recipe) through llama.cpp first, vLLM only when asked for."""
+    return is_datacenter(hardware) and all(vllm_support(gpu)[0] == RECIPE for gpu in hardware.gpus)
+
+
+# How far vLLM serves gpt-oss on a GPU, by the recipe (VR, vllm-project/recipes 8959cf6, 2026-08-21):
+RECIPE, EXPERIMENTAL, UNSUPPORTED = "recipe", "experimental", "unsupported"
+# AMD: MI300X/MI325X (gfx942), MI355X (gfx950), Radeon AI PRO R9700 (gfx1201).
+VLLM_RECIPE_GFX = ("gfx942", "gfx950", "gfx1201")
+VLLM_RECIPE_AMD_NAMES = r"MI3[0-9]{2}|R9700"
+
+
+def vllm_support(gpu: Gpu) -> tuple[str, str]:
+    """RECIPE, EXPERIMENTAL (vLLM may run it; the recipe lists it as work in progress) or UNSUPPORTED, and why."""
+    arch = gpu.compute_capability or ""
     if gpu.vendor == "nvidia":
-        major = int((gpu.compute_capability or "0").split(".")[0])
-        if major >= 8:
-            return True, ""
-        return False, f"{gpu.name} (compute capability {gpu.compute_capability or 'unknown'}) is older than Ampere (8.0)"
-    if gpu.vendor == "amd" and re.search(r"MI3[0-9]{2}", gpu.name):
-        return True, ""
-    return False, f"vLLM does not serve gpt-oss on {gpu.name}"
+        major = arch.split(".")[0]
+        if not major.isdigit() or int(major) < 8:
+            return UNSUPPORTED, f"{gpu.name} (compute capability {arch or 'unknown'}) is older than Ampere (8.0)"
+        if arch == "8.0" or major in ("9", "10"):     # A100, H100/H200, B200/B300
+            return RECIPE, ""
+        return EXPERIMENTAL, (f"vLLM's gpt-oss recipe lists {gpu.name} (compute capability {arch}: consumer Ampere, "
+                              "Ada or RTX 50) as work in progress")
+    if gpu.vendor == "amd" and (arch in VLLM_RECIPE_GFX or re.search(VLLM_RECIPE_AMD_NAMES, gpu.name)):
+        return RECIPE, ""
+    if gpu.vendor == "amd":
+        # vLLM's ROCm build lacks gpt-oss's MoE kernels here: ~8 tok/s on Strix Halo where llama.cpp reads 49
+        # (kyuz0/amd-strix-halo-vllm-toolboxes#10, #19).
+        return UNSUPPORTED, (f"vLLM's gpt-oss recipe runs AMD Instinct MI300/MI355 and Radeon AI PRO R9700, "
+                             f"not {gpu.name} ({arch or 'unknown gfx'})")
+    return UNSUPPORTED, f"vLLM does not serve gpt-oss on {gpu.name}"

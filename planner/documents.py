@@ -22,6 +22,8 @@ class _Document(BaseModel):
 class Offload(_Document):
     n_cpu_moe: int = Field(ge=0, description="llama.cpp --n-cpu-moe: layers whose MoE experts stay in RAM")
     tensor_parallel_size: int = Field(ge=1)
+    data_parallel_size: int = Field(default=1, ge=1, description="vLLM --data-parallel-size: copies of the "
+                                    "tensor-parallel group, on the other GPUs")
     gpu_layers: int | None = Field(default=None, ge=0, description="Ollama: whole layers on the GPU")
 
 
@@ -55,6 +57,9 @@ class Predicted(_Document):
     decode_tokens_per_s: float | None
     prefill_tokens_per_s: float | None
     roofline_decode_tokens_per_s: float | None
+    aggregate_tokens_per_s: float | None = Field(default=None, description="tokens/s over aggregate_streams "
+                                                 "concurrent streams, where the engine batches them (vLLM)")
+    aggregate_streams: int | None = None
     full_prompt_ttft_s: float | None = Field(default=None, description="seconds to first token for a prompt that "
                                              "fills the context, from the predicted prefill; null for cloud")
 

@@ -5,10 +5,10 @@ import math
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
-from gptoss_deploy.planner.devices import find_spec, is_datacenter
+from gptoss_deploy.planner.devices import EXPERIMENTAL, find_spec, is_datacenter, serves_through_vllm_first, vllm_support
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
-from gptoss_deploy.planner.throughput import predict_decode
+from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate, predict_decode
 from gptoss_deploy.planner.units import MIB, gib, tokens_per_s
 
 if TYPE_CHECKING:
@@ -35,13 +35,14 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
                    hw: HardwareReport, c: Constraints, backends: Backends) -> tuple[list[str], str]:
     reasons = [machine_summary(hw)]
     reasons.append(_model_reason(chosen, others, rejected, c))
-    reasons.append(_backend_reason(chosen, c, backends))
+    reasons.append(_backend_reason(chosen, c, backends, hw))
+    reasons.extend(_vllm_notes(chosen, hw))
     placement = chosen.placement
     if chosen.status == "degraded" and chosen.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
         reasons.append(_below_floor_reason(chosen, others, c, backends))
     if placement is not None:
         reasons.append(_context_reason(chosen, c))
-        offload = _offload_reason(placement, backends[chosen.backend].title)
+        offload = _offload_reason(placement, backends[chosen.backend].title, hw)
         if offload:
             reasons.append(offload)
         hint = apple_wired_limit_hint(placement, hw, c)
@@ -77,7 +78,7 @@ def _model_reason(chosen: Candidate, others: list[Candidate], rejected: list[Rej
     return f"model: {name}, the biggest gpt-oss, predicted at {speed}"
 
 
-def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends) -> str:
+def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends, hw: HardwareReport) -> str:
     backend = backends[chosen.backend]
     if c.backend != "auto":
         return f"backend: {backend.title} ({c.source('backend')})"
@@ -87,6 +88,9 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends) -> st
         return f"backend: {backend.title}: nothing local runs well enough, and cloud is fine ({c.source('cloud')})"
     if backend.cloud:
         return f"backend: {backend.title}: nothing fits this machine locally"
+    if is_datacenter(hw) and not serves_through_vllm_first(hw):
+        why = next(w for level, w in map(vllm_support, hw.gpus) if level == EXPERIMENTAL or w)
+        return f"backend: {backend.title}: {why}, so vLLM is used only when asked for (--backend vllm)"
     return f"backend: {backend.title}: {backend.why_chosen}" if backend.why_chosen else f"backend: {backend.title}"
 
 
@@ -130,7 +134,7 @@ def _price_words(candidate: Candidate) -> str:
     return "price not in our data"
 
 
-def _offload_reason(placement: Placement, title: str) -> str | None:
+def _offload_reason(placement: Placement, title: str, hw: HardwareReport) -> str | None:
     gpus = [d for d in placement.devices if d.device != "cpu"]
     free = gib(sum(d.available_bytes for d in gpus))
     if placement.offload == EXPERTS and gpus and placement.cpu_layers:
@@ -140,11 +144,35 @@ def _offload_reason(placement: Placement, title: str) -> str | None:
         return (f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
                 f"to fit {free} of free GPU memory")
     if placement.offload == WHOLE_MODEL:
-        return (f"GPU memory: --tensor-parallel-size {placement.tensor_parallel_size}, "
-                f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
-                f"--max-num-batched-tokens {placement.max_num_batched_tokens}: "
-                "the smallest GPU group that holds the whole model and the KV cache")
+        return _gpu_split_reason(placement, hw)
     return None
+
+
+def _gpu_split_reason(placement: Placement, hw: HardwareReport) -> str:
+    """vLLM: why this many GPUs split the model (tensor parallel) and why this many copies of it (data parallel)."""
+    tp, copies = placement.tensor_parallel_size, placement.data_parallel_size
+    memory = (f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
+              f"--max-num-batched-tokens {placement.max_num_batched_tokens}")
+    name = hw.gpus[0].name if hw.gpus else "one GPU"
+    if tp == 1:
+        split = f"GPUs: one {name} holds the whole model and its KV cache ({memory})"
+    else:
+        split = (f"GPUs: --tensor-parallel-size {tp}: one {name} cannot hold the model and the KV cache, so {tp} "
+                 f"split each layer ({memory})")
+    if copies > 1:
+        return (f"{split}; --data-parallel-size {copies}: the other GPUs serve copies, so streams run side by side "
+                f"(predicted {tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} streams) "
+                "instead of waiting on all-reduces")
+    spare = len(hw.gpus) - tp
+    return f"{split}; {spare} GPU(s) cannot hold another copy and stay idle" if spare > 0 else split
+
+
+def _vllm_notes(chosen: Candidate, hw: HardwareReport) -> list[str]:
+    """A warning where vLLM runs on a GPU its gpt-oss recipe lists as work in progress."""
+    if chosen.placement is None or chosen.placement.offload != WHOLE_MODEL:
+        return []
+    return [f"warning: {why}; llama.cpp (--backend llamacpp) is the tested path there"
+            for level, why in {vllm_support(g) for g in hw.gpus} if level == EXPERIMENTAL]
 
 
 def apple_wired_limit_hint(placement: Placement, hw: HardwareReport, c: Constraints) -> str | None:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
-from gptoss_deploy.planner.devices import supports_vllm
+from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 from gptoss_deploy.planner.memory import (
     MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, headroom_bytes, kv_cache_bytes,
@@ -28,6 +28,9 @@ TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)  # must divide the 8 KV heads (VR)
 # vLLM: 120b on one 80 GB H100 fails with the defaults (0.90, 8192 batched tokens) and runs with
 # --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR); these peak-activation estimates reproduce that.
 VLLM_MAX_UTILIZATION = 0.95
+# ...but "when running TP2 on H100, set your gpu memory utilization below 0.95 as that will also cause OOM" (VR):
+# Hopper groups of 2 or more take vLLM's default.
+VLLM_HOPPER_TP_MAX_UTILIZATION = 0.90
 VLLM_ACTIVATION_BYTES = {8192: 6 * GIB, 1024: 1 * GIB}
 VLLM_CUDA_GRAPH_BYTES = 1 * GIB
 
@@ -44,11 +47,12 @@ class Placement:
     cpu_layers: int = 0                      # layers whose experts (llama.cpp) or whole layer (Ollama) run on CPU
     ubatch: int = 512
     tensor_parallel_size: int = 1
+    data_parallel_size: int = 1              # vLLM: replicas of the tensor-parallel group, one per spare GPU group
     tensor_split: tuple[float, ...] = ()
     gpu_layers: int | None = None
     gpu_memory_utilization: float | None = None
     max_num_batched_tokens: int | None = None
-    compute_capability: str | None = None    # vLLM: the group's lowest, which picks kernels and flags
+    compute_capability: str | None = None    # vLLM: the GPUs' lowest (AMD: gfx target), which picks kernels and flags
 
 
 @dataclass(frozen=True)
@@ -217,19 +221,48 @@ def fit_layer_offload(backend: str, model: ModelSpec, hw: HardwareReport, contex
 
 # --- the whole model on GPUs (vLLM) --------------------------------------------------------------
 
-def vllm_utilization(gpu: Gpu) -> float:
-    """vLLM refuses to start unless utilization x total <= free: take what is free, at most 0.95 (VR),
-    whose remaining 5% is the headroom."""
+def vllm_utilization(gpu: Gpu, tensor_parallel_size: int = 1) -> float:
+    """vLLM refuses to start unless utilization x total <= free: take what is free, at most 0.95 (0.90 for a
+    Hopper group, VR), whose remaining 5% is the headroom."""
+    ceiling = VLLM_MAX_UTILIZATION
+    if tensor_parallel_size > 1 and gpu.vendor == "nvidia" and (gpu.compute_capability or "").startswith("9."):
+        ceiling = VLLM_HOPPER_TP_MAX_UTILIZATION
     fraction = (gpu.memory_free_bytes - MIN_HEADROOM_BYTES) / gpu.memory_total_bytes
-    return min(VLLM_MAX_UTILIZATION, int(fraction * 100) / 100)
+    return min(ceiling, int(fraction * 100) / 100)
+
+
+def _vllm_fixed_bytes(artifact: Artifact, gpu: Gpu, tp: int, batched: int) -> float:
+    """What each GPU of a tensor-parallel group holds before the KV cache."""
+    return artifact.loaded_bytes / tp + VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[gpu.vendor]
+
+
+def _replicas(gpus: list[Gpu], tp: int, batched: int, kv_per_gpu: float, artifact: Artifact) -> tuple[int, float]:
+    """How many copies of a TP group the GPUs hold at one --gpu-memory-utilization (data parallelism), and that
+    utilization: the most copies whose every GPU keeps the group's KV cache."""
+    for copies in range(len(gpus) // tp, 0, -1):
+        used = gpus[:copies * tp]
+        utilization = min(vllm_utilization(g, tp) for g in used)
+        if all(utilization * g.memory_total_bytes - _vllm_fixed_bytes(artifact, g, tp, batched) >= kv_per_gpu
+               for g in used):
+            return copies, utilization
+    return 1, vllm_utilization(gpus[tp - 1], tp)
+
+
+def _lowest_arch(gpus: list[Gpu]) -> str | None:
+    """The architecture the group's kernels are chosen for: the lowest compute capability (AMD: the gfx target)."""
+    def order(arch: str) -> tuple:
+        return tuple(int(part) for part in arch.split(".")) if arch.replace(".", "").isdigit() else (arch,)
+    archs = [g.compute_capability for g in gpus if g.compute_capability]
+    return min(archs, key=order) if archs else None
 
 
 def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
                     artifact: Artifact) -> Placement | Rejection:
-    """The whole model in GPU memory (vLLM cannot offload experts efficiently), tensor parallel where needed."""
+    """The whole model in GPU memory (vLLM cannot offload experts efficiently): the smallest tensor-parallel group
+    that holds it, copied onto the remaining GPUs (data parallelism) where they hold it too."""
     if not hw.gpus:
         return Rejection(backend, model, f"{backend} needs a GPU; this machine has none", "GPU")
-    unsupported = [why for ok, why in map(supports_vllm, hw.gpus) if not ok]
+    unsupported = [why for level, why in map(vllm_support, hw.gpus) if level == UNSUPPORTED]
     if unsupported:
         return Rejection(backend, model, f"{backend} cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
     gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
@@ -237,17 +270,14 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
     per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
     options = []
     for tp in (t for t in TENSOR_PARALLEL_SIZES if t <= len(gpus)):
-        group = gpus[:tp]
-        weakest = min(group, key=lambda g: g.memory_free_bytes)
-        utilization = vllm_utilization(weakest)
-        budget = utilization * weakest.memory_total_bytes
-        for batched, activation in VLLM_ACTIVATION_BYTES.items():
-            fixed = artifact.loaded_bytes / tp + activation + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[weakest.vendor]
-            kv_room = (budget - fixed) * tp
+        weakest = gpus[tp - 1]
+        budget = vllm_utilization(weakest, tp) * weakest.memory_total_bytes
+        for batched in VLLM_ACTIVATION_BYTES:
+            kv_room = (budget - _vllm_fixed_bytes(artifact, weakest, tp, batched)) * tp
             fitting = int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
             context = min(context_target, fitting)
             if context >= MIN_CONTEXT:
-                options.append((context >= context_target, -tp, batched, context, group, utilization, fixed))
+                options.append((context >= context_target, -tp, batched, context))
         if any(o[0] for o in options):
             break
     if not options:
@@ -256,23 +286,24 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         return Rejection(backend, model, (
             f"{model.name} on {backend} needs {gib(need)} of GPU memory; this machine has "
             f"{gib(sum(g.memory_free_bytes for g in gpus))} free on {_gpu_name(gpus)}"), "GPU memory")
-    _, neg_tp, batched, context, group, utilization, fixed = max(options, key=lambda o: (o[0], o[1], o[2]))
+    _, neg_tp, batched, context = max(options)
     tp = -neg_tp
     kv_per_gpu = kv_cache_bytes(model, context) / tp
+    copies, utilization = _replicas(gpus, tp, batched, kv_per_gpu, artifact)
+    used = gpus[:copies * tp]
     devices = tuple(
         DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
                   weights_bytes=int(artifact.loaded_bytes / tp), kv_cache_bytes=int(kv_per_gpu),
                   compute_bytes=int(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES),
                   runtime_bytes=RUNTIME_BYTES[g.vendor],
                   headroom_bytes=int(g.memory_free_bytes - utilization * g.memory_total_bytes))
-        for g in group
+        for g in used
     )
     read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
-    reads = {f"gpu{g.index}": read / tp for g in group}
+    reads = {f"gpu{g.index}": read / tp for g in used[:tp]}    # one stream runs on one copy
     return Placement(backend, WHOLE_MODEL, model, artifact, context, devices, reads, tensor_parallel_size=tp,
-                     gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
-                     compute_capability=min((g.compute_capability or "0.0" for g in group),
-                                            key=lambda cc: tuple(map(int, cc.split(".")))))
+                     data_parallel_size=copies, gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
+                     compute_capability=_lowest_arch(used))
 
 
 FITTERS = {EXPERTS: fit_expert_offload, LAYERS: fit_layer_offload, WHOLE_MODEL: fit_whole_model}

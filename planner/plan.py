@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
 from gptoss_deploy.planner.catalog import MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S, MIN_CAPPED_CONTEXT, Constraints
-from gptoss_deploy.planner.devices import is_datacenter
+from gptoss_deploy.planner.devices import serves_through_vllm_first
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -80,7 +80,7 @@ def backend_order(hw: HardwareReport, constraints: Constraints, backends: Backen
     if constraints.backend_preference:
         order = list(constraints.backend_preference)
     else:
-        machine = MachineClass.DATACENTER if is_datacenter(hw) else MachineClass.DESKTOP
+        machine = MachineClass.DATACENTER if serves_through_vllm_first(hw) else MachineClass.DESKTOP
         ranked = [b for b in backends.values() if not b.cloud and machine in b.auto_rank]
         order = [b.name for b in sorted(ranked, key=lambda b: b.auto_rank[machine])]
     if not constraints.local_only:
@@ -216,11 +216,13 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
     }
     if placement is None:
         api = candidate.launch["api"]
-        doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1)},
+        doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1),
+                            "data_parallel_size": 1},
                    memory=None,
                    predicted={**(candidate.prediction.to_json() if candidate.prediction else
                                  {"decode_tokens_per_s": None, "prefill_tokens_per_s": None,
-                                  "roofline_decode_tokens_per_s": None}), "full_prompt_ttft_s": None},
+                                  "roofline_decode_tokens_per_s": None, "aggregate_tokens_per_s": None,
+                                  "aggregate_streams": None}), "full_prompt_ttft_s": None},
                    price=_price(candidate.quote, constraints))
     else:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
@@ -246,7 +248,8 @@ def _price(quote: CloudQuote, constraints: Constraints) -> dict:
 def _offload_json(placement: Placement) -> dict:
     on_gpu = any(d.device != "cpu" for d in placement.devices)
     offload = {"n_cpu_moe": placement.cpu_layers if placement.offload == EXPERTS and on_gpu else 0,
-               "tensor_parallel_size": placement.tensor_parallel_size}
+               "tensor_parallel_size": placement.tensor_parallel_size,
+               "data_parallel_size": placement.data_parallel_size}
     if placement.gpu_layers is not None:
         offload["gpu_layers"] = placement.gpu_layers
     return offload

@@ -1,4 +1,5 @@
-"""Read this machine once: CPU, RAM, disk, NVIDIA GPUs through NVML, Apple unified memory through sysctl.
+"""Read this machine once: CPU, RAM, disk, NVIDIA GPUs through NVML, AMD GPUs through amdgpu's sysfs
+(planner.probe_amd), Apple unified memory through sysctl.
 
 Each reader takes what it reads from as an argument (the NVML module, a command runner, the environment),
 so tests feed recorded outputs through exactly this code.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
+from gptoss_deploy.planner.probe_amd import read_amd_gpus
 from gptoss_deploy.planner.units import GIB, gib
 
 Runner = Callable[[list[str]], str]
@@ -24,7 +26,7 @@ def run_command(argv: list[str]) -> str:
 
 
 def probe(env: Mapping[str, str] = os.environ, nvml=None, run: Runner = run_command,
-          system: str | None = None, machine: str | None = None) -> HardwareReport:
+          system: str | None = None, machine: str | None = None, root: Path = Path("/")) -> HardwareReport:
     """The live machine as a HardwareReport; a missing driver or tool becomes a note, never a crash."""
     import psutil
 
@@ -46,7 +48,8 @@ def probe(env: Mapping[str, str] = os.environ, nvml=None, run: Runner = run_comm
     if system == "darwin" and report["arch"] == "arm64":
         report["gpus"] = read_apple_gpu(run, vm.total, vm.available, notes)
     else:
-        report["gpus"] = read_nvidia_gpus(nvml, env.get("CUDA_VISIBLE_DEVICES"), notes, (vm.total, vm.available))
+        report["gpus"] = (read_nvidia_gpus(nvml, env.get("CUDA_VISIBLE_DEVICES"), notes, (vm.total, vm.available))
+                          or read_amd_gpus(root, (vm.total, vm.available), env.get("HIP_VISIBLE_DEVICES"), notes))
     if not report["gpus"]:
         notes.append("no usable GPU found: planning for the CPU only")
     return hardware_from_dict(report, "probe")

@@ -5,31 +5,52 @@ Decode time per token = sum over devices of (bytes read there / (bandwidth x eff
 Calibrated on the rows of ../shared/data/gptoss-facts.md (single stream, llama.cpp, depth 0):
   RTX 4090 20b 221.95 tok/s and DGX Spark 20b 84.10 tok/s fix the efficiency and the CUDA per-layer cost;
   M2 Ultra 120b 79.68 tok/s the Metal per-layer cost; Ryzen 9 7950X 20b 21.49 tok/s the CPU per-layer cost.
-Held back to check it (tests/test_throughput.py): DGX Spark 120b 59.02 (SPARK), M2 Ultra 20b 115 and
-M3 Ultra 20b 115.52 (G15396), NVIDIA's published DGX Spark 20b 82.74 / 120b 55.37: all within 6%.
+Strix Halo 120b 47.41 tok/s (STX33) the AMD per-layer cost. Held back to check it (tests/test_throughput.py):
+DGX Spark 120b 59.02 (SPARK), M2 Ultra 20b 115 and M3 Ultra 20b 115.52 (G15396), NVIDIA's published DGX Spark
+20b 82.74 / 120b 55.37, and rows added later (RTX 3090, RTX 4080 SUPER, Strix Halo, RX 7900 XT, EPYC 9B14).
+
+vLLM runs the whole model on GPUs with its own kernels: its per-layer cost is its own, by architecture, and it
+batches concurrent streams, so it also gets an aggregate prediction (MoE: a batch reads the union of the experts
+its tokens chose).
+Sources beyond gptoss-facts.md: STX33 = lhl/strix-halo-testing#33 (llama.cpp ROCm, gpt-oss-120b tg32 47.41,
+pp2048 998); V22331 = vllm-project/vllm#22331 (A100 80GB, vLLM, 120b TP1 ~90 tok/s single stream, TP2 77-78);
+IX828 = SemiAnalysisAI/InferenceX#828 (H100, vLLM, 120b TP8 at 4 streams: TPOT 3.72 ms);
+SMC3090 = smeltcore.com "gpt-oss 20B on RTX 3090" recipe (llama.cpp, 147.5 tok/s at 4K context).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gptoss_deploy.planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import EXPERTS, LAYERS, Placement
+from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement
 
 # Share of peak memory bandwidth that decode reaches once the per-layer cost is separated (G15396 + SPARK).
 DECODE_BANDWIDTH_EFFICIENCY = 0.937
+# ...except where published rows show a GPU generation far below it: consumer Ampere (GA10x, compute capability
+# 8.6) reads 147.5 tok/s on an RTX 3090 (SMC3090, llama.cpp CUDA, 20b) where its 936 GB/s would give ~210 at the
+# Ada/Hopper share. Volta (7.0) is said to fall short too, but no published gpt-oss row was found: it keeps the default.
+DECODE_BANDWIDTH_EFFICIENCY_BY_ARCH = {"8.6": 0.55}
 # Fixed cost per layer per token, in ms: kernel launches and synchronisation that bandwidth does not explain.
 PER_LAYER_MS = {
     "nvidia": 0.0734,   # G15396 RTX 4090 + SPARK GB10 (20b)
     "apple": 0.211,     # G15396 M2 Ultra 120b
-    "amd": 0.30,        # G15396 reply: RX 7900 XT, ROCm, ~94 tok/s on 20b (one report: least certain)
+    "amd": 0.157,       # STX33 Strix Halo 120b (ROCm); the RX 7900 XT 20b report (~94 tok/s) is held out
     "cpu": 0.293,       # IK1075 Ryzen 9 7950X, 16 threads
 }
 # Two all-reduces per layer under tensor parallelism, ~10 us each over NVLink (estimate, not calibrated).
 TP_ALLREDUCE_MS_PER_LAYER = 0.02
+# vLLM's fixed cost per layer per decode step, in ms, by GPU generation: Ampere runs Triton attention and Marlin
+# MXFP4 (V22331: 90 tok/s on one A100 80GB leaves 0.193 ms per layer beyond reading the bytes); Hopper and newer
+# run FlashInfer/CUTLASS kernels under CUDA graphs (IX828: 3.72 ms per step at TP8 leaves 0.069). AMD Instinct has
+# no published single-stream row: the Ampere figure, the cautious one, stands in.
+VLLM_PER_LAYER_MS = {"ampere": 0.193, "hopper": 0.069}
+# The benchmark's concurrent streams (backends.bench runs this many): the aggregate prediction is made for it.
+AGGREGATE_STREAMS = 4
 # Share of dense FP16 peak that prefill reaches: geometric mean of RTX 4090 (0.35) and GB10 (0.44) pp2048;
 # M2 Ultra pp2048 on 120b (G15396); AMD an estimate below NVIDIA for ROCm kernels.
-PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.39, "apple": 0.47, "amd": 0.30}
+PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.39, "apple": 0.47, "amd": 0.43}   # AMD: STX33 pp2048
 # CPU prefill: 148.7 tok/s pp512 on 16 Zen 4 cores for 3.61B active parameters (IK1075) = 67 GFLOP/s per core.
 CPU_PREFILL_GFLOPS_PER_CORE = 67.0
 # A CPU core streams and dequantizes MXFP4 at several GB/s, so few cores cannot use all of RAM's bandwidth
@@ -44,11 +65,15 @@ class Prediction:
     decode_tokens_per_s: float
     prefill_tokens_per_s: float
     roofline_decode_tokens_per_s: float   # peak bandwidth, no overheads: the ceiling a benchmark is held to
+    aggregate_tokens_per_s: float | None = None   # AGGREGATE_STREAMS streams at once, where the engine batches them
 
     def to_json(self) -> dict:
         return {"decode_tokens_per_s": round(self.decode_tokens_per_s, 1),
                 "prefill_tokens_per_s": round(self.prefill_tokens_per_s, 1),
-                "roofline_decode_tokens_per_s": round(self.roofline_decode_tokens_per_s, 1)}
+                "roofline_decode_tokens_per_s": round(self.roofline_decode_tokens_per_s, 1),
+                "aggregate_tokens_per_s": None if self.aggregate_tokens_per_s is None
+                else round(self.aggregate_tokens_per_s, 1),
+                "aggregate_streams": AGGREGATE_STREAMS if self.aggregate_tokens_per_s is not None else None}
 
 
 def _device_bandwidth_gbps(hw: HardwareReport, device: str) -> float:
@@ -61,13 +86,22 @@ def _gpu(hw: HardwareReport, device: str):
     return next(g for g in hw.gpus if f"gpu{g.index}" == device)
 
 
-def _read_seconds(placement: Placement, hw: HardwareReport, efficiency: float) -> float:
-    """Time to read one token's bytes: GPUs under tensor parallelism read at once, otherwise take turns."""
+def _read_seconds(placement: Placement, hw: HardwareReport, efficiency: float | None) -> float:
+    """Time to read one token's bytes at EFFICIENCY of peak bandwidth (None: each device's calibrated share):
+    GPUs under tensor parallelism read at once, otherwise take turns."""
     read_seconds = [
-        read_bytes / (_device_bandwidth_gbps(hw, device) * 1e9 * efficiency)
+        read_bytes / (_device_bandwidth_gbps(hw, device) * 1e9 * (efficiency or _decode_efficiency(hw, device)))
         for device, read_bytes in placement.read_bytes_per_token.items()
     ]
     return max(read_seconds) if placement.tensor_parallel_size > 1 else sum(read_seconds)
+
+
+def _decode_efficiency(hw: HardwareReport, device: str) -> float:
+    if device == "cpu":
+        return DECODE_BANDWIDTH_EFFICIENCY
+    gpu = _gpu(hw, device)
+    arch = gpu.compute_capability if gpu.vendor == "nvidia" else None
+    return DECODE_BANDWIDTH_EFFICIENCY_BY_ARCH.get(arch or "", DECODE_BANDWIDTH_EFFICIENCY)
 
 
 def roofline_decode(placement: Placement, hw: HardwareReport) -> float:
@@ -75,11 +109,18 @@ def roofline_decode(placement: Placement, hw: HardwareReport) -> float:
 
 
 def predict_decode(placement: Placement, hw: HardwareReport) -> float:
+    return 1 / _step_seconds(placement, hw, streams=1)
+
+
+def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> float:
+    """One decode step for STREAMS sequences of one copy of the model: the bytes they read, plus fixed costs."""
     layers = placement.model.layers
-    seconds = _read_seconds(placement, hw, DECODE_BANDWIDTH_EFFICIENCY)
+    seconds = _read_seconds(placement, hw, None) * _batch_read_factor(placement, streams)
     if placement.tensor_parallel_size > 1:   # two all-reduces per layer
         seconds += layers * TP_ALLREDUCE_MS_PER_LAYER / 1000
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu"]
+    if placement.offload == WHOLE_MODEL:
+        return seconds + layers * _vllm_per_layer_ms(placement) / 1000
     if gpu_devices:
         vendor = _gpu(hw, gpu_devices[0]).vendor
         gpu_layers = layers if placement.offload == EXPERTS else layers - placement.cpu_layers
@@ -87,7 +128,30 @@ def predict_decode(placement: Placement, hw: HardwareReport) -> float:
         seconds += placement.cpu_layers * PER_LAYER_MS["cpu"] / 1000
     else:
         seconds += layers * PER_LAYER_MS["cpu"] / 1000
-    return 1 / seconds
+    return seconds
+
+
+def _vllm_per_layer_ms(placement: Placement) -> float:
+    arch = placement.compute_capability or ""
+    major = arch.split(".")[0]
+    return VLLM_PER_LAYER_MS["hopper" if major.isdigit() and int(major) >= 9 else "ampere"]
+
+
+def _batch_read_factor(placement: Placement, streams: int) -> float:
+    """How many times one token's bytes a step of STREAMS tokens reads: the dense tensors once, and of each layer's
+    experts the union the tokens chose (each picks experts_per_token of them, independently)."""
+    model = placement.model
+    one_expert = placement.artifact.expert_bytes_per_layer(model) / model.experts * model.layers   # all layers
+    one_token = one_expert * model.experts_per_token
+    chosen = model.experts * (1 - (1 - model.experts_per_token / model.experts) ** streams)
+    dense = sum(placement.read_bytes_per_token.values()) - one_token
+    return (dense + one_expert * chosen) / (dense + one_token)
+
+
+def predict_aggregate(placement: Placement, hw: HardwareReport, streams: int = AGGREGATE_STREAMS) -> float:
+    """Tokens per second over STREAMS concurrent streams, shared out over the data-parallel copies."""
+    busy = min(streams, placement.data_parallel_size)
+    return streams / _step_seconds(placement, hw, math.ceil(streams / busy))
 
 
 def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
@@ -115,4 +179,6 @@ def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
 
 
 def predict(placement: Placement, hw: HardwareReport) -> Prediction:
-    return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw), roofline_decode(placement, hw))
+    aggregate = predict_aggregate(placement, hw) if placement.offload == WHOLE_MODEL else None
+    return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw), roofline_decode(placement, hw),
+                      aggregate)

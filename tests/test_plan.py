@@ -111,8 +111,77 @@ def test_server_profile_on_one_h100_reproduces_the_vllm_recipe():
 
 def test_two_40gb_gpus_serve_120b_with_tensor_parallel_2():
     doc = plan_for("2x-a100-40gb", "server").to_json()
-    assert doc["offload"]["tensor_parallel_size"] == 2
-    assert doc["launch"]["env"] == {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}   # Ampere (VR)
+    assert (doc["offload"]["tensor_parallel_size"], doc["offload"]["data_parallel_size"]) == (2, 1)
+    assert doc["launch"]["env"] == {}       # current vLLM picks Triton attention on Ampere by itself (VR)
+    assert any("--tensor-parallel-size 2: one NVIDIA A100-SXM4-40GB cannot hold the model" in r
+               for r in doc["reasons"])
+
+
+def argv_value(doc: dict, flag: str) -> str:
+    argv = doc["launch"]["argv"]
+    return argv[argv.index(flag) + 1]
+
+
+def test_vllm_serves_the_model_under_both_of_its_names():
+    argv = plan_for("h100-sxm", "server").to_json()["launch"]["argv"]
+    names = argv[argv.index("--served-model-name") + 1:argv.index("--host")]
+    assert names == ["gpt-oss-120b", "openai/gpt-oss-120b"]
+
+
+def test_hopper_tensor_parallel_stays_below_095_utilization():
+    """'When running TP2 on H100, set your gpu memory utilization below 0.95' (VR)."""
+    hw = load_hardware(fixture_path("2x-h100"))
+    small = hw.model_copy(update={"gpus": [g.model_copy(update={"memory_free_bytes": 45 * 1024**3}) for g in hw.gpus]})
+    doc = plan(small, constraints("server", {"model": "120b"}), REGISTRY).to_json()
+    assert doc["offload"]["tensor_parallel_size"] == 2 and float(argv_value(doc, "--gpu-memory-utilization")) < 0.95
+
+
+def test_blackwell_gets_the_recipes_flashinfer_moe_and_fp8_kv_cache():
+    doc = plan_for("b200", "server").to_json()
+    assert doc["launch"]["env"] == {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
+    assert argv_value(doc, "--kv-cache-dtype") == "fp8" and "--async-scheduling" in doc["launch"]["argv"]
+
+
+def test_instinct_gets_the_recipes_rocm_flags():
+    doc = plan_for("mi300x", "server").to_json()
+    assert doc["backend"] == "vllm" and doc["launch"]["env"]["VLLM_ROCM_USE_AITER"] == "1"
+    assert argv_value(doc, "--attention-backend") == "ROCM_AITER_UNIFIED_ATTN"
+    assert argv_value(doc, "--block-size") == "64" and "--async-scheduling" not in doc["launch"]["argv"]
+
+
+def test_mi355x_serves_amds_fp8_activation_checkpoint_of_120b():
+    hw = load_hardware(fixture_path("mi300x"))
+    mi355 = hw.model_copy(update={"gpus": [hw.gpus[0].model_copy(update={
+        "name": "AMD Instinct MI355X", "compute_capability": "gfx950", "memory_total_bytes": 309 * 10**9,
+        "memory_free_bytes": 300 * 10**9})]})
+    doc = plan(mi355, constraints("server", {"model": "120b"}), REGISTRY).to_json()
+    assert doc["launch"]["argv"][2] == "amd/gpt-oss-120b-w-mxfp4-a-fp8"
+
+
+def test_ada_is_not_routed_to_vllm_first_but_can_be_asked_for():
+    auto = plan_for("l40s", "server").to_json()
+    assert auto["backend"] == "llamacpp"
+    asked = plan_for("l40s", "server", backend="vllm").to_json()
+    assert asked["backend"] == "vllm"
+    assert any("work in progress" in r for r in asked["reasons"])
+
+
+def test_vllm_refuses_radeon_and_strix_halo_where_its_moe_kernels_are_missing():
+    for fixture in ("radeon-7900xtx", "strix-halo-128gb"):
+        with pytest.raises(NoFitError, match="recipe runs AMD Instinct MI300/MI355 and Radeon AI PRO R9700"):
+            plan_for(fixture, backend="vllm")
+
+
+def test_spare_gpus_serve_copies_of_the_model_and_raise_the_aggregate_not_the_single_stream():
+    one, two, eight = (plan_for(f, "server").to_json() for f in ("h100-sxm", "2x-h100", "8x-h100"))
+    assert [d["offload"]["data_parallel_size"] for d in (one, two, eight)] == [1, 2, 8]
+    assert all(d["offload"]["tensor_parallel_size"] == 1 for d in (one, two, eight))
+    assert argv_value(eight, "--data-parallel-size") == "8" and "--data-parallel-size" not in one["launch"]["argv"]
+    assert one["predicted"]["decode_tokens_per_s"] == eight["predicted"]["decode_tokens_per_s"]
+    aggregates = [d["predicted"]["aggregate_tokens_per_s"] for d in (one, two, eight)]
+    assert aggregates[0] < aggregates[1] < aggregates[2]
+    assert len(eight["memory"]["devices"]) == 8
+    assert any("--data-parallel-size 8" in r and "holds the whole model" in r for r in eight["reasons"])
 
 
 def test_vllm_that_cannot_hold_the_model_says_what_is_missing_and_what_works():
@@ -170,11 +239,13 @@ def test_no_fit_names_what_is_missing_and_what_would_work_instead():
     assert err.value.message.endswith("Instead: gpt-oss-20b on llamacpp fits (drop --model)")
 
 
-def test_cloud_region_outside_the_launch_region_is_flagged():
-    result = plan(load_hardware(fixture_path("cpu-only")),
-                  constraints("aws", {}, {"GPTOSS_MODEL": "20b"}).relaxed(region="eu-west-1"), REGISTRY)
-    assert result.chosen.launch["api"]["region"] == "eu-west-1"
-    assert any("launched in us-west-2; check that eu-west-1 serves it" in r for r in result.reasons)
+def test_cloud_region_outside_the_regions_that_offer_it_is_flagged():
+    def reasons(region):
+        return plan(load_hardware(fixture_path("cpu-only")),
+                    constraints("aws", {}, {"GPTOSS_MODEL": "20b"}).relaxed(region=region), REGISTRY).reasons
+    assert not any("check that eu-west-1 serves it" in r for r in reasons("eu-west-1"))   # offered there now
+    assert any("offers gpt-oss in us-east-1, us-east-2, us-west-2" in r and "check that ca-central-1 serves it" in r
+               for r in reasons("ca-central-1"))
 
 
 def test_a_slow_local_plan_beats_cloud_unless_cloud_is_asked_for_and_says_what_is_faster():
