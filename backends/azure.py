@@ -2,7 +2,9 @@
 to call what `up` created. Creating and deleting it: backends.azure_provision."""
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
 from gptoss_deploy.planner.backend import CloudQuote
@@ -30,6 +32,18 @@ class Azure(CloudBackend):
     title = "Azure AI Foundry"
     sdk_module, extra = "azure.ai.ml", "azure"
     offers = SERVERLESS_OFFERS
+
+    credentials = "Azure credentials (az login, or AZURE_CLIENT_ID for a service principal)"
+
+    def credentials_missing(self) -> str | None:
+        """What DefaultAzureCredential would find, looked for without calling anything: a service principal or
+        managed identity in the environment, or the Azure CLI's sign-in."""
+        if os.environ.get("AZURE_CLIENT_ID") or os.environ.get("AZURE_FEDERATED_TOKEN_FILE"):
+            return None
+        cli_dir = Path(os.environ.get("AZURE_CONFIG_DIR", "~/.azure")).expanduser()
+        if (cli_dir / "azureProfile.json").is_file():
+            return None
+        return "no Azure credentials found: run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET"
 
     def quote(self, model, settings) -> CloudQuote | Rejection:
         subscription, group, workspace = settings.azure_workspace

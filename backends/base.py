@@ -15,6 +15,7 @@ from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
+from gptoss_deploy.planner.units import gib
 
 if TYPE_CHECKING:
     from gptoss_deploy.planner.documents import PlanDocument
@@ -211,6 +212,18 @@ class EndpointDescription:
     lines: list[str]
 
 
+@dataclass(frozen=True)
+class Prerequisite:
+    """One thing a plan needs on the machine that runs `gptoss-up`, whether it is there, and the fix when not."""
+
+    need: str
+    met: bool
+    fix: str | None = None
+
+    def to_json(self) -> dict:
+        return {"need": self.need, "met": self.met, "fix": None if self.met else self.fix}
+
+
 class Backend(ABC):
     """One way to serve gpt-oss. Keyword-only methods: adapters are called by name, never by position."""
 
@@ -239,6 +252,13 @@ class Backend(ABC):
             found = False
         return None if found else f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
 
+    def prerequisites(self, *, plan: PlanDocument, hardware: HardwareReport) -> list[Prerequisite]:
+        """What PLAN needs from this installation and HARDWARE, each checked here without touching the network."""
+        if self.sdk_module is None:
+            return []
+        return [Prerequisite(f"the {self.sdk_module} Python package (extra {self.extra})", self.sdk_missing() is None,
+                             f"pip install 'gptoss-deploy[{self.extra}]'")]
+
     def require_sdk(self) -> None:
         """Stop with the install line (exit 4) when the SDK this adapter drives is not installed."""
         missing = self.sdk_missing()
@@ -266,6 +286,34 @@ class LocalBackend(Backend):
 
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]
+
+    program: ClassVar[str]                               # what runs the server, in words
+
+    @abstractmethod
+    def program_missing(self) -> str | None:
+        """How to install the server program when it is not found here; None when it is."""
+
+    def unavailable(self) -> str | None:
+        return self.sdk_missing() or self.program_missing()
+
+    def download_bytes(self, plan: PlanDocument) -> int | None:
+        """Bytes `up` downloads into the Hugging Face cache for PLAN, all of it (looking into the cache would import
+        huggingface_hub while planning; `up --dry-run` says what is cached); None where the engine keeps its own
+        store."""
+        return self.artifacts[plan.model.removeprefix("gpt-oss-")].disk_bytes
+
+    def prerequisites(self, *, plan, hardware) -> list[Prerequisite]:
+        missing = self.program_missing()
+        found = [*super().prerequisites(plan=plan, hardware=hardware), Prerequisite(self.program, missing is None, missing)]
+        download = self.download_bytes(plan)
+        if download is not None and hardware.disk is not None:
+            from gptoss_deploy.backends.hub import DISK_MARGIN_BYTES
+
+            found.append(Prerequisite(
+                f"{gib(download + DISK_MARGIN_BYTES)} free for the download in {hardware.disk.path} "
+                f"({gib(hardware.disk.free_bytes)} free)", hardware.disk.free_bytes >= download + DISK_MARGIN_BYTES,
+                "free some space, set HF_HUB_CACHE to a bigger disk, or pass --gguf PATH"))
+        return found
 
     @abstractmethod
     def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict:
@@ -325,6 +373,17 @@ class CloudBackend(Backend):
     def unavailable(self) -> str | None:
         """Why it cannot be used from this installation, with the fix; None when it can."""
         return self.sdk_missing()
+
+    credentials: ClassVar[str]                           # what signs in, in words
+
+    @abstractmethod
+    def credentials_missing(self) -> str | None:
+        """How to sign in when no credentials are configured here (looked for, never tried); None when some are."""
+
+    def prerequisites(self, *, plan, hardware) -> list[Prerequisite]:
+        missing = self.credentials_missing()
+        return [*super().prerequisites(plan=plan, hardware=hardware), Prerequisite(self.credentials, missing is None,
+                                                                                   missing)]
 
     @abstractmethod
     def provision(self, *, plan: PlanDocument, options: UpOptions, progress: Progress) -> dict:

@@ -5,6 +5,8 @@ Nothing is called while planning. Bedrock serves gpt-oss as it is: nothing is cr
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
 from gptoss_deploy.planner.catalog import CloudOffer
@@ -36,6 +38,21 @@ class Bedrock(CloudBackend):
     sdk_module, extra = "boto3", "aws"
     offers = {"20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", OFFERED_REGIONS, 0.07, 0.30, _PRICE_NOTE),
               "120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", OFFERED_REGIONS, 0.15, 0.60, _PRICE_NOTE)}
+
+    credentials = "AWS credentials (environment, AWS_PROFILE, or ~/.aws config)"
+
+    def credentials_missing(self) -> str | None:
+        """botocore's chain, looked for without calling anything (its instance-metadata step would wait on the
+        network): the environment, then the shared files."""
+        env = os.environ
+        if any(env.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                                          "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                          "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")):
+            return None
+        files = (env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"), env.get("AWS_CONFIG_FILE", "~/.aws/config"))
+        if any(Path(name).expanduser().is_file() for name in files):
+            return None
+        return "no AWS credentials found: run `aws configure` (or `aws sso login`), or set AWS_PROFILE"
 
     def quote(self, model, settings):
         offer = self.offers[model.size]

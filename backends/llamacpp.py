@@ -119,7 +119,9 @@ class LlamaCpp(LocalBackend):
                          tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
     }
 
-    def unavailable(self) -> str | None:
+    program = "llama-server (on PATH or GPTOSS_LLAMA_SERVER; built for ROCm/HIP or Vulkan on AMD), or the xllamacpp engine"
+
+    def program_missing(self) -> str | None:
         return None if executable() else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:

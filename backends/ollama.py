@@ -30,11 +30,14 @@ class Ollama(LocalBackend):
     checks_identity_when_ready = False          # Ollama lists the model only once it is pulled (after_ready)
     sdk_module, extra = "ollama", "ollama"      # the official client: pull, create, the NDJSON benchmark
 
-    def unavailable(self) -> str | None:
-        """Its client installed, and Ollama installed here or running where OLLAMA_HOST says (not checked:
-        nothing is called)."""
-        return self.sdk_missing() or (None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST")
-                                      else NOT_INSTALLED)
+    program = "ollama (installed here, or running where OLLAMA_HOST says)"
+
+    def download_bytes(self, plan) -> int | None:
+        return None                              # Ollama pulls into its own model store, not the HF cache
+
+    def program_missing(self) -> str | None:
+        """Ollama installed here, or running where OLLAMA_HOST says (not checked: nothing is called)."""
+        return None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST") else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:
         port = settings.port or DEFAULT_PORT

@@ -131,7 +131,9 @@ class Vllm(LocalBackend):
         "120b": Artifact("openai/gpt-oss-120b", int(60.8 * GIB), int(64.38 * GIB)),
     }
 
-    def unavailable(self) -> str | None:
+    program = "vllm (on PATH or GPTOSS_VLLM)"
+
+    def program_missing(self) -> str | None:
         return None if _program() else NOT_INSTALLED
 
     def build_launch(self, placement, settings) -> dict:

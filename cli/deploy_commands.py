@@ -132,15 +132,19 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
 def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
     from gptoss_deploy.backends import deploy
+    from gptoss_deploy.cli.plan_commands import prerequisites_json
+    from gptoss_deploy.cli.render import render_prerequisites
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
     from gptoss_deploy.planner.documents import ApiCall
 
+    needs = prerequisites_json(doc, hw)
     if isinstance(doc.launch, ApiCall):
-        out.result({"dry_run": True, "api": doc.launch.api, "plan": doc.to_json()},
-                   lambda console: render_dry_run_api(console, doc))
+        out.result({"dry_run": True, "api": doc.launch.api, "prerequisites": needs, "plan": doc.to_json()},
+                   lambda console: (render_dry_run_api(console, doc), render_prerequisites(console, needs)))
         return
     launch = deploy.server_launch(doc, options, hw, gguf_info)
-    out.result(dry_run_json(doc, launch), lambda console: render_dry_run(console, doc, launch))
+    out.result(dry_run_json(doc, launch, needs),
+               lambda console: (render_dry_run(console, doc, launch), render_prerequisites(console, needs)))
 
 
 def _report(out: Output, document: dict, benchmark, gates, render) -> None:

@@ -26,11 +26,18 @@ def _up_command(constraints, hardware: Optional[Path]) -> str:
     return shlex.join(["gptoss-up", *as_flags(constraints), *extra])
 
 
-def probe_command(json_out: JsonOpt = False) -> None:
+def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], typer.Option(
+        "--example", metavar="NAME", help="Print a ready-made hardware file for a common machine instead (edit it, "
+        "then plan with --hardware FILE); an unknown NAME lists them.")] = None) -> None:
     """Show what the planner sees on this machine: CPU, RAM, GPUs, disk."""
     from gptoss_deploy.cli.render import render_hardware
     from gptoss_deploy.planner.probe import probe
 
+    if example is not None:
+        from gptoss_deploy.planner.hardware import example_text
+
+        sys.stdout.write(example_text(example))     # the file itself, JSON either way: `> machine.json` saves it
+        return
     report = probe()
     Output(json_out).result(report.to_json(), lambda console: render_hardware(console, report))
 
@@ -59,8 +66,17 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     result = plan(hw, constraints, REGISTRY)
     from gptoss_deploy.cli.render import render_plan
 
-    Output(json_out).result(result.to_json(),
-                            lambda console: render_plan(console, result, _up_command(constraints, hardware)))
+    doc = result.to_json()
+    doc["prerequisites"] = prerequisites_json(result.document(), hw)
+    Output(json_out).result(doc, lambda console: render_plan(console, result, doc["prerequisites"],
+                                                             _up_command(constraints, hardware)))
+
+
+def prerequisites_json(doc, hw) -> list[dict]:
+    """What the plan DOC needs on this machine, checked here (backends.base.Backend.prerequisites)."""
+    from gptoss_deploy.backends import get_backend
+
+    return [need.to_json() for need in get_backend(doc.backend).prerequisites(plan=doc, hardware=hw)]
 
 
 def profiles_command(json_out: JsonOpt = False) -> None:

@@ -27,13 +27,20 @@ def launch_command(launch: dict, backend: str) -> str:
     return (env + " " if env else "") + shlex.join(launch["argv"])
 
 
+def render_prerequisites(console: Console, prerequisites: list[dict]) -> None:
+    console.print("Needs here:")
+    for item in prerequisites:
+        mark = "[green]ok[/]     " if item["met"] else "[red]missing[/]"
+        console.print(f"  {mark} {escape(item['need'])}" + (f": {escape(item['fix'])}" if item["fix"] else ""))
+
+
 def _aggregate(predicted) -> str:
     if predicted.aggregate_tokens_per_s is None:
         return ""
     return f"; {tokens_per_s(predicted.aggregate_tokens_per_s)} over {predicted.aggregate_streams} streams"
 
 
-def render_plan(console: Console, plan: Plan, up_command: str) -> None:
+def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_command: str) -> None:
     doc = plan.document()
     style = STATUS_STYLE[doc.status]
     console.print(f"[bold]{doc.model}[/] on [bold]{doc.backend}[/]  [{style}]{doc.status}[/]  context "
@@ -55,6 +62,7 @@ def render_plan(console: Console, plan: Plan, up_command: str) -> None:
     console.print("Command the launch runs:")
     console.print(f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}", markup=False,
                   highlight=False, soft_wrap=True)
+    render_prerequisites(console, prerequisites)
     console.print(f"Launch it: [bold]{up_command}[/]")
     if doc.alternatives or doc.rejected:
         console.print(_runners_up_table(doc))

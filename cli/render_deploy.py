@@ -34,9 +34,9 @@ def render_dry_run_api(console: Console, doc: PlanDocument) -> None:
                   soft_wrap=True)
 
 
-def dry_run_json(doc: PlanDocument, launch) -> dict:
+def dry_run_json(doc: PlanDocument, launch, prerequisites: list[dict]) -> dict:
     return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
-            "warnings": launch.warnings, "unavailable": launch.unavailable,
+            "warnings": launch.warnings, "unavailable": launch.unavailable, "prerequisites": prerequisites,
             "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
             "plan": doc.to_json()}
 

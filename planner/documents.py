@@ -115,6 +115,12 @@ class Rejected(_Document):
     binding: str
 
 
+class Need(_Document):
+    need: str
+    met: bool
+    fix: str | None = Field(description="what to run or set when it is not met")
+
+
 class PlanDocument(CandidateDocument):
     """What `gptoss-plan --json` prints and `gptoss-up --plan FILE` applies."""
 
@@ -124,6 +130,8 @@ class PlanDocument(CandidateDocument):
     sources: dict[str, str] = Field(description="where each choice came from: flag, env, profile, wizard")
     alternatives: list[Alternative]
     rejected: list[Rejected]
+    prerequisites: list[Need] = Field(default_factory=list, description="what the plan needs on the machine that "
+                                      "runs gptoss-up (extra, program, credentials, free disk), checked when planned")
 
     def to_json(self) -> dict:
         """The document as `gptoss-plan --json` wrote it (fields it did not have stay out)."""

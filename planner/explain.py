@@ -88,6 +88,8 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends, hw: H
         return f"backend: {backend.title}: nothing local runs well enough, and cloud is fine ({c.source('cloud')})"
     if backend.cloud:
         return f"backend: {backend.title}: nothing fits this machine locally"
+    if not hw.gpus:
+        return f"backend: {backend.title}: no GPU here, and it runs gpt-oss's MXFP4 experts on the CPU"
     if is_datacenter(hw) and not serves_through_vllm_first(hw):
         why = next(w for level, w in map(vllm_support, hw.gpus) if level == EXPERIMENTAL or w)
         return f"backend: {backend.title}: {why}, so vLLM is used only when asked for (--backend vllm)"

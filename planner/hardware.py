@@ -121,6 +121,20 @@ def _close(a: int, b: int) -> bool:
     return abs(a - b) <= SAME_SIZE * max(a, b)
 
 
+EXAMPLES = Path(__file__).parent / "examples"   # ready-made hardware files for common machines (package data)
+
+
+def example_names() -> list[str]:
+    return sorted(p.stem for p in EXAMPLES.glob("*.json"))
+
+
+def example_text(name: str) -> str:
+    """The example hardware file NAME, as shipped: a starting point for describing a machine one does not have."""
+    if name not in example_names():
+        raise UsageError(f"no example machine {name[:80]!r}; choose one of: {', '.join(example_names())}")
+    return (EXAMPLES / f"{name}.json").read_text()
+
+
 def load_hardware(path: str | Path) -> HardwareReport:
     """Read a hardware file (same schema as `gptoss probe --json`)."""
     path = Path(path)

@@ -5,8 +5,8 @@ tests/test_golden.py regenerates them and compares. After a deliberate change, r
     .venv/bin/python tests/golden.py
 
 The runs see a fixed environment (below): no user profiles, an empty offline model cache, llama-server and vllm
-named by their GPTOSS_* variables, no `ollama` on PATH and no Ollama answering, so a golden file does not depend
-on what the machine that runs it has installed.
+named by their GPTOSS_* variables, no `ollama` on PATH and no Ollama answering, no cloud credentials, so a golden
+file does not depend on what the machine that runs it has installed or signed in to.
 """
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ def golden_environment() -> Iterator[None]:
             "HF_HUB_CACHE": str(Path(scratch, "hf")), "HF_HUB_OFFLINE": "1",
             "GPTOSS_LLAMA_SERVER": "/opt/llama.cpp/bin/llama-server", "GPTOSS_VLLM": "/opt/vllm/bin/vllm",
             "OLLAMA_HOST": "127.0.0.1:1",   # nothing listens on port 1: no Ollama is found running
+            # no cloud sign-in, whatever the machine that runs it has
+            "AWS_SHARED_CREDENTIALS_FILE": str(Path(scratch, "aws-credentials")),
+            "AWS_CONFIG_FILE": str(Path(scratch, "aws-config")), "AZURE_CONFIG_DIR": str(Path(scratch, "azure")),
         })
         try:
             yield

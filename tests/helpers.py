@@ -6,11 +6,12 @@ from pathlib import Path
 
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.constraints import load_constraints
-from gptoss_deploy.planner.hardware import load_hardware
+from gptoss_deploy.planner.hardware import EXAMPLES, example_names, load_hardware
 from gptoss_deploy.planner.plan import plan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hardware"
-HARDWARE_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+# Recorded machines: the test-only ones, and the examples `gptoss probe --example` ships (planner/examples).
+HARDWARE_FIXTURES = sorted([p.stem for p in FIXTURES.glob("*.json")] + example_names())
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -21,7 +22,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def fixture_path(name: str) -> Path:
-    return FIXTURES / f"{name}.json"
+    return FIXTURES / f"{name}.json" if (FIXTURES / f"{name}.json").exists() else EXAMPLES / f"{name}.json"
 
 
 def plan_for(name: str, profile: str = "auto", **flags):

@@ -30,8 +30,9 @@ class TinyServe(LocalBackend):
     auto_rank: ClassVar = {MachineClass.DATACENTER: -1}
     why_chosen = "the test says so"
     artifacts = VLLM.artifacts
+    program = "tinyserve"
 
-    def unavailable(self):
+    def program_missing(self):
         return None
 
     def build_launch(self, placement, settings) -> dict:

@@ -69,6 +69,10 @@ def test_installed_scripts_run_from_a_foreign_project(installed, foreign_dir, sm
     dry = run(installed, "gptoss-up", "--dry-run", "--hardware", str(ROOT / "tests/fixtures/hardware/cpu-only.json"),
               cwd=foreign_dir, env=env)
     assert dry.returncode == 0 and "nothing was started" in dry.stdout, dry.stderr
+    example = run(installed, "gptoss", "probe", "--example", "dgx-spark-gb10", cwd=foreign_dir, env=env)
+    (foreign_dir / "spark.json").write_text(example.stdout)       # the wheel ships the examples as package data
+    spark = run(installed, "gptoss-plan", "--hardware", "spark.json", "--json", cwd=foreign_dir, env=env)
+    assert spark.returncode == 0 and json.loads(spark.stdout)["model"] == "gpt-oss-120b", spark.stderr
     try:
         up = run(installed, "gptoss-up", "--gguf", str(smollm2), "--port", str(free_port()), "--json",
                  cwd=foreign_dir, env=env)

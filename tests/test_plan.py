@@ -40,6 +40,31 @@ def test_auto_picks_what_an_expert_would(fixture, profile, model, backend):
     assert doc["reasons"] and doc["binding_constraint"]
 
 
+# The machine classes of issue 10: the plan an expert would pick there, and the reasons it must state.
+MACHINE_CLASSES = [
+    ("dgx-spark-gb10", "gpt-oss-120b", "llamacpp", "ok", ["unified memory GPU: 1 x NVIDIA GB10"]),
+    ("strix-halo-128gb", "gpt-oss-120b", "llamacpp", "ok", ["unified memory GPU: 1 x Strix Halo", "predicted at 47"]),
+    ("mi300x", "gpt-oss-120b", "vllm", "ok", ["one Aqua Vanjaram [Instinct MI300X] holds the whole model"]),
+    ("radeon-7900xtx", "gpt-oss-120b", "llamacpp", "ok", ["--n-cpu-moe 26: the MoE experts of 26 of 36 layers"]),
+    ("2x-h100", "gpt-oss-120b", "vllm", "ok", ["--data-parallel-size 2: the other GPUs serve copies"]),
+    ("8x-h100", "gpt-oss-120b", "vllm", "ok", ["--data-parallel-size 8", "over 4 streams"]),
+    ("cpu-only-2core", "gpt-oss-20b", "llamacpp", "degraded",
+     ["below profile auto's 15 tok/s floor; faster: gpt-oss-120b on AWS Bedrock ($0.15 / $0.60", "capped from 32,768"]),
+    ("cpu-only-16core", "gpt-oss-20b", "llamacpp", "ok",
+     ["no GPU here", "gpt-oss-120b on llamacpp needs 63.0 GiB of RAM", "capped from 32,768"]),
+    ("cpu-only-64core", "gpt-oss-120b", "llamacpp", "ok", ["no GPU here", "predicted at 52 tok/s", "over 60 s"]),
+]
+
+
+@pytest.mark.parametrize("fixture,model,backend,status,said", MACHINE_CLASSES)
+def test_each_machine_class_gets_the_expert_plan_and_says_why(fixture, model, backend, status, said):
+    doc = plan_for(fixture).to_json()
+    assert (doc["model"], doc["backend"], doc["status"]) == (model, backend, status)
+    reasons = " | ".join(doc["reasons"])
+    for words in said:
+        assert words in reasons
+
+
 @pytest.mark.parametrize("fixture", HARDWARE_FIXTURES)
 @pytest.mark.parametrize("profile", PROFILES)
 def test_never_plans_more_memory_than_is_free(fixture, profile):

@@ -1,6 +1,7 @@
 """The probe: live on this machine (no GPU), and through its readers with recorded NVML and sysctl answers."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -147,3 +148,18 @@ def test_a_gpu_whose_memory_nvml_cannot_report_is_planned_on_unified_system_memo
     assert gpu["unified_memory"] and (gpu["memory_total_bytes"], gpu["memory_free_bytes"]) == (128 * GIB, 120 * GIB)
     assert notes == ["NVIDIA GB10: NVML reports no memory of its own (Not Supported): planned on the system's "
                      "unified memory (128.0 GiB), shared with the CPU"]
+
+
+def test_example_machines_print_as_hardware_files_that_plan(run_cli, tmp_path):
+    code, out, err = run_cli("probe", "--example", "strix-halo-128gb")
+    assert code == 0, err
+    (tmp_path / "halo.json").write_text(out)
+    code, planned, err = run_cli("plan", "--hardware", tmp_path / "halo.json", "--json")
+    assert code == 0, err
+    assert json.loads(planned)["model"] == "gpt-oss-120b"
+
+
+def test_an_unknown_example_is_exit_2_listing_the_examples(run_cli):
+    code, out, err = run_cli("probe", "--example", "h100")
+    assert code == 2 and out == ""
+    assert "no example machine 'h100'; choose one of: 2x-h100, 8x-h100," in err and "strix-halo-128gb" in err
