@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-FIXTURE = Path(__file__).parent / "fixtures" / "hardware" / "rtx4090-desktop.json"
+FIXTURE = Path(__file__).parent.parent / "planner" / "examples" / "rtx4090-desktop.json"
 BASELINE = [sys.executable, "-c", "import typer, rich.console, rich.table, psutil"]
 PLAN = [sys.executable, "-c", "from gptoss_deploy.cli.app import plan_main; plan_main()", "--json", "--hardware", str(FIXTURE)]
 
