@@ -142,6 +142,11 @@ def _offload_reason(placement: Placement, title: str, hw: HardwareReport) -> str
     if placement.offload == EXPERTS and gpus and placement.cpu_layers:
         return (f"offload: --n-cpu-moe {placement.cpu_layers}: the MoE experts of {placement.cpu_layers} of "
                 f"{placement.model.layers} layers stay in RAM so the rest fits {free} of free GPU memory")
+    if placement.offload == EXPERTS and placement.tensor_split:
+        return (f"GPUs: one {title} server splits the layers over {len(gpus)} GPUs (--tensor-split "
+                f"{','.join(f'{share:g}' for share in placement.tensor_split)}): streams share it, so each GPU adds "
+                "memory, not speed; copies per GPU behind one endpoint are not planned yet (vLLM's "
+                "--data-parallel-size is, where vLLM runs)")
     if placement.offload == LAYERS and gpus and placement.cpu_layers:
         return (f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
                 f"to fit {free} of free GPU memory")

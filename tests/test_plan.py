@@ -56,6 +56,12 @@ MACHINE_CLASSES = [
 ]
 
 
+def test_llamacpp_over_two_gpus_says_it_splits_layers_and_does_not_copy():
+    doc = plan_for("2x-rtx3090", model="20b").to_json()
+    assert doc["backend"] == "llamacpp" and "--tensor-split" in doc["launch"]["argv"]
+    assert any("splits the layers over 2 GPUs (--tensor-split 0.5,0.5)" in r for r in doc["reasons"])
+
+
 @pytest.mark.parametrize("fixture,model,backend,status,said", MACHINE_CLASSES)
 def test_each_machine_class_gets_the_expert_plan_and_says_why(fixture, model, backend, status, said):
     doc = plan_for(fixture).to_json()
