@@ -36,10 +36,12 @@ FLAGS = {"--served-model-name": Several(str), "--host": str, "--port": port_numb
          "--data-parallel-size": int, "--gpu-memory-utilization": _utilization,
          "--max-model-len": int, "--max-num-batched-tokens": int,
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
-         "--async-scheduling": None, "--kv-cache-dtype": lambda v: {"fp8": v}[v],
-         "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
-         **{flag: None for flag in ("-cc.pass_config.fuse_rope_kvcache=True", "-cc.use_inductor_graph_partition=True")}}
-OPTIONAL = ("--data-parallel-size", "--kv-cache-dtype", "--attention-backend", "--block-size")
+         "--async-scheduling": None}
+# The recipe's per-family settings (Tuning.args), in the order they are rendered.
+TUNING_FLAGS = {"--kv-cache-dtype": lambda v: {"fp8": v}[v],
+                "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
+                "-cc.pass_config.fuse_rope_kvcache=True": None, "-cc.use_inductor_graph_partition=True": None}
+OPTIONAL = ("--data-parallel-size", *TUNING_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ BLACKWELL = Tuning(env={"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"},     # Flash
                    args=("--kv-cache-dtype", "fp8"))                      # GPT-OSS_Blackwell.yaml
 _INSTINCT_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_QUICK_REDUCE_QUANTIZATION": "INT4",
                  "HSA_NO_SCRATCH_RECLAIM": "1", "AMDGCN_USE_BUFFER_OPS": "0"}
-_INSTINCT_ARGS = ("--attention-backend", "ROCM_AITER_UNIFIED_ATTN", "--block-size", "64",     # in FLAGS' order
+_INSTINCT_ARGS = ("--attention-backend", "ROCM_AITER_UNIFIED_ATTN", "--block-size", "64",  # TUNING_FLAGS' order
                   "-cc.pass_config.fuse_rope_kvcache=True", "-cc.use_inductor_graph_partition=True")
 TUNINGS = {
     "gfx942": Tuning(_INSTINCT_ENV, _INSTINCT_ARGS),                                          # MI300X, MI325X
@@ -105,12 +107,12 @@ class VllmServeCommand:
     def parse(cls, argv: list[str]) -> VllmServeCommand:
         if argv[:2] != ["vllm", "serve"] or len(argv) < 3:
             raise UsageError(f"the plan's launch.argv runs {' '.join(argv[:2])!r}, not vllm serve MODEL")
-        flags = parse_flags(argv[3:], FLAGS)
+        flags = parse_flags(argv[3:], {**FLAGS, **TUNING_FLAGS})
         missing = [flag for flag, convert in FLAGS.items()
                    if convert is not None and flag not in flags and flag not in OPTIONAL]
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
-        tuning = [arg for flag in FLAGS if flag in flags and (flag.startswith("-cc.") or flag in OPTIONAL[1:])
+        tuning = [arg for flag in TUNING_FLAGS if flag in flags
                   for arg in ((flag,) if flags[flag] is True else (flag, str(flags[flag])))]
         return cls(model=argv[2], served_model_names=flags["--served-model-name"], host=flags["--host"],
                    port=flags["--port"], tensor_parallel_size=flags["--tensor-parallel-size"],

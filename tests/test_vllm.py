@@ -69,3 +69,14 @@ def test_vllm_refuses_a_gpu_older_than_ampere(run_cli, vllm):
     launch = VLLM.server_launch(plan=PlanDocument.model_validate_json(saved), options=UpOptions(),
                                 hardware=load_hardware(fixture_path("t4-cloud-vm")), gguf=None)
     assert "Tesla T4 (compute capability 7.5) is older than Ampere (8.0)" in launch.unavailable
+
+
+@pytest.mark.parametrize("fixture", ["mi300x", "b200", "8x-h100"])
+def test_a_saved_plan_with_the_recipes_tuning_runs_exactly_as_planned(run_cli, fixture):
+    """The per-family flags (ROCm attention backend, fp8 KV cache, data parallelism) survive the strict parse."""
+    from gptoss_deploy.backends.vllm import VllmServeCommand
+    from helpers import fixture_path as path
+
+    _, saved, _ = run_cli("plan", "--hardware", path(fixture), "--profile", "server", "--json")
+    argv = json.loads(saved)["launch"]["argv"]
+    assert VllmServeCommand.parse(argv).argv() == argv
