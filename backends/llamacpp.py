@@ -70,9 +70,13 @@ class LlamaServerCommand:
     top_p: str = "1.0"
     api_key_file: str | None = None
     program: tuple[str, ...] = ("llama-server",)
+    copies_on: tuple[str, ...] = ()         # devices for one copy each (llamacpp_replicas), as VISIBLE_ENV names them
+    visible_env: str = "CUDA_VISIBLE_DEVICES"
 
     def argv(self) -> list[str]:
-        argv = [*self.program, *(("-hf", self.model) if self.from_hub else ("--model", self.model)),
+        copies = [*python_module(f"{__package__}.llamacpp_replicas"), "--visible-env", self.visible_env,
+                  "--devices", ",".join(self.copies_on), "--"] if self.copies_on else []
+        argv = [*copies, *self.program, *(("-hf", self.model) if self.from_hub else ("--model", self.model)),
                 "--alias", self.alias,             # the model id clients ask for, whatever the file is called
                 "--ctx-size", str(self.ctx_size),
                 "--jinja",                         # gpt-oss needs its Harmony chat template
@@ -153,13 +157,15 @@ class LlamaCpp(LocalBackend):
                 command = replace(command, alias=gguf.served_name,
                                   ctx_size=min(command.ctx_size, gguf.context_length or command.ctx_size))
         else:
-            size = plan.memory.breakdown.weights
+            size = _one_copy(plan)
             downloads = [download_plan(launch.model_ref, launch.model_files, size)]
             cached = cached_path(launch.model_ref, launch.model_files[0])
             command = replace(command, from_hub=False,
                               model=str(cached) if cached else f"<{launch.model_ref}/{launch.model_files[0]}>")
         program = executable()
         command = replace(command, program=tuple(program or command.program))
+        if plan.offload.data_parallel_size > 1 and hardware is not None:
+            command = replace(command, **_copies_on(plan, hardware))
         return ServerLaunch(argv=command.argv(), env={}, host=command.host, port=command.port,
                             served_model=command.alias, protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size), downloads=downloads,
@@ -169,7 +175,7 @@ class LlamaCpp(LocalBackend):
         """Fetch the model files that are not cached yet and point --model at them."""
         if not launch.downloads:
             return
-        path = fetch(plan.launch.model_ref, plan.launch.model_files, plan.memory.breakdown.weights, progress)
+        path = fetch(plan.launch.model_ref, plan.launch.model_files, _one_copy(plan), progress)
         launch.set_command(replace(launch.command, model=str(path)))
 
     def use_api_key(self, *, launch, key) -> None:
@@ -177,6 +183,22 @@ class LlamaCpp(LocalBackend):
 
     def effort_fields(self, effort: str) -> dict:
         return {"chat_template_kwargs": {"reasoning_effort": effort}}
+
+
+def _one_copy(plan) -> int:
+    """The bytes of one copy of the weights: the plan's breakdown counts every copy (data parallelism)."""
+    return plan.memory.breakdown.weights // plan.offload.data_parallel_size
+
+
+def _copies_on(plan, hardware) -> dict:
+    """The GPUs that hold one copy each, as the child process must be told: the variable of their vendor, and
+    each one's entry in that variable as this process has it (the plan numbers GPUs as this process sees them)."""
+    indices = [int(d.device.removeprefix("gpu")) for d in plan.memory.devices if d.device != "cpu"]
+    vendor = next((g.vendor for g in hardware.gpus if g.index == indices[0]), "nvidia")
+    variable = "HIP_VISIBLE_DEVICES" if vendor == "amd" else "CUDA_VISIBLE_DEVICES"
+    visible = [v.strip() for v in os.environ[variable].split(",")] if os.environ.get(variable) else None
+    return {"visible_env": variable,
+            "copies_on": tuple(visible[i] if visible and i < len(visible) else str(i) for i in indices)}
 
 
 def _not_gpt_oss_warning(gguf: GgufInfo) -> str:

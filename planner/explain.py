@@ -142,11 +142,15 @@ def _offload_reason(placement: Placement, title: str, hw: HardwareReport) -> str
     if placement.offload == EXPERTS and gpus and placement.cpu_layers:
         return (f"offload: --n-cpu-moe {placement.cpu_layers}: the MoE experts of {placement.cpu_layers} of "
                 f"{placement.model.layers} layers stay in RAM so the rest fits {free} of free GPU memory")
+    if placement.offload == EXPERTS and placement.data_parallel_size > 1:
+        return (f"GPUs: each of {placement.data_parallel_size} GPUs holds the whole model, so each runs its own "
+                f"{title} copy behind one address: streams run side by side (predicted "
+                f"{tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} streams), each at "
+                "one GPU's speed")
     if placement.offload == EXPERTS and placement.tensor_split:
         return (f"GPUs: one {title} server splits the layers over {len(gpus)} GPUs (--tensor-split "
-                f"{','.join(f'{share:g}' for share in placement.tensor_split)}): streams share it, so each GPU adds "
-                "memory, not speed; copies per GPU behind one endpoint are not planned yet (vLLM's "
-                "--data-parallel-size is, where vLLM runs)")
+                f"{','.join(f'{share:g}' for share in placement.tensor_split)}): no one GPU holds the model at this "
+                "context, so each adds memory, not speed")
     if placement.offload == LAYERS and gpus and placement.cpu_layers:
         return (f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
                 f"to fit {free} of free GPU memory")

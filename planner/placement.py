@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
@@ -47,7 +47,7 @@ class Placement:
     cpu_layers: int = 0                      # layers whose experts (llama.cpp) or whole layer (Ollama) run on CPU
     ubatch: int = 512
     tensor_parallel_size: int = 1
-    data_parallel_size: int = 1              # vLLM: replicas of the tensor-parallel group, one per spare GPU group
+    data_parallel_size: int = 1              # copies of the model: vLLM's per TP group, llama.cpp's one per GPU
     tensor_split: tuple[float, ...] = ()
     gpu_layers: int | None = None
     gpu_memory_utilization: float | None = None
@@ -101,6 +101,9 @@ def fit_expert_offload(backend: str, model: ModelSpec, hw: HardwareReport, conte
     if not hw.gpus:
         return _fit_cpu_only(backend, model, artifact, hw, context_target)
     for context in context_steps(context_target):
+        copied = _copies(backend, model, artifact, hw, context)
+        if copied:
+            return copied
         big, small = (_experts_with_gpus(backend, model, artifact, hw, context, ub) for ub in LLAMACPP_UBATCHES)
         if big and (small is None or big.cpu_layers <= small.cpu_layers + UBATCH_2048_EXTRA_CPU_LAYERS):
             return big
@@ -156,6 +159,25 @@ def _experts_with_gpus(backend, model, artifact, hw, context, ubatch) -> Placeme
     reads["cpu"] = cpu_layers * active
     return Placement(backend, EXPERTS, model, artifact, context, devices, reads, cpu_layers=cpu_layers,
                      ubatch=ubatch, tensor_split=tuple(round(s, 3) for s in shares) if len(gpus) > 1 else ())
+
+
+def _copies(backend, model, artifact, hw, context) -> Placement | None:
+    """Where each of several GPUs holds the whole model at CONTEXT, a copy on each (one llama-server per GPU
+    behind one address) rather than one copy split over them: the same speed per stream, streams side by side."""
+    if len(hw.gpus) < 2 or any(g.unified_memory for g in hw.gpus):
+        return None
+    for ubatch in LLAMACPP_UBATCHES:
+        alone = [_experts_with_gpus(backend, model, artifact, hw.model_copy(update={"gpus": [gpu]}), context, ubatch)
+                 for gpu in hw.gpus]
+        whole = [p for p in alone if p and not p.cpu_layers]
+        if len(whole) < 2:
+            continue
+        cpu = whole[0].devices[-1]      # each copy keeps its token embeddings in RAM
+        cpu = replace(cpu, weights_bytes=cpu.weights_bytes * len(whole))
+        if cpu.fits:
+            gpus = tuple(device for placed in whole for device in placed.devices[:-1])
+            return replace(whole[0], devices=gpus + (cpu,), data_parallel_size=len(whole))
+    return None
 
 
 def _fit_cpu_only(backend, model, artifact, hw, context_target) -> Placement | Rejection:

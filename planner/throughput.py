@@ -65,7 +65,7 @@ class Prediction:
     decode_tokens_per_s: float
     prefill_tokens_per_s: float
     roofline_decode_tokens_per_s: float   # peak bandwidth, no overheads: the ceiling a benchmark is held to
-    aggregate_tokens_per_s: float | None = None   # AGGREGATE_STREAMS streams at once, where the engine batches them
+    aggregate_tokens_per_s: float | None = None   # AGGREGATE_STREAMS streams at once: vLLM, and llama.cpp copies
 
     def to_json(self) -> dict:
         return {"decode_tokens_per_s": round(self.decode_tokens_per_s, 1),
@@ -179,6 +179,7 @@ def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
 
 
 def predict(placement: Placement, hw: HardwareReport) -> Prediction:
-    aggregate = predict_aggregate(placement, hw) if placement.offload == WHOLE_MODEL else None
+    batched = placement.offload == WHOLE_MODEL or placement.data_parallel_size > 1
+    aggregate = predict_aggregate(placement, hw) if batched else None
     return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw), roofline_decode(placement, hw),
                       aggregate)

@@ -56,10 +56,15 @@ MACHINE_CLASSES = [
 ]
 
 
-def test_llamacpp_over_two_gpus_says_it_splits_layers_and_does_not_copy():
-    doc = plan_for("2x-rtx3090", model="20b").to_json()
-    assert doc["backend"] == "llamacpp" and "--tensor-split" in doc["launch"]["argv"]
-    assert any("splits the layers over 2 GPUs (--tensor-split 0.5,0.5)" in r for r in doc["reasons"])
+def test_llamacpp_copies_a_model_that_fits_one_gpu_and_splits_one_that_does_not():
+    copies = plan_for("2x-rtx3090", model="20b").to_json()
+    assert copies["offload"]["data_parallel_size"] == 2 and "--tensor-split" not in copies["launch"]["argv"]
+    assert [d["device"] for d in copies["memory"]["devices"]] == ["gpu0", "gpu1", "cpu"]
+    assert copies["predicted"]["aggregate_tokens_per_s"] > 1.5 * copies["predicted"]["decode_tokens_per_s"]
+    assert any("each of 2 GPUs holds the whole model" in r for r in copies["reasons"])
+    split = plan_for("2x-rtx3090", "workstation").to_json()                   # 120b: experts in RAM, split
+    assert split["offload"]["data_parallel_size"] == 1 and "--tensor-split" in split["launch"]["argv"]
+    assert any("--n-cpu-moe" in r for r in split["reasons"])
 
 
 @pytest.mark.parametrize("fixture,model,backend,status,said", MACHINE_CLASSES)

@@ -1,0 +1,59 @@
+"""llama.cpp's data parallelism end to end: a machine with two GPUs that each hold the model gets one real
+llama.cpp server (xllamacpp) per GPU behind one address, benchmarked through it and taken down as one."""
+from __future__ import annotations
+
+import json
+
+import httpx
+import psutil
+
+from gptoss_deploy.backends.process import port_in_use
+from helpers import fixture_path, free_port
+from test_llamacpp_live import engines
+
+
+def copies_of(state) -> list[psutil.Process]:
+    """The llama.cpp servers of this state dir, without the router whose command line names them."""
+    return [p for p in engines(state) if "llamacpp_replicas" not in " ".join(p.cmdline())]
+
+
+def two_gpu_machine(tmp_path):
+    """2x RTX 3090 (recorded), each holding a small GGUF whole: the plan copies it. Here both copies run on the CPU
+    (the engine ignores a GPU it does not have), which is all the copying and routing need."""
+    path = tmp_path / "2x-rtx3090.json"
+    path.write_text(fixture_path("2x-rtx3090").read_text())
+    return path
+
+
+def test_two_copies_serve_one_address_share_the_streams_and_go_down_together(run_cli, state, smollm2, tmp_path):
+    port = free_port()
+    code, out, err = run_cli("up", "--hardware", two_gpu_machine(tmp_path), "--force", "--model", "20b",
+                             "--gguf", smollm2, "--port", port, "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["plan"]["offload"]["data_parallel_size"] == 2
+    assert record["argv"][3:9] == ["gptoss_deploy.backends.llamacpp_replicas", "--visible-env",
+                                   "CUDA_VISIBLE_DEVICES", "--devices", "0,1", "--"]
+    copies = copies_of(state)
+    assert len(copies) == 2
+    assert sorted(c.environ()["CUDA_VISIBLE_DEVICES"] for c in copies) == ["0", "1"]
+    assert record["benchmark"]["verdict"] in ("pass", "fail") and record["benchmark"]["aggregate_tokens_per_s"]
+    models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == [record["endpoint"]["model"]]
+    assert run_cli("down", "--all")[0] == 0
+    assert not any(psutil.pid_exists(c.pid) and c.status() != psutil.STATUS_ZOMBIE for c in copies)
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_a_copy_that_dies_takes_the_deployment_down_and_status_says_so(run_cli, state, smollm2, tmp_path):
+    port = free_port()
+    code, out, err = run_cli("up", "--hardware", two_gpu_machine(tmp_path), "--force", "--model", "20b",
+                             "--gguf", smollm2, "--port", port, "--no-bench", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    copies_of(state)[0].kill()
+    psutil.Process(record["pid"]).wait(timeout=30)            # the router stops the other copy and exits
+    code, out, err = run_cli("status", "--json")
+    assert code == 0 and json.loads(out) == []
+    assert f"deployment {record['name']} ended: its server exited" in err
+    assert not port_in_use("127.0.0.1", port)
