@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import tempfile
@@ -69,7 +70,8 @@ def golden_environment() -> Iterator[None]:
 
 
 def dry_run(fixture: str, profile: str, backend: str) -> str | None:
-    """The dry run's stdout, or None when the case does not plan. Call inside golden_environment()."""
+    """The dry run's stdout, or None when the case does not plan; the Python that runs gptoss's own modules (the
+    llama.cpp copies' router) shows as <python>, whichever environment runs it. Call inside golden_environment()."""
     from gptoss_deploy.cli import app as cli
 
     argv = ["up", "--dry-run", "--json", "--hardware", str(fixture_path(fixture)), "--profile", profile,
@@ -81,7 +83,7 @@ def dry_run(fixture: str, profile: str, backend: str) -> str | None:
         return None
     if code != 0:
         raise RuntimeError(f"gptoss {' '.join(argv)} exited {code}: {err.getvalue().strip()}")
-    return out.getvalue()
+    return out.getvalue().replace(json.dumps(sys.executable)[1:-1], "<python>")
 
 
 def refresh() -> int:
