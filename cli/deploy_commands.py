@@ -10,7 +10,7 @@ import typer
 
 from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
                                        LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags)
-from gptoss_deploy.cli.output import Output
+from gptoss_deploy.cli.output import Output, say
 from gptoss_deploy.planner.errors import UsageError
 
 NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
@@ -184,7 +184,7 @@ def down_command(name: NameArg = None,
     with out.progress() as progress:
         result = down(_store(), None if all_ else [name], progress, out.confirmer(yes))
     lines = [f"stopped {n}" for n in result["stopped"]] + [f"kept {n}" for n in result["kept"]]
-    out.result(result, lambda console: console.print("\n".join(lines) or "nothing was running"))
+    out.result(result, lambda console: say(console, "\n".join(lines) or "nothing was running"))
 
 
 def bench_command(name: NameArg = None,

@@ -15,6 +15,12 @@ from gptoss_deploy.planner.errors import UsageError
 Progress = Callable[[str], None]
 
 
+def say(console: Console, text: str) -> None:
+    """TEXT exactly as it is: no markup read into it (a `[llamacpp]` stays), and never wrapped by us, so a command
+    in it copies whole at any width (the terminal may fold it for the eye; the line stays one)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 class PipeFriendlyConsole(Console):
     """rich exits 1 when the reader of stdout goes away (`| head`); hand that to the CLI, which ends quietly."""
 

@@ -7,6 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from gptoss_deploy.cli.output import say
 
 from gptoss_deploy.planner.documents import Memory, PlanDocument, Price
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -31,7 +34,8 @@ def render_prerequisites(console: Console, prerequisites: list[dict]) -> None:
     console.print("Needs here:")
     for item in prerequisites:
         mark = "[green]ok[/]     " if item["met"] else "[red]missing[/]"
-        console.print(f"  {mark} {escape(item['need'])}" + (f": {escape(item['fix'])}" if item["fix"] else ""))
+        console.print(f"  {mark} {escape(item['need'])}" + (f": {escape(item['fix'])}" if item["fix"] else ""),
+                      soft_wrap=True)
 
 
 def _aggregate(predicted) -> str:
@@ -43,8 +47,8 @@ def _aggregate(predicted) -> str:
 def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_command: str) -> None:
     doc = plan.document()
     style = STATUS_STYLE[doc.status]
-    console.print(f"[bold]{doc.model}[/] on [bold]{doc.backend}[/]  [{style}]{doc.status}[/]  context "
-                  f"{doc.context_length:,}  effort {doc.reasoning_effort}  (profile {doc.profile})")
+    console.print(f"[bold]{doc.model}[/] on [bold]{escape(doc.backend)}[/]  [{style}]{doc.status}[/]  context "
+                  f"{doc.context_length:,}  effort {doc.reasoning_effort}  (profile {escape(doc.profile)})")
     decode = tokens_per_s(doc.predicted.decode_tokens_per_s)
     if doc.memory:
         console.print(_memory_table(doc.memory))
@@ -52,18 +56,19 @@ def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_comm
                       f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)"
                       + _aggregate(doc.predicted))
     elif doc.predicted.decode_tokens_per_s is not None:   # managed cloud compute: a GPU size we picked
-        console.print(f"Predicted: decode [bold]{decode}[/] on {doc.launch.api['gpus']} (single stream, short prompt)")
+        console.print(f"Predicted: decode [bold]{decode}[/] on {escape(doc.launch.api['gpus'])} "
+                      "(single stream, short prompt)")
     if doc.price:
-        console.print(f"Price: {_price(doc.price)}")
-    console.print(f"Binding constraint: [bold]{doc.binding_constraint}[/]")
+        say(console, f"Price: {_price(doc.price)}")
+    console.print(f"Binding constraint: [bold]{escape(doc.binding_constraint)}[/]")
     console.print("Why:")
     for reason in doc.reasons:
-        console.print(f"  - {reason}", markup=False, highlight=False)
+        say(console, f"  - {reason}")
     console.print("Command the launch runs:")
-    console.print(f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}", markup=False,
-                  highlight=False, soft_wrap=True)
+    say(console, f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}")
     render_prerequisites(console, prerequisites)
-    console.print(f"Launch it: [bold]{up_command}[/]")
+    console.print("Launch it:")
+    say(console, f"  {up_command}")
     if doc.alternatives or doc.rejected:
         console.print(_runners_up_table(doc))
 
@@ -96,30 +101,30 @@ def _runners_up_table(doc: PlanDocument) -> Table:
     for column in ("model", "backend", "status", "decode", "why it lost"):
         table.add_column(column)
     for alt in doc.alternatives:
-        table.add_row(alt.model, alt.backend, alt.status, tokens_per_s(alt.predicted.decode_tokens_per_s),
-                      alt.lost_because)
+        table.add_row(alt.model, Text(alt.backend), alt.status, tokens_per_s(alt.predicted.decode_tokens_per_s),
+                      Text(alt.lost_because))
     for rejected in doc.rejected:
-        table.add_row(rejected.model, rejected.backend, "[red]does not fit[/]", "-", rejected.reason)
+        table.add_row(rejected.model, Text(rejected.backend), "[red]does not fit[/]", "-", Text(rejected.reason))
     return table
 
 
 def render_hardware(console: Console, hw: HardwareReport) -> None:
-    console.print(f"[bold]{hw.cpu.model}[/]: {hw.cpu.physical_cores} cores / {hw.cpu.logical_cores} threads, "
-                  f"{hw.os} {hw.arch}")
+    console.print(f"[bold]{escape(hw.cpu.model)}[/]: {hw.cpu.physical_cores} cores / {hw.cpu.logical_cores} "
+                  f"threads, {hw.os} {escape(hw.arch)}")
     console.print(f"RAM: {gib(hw.memory.available_bytes)} available of {gib(hw.memory.total_bytes)}")
     table = Table(title="GPUs", title_justify="left")
     for column in ("#", "name", "free", "total", "bandwidth", "compute capability", "unified"):
         table.add_column(column)
     for gpu in hw.gpus:
-        table.add_row(str(gpu.index), gpu.name, gib(gpu.memory_free_bytes), gib(gpu.memory_total_bytes),
+        table.add_row(str(gpu.index), Text(gpu.name), gib(gpu.memory_free_bytes), gib(gpu.memory_total_bytes),
                       f"{gpu.memory_bandwidth_gbps:g} GB/s" if gpu.memory_bandwidth_gbps else "-",
-                      gpu.compute_capability or "-", "yes" if gpu.unified_memory else "no")
+                      Text(gpu.compute_capability or "-"), "yes" if gpu.unified_memory else "no")
     if hw.gpus:
         console.print(table)
     if hw.disk:
-        console.print(f"Disk: {gib(hw.disk.free_bytes)} free at {hw.disk.path}")
+        say(console, f"Disk: {gib(hw.disk.free_bytes)} free at {hw.disk.path}")
     for note in hw.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def render_profiles(console: Console, profiles: list[LoadedProfile], user_dir: Path) -> None:
@@ -127,9 +132,9 @@ def render_profiles(console: Console, profiles: list[LoadedProfile], user_dir: P
     for column in ("name", "source", "description"):
         table.add_column(column)
     for loaded in profiles:
-        table.add_row(loaded.name, loaded.source, loaded.profile.description)
+        table.add_row(Text(loaded.name), Text(loaded.source), Text(loaded.profile.description))
     console.print(table)
-    console.print(f"Add your own as TOML files in {user_dir}")
+    say(console, f"Add your own as TOML files in {user_dir}")
 
 
 def render_backends(console: Console, backends: list[dict]) -> None:
@@ -138,5 +143,5 @@ def render_backends(console: Console, backends: list[dict]) -> None:
         table.add_column(column)
     for backend in backends:
         here = f"[yellow]{escape(backend['unavailable'])}[/]" if backend["unavailable"] else "[green]ready[/]"
-        table.add_row(backend["name"], backend["kind"], backend["title"], here)
+        table.add_row(backend["name"], backend["kind"], Text(backend["title"]), here)
     console.print(table)

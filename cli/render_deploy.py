@@ -4,9 +4,11 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from gptoss_deploy.backends.base import masked_env
 from gptoss_deploy.backends.records import Benchmark, Deployment
+from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, tokens_per_s
@@ -19,19 +21,17 @@ def render_dry_run(console: Console, doc: PlanDocument, launch) -> None:
     for download in launch.downloads:
         what = f"{download['repo']} {', '.join(download['files'])}"
         size = f"{gib(download['bytes'])} to download" if download["missing"] else "already downloaded"
-        console.print(f"  download: {what} ({size})", markup=False, soft_wrap=True)
+        say(console, f"  download: {what} ({size})")
     for warning in launch.warnings + ([launch.unavailable] if launch.unavailable else []):
-        console.print(f"  [yellow]warning[/]: {warning}")
+        console.print(f"  [yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     if launch.argv:
-        console.print(f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc.backend)}",
-                      markup=False, highlight=False, soft_wrap=True)
-    console.print(f"  endpoint: {launch.base_url} (model {launch.served_model})", markup=False, soft_wrap=True)
+        say(console, f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc.backend)}")
+    say(console, f"  endpoint: {launch.base_url} (model {launch.served_model})")
 
 
 def render_dry_run_api(console: Console, doc: PlanDocument) -> None:
     console.print(f"[bold]Dry run[/]: {doc.model} on {doc.backend} (nothing was called)")
-    console.print(f"  {launch_command({'api': doc.launch.api}, doc.backend)}", markup=False, highlight=False,
-                  soft_wrap=True)
+    say(console, f"  {launch_command({'api': doc.launch.api}, doc.backend)}")
 
 
 def dry_run_json(doc: PlanDocument, launch, prerequisites: list[dict]) -> dict:
@@ -48,9 +48,9 @@ def render_deployment(console: Console, record: Deployment, reused: bool) -> Non
     description = get_backend(record.backend).describe(record=record, reused=reused)
     console.print(f"[bold green]{escape(record.name)}[/] {escape(description.status)}")
     for warning in record.warnings:
-        console.print(f"[yellow]warning[/]: {escape(warning)}")
+        console.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     for line in description.lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(console, line)
     if record.benchmark:
         render_benchmark(console, record.benchmark)
 
@@ -71,7 +71,9 @@ def render_benchmark(console: Console, bench: Benchmark) -> None:
         table.add_row("cost of this benchmark", f"${bench.spent.cost_usd:.4f}", "")
     console.print(table)
     style = VERDICT_STYLE[bench.verdict]
-    console.print(f"verdict: [{style}]{bench.verdict}[/]" + "".join(f"\n  - {reason}" for reason in bench.reasons))
+    console.print(f"verdict: [{style}]{bench.verdict}[/]")
+    for reason in bench.reasons:
+        say(console, f"  - {reason}")
 
 
 def render_status(console: Console, records: list[Deployment]) -> None:
@@ -83,6 +85,6 @@ def render_status(console: Console, records: list[Deployment]) -> None:
         table.add_column(column, overflow="fold")
     for r in records:
         where = r.endpoint.base_url or f"{r.backend} {r.endpoint.region or ''}"
-        table.add_row(r.name, r.state, str(r.pid or "-"), where,
+        table.add_row(Text(r.name), r.state, str(r.pid or "-"), Text(where),
                       tokens_per_s(r.benchmark.decode_tokens_per_s if r.benchmark else None))
     console.print(table)

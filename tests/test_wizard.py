@@ -43,7 +43,7 @@ def test_enter_accepts_the_defaults_and_ends_with_the_plan_and_up_command():
     child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
     answer(child, ("What will you use gpt-oss for?", "\r"), ("Which model?", "\r"), ("How much context", "\r"),
            ("Where may it run?", "\r"), ("Which backend?", "\r"))
-    assert finish(child, "gpt-oss-20b on llamacpp", "Launch it: gptoss-up --profile auto") == 0
+    assert finish(child, "gpt-oss-20b on llamacpp", "Launch it:", "gptoss-up --profile auto") == 0
 
 
 def test_arrow_keys_and_typed_numbers_change_the_answers():

@@ -1,0 +1,67 @@
+"""What a person sees in a terminal of any width: commands to copy come out whole on one line (they parse back to
+the argv the JSON holds), and no `[...]` of ours is eaten as rich markup."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from helpers import fixture_path
+
+WIDTHS = [60, 80, 200]
+M2 = str(fixture_path("apple-m2-16gb"))
+
+
+def line_after(out: str, label: str) -> str:
+    lines = out.splitlines()
+    return lines[lines.index(label) + 1].strip()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_launch_line_and_the_server_command_copy_whole_at_any_width(run_cli, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    flags = ["--profile", "laptop", "--model", "20b", "--context", "65536", "--reasoning-effort", "high", "--local",
+             "--hardware", M2]
+    code, out, err = run_cli("plan", "--yes", *flags)
+    assert code == 0, err
+    assert shlex.split(line_after(out, "Launch it:")) == ["gptoss-up", *flags]
+    doc = json.loads(run_cli("plan", "--json", *flags)[1])
+    assert shlex.split(line_after(out, "Command the launch runs:")) == doc["launch"]["argv"]
+    assert all(len(reason) <= 1 or f"  - {reason}" in out for reason in doc["reasons"])   # never folded by us
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_dry_run_command_is_the_one_line_the_json_holds(run_cli, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("GPTOSS_VLLM", "/opt/vllm/bin/vllm")
+    args = ["up", "--dry-run", "--hardware", fixture_path("mi300x"), "--force", "--profile", "server"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    dry = json.loads(run_cli(*args, "--json")[1])
+    printed = next(line.strip() for line in out.splitlines() if "vllm serve" in line)
+    env = [f"{k}={v}" for k, v in dry["env"].items()]
+    assert shlex.split(printed) == [*env, *dry["argv"]]
+
+
+def gptoss(*args: str, width: int, without: str | None = None) -> subprocess.CompletedProcess:
+    """gptoss in its own process, COLUMNS wide, with the package WITHOUT made absent."""
+    hide = f"sys.modules[{without!r}] = None; " if without else ""
+    program = f"import sys; {hide}from gptoss_deploy.cli.app import main; main()"
+    env = {**os.environ, "COLUMNS": str(width), "PATH": "/nonexistent", "GPTOSS_LLAMA_SERVER": ""}
+    return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_install_hints_keep_their_brackets(width):
+    llamacpp = gptoss("up", "--dry-run", "--hardware", str(fixture_path("cpu-only")), width=width, without="xllamacpp")
+    assert llamacpp.returncode == 0, llamacpp.stderr
+    assert "pip install 'gptoss-deploy[llamacpp]'" in llamacpp.stdout
+    aws = gptoss("plan", "--yes", "--hardware", str(fixture_path("cpu-only")), "--backend", "bedrock", width=width,
+                 without="boto3")
+    assert aws.returncode == 0, aws.stderr
+    assert "pip install 'gptoss-deploy[aws]'" in aws.stdout
