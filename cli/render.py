@@ -51,7 +51,9 @@ def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_comm
                   f"{doc.context_length:,}  effort {doc.reasoning_effort}  (profile {escape(doc.profile)})")
     decode = tokens_per_s(doc.predicted.decode_tokens_per_s)
     if doc.memory:
-        console.print(_memory_table(doc.memory))
+        console.print(_memory_table(doc.memory, plan.hardware))
+        for line in MEMORY_LEGEND:
+            say(console, line)
         console.print(f"Predicted: decode [bold]{decode}[/], "
                       f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)"
                       + _aggregate(doc.predicted))
@@ -82,18 +84,47 @@ def _price(price: Price) -> str:
     return price.note
 
 
-def _memory_table(memory: Memory) -> Table:
-    table = Table(title="Memory per device", title_justify="left")
-    for column in ("device", "weights", "KV cache", "compute", "runtime", "headroom", "total", "free"):
-        table.add_column(column, justify="left" if column == "device" else "right")
-    for device in memory.devices:
-        b = device.breakdown
-        total = device.used_bytes + b.headroom
-        over = total > device.available_bytes
-        label = "RAM (CPU)" if device.device == "cpu" else device.device
-        table.add_row(label, gib(b.weights), gib(b.kv_cache), gib(b.compute), gib(b.runtime), gib(b.headroom),
-                      f"[red]{gib(total)}[/]" if over else gib(total), gib(device.available_bytes))
+MEMORY_LEGEND = (
+    "  weights   the model's tensors kept on that device",
+    "  KV cache  attention keys and values for the whole context",
+    "  compute   scratch buffers for one batch of tokens",
+    "  runtime   the engine's own: CUDA, ROCm or Metal context",
+    "  used      the sum of the four (the JSON's used_bytes)",
+    "  headroom  left free on purpose: a safety margin",
+    "  free      what the device has free now; unified: the GPU and CPU share it, counted once",
+)
+
+
+def _memory_table(memory: Memory, hw: HardwareReport) -> Table:
+    """One row per device (GiB, no unit to fold away); on unified memory the GPU and the CPU share one pool, which
+    is counted once."""
+    table = Table(title="Memory, GiB", title_justify="left", pad_edge=False)
+    for column in ("device", "weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
+        table.add_column(column, justify="left" if column == "device" else "right", no_wrap=True)
+    unified = any(g.unified_memory for g in hw.gpus)
+    rows = [(d.device, d.breakdown, d.used_bytes, d.available_bytes) for d in memory.devices]
+    if unified:      # the GPU's share and the CPU's come out of the same RAM: one row, its free counted once
+        pool = [sum(getattr(d.breakdown, k) for d in memory.devices) for k in _TERMS]
+        rows = [("unified", dict(zip(_TERMS, pool)), sum(d.used_bytes for d in memory.devices),
+                 hw.memory.available_bytes)]
+    for device, b, used, free in rows:
+        b = b if isinstance(b, dict) else b.model_dump()
+        over = used + b["headroom"] > free
+        label = {"cpu": "RAM"}.get(device, device)
+        table.add_row(label, *(_g(b[k]) for k in _TERMS[:4]), f"[red]{_g(used)}[/]" if over else _g(used),
+                      _g(b["headroom"]), _g(free))
+    if len(rows) > 1:
+        table.add_row("total", *(_g(sum(getattr(d.breakdown, k) for d in memory.devices)) for k in _TERMS[:4]),
+                      _g(memory.gpu_bytes + memory.cpu_bytes), _g(sum(d.breakdown.headroom for d in memory.devices)),
+                      _g(memory.gpu_available_bytes + memory.cpu_available_bytes), style="bold")
     return table
+
+
+_TERMS = ("weights", "kv_cache", "compute", "runtime", "headroom")
+
+
+def _g(size: int) -> str:
+    return f"{size / 2**30:.1f}"
 
 
 def _runners_up_table(doc: PlanDocument) -> Table:

@@ -65,3 +65,34 @@ def test_install_hints_keep_their_brackets(width):
                  without="boto3")
     assert aws.returncode == 0, aws.stderr
     assert "pip install 'gptoss-deploy[aws]'" in aws.stdout
+
+
+def memory_rows(out: str) -> dict[str, list[str]]:
+    table = out[out.index("Memory, GiB"):out.index("  weights ")]
+    return {cells[0]: cells[1:] for line in table.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│").split("│")]) == 8}
+
+
+def gib1(size: int) -> str:
+    return f"{size / 2**30:.1f}"
+
+
+@pytest.mark.parametrize("fixture", ["rtx4090-desktop", "2x-h100", "apple-m2-16gb", "strix-halo-128gb"])
+def test_the_memory_view_reads_at_80_columns_and_adds_up_to_the_json(run_cli, monkeypatch, fixture):
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ["plan", "--hardware", fixture_path(fixture)]
+    out, doc = run_cli(*args, "--yes")[1], json.loads(run_cli(*args, "--json")[1])
+    assert "…" not in out[out.index("Memory, GiB"):out.index("Predicted")]
+    rows, memory = memory_rows(out), doc["memory"]
+    hardware = json.loads(fixture_path(fixture).read_text())
+    if any(g["unified_memory"] for g in hardware["gpus"]):      # one pool, counted once
+        assert list(rows) == ["unified"]
+        assert rows["unified"][4] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
+        assert rows["unified"][6] == gib1(hardware["memory"]["available_bytes"])
+        return
+    for device in memory["devices"]:
+        row = rows["RAM" if device["device"] == "cpu" else device["device"]]
+        assert row[4] == gib1(device["used_bytes"]) and row[6] == gib1(device["available_bytes"])
+    assert rows["total"][4] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
+    for term in ("weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
+        assert f"\n  {term} " in out                                       # each term explained
