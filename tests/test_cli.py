@@ -28,7 +28,7 @@ def test_plan_json_is_one_document_with_the_contract_fields(run_cli):
 def test_human_plan_shows_breakdown_reasons_runners_up_and_the_up_command(run_cli):
     code, out, _ = run_cli("plan", "--hardware", LAPTOP, "--yes", "--profile", "laptop")
     assert code == 0
-    for text in ("Memory per device", "Predicted: decode", "Binding constraint: GPU memory", "Why:",
+    for text in ("Memory, GiB", "Predicted: decode", "Binding constraint: GPU memory", "Why:",
                  "--n-cpu-moe", "Runners-up", "gptoss-up --profile laptop"):
         assert text in out
 
