@@ -15,7 +15,9 @@ from gptoss_deploy.planner.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_
                                           UsageError)
 
 app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  epilog="gptoss --version prints the version. Each command's --help shows examples.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)     # click's plain help: real metavars, wrapped words, nothing cut
 for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
                       ("backends", backends_command), ("schema", schema_command),
                       ("up", up_command), ("status", status_command), ("down", down_command),
@@ -24,7 +26,7 @@ for name, command in (("probe", probe_command), ("plan", plan_command), ("profil
 
 
 def _single(command) -> typer.Typer:
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     single.command()(command)
     return single
 
@@ -46,6 +48,11 @@ def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> 
 
 def _run_command(application: typer.Typer, prog: str, argv: list[str]) -> int:
     out = Output(json_mode="--json" in argv)
+    if argv == ["--version"]:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"{prog} {version('gptoss-deploy')}\n")
+        return 0
     try:
         result = application(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else 0   # typer hands Exit codes back, Ctrl-C as 130

@@ -13,13 +13,13 @@ from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, Conte
 from gptoss_deploy.cli.output import Output, say
 from gptoss_deploy.planner.errors import UsageError
 
-NameArg = Annotated[Optional[str], typer.Argument(help="Deployment name (see `gptoss status`).")]
+NameArg = Annotated[Optional[str], typer.Argument(metavar="NAME", help="Deployment name (see `gptoss status`).")]
 MinDecodeOpt = Annotated[Optional[float], typer.Option(
-    "--min-decode-tps", help="Fail (exit 5) when single-stream decode is below this many tokens/s.")]
+    "--min-decode-tps", metavar="TOKENS_PER_S", help="Fail (exit 5) when single-stream decode is below this many tokens/s.")]
 MinAggregateOpt = Annotated[Optional[float], typer.Option(
-    "--min-aggregate-tps", help="Fail (exit 5) when aggregate tokens/s over concurrent streams is below this.")]
+    "--min-aggregate-tps", metavar="TOKENS_PER_S", help="Fail (exit 5) when aggregate tokens/s over concurrent streams is below this.")]
 MaxTtftOpt = Annotated[Optional[float], typer.Option(
-    "--max-ttft-ms", help="Fail (exit 5) when the median time to first token is above this.")]
+    "--max-ttft-ms", metavar="MS", help="Fail (exit 5) when the median time to first token is above this.")]
 
 
 def _gates(min_decode, min_aggregate, max_ttft):
@@ -83,22 +83,30 @@ def _require_this_machine(path: Path, described) -> None:
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None,
-               plan_file: Annotated[Optional[Path], typer.Option("--plan", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
-               gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Serve this local GGUF file instead of downloading one.")] = None,
-               name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: model-backend).")] = None,
-               host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; any other needs an API key, GPTOSS_API_KEY or generated).")] = None,
-               port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Port (default: the backend's usual one).")] = None,
-               ready_timeout: Annotated[Optional[float], typer.Option("--ready-timeout", min=1, help="Seconds to wait for the model to load (default: scaled to its size).")] = None,
+               plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
+               gguf: Annotated[Optional[Path], typer.Option("--gguf", metavar="FILE", help="Serve this local GGUF file instead of downloading one.")] = None,
+               name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="Deployment name (default: model-backend).")] = None,
+               host: Annotated[Optional[str], typer.Option("--host", metavar="ADDRESS", help="Address to bind (default 127.0.0.1; any other needs an API key, GPTOSS_API_KEY or generated).")] = None,
+               port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, metavar="INTEGER", help="Port (default: the backend's usual one).")] = None,
+               ready_timeout: Annotated[Optional[float], typer.Option("--ready-timeout", min=1, metavar="SECONDS", help="Seconds to wait for the model to load (default: scaled to its size).")] = None,
                no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the micro-benchmark.")] = False,
-               azure_subscription: Annotated[Optional[str], typer.Option("--azure-subscription", help="Azure subscription id (or AZURE_SUBSCRIPTION_ID).")] = None,
-               azure_resource_group: Annotated[Optional[str], typer.Option("--azure-resource-group", help="Azure resource group (or AZURE_RESOURCE_GROUP).")] = None,
-               azure_workspace: Annotated[Optional[str], typer.Option("--azure-workspace", help="Azure ML / AI Foundry workspace or project (or AZURE_ML_WORKSPACE).")] = None,
+               azure_subscription: Annotated[Optional[str], typer.Option("--azure-subscription", metavar="ID", help="Azure subscription id (or AZURE_SUBSCRIPTION_ID).")] = None,
+               azure_resource_group: Annotated[Optional[str], typer.Option("--azure-resource-group", metavar="NAME", help="Azure resource group (or AZURE_RESOURCE_GROUP).")] = None,
+               azure_workspace: Annotated[Optional[str], typer.Option("--azure-workspace", metavar="NAME", help="Azure ML / AI Foundry workspace or project (or AZURE_ML_WORKSPACE).")] = None,
                min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                max_ttft_ms: MaxTtftOpt = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
                force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
                json_out: JsonOpt = False) -> None:
-    """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint."""
+    """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint.
+
+    \b
+    Examples:
+      gptoss-up --profile laptop
+      gptoss-up --dry-run --json
+      gptoss-up --plan plan.json --name prod --port 8081
+      gptoss-up --gguf ./gpt-oss-20b-mxfp4.gguf
+    """
     from gptoss_deploy.backends import deploy
     from gptoss_deploy.backends.base import UpOptions
     from gptoss_deploy.cli.render_deploy import render_deployment
@@ -159,7 +167,12 @@ def _report(out: Output, document: dict, benchmark, gates, render) -> None:
 
 
 def status_command(json_out: JsonOpt = False) -> None:
-    """List the deployments this tool started that still run (records of dead servers are cleaned up)."""
+    """List the deployments this tool started that still run (records of dead servers are cleaned up).
+
+    \b
+    Example:
+      gptoss status --json
+    """
     from gptoss_deploy.backends.deploy import status
     from gptoss_deploy.cli.render_deploy import render_status
 
@@ -175,7 +188,13 @@ def down_command(name: NameArg = None,
                  yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete cloud resources without asking.")] = False,
                  json_out: JsonOpt = False) -> None:
     """Stop a deployment: TERM, then KILL, to its whole process group (its port is free afterwards); for a
-    cloud deployment, delete what gptoss created for it (asks first on a terminal)."""
+    cloud deployment, delete what gptoss created for it (asks first on a terminal).
+
+    \b
+    Examples:
+      gptoss down gpt-oss-20b-llamacpp
+      gptoss down --all --yes
+    """
     from gptoss_deploy.backends.deploy import down
 
     if bool(name) == all_:
@@ -188,11 +207,17 @@ def down_command(name: NameArg = None,
 
 
 def bench_command(name: NameArg = None,
-                  url: Annotated[Optional[str], typer.Option("--url", help="Benchmark any OpenAI-compatible server at this base URL (…/v1).")] = None,
-                  model_id: Annotated[Optional[str], typer.Option("--model-id", help="With --url: the model to ask for (default: the first listed).")] = None,
+                  url: Annotated[Optional[str], typer.Option("--url", metavar="URL", help="Benchmark any OpenAI-compatible server at this base URL (ending in /v1).")] = None,
+                  model_id: Annotated[Optional[str], typer.Option("--model-id", metavar="ID", help="With --url: the model to ask for (default: the first listed).")] = None,
                   min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                   max_ttft_ms: MaxTtftOpt = None, json_out: JsonOpt = False) -> None:
-    """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction."""
+    """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction.
+
+    \b
+    Examples:
+      gptoss bench gpt-oss-20b-llamacpp --min-decode-tps 20
+      gptoss bench --url http://127.0.0.1:8080/v1
+    """
     from gptoss_deploy.backends.deploy import save_benchmark, status
     from gptoss_deploy.backends.verify import bench_record, bench_url
     from gptoss_deploy.cli.render_deploy import render_benchmark

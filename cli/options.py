@@ -9,19 +9,20 @@ import typer
 from gptoss_deploy.backends import REGISTRY
 
 ProfileOpt = Annotated[Optional[str], typer.Option(
-    "--profile", "-p", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="auto, 20b or 120b.")]
+    "--profile", "-p", metavar="NAME|FILE", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", metavar="auto|20b|120b", help="auto, 20b or 120b.")]
 BackendOpt = Annotated[Optional[str], typer.Option(
-    "--backend", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
-ContextOpt = Annotated[Optional[str], typer.Option("--context", help="Context length in tokens, up to 131072.")]
-EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", help="low, medium or high.")]
+    "--backend", metavar="NAME", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
+ContextOpt = Annotated[Optional[str], typer.Option(
+    "--context", metavar="TOKENS", help="Context length in tokens: 32768, 32k or 128k; from 2k (2048) up to 128k (131072).")]
+EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", metavar="low|medium|high", help="low, medium or high.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
 CloudOpt = Annotated[bool, typer.Option(
     "--cloud", help="Cloud is fine: a cloud service may win over a local plan below the speed floor.")]
 HardwareOpt = Annotated[Optional[Path], typer.Option(
-    "--hardware", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
+    "--hardware", metavar="FILE", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
 AzureModeOpt = Annotated[Optional[str], typer.Option(
-    "--azure-mode", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
+    "--azure-mode", metavar="serverless|managed", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 

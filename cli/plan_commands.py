@@ -29,7 +29,14 @@ def _up_command(constraints, hardware: Optional[Path]) -> str:
 def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], typer.Option(
         "--example", metavar="NAME", help="Print a ready-made hardware file for a common machine instead (edit it, "
         "then plan with --hardware FILE); an unknown NAME lists them.")] = None) -> None:
-    """Show what the planner sees on this machine: CPU, RAM, GPUs, disk."""
+    """Show what the planner sees on this machine: CPU, RAM, GPUs, disk.
+
+    \b
+    Examples:
+      gptoss probe
+      gptoss probe --json > machine.json
+      gptoss probe --example h100-sxm > h100.json    (a machine you do not have)
+    """
     from gptoss_deploy.cli.render import render_hardware
     from gptoss_deploy.planner.probe import probe
 
@@ -46,7 +53,14 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
-    """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json)."""
+    """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
+
+    \b
+    Examples:
+      gptoss-plan
+      gptoss-plan --yes --profile laptop --context 64k
+      gptoss-plan --json --hardware h100.json --profile server > plan.json
+    """
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.planner.constraints import load_constraints
     from gptoss_deploy.planner.errors import NoFitError
@@ -80,7 +94,12 @@ def prerequisites_json(doc, hw) -> list[dict]:
 
 
 def profiles_command(json_out: JsonOpt = False) -> None:
-    """List the profiles: built-in ones and yours (in the user config dir)."""
+    """List the profiles: built-in ones and yours (in the user config dir).
+
+    \b
+    Example:
+      gptoss profiles
+    """
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.cli.render import render_profiles
     from gptoss_deploy.planner.profiles import available_profiles, user_profile_dir
@@ -92,7 +111,12 @@ def profiles_command(json_out: JsonOpt = False) -> None:
 
 
 def backends_command(json_out: JsonOpt = False) -> None:
-    """List the backends: what each is, and whether it can run from here (and if not, what to do)."""
+    """List the backends: what each is, and whether it can run from here (and if not, what to do).
+
+    \b
+    Example:
+      gptoss backends --json
+    """
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.cli.render import render_backends
 
@@ -109,7 +133,12 @@ SCHEMAS = {   # document name -> (module, model): imported only when asked for
 
 
 def schema_command(document: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")]) -> None:
-    """Print the JSON Schema of a document this tool reads or writes, for pipelines that validate them."""
+    """Print the JSON Schema of a document this tool reads or writes, for pipelines that validate them.
+
+    \b
+    Example:
+      gptoss schema plan > plan.schema.json
+    """
     from importlib import import_module
 
     if document not in SCHEMAS:

@@ -1,12 +1,14 @@
 """Constraints: every planning choice resolved by precedence (flag > env > profile > default), with its source."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.placement import MIN_CONTEXT
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
 
 if TYPE_CHECKING:
@@ -77,13 +79,20 @@ def _backend_parser(backends: Backends):
     return parse
 
 
+# The shortest context a user may ask for: gpt-oss's Harmony system prompt and its reasoning take a few thousand
+# tokens before the answer starts, and the planner never plans below it (placement.MIN_CONTEXT).
+MIN_USER_CONTEXT = MIN_CONTEXT
+TOKENS = re.compile(r"\s*(\d+)\s*([kK]?)\s*")
+
+
 def _context(value, origin: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if str(value).strip() != str(number) or not 1 <= number <= MAX_CONTEXT:
-        raise UsageError(f"{origin}: context must be a whole number from 1 to {MAX_CONTEXT} (got {value!r})")
+    """A number of tokens, as 32768 or 32k (k = 1024)."""
+    found = TOKENS.fullmatch(str(value)) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    number = int(found[1]) * (1024 if found[2] else 1) if found else 0
+    if not MIN_USER_CONTEXT <= number <= MAX_CONTEXT:
+        raise UsageError(f"{origin}: context must be a number of tokens from {MIN_USER_CONTEXT} (4k) to {MAX_CONTEXT} "
+                         f"(128k), like 32768 or 32k (got {value!r}); below that, gpt-oss's system prompt and reasoning "
+                         "leave no room for an answer")
     return number
 
 

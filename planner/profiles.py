@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.files import read_user_text
+from gptoss_deploy.planner.placement import MIN_CONTEXT
 
 ModelChoice = Literal["auto", "20b", "120b"]
 Effort = Literal["low", "medium", "high"]
@@ -27,7 +28,7 @@ class Profile(BaseModel):
     model: ModelChoice = "auto"
     backend: str = "auto"                  # "auto" or a registered backend (validation context "backends")
     backend_preference: list[str] = []
-    context: int = Field(default=32768, ge=1, le=MAX_CONTEXT)
+    context: int = Field(default=32768, ge=MIN_CONTEXT, le=MAX_CONTEXT)   # as --context: 4k to 128k
     min_decode_tokens_per_s: float = Field(default=15.0, ge=0)
     reasoning_effort: Effort = "medium"
     local_only: bool = False

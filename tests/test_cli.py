@@ -36,8 +36,9 @@ def test_human_plan_shows_breakdown_reasons_runners_up_and_the_up_command(run_cl
 @pytest.mark.parametrize("args,message", [
     (["--model", "30b"], "unknown model '30b'"),
     (["--backend", "tgi"], "unknown backend 'tgi'"),
-    (["--context", "0"], "context must be a whole number from 1 to 131072"),
-    (["--context", "lots"], "context must be a whole number"),
+    (["--context", "0"], "context must be a number of tokens from 4096 (4k) to 131072 (128k)"),
+    (["--context", "100"], "leave no room for an answer"),
+    (["--context", "lots"], "context must be a number of tokens"),
     (["--profile", "nope"], "unknown profile 'nope'"),
     (["--bogus"], "No such option"),
     (["--hardware", "/does/not/exist.json"], "does not exist"),

@@ -340,10 +340,16 @@ def test_flags_beat_env_beat_profile_and_the_plan_says_where_each_came_from():
     assert c.source("reasoning_effort") == "profile laptop"
 
 
-@pytest.mark.parametrize("bad", ["0", "-5", "131073", "abc", "1.5"])
-def test_context_must_be_a_positive_whole_number_up_to_131072(bad):
-    with pytest.raises(UsageError, match="context must be a whole number"):
+@pytest.mark.parametrize("bad", ["0", "-5", "100", "4095", "131073", "129k", "abc", "1.5", "32 k b"])
+def test_context_must_be_a_number_of_tokens_from_4k_to_128k(bad):
+    with pytest.raises(UsageError, match="context must be a number of tokens from 4096 \\(4k\\) to 131072"):
         constraints("auto", {"context": bad}, {})
+
+
+@pytest.mark.parametrize("given,tokens", [("32k", 32768), ("128K", 131072), ("131072", 131072), ("4k", 4096),
+                                          (" 64k ", 65536)])
+def test_context_takes_thousands_of_tokens_as_k(given, tokens):
+    assert constraints("auto", {"context": given}, {}).context == tokens
 
 
 def test_cloud_backend_with_local_flag_is_a_usage_error():

@@ -96,3 +96,36 @@ def test_the_memory_view_reads_at_80_columns_and_adds_up_to_the_json(run_cli, mo
     assert rows["total"][4] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
     for term in ("weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
         assert f"\n  {term} " in out                                       # each term explained
+
+
+COMMANDS = ["probe", "plan", "profiles", "backends", "schema", "up", "status", "down", "bench"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_real_metavars_whole_variable_names_and_examples(run_cli, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(command, "--help")
+    assert code == 0
+    assert "Example" in out
+    options = out[out.index("Options:"):]
+    assert "<str>" not in options and "<bool>" not in options and "…" not in out
+    if command == "up":
+        assert "AZURE_SUBSCRIPTION_ID" in out and "--reasoning-effort low|medium|high" in out
+        assert "--port INTEGER" in out and "--context TOKENS" in out
+
+
+@pytest.mark.parametrize("script", ["gptoss", "gptoss-plan", "gptoss-up"])
+def test_version(script):
+    from importlib.metadata import version
+
+    from gptoss_deploy.cli import app as cli
+
+    application = {"gptoss": cli.app, "gptoss-plan": cli._single(cli.plan_command),
+                   "gptoss-up": cli._single(cli.up_command)}[script]
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli._run(application, script, ["--version"]) == 0
+    assert out.getvalue() == f"{script} {version('gptoss-deploy')}\n"
