@@ -319,6 +319,11 @@ class LocalBackend(Backend):
     def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict:
         """The plan's command for PLACEMENT: a pure function (golden files hold its output)."""
 
+    def command_here(self, *, plan: PlanDocument, hardware: HardwareReport | None) -> list[str]:
+        """The command `up` would run for PLAN on this installation, as far as it is known without downloading or
+        asking a server (the model file shows as <repo/file> until it is in the cache)."""
+        return list(plan.launch.argv)
+
     @abstractmethod
     def server_launch(self, *, plan: PlanDocument, options: UpOptions, hardware: HardwareReport | None,
                       gguf) -> ServerLaunch:

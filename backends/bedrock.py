@@ -20,7 +20,7 @@ OFFERED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "ap-northeast-1", "ap-
 OPENAI_COMPATIBLE_REGIONS = ("us-west-2",)
 HTTP_TIMEOUT_S = 60
 # List prices are secondary sources ("verify") (AWS).
-_PRICE_NOTE = "AWS list price (secondary source, verify on the AWS pricing page)"
+_PRICE_NOTE = "AWS list price from a secondary source: verify it on the AWS pricing page"
 BOTO3_SNIPPET = """\
 import boto3
 client = boto3.client("bedrock-runtime", region_name="{region}")

@@ -66,7 +66,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         progress(f"fetching {launch.served_model}")
         backend.prepare(launch=launch, plan=doc, progress=progress)
         if launch.argv is not None:
-            progress(f"starting {os.path.basename(launch.argv[0])}")
+            progress(f"starting {backend.title}")
             process = spawn(launch.argv, {**launch.env, **marker(store.root, record)}, store.log_path(name),
                             _secrets(store.read_secret(name), launch))
             record = _update(store, record, pid=process.pid, pid_started_at=create_time(process.pid))

@@ -32,6 +32,9 @@ class Ollama(LocalBackend):
 
     program = "ollama (installed here, or running where OLLAMA_HOST says)"
 
+    def command_here(self, *, plan, hardware) -> list[str]:
+        return [shutil.which("ollama") or "ollama", "serve"]   # unless an Ollama already answers: then nothing
+
     def download_bytes(self, plan) -> int | None:
         return None                              # Ollama pulls into its own model store, not the HF cache
 

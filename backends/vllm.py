@@ -165,6 +165,9 @@ class Vllm(LocalBackend):
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
 
+    def command_here(self, *, plan, hardware) -> list[str]:
+        return replace(VllmServeCommand.parse(plan.launch.argv), program=(_program() or "vllm",)).argv()
+
     def use_api_key(self, *, launch, key) -> None:
         launch.env["VLLM_API_KEY"] = key      # the environment, not --api-key: argv shows in `ps`
 

@@ -30,6 +30,16 @@ def launch_command(launch: dict, backend: str) -> str:
     return (env + " " if env else "") + shlex.join(launch["argv"])
 
 
+def _launch_here(doc: PlanDocument, hardware: HardwareReport) -> dict:
+    """The plan's launch with the command this installation would run in place of the plan's own."""
+    launch = doc.launch.model_dump(exclude_unset=True)
+    if "argv" in launch:
+        from gptoss_deploy.backends import get_backend
+
+        launch["argv"] = get_backend(doc.backend).command_here(plan=doc, hardware=hardware)
+    return launch
+
+
 def render_prerequisites(console: Console, prerequisites: list[dict]) -> None:
     console.print("Needs here:")
     for item in prerequisites:
@@ -66,8 +76,8 @@ def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_comm
     console.print("Why:")
     for reason in doc.reasons:
         say(console, f"  - {reason}")
-    console.print("Command the launch runs:")
-    say(console, f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}")
+    say(console, "Command that will run here:" if "argv" in doc.launch.model_fields_set else "What it calls:")
+    say(console, f"  {launch_command(_launch_here(doc, plan.hardware), doc.backend)}")
     render_prerequisites(console, prerequisites)
     console.print("Launch it:")
     say(console, f"  {up_command}")
@@ -77,10 +87,10 @@ def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_comm
 
 def _price(price: Price) -> str:
     if price.usd_per_1m_input_tokens is not None:
-        return (f"${price.usd_per_1m_input_tokens} per 1M input tokens, "
-                f"${price.usd_per_1m_output_tokens} per 1M output tokens ({price.note})")
+        return (f"${price.usd_per_1m_input_tokens:.2f} per 1M input tokens, "
+                f"${price.usd_per_1m_output_tokens:.2f} per 1M output tokens; {price.note}")
     if price.usd_per_hour is not None:
-        return f"${price.usd_per_hour} per hour while it runs ({price.note})"
+        return f"${price.usd_per_hour:.2f} per hour while it runs; {price.note}"
     return price.note
 
 

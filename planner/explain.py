@@ -203,7 +203,7 @@ def apple_wired_limit_hint(placement: Placement, hw: HardwareReport, c: Constrai
     limit_mb = math.ceil(needed / MIB / 512) * 512
     note = ""
     if limit_mb * MIB > APPLE_SAFE_RAM_FRACTION * hw.memory.total_bytes:
-        note = " (above the ~70% of RAM G15396 advises: close other apps first)"
+        note = "; that is above the ~70% of RAM llama.cpp's gpt-oss guide advises, so close other apps first"
     return (f"Apple: `sudo sysctl iogpu.wired_limit_mb={limit_mb}` (until reboot) lets Metal hold all of "
             f"{placement.model.name}: predicted {tokens_per_s(predict_decode(full, raised))} instead of "
             f"{tokens_per_s(predict_decode(placement, hw))}{note}")

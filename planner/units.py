@@ -16,9 +16,11 @@ def gib(n_bytes: float) -> str:
 
 
 def tokens_per_s(value: float | None) -> str:
-    """A speed as people read it: whole tokens from 10 tok/s up, one decimal below, '-' when unknown."""
+    """A speed as people read it: whole tokens from 10 tok/s up, one decimal below, '-' when unknown. One rule for
+    every screen: rounded to 0.1 first, as the JSON holds it, so 27.46 shows as 28 wherever it shows."""
     if value is None:
         return "-"
+    value = round(value, 1)
     return f"{value:,.0f} tok/s" if value >= 10 else f"{value:.1f} tok/s"
 
 

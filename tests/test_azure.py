@@ -196,7 +196,7 @@ def test_prices_from_the_profile_cost_the_benchmark_and_the_managed_hour(run_cli
     spent = json.loads(out)["benchmark"]["spent"]
     assert spent["cost_usd"] == pytest.approx((spent["input_tokens"] * 0.15 + spent["output_tokens"] * 0.6) / 1e6)
     code, out, _ = run_cli("plan", "--profile", profile, "--azure-mode", "managed")
-    assert code == 0 and "Price: $3.4 per hour while it runs (from profile negotiated)" in out
+    assert code == 0 and "Price: $3.40 per hour while it runs; from profile negotiated" in out
 
 
 def test_throttling_is_retried_then_reported(run_cli, state, arm):

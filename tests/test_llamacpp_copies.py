@@ -30,6 +30,7 @@ def test_two_copies_serve_one_address_share_the_streams_and_go_down_together(run
     code, out, err = run_cli("up", "--hardware", two_gpu_machine(tmp_path), "--force", "--model", "20b",
                              "--gguf", smollm2, "--port", port, "--json")
     assert code == 0, err
+    assert "gptoss: starting llama.cpp (llama-server)" in err          # what starts, not "python3"
     record = json.loads(out)
     assert record["plan"]["offload"]["data_parallel_size"] == 2
     assert record["argv"][3:9] == ["gptoss_deploy.backends.llamacpp_replicas", "--visible-env",

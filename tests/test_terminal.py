@@ -30,8 +30,9 @@ def test_the_launch_line_and_the_server_command_copy_whole_at_any_width(run_cli,
     assert code == 0, err
     assert shlex.split(line_after(out, "Launch it:")) == ["gptoss-up", *flags]
     doc = json.loads(run_cli("plan", "--json", *flags)[1])
-    assert shlex.split(line_after(out, "Command the launch runs:")) == doc["launch"]["argv"]
-    assert all(len(reason) <= 1 or f"  - {reason}" in out for reason in doc["reasons"])   # never folded by us
+    dry = json.loads(run_cli("up", "--dry-run", "--json", "--force", *flags)[1])
+    assert shlex.split(line_after(out, "Command that will run here:")) == dry["argv"]   # here: not the plan's
+    assert all(f"  - {reason}" in out for reason in doc["reasons"])                     # never folded by us
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -129,3 +130,27 @@ def test_version(script):
     with contextlib.redirect_stdout(out):
         assert cli._run(application, script, ["--version"]) == 0
     assert out.getvalue() == f"{script} {version('gptoss-deploy')}\n"
+
+
+CITATION_CODES = r"\b(G15396|SPARK|IK1075|STX33|V22331|IX828|SMC3090|HFCFG|OAI|LCS|CBO|OLL)\b|\((VR|AWS|AZ)\)"
+
+
+@pytest.mark.parametrize("fixture", ["apple-m2-16gb", "cpu-only-16core", "dgx-spark-gb10", "mi300x"])
+def test_people_read_plain_words_one_rounding_and_unnested_prices(run_cli, monkeypatch, fixture):
+    import re
+
+    code, out, err = run_cli("plan", "--yes", "--hardware", fixture_path(fixture), "--cloud")
+    assert code == 0, err
+    assert not re.search(CITATION_CODES, out), re.search(CITATION_CODES, out)
+    decode = re.search(r"Predicted: decode (\S+) tok/s", out)[1]
+    assert f"predicted at {decode} tok/s" in out or f"predicted {decode} tok/s" in out or "model: gpt-oss" in out
+    assert not re.search(r"\([^()]*\([^()]*\)[^()]*\)", out.split("Runners-up")[0])   # no (nested (parentheses))
+
+
+def test_the_apple_hint_and_the_header_round_the_same_speed_the_same_way(run_cli):
+    import re
+
+    out = run_cli("plan", "--yes", "--hardware", fixture_path("apple-m2-16gb"), "--model", "20b",
+                  "--context", "64k", "--local")[1]
+    header = re.search(r"Predicted: decode (\S+) tok/s", out)[1]
+    assert f"instead of {header} tok/s" in out
