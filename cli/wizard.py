@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
-from gptoss_deploy.planner.plan import Backends, Plan
+from gptoss_deploy.planner.errors import NoFitError
+from gptoss_deploy.planner.plan import Backends, Plan, plan
+from gptoss_deploy.planner.units import tokens_per_s
 
 USE_CASES = {   # context, reasoning effort, and the model where the use case decides it
     "Chat and everyday questions": (32768, "medium", None),
@@ -13,6 +15,12 @@ USE_CASES = {   # context, reasoning effort, and the model where the use case de
     "Serving many users (API)": (131072, "medium", None),
 }
 CONTEXTS = (8192, 16384, 32768, 65536, 131072)
+EFFORT_CHOICES = {   # what each effort costs, in the words a person decides by
+    "low: quick answers, fewest tokens": "low",
+    "medium: the model's default balance": "medium",
+    "high: best on hard problems; several times the tokens, so the wait": "high",
+}
+SHOW_ALL = "show the backends that cannot run here"
 
 # select(question, choices, default) -> chosen; the CLI passes questionary, tests may pass anything alike.
 Select = Callable[[str, list[str], str], str]
@@ -33,7 +41,9 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
     use_case = select("What will you use gpt-oss for?", list(USE_CASES), _default_use_case(constraints))
     context, effort, model = USE_CASES[use_case]
     if "reasoning_effort" not in fixed:
-        answers["reasoning_effort"] = effort
+        default = next(label for label, value in EFFORT_CHOICES.items() if value == effort)
+        answers["reasoning_effort"] = EFFORT_CHOICES[select("How hard should it think?", list(EFFORT_CHOICES),
+                                                            default)]
     if "model" not in fixed:
         recommended = f"auto (recommended here: {_describe(suggestion)})"
         choice = select("Which model?", [recommended, "gpt-oss-20b", "gpt-oss-120b"], model or recommended)
@@ -55,11 +65,35 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
             answers["cloud"] = True
     if "backend" not in fixed:
         local_only = answers.get("local_only", constraints.local_only)
-        allowed = [name for name, b in backends.items() if not b.cloud] + \
-                  ([] if local_only else [name for name, b in backends.items() if b.cloud])
-        choice = select("Which backend?", ["auto (recommended)", *allowed], "auto (recommended)")
-        answers["backend"] = "auto" if choice.startswith("auto") else choice
+        allowed = [name for name, b in backends.items() if not (local_only and b.cloud)]
+        answers["backend"] = _ask_backend(select, allowed, _not_usable_here(suggestion, backends))
     return answers
+
+
+def _ask_backend(select: Select, allowed: list[str], not_usable: Mapping[str, str]) -> str:
+    """The backends that can run here; those that cannot only on request, each with why."""
+    auto = "auto (recommended)"
+    usable = [name for name in allowed if name not in not_usable]
+    hidden = [f"{name}: not usable here ({not_usable[name]})" for name in allowed if name in not_usable]
+    choice = select("Which backend?", [auto, *usable, *([SHOW_ALL] if hidden else [])], auto)
+    if choice == SHOW_ALL:
+        choice = select("Which backend? (these cannot run here as things are)", [auto, *usable, *hidden], auto)
+    return "auto" if choice == auto else choice.split(":")[0]
+
+
+def _not_usable_here(suggestion: Plan | None, backends: Backends) -> dict[str, str]:
+    """Backends that cannot serve here, with why: not installed (or no SDK), or no model fits them on this machine
+    (vLLM on a machine without a supported GPU)."""
+    found = {name: why for name, backend in backends.items() if (why := backend.unavailable())}
+    if suggestion is None:
+        return found
+    for name in backends.keys() - found.keys():
+        try:
+            plan(suggestion.hardware, suggestion.constraints.relaxed(backend=name, model="auto", local_only=False),
+                 backends)
+        except NoFitError as err:
+            found[name] = err.message.split(". Instead")[0]
+    return found
 
 
 def _readable_context(suggestion: Plan | None, model: str) -> int:
@@ -85,5 +119,5 @@ def _describe(plan: Plan | None) -> str:
     if plan is None:
         return "nothing fits locally"
     chosen = plan.chosen
-    speed = f", ~{chosen.prediction.decode_tokens_per_s:.0f} tok/s" if chosen.prediction else ""
+    speed = f", ~{tokens_per_s(chosen.prediction.decode_tokens_per_s)}" if chosen.prediction else ""
     return f"{chosen.model.name} on {chosen.backend}{speed}"

@@ -19,9 +19,9 @@ def shown(text: str) -> str:
 
 def spawn(*args: str) -> pexpect.spawn:
     # PROMPT_TOOLKIT_NO_CPR: pexpect does not answer cursor-position requests the way a terminal does
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "50", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "80", "LINES": "50", "PROMPT_TOOLKIT_NO_CPR": "1"}
     command = [sys.executable, "-c", "from gptoss_deploy.cli.app import plan_main; plan_main()", *args]
-    return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20, dimensions=(50, 120))
+    return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20, dimensions=(50, 80))
 
 
 def answer(child: pexpect.spawn, *replies: tuple[str, str]) -> None:
@@ -41,17 +41,33 @@ def finish(child: pexpect.spawn, *shown_texts: str) -> int:
 
 def test_enter_accepts_the_defaults_and_ends_with_the_plan_and_up_command():
     child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")))
-    answer(child, ("What will you use gpt-oss for?", "\r"), ("Which model?", "\r"), ("How much context", "\r"),
-           ("Where may it run?", "\r"), ("Which backend?", "\r"))
-    assert finish(child, "gpt-oss-20b on llamacpp", "Launch it:", "gptoss-up --profile auto") == 0
+    answer(child, ("What will you use gpt-oss for?", "\r"), ("How hard should it think?", "\r"),
+           ("Which model?", "\r"), ("How much context", "\r"), ("Where may it run?", "\r"), ("Which backend?", "\r"))
+    assert finish(child, "gpt-oss-20b on llamacpp", "reasoning effort: medium (wizard answer)", "Launch it:",
+                  "gptoss-up --profile auto") == 0
 
 
 def test_arrow_keys_and_typed_numbers_change_the_answers():
     child = spawn("--hardware", str(fixture_path("rtx4090-desktop")))
     answer(child, ("What will you use gpt-oss for?", "\x1b[B\r"),   # arrow down: coding agent (64k, high)
+           ("How hard should it think?", "\r"),                      # its default: high
            ("Which model?", "2\r"),                                  # typed answer: gpt-oss-20b
            ("How much context", "\r"), ("Where may it run?", "\r"), ("Which backend?", "\r"))
     assert finish(child, "gpt-oss-20b on llamacpp", "context 65,536", "effort high", "--model 20b") == 0
+
+
+def test_backends_that_cannot_run_here_are_hidden_until_asked_for_and_then_say_why():
+    child = spawn("--hardware", str(fixture_path("cpu-only")))
+    answer(child, ("What will you use gpt-oss for?", "\r"), ("How hard should it think?", "1\r"),   # typed: low
+           ("Which model?", "\r"), ("How much context", "\r"), ("Where may it run?", "\r"))
+    child.expect_exact("Which backend?")
+    child.expect_exact("show the backends that cannot run here")
+    listed = child.before
+    assert "vllm" not in listed and "llamacpp" in listed
+    child.send("\x1b[B\x1b[B\r")                                # arrow down twice: show them
+    child.expect(shown("vllm: not usable here"))
+    child.send("\r")                                              # auto, as recommended
+    assert finish(child, "gpt-oss-20b on llamacpp", "effort low", "reasoning effort: low (wizard answer)") == 0
 
 
 def test_ctrl_c_exits_130_without_a_traceback():
@@ -68,8 +84,7 @@ def test_ctrl_c_exits_130_without_a_traceback():
 def test_flags_skip_their_questions():
     child = spawn("--hardware", str(fixture_path("laptop-rtx4060-8gb")), "--model", "20b", "--context", "8192",
                   "--local", "--backend", "llamacpp")
-    child.expect_exact("What will you use gpt-oss for?")
-    child.send("\r")
+    answer(child, ("What will you use gpt-oss for?", "\r"), ("How hard should it think?", "\r"))
     index = child.expect([re.escape("Which model?"), shown("context 8,192")])
     assert index == 1
     child.expect(pexpect.EOF)
@@ -99,6 +114,24 @@ def wizard_plan(fixture: str, replies: dict[str, str]):
     select, asked = scripted(replies)
     answers = ask(base, plan(hw, base, REGISTRY), REGISTRY, select)
     return plan(hw, load_constraints(None, {}, {}, REGISTRY, answers), REGISTRY), asked
+
+
+def test_effort_is_asked_with_what_it_costs_and_defaults_to_the_use_cases():
+    result, asked = wizard_plan("rtx4090-desktop", {"What will you use": "Coding agent"})
+    choices, default = asked["How hard should it think?"]
+    assert default.startswith("high") and any("several times the tokens" in c for c in choices)
+    assert result.constraints.source("reasoning_effort") == "wizard answer"
+    low, _ = wizard_plan("rtx4090-desktop", {"What will you use": "Coding agent", "How hard": "low"})
+    assert low.constraints.reasoning_effort == "low"
+
+
+def test_vllm_on_a_cpu_only_machine_is_offered_only_with_the_reason_it_cannot_run(monkeypatch):
+    monkeypatch.setenv("GPTOSS_VLLM", "/opt/vllm/bin/vllm")       # installed: the machine is what rules it out
+    _, asked = wizard_plan("cpu-only", {"Which backend? (these": "auto", "Which backend?": "show the backends"})
+    first, revealed = asked["Which backend?"][0], asked["Which backend? (these cannot run here as things are)"][0]
+    assert "vllm" not in first
+    vllm = next(c for c in revealed if c.startswith("vllm"))
+    assert vllm.startswith("vllm: not usable here (") and "needs a GPU" in vllm
 
 
 def test_smallest_footprint_means_20b():
