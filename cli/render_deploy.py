@@ -65,6 +65,15 @@ def render_benchmark(console: Console, bench: Benchmark) -> None:
         table.add_row("decode (server's own timing)", tokens_per_s(bench.server_decode_tokens_per_s), "")
     table.add_row("time to first token", f"{bench.ttft_ms:,.0f} ms" if bench.ttft_ms is not None else "-", "")
     table.add_row(f"aggregate ({bench.concurrency} streams)", tokens_per_s(bench.aggregate_tokens_per_s), "")
+    speeds = [s.decode_tokens_per_s for s in bench.samples if s.decode_tokens_per_s is not None]
+    if speeds:   # the spread and the load say whether the run was noisy
+        table.add_row("each single-stream run", " / ".join(f"{v:.1f}" for v in speeds), "")
+        if len(speeds) > 1 and min(speeds):
+            table.add_row("fastest run / slowest run", f"{max(speeds) / min(speeds):.1f}x", "")
+    if bench.load_average_1m is not None:
+        table.add_row("machine load while measuring", f"{bench.load_average_1m:.1f} (1-minute average)", "")
+    if bench.wall_s is not None:
+        table.add_row("time the run took", f"{bench.wall_s:.0f} s", "")
     if bench.roofline_efficiency is not None:
         table.add_row("share of the bandwidth roofline", f"{bench.roofline_efficiency:.0%}", "")
     if bench.spent and bench.spent.cost_usd is not None:

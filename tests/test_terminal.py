@@ -154,3 +154,25 @@ def test_the_apple_hint_and_the_header_round_the_same_speed_the_same_way(run_cli
                   "--context", "64k", "--local")[1]
     header = re.search(r"Predicted: decode (\S+) tok/s", out)[1]
     assert f"instead of {header} tok/s" in out
+
+
+def test_a_noisy_benchmark_shows_its_spread_and_the_machine_load(monkeypatch):
+    """2.1 / 3.6 / 23.7 tok/s on a loaded machine: a person sees the runs disagree and why they might."""
+    import io
+
+    from rich.console import Console
+
+    from gptoss_deploy.backends.records import Benchmark
+    from gptoss_deploy.cli.render_deploy import render_benchmark
+
+    samples = [{"ttft_ms": 300.0, "completion_tokens": 64, "decode_tokens_per_s": v, "server_decode_tokens_per_s": None}
+               for v in (2.1, 3.6, 23.7)]
+    bench = Benchmark(decode_tokens_per_s=3.6, server_decode_tokens_per_s=None, ttft_ms=300.0,
+                      aggregate_tokens_per_s=9.0, concurrency=4, output_tokens=64, predicted_decode_tokens_per_s=20.0,
+                      measured_vs_predicted=0.18, roofline_efficiency=None, verdict="unstable", reasons=["noisy"],
+                      samples=samples, load_average_1m=7.5, wall_s=64.0)
+    out = io.StringIO()
+    render_benchmark(Console(file=out, width=80), bench)
+    text = " ".join(out.getvalue().split())
+    assert "each single-stream run │ 2.1 / 3.6 / 23.7" in text and "fastest run / slowest run │ 11.3x" in text
+    assert "machine load while measuring │ 7.5 (1-minute average)" in text and "time the run took │ 64 s" in text
