@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from rich.console import Console
+from rich.markup import escape
 
 from gptoss_deploy.planner.errors import UsageError
 
@@ -57,7 +58,7 @@ class Output:
         err = Console(stderr=True, highlight=False)
         if err.is_terminal:
             with err.status("starting") as spinner:
-                yield lambda message: spinner.update(message)
+                yield lambda message: spinner.update(escape(message))    # a file name's [..] stays text
         else:
             yield lambda message: err.print(f"gptoss: {message}", markup=False, soft_wrap=True)
 

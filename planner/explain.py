@@ -22,10 +22,11 @@ def machine_summary(hw: HardwareReport) -> str:
     if not hw.gpus:
         return f"CPU only: {hw.cpu.model}, {gib(hw.memory.available_bytes)} of RAM available"
     names = sorted({g.name for g in hw.gpus})
-    if any(g.unified_memory for g in hw.gpus):
-        kind = "unified memory GPU"
-    else:
-        kind = "datacenter GPUs" if is_datacenter(hw) else "desktop/laptop GPU"
+    if any(g.unified_memory for g in hw.gpus):      # one pool: say it once, and how much of it the GPU may take
+        gpu_share = sum(g.memory_free_bytes for g in hw.gpus)
+        return (f"unified memory GPU: {len(hw.gpus)} x {', '.join(names)}; {gib(hw.memory.available_bytes)} of "
+                f"memory available, of which the GPU may use {gib(gpu_share)}")
+    kind = "datacenter GPUs" if is_datacenter(hw) else "desktop/laptop GPU"
     free = sum(g.memory_free_bytes for g in hw.gpus)
     return (f"{kind}: {len(hw.gpus)} x {', '.join(names)}, {gib(free)} GPU memory free; "
             f"{gib(hw.memory.available_bytes)} of RAM available")

@@ -42,7 +42,7 @@ def test_auto_picks_what_an_expert_would(fixture, profile, model, backend):
 
 # The machine classes of issue 10: the plan an expert would pick there, and the reasons it must state.
 MACHINE_CLASSES = [
-    ("dgx-spark-gb10", "gpt-oss-120b", "llamacpp", "ok", ["unified memory GPU: 1 x NVIDIA GB10"]),
+    ("dgx-spark-gb10", "gpt-oss-120b", "llamacpp", "ok", ["unified memory GPU: 1 x NVIDIA GB10", "of which the GPU may use"]),
     ("strix-halo-128gb", "gpt-oss-120b", "llamacpp", "ok", ["unified memory GPU: 1 x Strix Halo", "predicted at 47"]),
     ("mi300x", "gpt-oss-120b", "vllm", "ok", ["one Aqua Vanjaram [Instinct MI300X] holds the whole model"]),
     ("radeon-7900xtx", "gpt-oss-120b", "llamacpp", "ok", ["--n-cpu-moe 26: the MoE experts of 26 of 36 layers"]),
