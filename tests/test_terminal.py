@@ -176,3 +176,41 @@ def test_a_noisy_benchmark_shows_its_spread_and_the_machine_load(monkeypatch):
     text = " ".join(out.getvalue().split())
     assert "each single-stream run │ 2.1 / 3.6 / 23.7" in text and "fastest run / slowest run │ 11.3x" in text
     assert "machine load while measuring │ 7.5 (1-minute average)" in text and "time the run took │ 64 s" in text
+
+
+COPYABLE = ("gptoss-up ", "llama-server ", "vllm serve", "ollama serve", "pip install", "sudo sysctl", "export ",
+            "curl ", "VLLM_")
+HUMAN_OUTPUTS = [
+    ["probe"], ["profiles"], ["backends"], ["status"],
+    ["plan", "--yes", "--hardware", "apple-m2-16gb"], ["plan", "--yes", "--hardware", "cpu-only", "--cloud"],
+    ["plan", "--yes", "--hardware", "8x-h100", "--profile", "server"],
+    ["up", "--dry-run", "--hardware", "rtx4090-desktop", "--force"],
+    ["up", "--dry-run", "--hardware", "h100-sxm", "--force", "--profile", "server"],
+    ["up", "--dry-run", "--hardware", "cpu-only", "--force", "--backend", "ollama"],
+]
+
+
+def copyable_lines(out: str) -> list[str]:
+    """The lines that hold a command, from where the command starts."""
+    found = []
+    for line in out.splitlines():
+        start = min((line.find(c) for c in COPYABLE if c in line), default=-1)
+        if start >= 0 and "`" not in line:
+            found.append(line[start:].strip())
+    return found
+
+
+@pytest.mark.parametrize("width", [60, 80])
+@pytest.mark.parametrize("args", HUMAN_OUTPUTS, ids=lambda a: " ".join(a))
+def test_every_copyable_line_of_every_human_output_is_the_same_at_any_width(run_cli, monkeypatch, width, args):
+    """A command shows whole on one line, word for word what a 200-column terminal shows."""
+    monkeypatch.setenv("GPTOSS_VLLM", "/opt/vllm/bin/vllm")
+    args = [str(fixture_path(a)) if i and args[i - 1] == "--hardware" else a for i, a in enumerate(args)]
+    seen = {}
+    for columns in (width, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        code, out, err = run_cli(*args)
+        assert code == 0, err
+        seen[columns] = copyable_lines(out)
+    assert seen[width] == seen[200]
+    assert all(shlex.split(line) and "…" not in line for line in seen[width])
