@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.catalog import ModelSpec
-from gptoss_deploy.planner.hardware import HardwareReport, hardware_from_dict
+from gptoss_deploy.planner.gpus import CloudGpu, gpu_node
+from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection, fit_whole_model
-from gptoss_deploy.planner.units import GIB
-
-DRIVER_RESERVED_BYTES = 512 * 1024**2   # what the driver holds before vLLM starts
 
 
 @dataclass(frozen=True)
@@ -23,32 +21,21 @@ class AzureGpuSize:
     gpus: int
     gpu_memory_gib: float
     compute_capability: str
-    vcpus: int
-    ram_gib: int
 
     def hardware(self) -> HardwareReport:
         """The VM as a hardware description, fed to the same placement code as a probed machine."""
-        total = int(self.gpu_memory_gib * GIB)
-        return hardware_from_dict({
-            "schema_version": 1, "os": "linux", "arch": "x86_64",
-            "cpu": {"model": self.instance_type, "physical_cores": self.vcpus // 2, "logical_cores": self.vcpus},
-            "memory": {"total_bytes": self.ram_gib * GIB, "available_bytes": self.ram_gib * GIB},
-            "gpus": [{"index": i, "vendor": "nvidia", "name": self.gpu_name, "memory_total_bytes": total,
-                      "memory_free_bytes": total - DRIVER_RESERVED_BYTES,
-                      "compute_capability": self.compute_capability, "unified_memory": False}
-                     for i in range(self.gpus)],
-            "disk": {"path": "/mnt", "free_bytes": 1000 * GIB},
-        }, self.instance_type)
+        kind = CloudGpu(self.gpu_name, "nvidia", int(self.gpu_memory_gib * 1024), self.compute_capability)
+        return gpu_node(kind, self.gpus, self.instance_type)
 
 
 # Fewest GPUs first (cost grows with them), and within a count the older generation first.
 AZURE_GPU_SIZES = (
-    AzureGpuSize("Standard_NC24ads_A100_v4", "NVIDIA A100 80GB PCIe", 1, 80, "8.0", 24, 220),
-    AzureGpuSize("Standard_NC40ads_H100_v5", "NVIDIA H100 NVL", 1, 94, "9.0", 40, 320),
-    AzureGpuSize("Standard_NC48ads_A100_v4", "NVIDIA A100 80GB PCIe", 2, 80, "8.0", 48, 440),
-    AzureGpuSize("Standard_NC80adis_H100_v5", "NVIDIA H100 NVL", 2, 94, "9.0", 80, 640),
-    AzureGpuSize("Standard_NC96ads_A100_v4", "NVIDIA A100 80GB PCIe", 4, 80, "8.0", 96, 880),
-    AzureGpuSize("Standard_ND96isr_H100_v5", "NVIDIA H100 80GB HBM3", 8, 80, "9.0", 96, 1900),
+    AzureGpuSize("Standard_NC24ads_A100_v4", "NVIDIA A100 80GB PCIe", 1, 80, "8.0"),
+    AzureGpuSize("Standard_NC40ads_H100_v5", "NVIDIA H100 NVL", 1, 94, "9.0"),
+    AzureGpuSize("Standard_NC48ads_A100_v4", "NVIDIA A100 80GB PCIe", 2, 80, "8.0"),
+    AzureGpuSize("Standard_NC80adis_H100_v5", "NVIDIA H100 NVL", 2, 94, "9.0"),
+    AzureGpuSize("Standard_NC96ads_A100_v4", "NVIDIA A100 80GB PCIe", 4, 80, "8.0"),
+    AzureGpuSize("Standard_ND96isr_H100_v5", "NVIDIA H100 80GB HBM3", 8, 80, "9.0"),
 )
 
 

@@ -23,14 +23,30 @@ HardwareOpt = Annotated[Optional[Path], typer.Option(
     "--hardware", metavar="FILE", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
 AzureModeOpt = Annotated[Optional[str], typer.Option(
     "--azure-mode", metavar="serverless|managed", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
+GpuOpt = Annotated[Optional[str], typer.Option(
+    "--gpu", metavar="TYPE[:COUNT]", help="Plan for a node of COUNT GPUs of TYPE instead of this machine: A10G, L4, "
+    "L40S, A100-40GB, A100-80GB, H100, H200, B200, MI300X (e.g. H100:8).")]
+TargetTpsOpt = Annotated[Optional[float], typer.Option(
+    "--target-tps", metavar="TOKENS_PER_S", help="Capacity: the replicas of the planned node that serve this many "
+    "output tokens/s in all (with 20% headroom).")]
+ConcurrencyOpt = Annotated[Optional[int], typer.Option(
+    "--concurrency", metavar="INTEGER", help="Capacity: concurrent requests per replica (default: what one holds).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 
 
-def hardware_report(path: Optional[Path]):
+def hardware_report(path: Optional[Path], gpu: Optional[str] = None):
+    """The machine to plan for: a node of named GPUs (--gpu), a hardware file (--hardware), else this one."""
+    from gptoss_deploy.planner.errors import UsageError
     from gptoss_deploy.planner.hardware import load_hardware
     from gptoss_deploy.planner.probe import probe
 
+    if gpu and path:
+        raise UsageError("--gpu and --hardware both describe the machine: give one")
+    if gpu:
+        from gptoss_deploy.planner.gpus import node_from_spec
+
+        return node_from_spec(gpu)
     return load_hardware(path) if path else probe()
 
 

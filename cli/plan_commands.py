@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
-                                       LocalOpt, ModelOpt, ProfileOpt, YesOpt, hardware_report, planning_flags)
+from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
+                                       GpuOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, ProfileOpt, TargetTpsOpt,
+                                       YesOpt, hardware_report, planning_flags)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
 
@@ -51,7 +52,8 @@ def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], t
 
 def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
-                 azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, json_out: JsonOpt = False,
+                 azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None,
+                 target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
 
@@ -60,6 +62,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
       gptoss-plan
       gptoss-plan --yes --profile laptop --context 64k
       gptoss-plan --json --hardware h100.json --profile server > plan.json
+      gptoss-plan --yes --gpu H100 --model 120b --target-tps 5000     (how many H100s)
     """
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.planner.constraints import load_constraints
@@ -68,7 +71,10 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 
     flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode)
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
-    hw = hardware_report(hardware)
+    from gptoss_deploy.planner.capacity import check_capacity_flags
+
+    check_capacity_flags(target_tps, concurrency)
+    hw = hardware_report(hardware, gpu)
     if _interactive(json_out, yes):
         from gptoss_deploy.cli.wizard import ask
 
@@ -82,8 +88,17 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 
     doc = result.to_json()
     doc["prerequisites"] = prerequisites_json(result.document(), hw)
-    Output(json_out).result(doc, lambda console: render_plan(console, result, doc["prerequisites"],
-                                                             _up_command(constraints, hardware)))
+    if target_tps is not None or concurrency is not None:
+        doc["capacity"] = _capacity_json(result, target_tps, concurrency)
+    Output(json_out).result(doc, lambda console: render_plan(console, result, doc, _up_command(constraints, hardware)))
+
+
+def _capacity_json(result, target_tps, concurrency) -> dict:
+    from gptoss_deploy.planner.capacity import capacity
+
+    if result.chosen.placement is None:
+        return {"replicas": None, "why": f"{result.chosen.backend} is a cloud service: it scales by itself"}
+    return capacity(result.chosen.placement, result.hardware, target_tps, concurrency).to_json()
 
 
 def prerequisites_json(doc, hw) -> list[dict]:

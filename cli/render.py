@@ -48,13 +48,27 @@ def render_prerequisites(console: Console, prerequisites: list[dict]) -> None:
                       soft_wrap=True)
 
 
+def _render_capacity(console: Console, capacity: dict) -> None:
+    console.print("Capacity:")
+    if capacity.get("streams_per_replica") is None:
+        say(console, f"  {capacity['why']}")
+        return
+    say(console, f"  one replica ({capacity['gpus_per_replica']} GPU(s)): {tokens_per_s(capacity['replica_tokens_per_s'])} "
+                 f"of output at {capacity['streams_per_replica']} concurrent requests")
+    if capacity["replicas"] is not None:
+        say(console, f"  {capacity['replicas']} replica(s), {capacity['gpus']} GPU(s), for "
+                     f"{capacity['target_tokens_per_s']:,.0f} tok/s with {capacity['headroom']:.0%} headroom; "
+                     "price: not in our data")
+    say(console, f"  {capacity['why']}")
+
+
 def _aggregate(predicted) -> str:
     if predicted.aggregate_tokens_per_s is None:
         return ""
     return f"; {tokens_per_s(predicted.aggregate_tokens_per_s)} over {predicted.aggregate_streams} streams"
 
 
-def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_command: str) -> None:
+def render_plan(console: Console, plan: Plan, doc_json: dict, up_command: str) -> None:
     doc = plan.document()
     style = STATUS_STYLE[doc.status]
     console.print(f"[bold]{doc.model}[/] on [bold]{escape(doc.backend)}[/]  [{style}]{doc.status}[/]  context "
@@ -78,7 +92,9 @@ def render_plan(console: Console, plan: Plan, prerequisites: list[dict], up_comm
         say(console, f"  - {reason}")
     say(console, "Command that will run here:" if "argv" in doc.launch.model_fields_set else "What it calls:")
     say(console, f"  {launch_command(_launch_here(doc, plan.hardware), doc.backend)}")
-    render_prerequisites(console, prerequisites)
+    render_prerequisites(console, doc_json["prerequisites"])
+    if "capacity" in doc_json:
+        _render_capacity(console, doc_json["capacity"])
     console.print("Launch it:")
     say(console, f"  {up_command}")
     if doc.alternatives or doc.rejected:

@@ -132,6 +132,8 @@ class PlanDocument(CandidateDocument):
     rejected: list[Rejected]
     prerequisites: list[Need] = Field(default_factory=list, description="what the plan needs on the machine that "
                                       "runs gptoss-up (extra, program, credentials, free disk), checked when planned")
+    capacity: dict[str, JsonValue] | None = Field(default=None, description="--target-tps / --concurrency: the "
+                                                  "replicas of this node that serve the target (planner.capacity)")
 
     def to_json(self) -> dict:
         """The document as `gptoss-plan --json` wrote it (fields it did not have stay out)."""

@@ -115,7 +115,9 @@ def predict_decode(placement: Placement, hw: HardwareReport) -> float:
 def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> float:
     """One decode step for STREAMS sequences of one copy of the model: the bytes they read, plus fixed costs."""
     layers = placement.model.layers
-    seconds = _read_seconds(placement, hw, None) * _batch_read_factor(placement, streams)
+    # A batch is bound by its bytes or, once it is big, by its arithmetic (2 FLOPs per active parameter per token)
+    seconds = max(_read_seconds(placement, hw, None) * _batch_read_factor(placement, streams),
+                  _batch_compute_seconds(placement, hw, streams))
     if placement.tensor_parallel_size > 1:   # two all-reduces per layer
         seconds += layers * TP_ALLREDUCE_MS_PER_LAYER / 1000
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu"]
@@ -129,6 +131,16 @@ def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> flo
     else:
         seconds += layers * PER_LAYER_MS["cpu"] / 1000
     return seconds
+
+
+def _batch_compute_seconds(placement: Placement, hw: HardwareReport, streams: int) -> float:
+    """The arithmetic of one decode step for STREAMS tokens on one copy's GPUs, at prefill's share of their peak
+    (a batch of decode tokens is a small prefill); no GPU: the CPU's prefill rate."""
+    flops = streams * 2 * placement.model.active_params
+    gpus = [_gpu(hw, d) for d in placement.read_bytes_per_token if d != "cpu"]
+    if not gpus:
+        return flops / (hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9)
+    return flops / sum(gpu_fp16_tflops(g) * PREFILL_COMPUTE_EFFICIENCY[g.vendor] * 1e12 for g in gpus)
 
 
 def _vllm_per_layer_ms(placement: Placement) -> float:

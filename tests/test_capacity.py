@@ -1,0 +1,81 @@
+"""Capacity planning: a node named by its GPUs (--gpu), the replicas that serve a throughput target, and how many
+requests each replica holds at once."""
+from __future__ import annotations
+
+import json
+import math
+
+from gptoss_deploy.backends import REGISTRY
+from gptoss_deploy.planner.gpus import node_from_spec
+from gptoss_deploy.planner.plan import plan
+from gptoss_deploy.planner.throughput import predict_aggregate
+
+from helpers import constraints, fixture_path
+
+
+def planned(run_cli, *args):
+    code, out, err = run_cli("plan", "--json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_how_many_h100s_serve_5000_tokens_per_second_of_120b(run_cli):
+    doc = planned(run_cli, "--gpu", "H100", "--model", "120b", "--profile", "server", "--target-tps", "5000")
+    capacity = doc["capacity"]
+    assert doc["backend"] == "vllm" and capacity["gpus_per_replica"] == 1
+    assert capacity["replicas"] == math.ceil(5000 * 1.2 / capacity["replica_tokens_per_s"])
+    assert capacity["gpus"] == capacity["replicas"] and capacity["price_per_hour"] is None
+    assert "requests of 2,048 tokens" in capacity["why"]
+
+
+def test_a_bigger_gpu_needs_fewer_replicas(run_cli):
+    args = ["--model", "120b", "--profile", "server", "--target-tps", "5000"]
+    replicas = {gpu: planned(run_cli, "--gpu", gpu, *args)["capacity"]["replicas"]
+                for gpu in ("A100-80GB", "H100", "H200", "MI300X")}
+    assert replicas["H200"] <= replicas["H100"] <= replicas["A100-80GB"]
+    assert replicas["MI300X"] <= replicas["H100"]
+
+
+def test_more_concurrency_than_a_replica_holds_is_capped_and_said(run_cli):
+    capacity = planned(run_cli, "--gpu", "H100", "--model", "120b", "--concurrency", "5000")["capacity"]
+    assert capacity["streams_per_replica"] == capacity["streams_limit"] < 5000
+    assert "5000 asked, but one replica holds" in capacity["why"]
+
+
+def test_a_node_of_8_gpus_is_one_replica_of_8_copies(run_cli):
+    capacity = planned(run_cli, "--gpu", "H100:8", "--model", "120b", "--target-tps", "20000")["capacity"]
+    assert capacity["gpus_per_replica"] == 8 and capacity["replicas"] >= 1
+
+
+def test_decode_throughput_saturates_once_a_batch_is_compute_bound():
+    hw = node_from_spec("H100")
+    placement = plan(hw, constraints("server", {"model": "120b"}), REGISTRY).chosen.placement
+    small, big, bigger = (predict_aggregate(placement, hw, n) for n in (4, 2048, 4096))
+    assert big > 10 * small and bigger < 1.2 * big
+
+
+def test_bad_capacity_flags_are_exit_2_with_the_fix(run_cli):
+    for args, said in ((["--gpu", "H99"], "TYPE one of A10G, L4, L40S"), (["--gpu", "H100:0"], "1 to 16"),
+                       (["--gpu", "H100", "--hardware", fixture_path("h100-sxm")], "give one"),
+                       (["--target-tps", "0"], "above 0"), (["--concurrency", "0"], "from 1")):
+        code, _, err = run_cli("plan", "--yes", *args)
+        assert code == 2 and said in err, (args, err)
+
+
+def test_a_cloud_plan_says_the_service_scales_itself(run_cli):
+    doc = planned(run_cli, "--hardware", fixture_path("cpu-only"), "--backend", "bedrock", "--target-tps", "5000")
+    assert doc["capacity"] == {"replicas": None, "why": "bedrock is a cloud service: it scales by itself"}
+
+
+def test_a_saved_capacity_plan_is_applied_as_it_is(run_cli, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(planned(run_cli, "--gpu", "H100", "--model", "120b", "--target-tps", "5000")))
+    code, out, err = run_cli("up", "--plan", saved, "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["plan"]["capacity"]["replicas"] >= 1
+
+
+def test_the_printed_plan_says_how_many_replicas(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli("plan", "--yes", "--gpu", "H100", "--model", "120b", "--target-tps", "5000")
+    assert code == 0 and "Capacity:" in out and "replica(s)" in out and "with 20% headroom" in out
