@@ -8,6 +8,7 @@ import sys
 import typer
 
 from gptoss_deploy.cli.deploy_commands import bench_command, down_command, status_command, up_command
+from gptoss_deploy.cli.export_commands import export_command
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.cli.plan_commands import (backends_command, plan_command, probe_command, profiles_command,
                                              schema_command)
@@ -21,7 +22,7 @@ app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and
 for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
                       ("backends", backends_command), ("schema", schema_command),
                       ("up", up_command), ("status", status_command), ("down", down_command),
-                      ("bench", bench_command)):
+                      ("bench", bench_command), ("export", export_command)):
     app.command(name)(command)
 
 

@@ -30,7 +30,14 @@ BACKEND_FLAGS = {
     "vllm": ["--backend", "vllm"], "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"],
     "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
 }
-NOT_PLANNED = (2, 3)   # a contradiction (a cloud backend in a local-only profile), or nothing fits
+NOT_PLANNED = (2, 3)
+EXPORT_DIR = Path(__file__).parent / "fixtures" / "golden" / "export"
+EXPORT_CASES = {   # name: `gptoss export --format kubernetes` flags
+    "h100-120b-5000tps": ["--gpu", "H100", "--model", "120b", "--target-tps", "5000"],
+    "mi300x-120b": ["--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
+    "2x-rtx3090-20b-copies": ["--hardware", str(fixture_path("2x-rtx3090")), "--model", "20b"],
+    "cpu-only-20b": ["--hardware", str(fixture_path("cpu-only")), "--model", "20b"],
+}   # a contradiction (a cloud backend in a local-only profile), or nothing fits
 
 
 def cases() -> Iterator[tuple[str, str, str]]:
@@ -86,6 +93,18 @@ def dry_run(fixture: str, profile: str, backend: str) -> str | None:
     return out.getvalue().replace(json.dumps(sys.executable)[1:-1], "<python>")
 
 
+def exported(case: str) -> str:
+    """The Kubernetes export of EXPORT_CASES[CASE]. Call inside golden_environment()."""
+    from gptoss_deploy.cli import app as cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = cli._run(cli.app, "gptoss", ["export", "--format", "kubernetes", *EXPORT_CASES[case]])
+    if code != 0:
+        raise RuntimeError(f"gptoss export {case} exited {code}: {err.getvalue().strip()}")
+    return out.getvalue()
+
+
 def refresh() -> int:
     """Write every golden file anew and remove those of cases that no longer plan; returns how many were written."""
     written = 0
@@ -98,8 +117,12 @@ def refresh() -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             written += 1
+        EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+        for case in EXPORT_CASES:
+            (EXPORT_DIR / f"{case}.yaml").write_text(exported(case), encoding="utf-8")
+            written += 1
     return written
 
 
 if __name__ == "__main__":
-    print(f"wrote {refresh()} golden dry runs under {GOLDEN_DIR}")
+    print(f"wrote {refresh()} golden dry runs and exports under {GOLDEN_DIR.parent}")
