@@ -77,3 +77,11 @@ def test_llamacpp_copies_become_pods_of_one_gpu(run_cli):
 def test_what_export_cannot_do_is_exit_2_with_the_fix(run_cli, flags, said):
     code, out, err = run_cli("export", *flags)
     assert code == 2 and out == "" and said in err
+
+
+def test_without_pyyaml_export_exits_4_with_the_install_line():
+    from test_missing_extras import gptoss_without
+
+    result = gptoss_without("yaml", "export", "--format", "kubernetes", "--gpu", "H100", "--model", "120b")
+    assert result.returncode == 4 and result.stdout == ""
+    assert result.stderr.strip().endswith("pip install 'gptoss-deploy[k8s]'")
