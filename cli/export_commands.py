@@ -12,7 +12,7 @@ from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, E
                                        ModelOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
-FORMATS = ("kubernetes",)
+FORMATS = ("kubernetes", "compose")
 
 
 def export_command(
@@ -28,37 +28,46 @@ def export_command(
         image: Annotated[Optional[str], typer.Option("--image", metavar="IMAGE",
                                                      help="Container image (default: the engine's own).")] = None,
         output: Annotated[Optional[Path], typer.Option("--output", metavar="DIR",
-                                                       help="Write DIR/kubernetes.yaml instead of stdout.")] = None,
+                                                       help="Write DIR/kubernetes.yaml (or compose.yaml) instead of stdout.")] = None,
 ) -> None:
-    """Write a plan as Kubernetes objects (Deployment, Service, model-cache claim) running the same engine flags.
+    """Write a plan for an engine people already run: Kubernetes objects (Deployment, Service, model-cache claim), or
+    a docker compose file for one node; the same engine flags as the local launch.
 
     \b
     Examples:
       gptoss export --format kubernetes --gpu H100 --model 120b --target-tps 5000 > gpt-oss.yaml
       gptoss export --format kubernetes --plan plan.json --replicas 2 --output deploy/
+      gptoss export --format compose --plan plan.json > compose.yaml
     """
+    from gptoss_deploy.backends import export_compose, export_kubernetes
     from gptoss_deploy.backends.base import check_name
-    from gptoss_deploy.backends.export_kubernetes import manifests, render_yaml
 
     if format_ not in FORMATS:
         raise UsageError(f"--format {format_[:40]!r}: choose one of {', '.join(FORMATS)}")
     if replicas is not None and target_tps is not None:
         raise UsageError("--replicas and --target-tps both set the replica count: give one")
+    if format_ == "compose" and (replicas or target_tps):
+        raise UsageError("a compose file runs one node: --replicas and --target-tps are for --format kubernetes")
     check_name(name)
     doc, hw, placement = _plan(profile, model, backend, context, reasoning_effort, hardware, gpu, plan_file)
     count = replicas or _replicas_for(placement, hw, target_tps, concurrency)
     gpus = [d for d in doc.memory.devices if d.device != "cpu"] if doc.memory else []
     vendor = _vendor(hw, gpus[0].name) if gpus else None
     try:
-        text = render_yaml(manifests(doc, name, count, vendor, gpus[0].name if gpus else None, image), name)
+        if format_ == "compose":
+            text = export_compose.render(export_compose.compose(doc, name, vendor, image))
+        else:
+            text = export_kubernetes.render(export_kubernetes.manifests(doc, name, count, vendor,
+                                                                        gpus[0].name if gpus else None, image), name)
     except ImportError:
         raise BackendError("export writes YAML with PyYAML: pip install 'gptoss-deploy[k8s]'") from None
     if output is None:
         sys.stdout.write(text)
         return
     output.mkdir(parents=True, exist_ok=True)
-    (output / "kubernetes.yaml").write_text(text)
-    sys.stderr.write(f"gptoss: wrote {output / 'kubernetes.yaml'}\n")
+    written = output / ("compose.yaml" if format_ == "compose" else "kubernetes.yaml")
+    written.write_text(text)
+    sys.stderr.write(f"gptoss: wrote {written}\n")
 
 
 def _plan(profile, model, backend, context, effort, hardware, gpu, plan_file):

@@ -32,11 +32,16 @@ BACKEND_FLAGS = {
 }
 NOT_PLANNED = (2, 3)
 EXPORT_DIR = Path(__file__).parent / "fixtures" / "golden" / "export"
-EXPORT_CASES = {   # name: `gptoss export --format kubernetes` flags
-    "h100-120b-5000tps": ["--gpu", "H100", "--model", "120b", "--target-tps", "5000"],
-    "mi300x-120b": ["--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
-    "2x-rtx3090-20b-copies": ["--hardware", str(fixture_path("2x-rtx3090")), "--model", "20b"],
-    "cpu-only-20b": ["--hardware", str(fixture_path("cpu-only")), "--model", "20b"],
+EXPORT_CASES = {   # file name: `gptoss export` flags
+    "h100-120b-5000tps.yaml": ["--format", "kubernetes", "--gpu", "H100", "--model", "120b", "--target-tps", "5000"],
+    "mi300x-120b.yaml": ["--format", "kubernetes", "--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
+    "2x-rtx3090-20b-copies.yaml": ["--format", "kubernetes", "--hardware", str(fixture_path("2x-rtx3090")),
+                                   "--model", "20b"],
+    "cpu-only-20b.yaml": ["--format", "kubernetes", "--hardware", str(fixture_path("cpu-only")), "--model", "20b"],
+    "compose-h100x2-120b.yaml": ["--format", "compose", "--gpu", "H100:2", "--model", "120b", "--backend", "vllm"],
+    "compose-2x-rtx3090-20b-copies.yaml": ["--format", "compose", "--hardware", str(fixture_path("2x-rtx3090")),
+                                           "--model", "20b"],
+    "compose-mi300x-120b.yaml": ["--format", "compose", "--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
 }   # a contradiction (a cloud backend in a local-only profile), or nothing fits
 
 
@@ -94,12 +99,12 @@ def dry_run(fixture: str, profile: str, backend: str) -> str | None:
 
 
 def exported(case: str) -> str:
-    """The Kubernetes export of EXPORT_CASES[CASE]. Call inside golden_environment()."""
+    """The export of EXPORT_CASES[CASE]. Call inside golden_environment()."""
     from gptoss_deploy.cli import app as cli
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = cli._run(cli.app, "gptoss", ["export", "--format", "kubernetes", *EXPORT_CASES[case]])
+        code = cli._run(cli.app, "gptoss", ["export", *EXPORT_CASES[case]])
     if code != 0:
         raise RuntimeError(f"gptoss export {case} exited {code}: {err.getvalue().strip()}")
     return out.getvalue()
@@ -119,7 +124,7 @@ def refresh() -> int:
             written += 1
         EXPORT_DIR.mkdir(parents=True, exist_ok=True)
         for case in EXPORT_CASES:
-            (EXPORT_DIR / f"{case}.yaml").write_text(exported(case), encoding="utf-8")
+            (EXPORT_DIR / case).write_text(exported(case), encoding="utf-8")
             written += 1
     return written
 

@@ -1,0 +1,46 @@
+"""A plan as a docker compose file for one node with GPUs: the same engine flags, in the engine's own image.
+
+The API key comes from the environment of whoever runs `docker compose up` (GPTOSS_API_KEY), never from the file;
+the port is published on 127.0.0.1 unless asked otherwise. llama.cpp's per-GPU copies become one service each,
+on consecutive host ports.
+"""
+from __future__ import annotations
+
+from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, command, copies,
+                                           gpus_per_container, render_yaml, require_exportable)
+from gptoss_deploy.planner.documents import PlanDocument
+
+KEY_FROM_ENV = "${GPTOSS_API_KEY:?set GPTOSS_API_KEY}"
+SHM_SIZE = "16gb"                  # compose's byte units: the same 16 GiB /dev/shm as the other targets
+
+
+def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None = None,
+            host: str = "127.0.0.1") -> dict:
+    """The compose document: one service per container the plan needs, and the model cache volume."""
+    require_exportable(plan)
+    entrypoint, args = command(plan)
+    gpus = gpus_per_container(plan, vendor)
+    count = copies(plan)
+    services = {}
+    for n in range(count):
+        service = {
+            "image": image or IMAGES[(plan.backend, vendor)], "entrypoint": entrypoint, "command": args,
+            "environment": {**plan.launch.env, **CACHE_ENV, KEY_ENV[plan.backend]: KEY_FROM_ENV},
+            "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"], "shm_size": SHM_SIZE,
+            "ipc": "host", "restart": "unless-stopped",
+        }
+        if vendor == "nvidia":
+            ids = [str(n * gpus + i) for i in range(gpus)]
+            service["deploy"] = {"resources": {"reservations": {"devices": [
+                {"driver": "nvidia", "device_ids": ids, "capabilities": ["gpu"]}]}}}
+        elif vendor == "amd":     # ROCm containers see the GPUs through these devices (AMD's docker guide)
+            service.update(devices=["/dev/kfd", "/dev/dri"], group_add=["video"])
+            if count > 1:
+                service["environment"]["HIP_VISIBLE_DEVICES"] = str(n)
+        services[name if count == 1 else f"{name}-{n}"] = service
+    return {"services": services, "volumes": {"models": {}}}
+
+
+def render(document: dict) -> str:
+    return render_yaml([document], "# gptoss export: run with GPTOSS_API_KEY set (it is never written here):\n"
+                                   "#   GPTOSS_API_KEY=$(openssl rand -hex 24) docker compose up -d\n")
