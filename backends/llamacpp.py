@@ -163,7 +163,7 @@ class LlamaCpp(LocalBackend):
             command = replace(command, from_hub=False,
                               model=str(cached) if cached else f"<{launch.model_ref}/{launch.model_files[0]}>")
         program = executable()
-        command = _here(command, plan, hardware)
+        command = _here(command, plan, hardware, program)
         return ServerLaunch(argv=command.argv(), env={}, host=command.host, port=command.port,
                             served_model=command.alias, protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size), downloads=downloads,
@@ -172,7 +172,7 @@ class LlamaCpp(LocalBackend):
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)
         cached = f"<{plan.launch.model_ref}/{plan.launch.model_files[0]}>"
-        return _here(replace(planned, from_hub=False, model=cached), plan, hardware).argv()
+        return _here(replace(planned, from_hub=False, model=cached), plan, hardware, executable()).argv()
 
     def prepare(self, *, launch, plan, progress) -> None:
         """Fetch the model files that are not cached yet and point --model at them."""
@@ -188,10 +188,10 @@ class LlamaCpp(LocalBackend):
         return {"chat_template_kwargs": {"reasoning_effort": effort}}
 
 
-def _here(command: LlamaServerCommand, plan, hardware) -> LlamaServerCommand:
-    """COMMAND as this installation runs it: its llama-server (or the embedded engine), one copy per GPU where the
-    plan copies the model."""
-    command = replace(command, program=tuple(executable() or command.program))
+def _here(command: LlamaServerCommand, plan, hardware, program: list[str] | None) -> LlamaServerCommand:
+    """COMMAND as this installation runs it: PROGRAM (its llama-server or the embedded engine), one copy per GPU
+    where the plan copies the model."""
+    command = replace(command, program=tuple(program or command.program))
     if plan.offload.data_parallel_size > 1 and hardware is not None:
         command = replace(command, **_copies_on(plan, hardware))
     return command

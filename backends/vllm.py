@@ -41,7 +41,6 @@ FLAGS = {"--served-model-name": Several(str), "--host": str, "--port": port_numb
 TUNING_FLAGS = {"--kv-cache-dtype": lambda v: {"fp8": v}[v],
                 "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
                 "-cc.pass_config.fuse_rope_kvcache=True": None, "-cc.use_inductor_graph_partition=True": None}
-OPTIONAL = ("--data-parallel-size", *TUNING_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class VllmServeCommand:
             raise UsageError(f"the plan's launch.argv runs {' '.join(argv[:2])!r}, not vllm serve MODEL")
         flags = parse_flags(argv[3:], {**FLAGS, **TUNING_FLAGS})
         missing = [flag for flag, convert in FLAGS.items()
-                   if convert is not None and flag not in flags and flag not in OPTIONAL]
+                   if convert is not None and flag not in flags and flag != "--data-parallel-size"]
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
         tuning = [arg for flag in TUNING_FLAGS if flag in flags

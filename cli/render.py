@@ -127,22 +127,19 @@ def _memory_table(memory: Memory, hw: HardwareReport) -> Table:
     table = Table(title="Memory, GiB", title_justify="left", pad_edge=False)
     for column in ("device", "weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
         table.add_column(column, justify="left" if column == "device" else "right", no_wrap=True)
-    unified = any(g.unified_memory for g in hw.gpus)
-    rows = [(d.device, d.breakdown, d.used_bytes, d.available_bytes) for d in memory.devices]
-    if unified:      # the GPU's share and the CPU's come out of the same RAM: one row, its free counted once
-        pool = [sum(getattr(d.breakdown, k) for d in memory.devices) for k in _TERMS]
-        rows = [("unified", dict(zip(_TERMS, pool)), sum(d.used_bytes for d in memory.devices),
-                 hw.memory.available_bytes)]
-    for device, b, used, free in rows:
-        b = b if isinstance(b, dict) else b.model_dump()
-        over = used + b["headroom"] > free
-        label = {"cpu": "RAM"}.get(device, device)
-        table.add_row(label, *(_g(b[k]) for k in _TERMS[:4]), f"[red]{_g(used)}[/]" if over else _g(used),
-                      _g(b["headroom"]), _g(free))
-    if len(rows) > 1:
-        table.add_row("total", *(_g(sum(getattr(d.breakdown, k) for d in memory.devices)) for k in _TERMS[:4]),
-                      _g(memory.gpu_bytes + memory.cpu_bytes), _g(sum(d.breakdown.headroom for d in memory.devices)),
-                      _g(memory.gpu_available_bytes + memory.cpu_available_bytes), style="bold")
+    devices = [("RAM" if d.device == "cpu" else d.device, d.breakdown.model_dump(), d.available_bytes)
+               for d in memory.devices]
+    total = {term: sum(b[term] for _, b, _ in devices) for term in _TERMS}
+    if any(g.unified_memory for g in hw.gpus):   # the GPU's share and the CPU's come out of the same RAM
+        rows = [("unified", total, hw.memory.available_bytes)]
+    else:
+        rows = devices + ([("total", total, memory.gpu_available_bytes + memory.cpu_available_bytes)]
+                          if len(devices) > 1 else [])
+    for label, b, free in rows:
+        used = sum(b[term] for term in _TERMS[:4])             # the JSON's used_bytes: headroom is not used
+        shown = f"[red]{_g(used)}[/]" if used + b["headroom"] > free else _g(used)
+        table.add_row(label, *(_g(b[term]) for term in _TERMS[:4]), shown, _g(b["headroom"]), _g(free),
+                      style="bold" if label == "total" else None)
     return table
 
 

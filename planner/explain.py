@@ -92,7 +92,7 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends, hw: H
     if not hw.gpus:
         return f"backend: {backend.title}: no GPU here, and it runs gpt-oss's MXFP4 experts on the CPU"
     if is_datacenter(hw) and not serves_through_vllm_first(hw):
-        why = next(w for level, w in map(vllm_support, hw.gpus) if level == EXPERIMENTAL or w)
+        why = next(w for _, w in map(vllm_support, hw.gpus) if w)
         return f"backend: {backend.title}: {why}, so vLLM is used only when asked for (--backend vllm)"
     return f"backend: {backend.title}: {backend.why_chosen}" if backend.why_chosen else f"backend: {backend.title}"
 

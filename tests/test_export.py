@@ -8,6 +8,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gptoss_deploy.backends.export import PORT
+
 from golden import EXPORT_CASES as CASES
 from golden import EXPORT_DIR, exported, golden_environment
 from helpers import fixture_path
@@ -44,7 +46,7 @@ def test_compose_files_have_the_shape_compose_reads_and_match_their_golden_file(
         assert [v for k, v in service["environment"].items() if k.endswith("API_KEY")] == \
             ["${GPTOSS_API_KEY:?set GPTOSS_API_KEY}"]                          # never a key, only where it comes from
         host, published, inside = service["ports"][0].split(":")
-        assert host == "127.0.0.1" and inside == "8000" and published.isdigit()
+        assert host == "127.0.0.1" and inside == str(PORT) and published.isdigit()
         assert service["shm_size"] == "16gb" and service["volumes"] == ["models:/models"]
     assert text == (EXPORT_DIR / case).read_text(), "refresh with tests/golden.py after a deliberate change"
 
@@ -54,8 +56,8 @@ def test_compose_gives_each_llamacpp_copy_its_own_gpu_and_port(run_cli):
     assert code == 0, err
     services = yaml.safe_load(out)["services"]
     devices = [s["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] for s in services.values()]
-    assert devices == [["0"], ["1"]] and [s["ports"] for s in services.values()] == [["127.0.0.1:8000:8000"],
-                                                                                         ["127.0.0.1:8001:8000"]]
+    assert devices == [["0"], ["1"]]
+    assert [s["ports"] for s in services.values()] == [[f"127.0.0.1:{PORT}:{PORT}"], [f"127.0.0.1:{PORT + 1}:{PORT}"]]
 
 
 def test_compose_on_amd_passes_the_rocm_devices(run_cli):

@@ -48,7 +48,7 @@ def test_not_enough_disk_exits_4_before_downloading(run_cli, state, stand_in, tm
     plan["memory"]["breakdown"]["weights"] = 10**16           # 10 PB: no disk here holds that
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
-    code, _, err = run_cli("up", "--plan", path, "--port", free_port())   # never the plan's 8080: it may be taken
+    code, _, err = run_cli("up", "--plan", path, "--port", free_port())   # never the plan's default port: it may be taken
     assert code == 4 and "needs 9313225.7 GiB in" in err and "HF_HUB_CACHE" in err and state.records() == {}
 
 
