@@ -54,9 +54,9 @@ def _require_network() -> None:
 
 
 def _remove_abandoned_partials(repo: str) -> None:
-    """huggingface_hub downloads into blobs/<etag>.<id>.incomplete and removes it when a download fails; a
-    process killed outright leaves it behind, and no later download reuses it (the id is new each time).
-    Remove those whose download lock nobody holds."""
+    """huggingface_hub 2.x downloads into blobs/<etag>.<id>.incomplete and removes it when a download fails; a
+    process killed outright leaves it behind, and no later download reuses it (the id is new each time). 1.x keeps
+    blobs/<etag>.incomplete to resume from. Remove those whose download lock nobody holds."""
     from filelock import FileLock, Timeout
     from huggingface_hub.file_download import repo_folder_name
 
@@ -119,4 +119,7 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "
                                "HF_TOKEN, or pass --gguf PATH to a local copy") from None
+        except BaseException:     # Ctrl-C or SIGTERM: huggingface_hub 1.x keeps its partial blob, 2.x does not
+            _remove_abandoned_partials(repo)
+            raise
     return paths[0]

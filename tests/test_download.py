@@ -78,7 +78,7 @@ def test_an_interrupted_download_leaves_no_half_state(hub, plan_file, state, tmp
     returncode, out, err = interrupted_mid_download(hub, plan_file, signum)
     assert returncode == code and err.strip().endswith(f"gptoss: error: {said}")
     assert json.loads(out)["error"]["code"] == "interrupted" and state.records() == {}
-    # huggingface_hub 2.x downloads into a per-process temporary file and removes it when interrupted.
+    # huggingface_hub 2.x removes its partial file when interrupted, and we remove the one 1.x keeps.
     assert list((tmp_path / "hf").rglob("*.incomplete")) == [] and list((tmp_path / "hf").rglob(FILE)) == []
 
     port = free_port()
