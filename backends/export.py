@@ -4,6 +4,11 @@ Targets (export_kubernetes, export_compose) turn a plan into their own files wit
 """
 from __future__ import annotations
 
+import math
+import shlex
+from dataclasses import dataclass
+
+from gptoss_deploy.backends.base import LOAD_BYTES_PER_S
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -17,6 +22,16 @@ IMAGES = {("vllm", "nvidia"): "vllm/vllm-openai:latest", ("vllm", "amd"): "rocm/
 KEY_ENV = {"vllm": "VLLM_API_KEY", "llamacpp": "LLAMA_API_KEY"}     # each server reads its key from there
 CACHE_ENV = {"HF_HOME": CACHE, "LLAMA_CACHE": CACHE}                # where each engine keeps downloaded models
 SHM = "16Gi"                     # NCCL and vLLM's workers share tensors through /dev/shm
+DOWNLOAD_BYTES_PER_S = 100e6     # a first start downloads the model: readiness waits allow for it
+RAY_PORT = 6379                  # Ray's default: vLLM's multi-node launch joins the nodes through a Ray cluster
+
+
+@dataclass(frozen=True)
+class Autoscale:
+    """Between MIN_REPLICAS and the planned count, scaled on the load one replica was planned for."""
+    min_replicas: int
+    streams_per_replica: int             # concurrent requests one replica is planned to run
+    requests_per_s_per_replica: float    # its planned output rate, in answers of a typical length
 
 
 def require_exportable(plan: PlanDocument) -> None:
@@ -37,6 +52,17 @@ def gpus_per_container(plan: PlanDocument, vendor: str | None) -> int:
     return 1 if copies(plan) > 1 else plan.offload.tensor_parallel_size * plan.offload.data_parallel_size
 
 
+def startup_seconds(plan: PlanDocument) -> int:
+    """How long a first start may take before the server answers: download, load, and five minutes of warm-up."""
+    weights = plan.memory.breakdown.weights
+    return math.ceil(weights * (1 / DOWNLOAD_BYTES_PER_S + 1 / LOAD_BYTES_PER_S) + 300)
+
+
+def cache_gib(plan: PlanDocument) -> int:
+    """Room for one copy of the model's files, with a fifth to spare."""
+    return math.ceil(plan.memory.breakdown.weights / plan.offload.data_parallel_size / 2**30 * 1.2)
+
+
 def command(plan: PlanDocument) -> tuple[list[str], list[str]]:
     """The plan's server command (entrypoint, arguments), listening on every address at PORT (the key guards it)."""
     argv = list(plan.launch.argv)
@@ -47,12 +73,32 @@ def command(plan: PlanDocument) -> tuple[list[str], list[str]]:
     return ["/app/llama-server"], argv[1:]
 
 
+def nodes(plan: PlanDocument) -> int:
+    """How many nodes one replica spans: a pipeline stage on each."""
+    return plan.offload.pipeline_parallel_size
+
+
+def leader_script(plan: PlanDocument) -> str:
+    """The first node of a multi-node replica: Ray's head, then the server, which waits for the workers' GPUs."""
+    entrypoint, args = command(plan)
+    return f"ray start --head --port={RAY_PORT} && exec {shlex.join([*entrypoint, *args])}"
+
+
+def worker_script(leader_address: str) -> str:
+    """The other nodes: join the leader's Ray cluster (LEADER_ADDRESS, a shell expression), retried until it is up."""
+    return f"until ray start --address={leader_address}:{RAY_PORT} --block; do sleep 5; done"
+
+
 def render_yaml(documents: list[dict], head: str) -> str:
-    """DOCUMENTS as one YAML stream after the comment HEAD, each written out in full (no &anchors)."""
+    """DOCUMENTS as one YAML stream after the comment HEAD, each written out in full (no &anchors), scripts as blocks."""
     import yaml
 
     class Plain(yaml.SafeDumper):
         def ignore_aliases(self, data) -> bool:
             return True
 
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:    # a script reads as a block, line by line
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    Plain.add_representer(str, text)
     return head + yaml.dump_all(documents, Dumper=Plain, sort_keys=False)

@@ -7,8 +7,9 @@ on consecutive host ports.
 from __future__ import annotations
 
 from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, command, copies,
-                                           gpus_per_container, render_yaml, require_exportable)
+                                           gpus_per_container, nodes, render_yaml, require_exportable)
 from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.errors import UsageError
 
 KEY_FROM_ENV = "${GPTOSS_API_KEY:?set GPTOSS_API_KEY}"
 SHM_SIZE = "16gb"                  # compose's byte units: the same 16 GiB /dev/shm as the other targets
@@ -18,6 +19,9 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
             host: str = "127.0.0.1") -> dict:
     """The compose document: one service per container the plan needs, and the model cache volume."""
     require_exportable(plan)
+    if nodes(plan) > 1:
+        raise UsageError(f"a compose file runs one node and this plan spans {nodes(plan)}: export --format "
+                         "kubernetes or --format skypilot")
     entrypoint, args = command(plan)
     gpus = gpus_per_container(plan, vendor)
     count = copies(plan)

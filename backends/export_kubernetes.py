@@ -1,21 +1,27 @@
 """A plan as Kubernetes objects: the same engine flags as the local launch, in the engine's official image.
 
 One pod is one replica of the planned node (vLLM: its tensor-parallel group and data-parallel copies); llama.cpp's
-copies become pods of one GPU each, since the router that joins them locally is not in the engine's image.
+copies become pods of one GPU each, since the router that joins them locally is not in the engine's image. A plan
+over several nodes becomes a LeaderWorkerSet: a group of one pod per node for each replica, joined by Ray.
 The API key comes from a Secret the user creates (never a value here); the model cache is a PersistentVolumeClaim.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from gptoss_deploy.backends.base import LOAD_BYTES_PER_S
-from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, SHM, command, copies,
-                                           gpus_per_container, render_yaml, require_exportable)
+from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, SHM, Autoscale, cache_gib,
+                                           command, copies, gpus_per_container, leader_script, nodes, render_yaml,
+                                           require_exportable, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.errors import UsageError
 
 GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
-DOWNLOAD_BYTES_PER_S = 100e6     # a first start downloads the model: the startup probe allows for it
 PROBE_PERIOD_S = 10
+# vLLM's gauge of the requests each server is running (its /metrics), read by the autoscaler through a custom
+# metrics adapter; llama.cpp's /metrics sits behind its API key, which a cluster's scraper does not hold.
+REQUESTS_RUNNING = "vllm:num_requests_running"
+SCALE_DOWN_WINDOW_S = 600    # a new replica takes minutes to load: do not give one back on a short lull
 
 
 def secret_name(name: str) -> str:
@@ -23,56 +29,111 @@ def secret_name(name: str) -> str:
 
 
 def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gpu_name: str | None,
-              image: str | None = None) -> list[dict]:
-    """Deployment, Service and model-cache claim for PLAN, REPLICAS times the planned node."""
+              image: str | None = None, autoscale: Autoscale | None = None) -> list[dict]:
+    """Model-cache claim, Deployment and Service for PLAN, REPLICAS times the planned node (at most that many, from
+    AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
     require_exportable(plan)
-    pods = replicas * copies(plan)
-    gpus = gpus_per_container(plan, vendor)
+    if autoscale and plan.backend != "vllm":
+        raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_RUNNING}; llama.cpp's metrics need "
+                         "its API key to scrape: give --replicas, or export --format skypilot")
+    if autoscale and nodes(plan) > 1:
+        raise UsageError("autoscaling a replica of several nodes is not written: give --replicas, or export "
+                         "--format skypilot")
+    pods = replicas * copies(plan) * nodes(plan)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gptoss"}
-    pod = _pod(plan, name, labels, vendor, gpus, gpu_name, image or IMAGES[(plan.backend, vendor)])
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
-        "spec": {"replicas": pods, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": pod}},
-    }
+    pod = Pod(plan, name, vendor, gpu_name, image or IMAGES[(plan.backend, vendor)])
+    serving = labels
+    if nodes(plan) > 1:
+        workload = _leader_worker_set(plan, name, labels, replicas, pod)
+        serving = {**labels, "app.kubernetes.io/component": "leader"}      # only the leaders serve
+    else:
+        workload = {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+            "spec": {"replicas": pods, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": pod.spec(*command(plan), serves=True)}},
+        }
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
-               "spec": {"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
-    size_gib = math.ceil(plan.memory.breakdown.weights / plan.offload.data_parallel_size / 2**30 * 1.2)
+               "spec": {"selector": serving, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": f"{name}-models",
                                                                                 "labels": labels},
              # pods on several nodes share one cache only where the storage class offers ReadWriteMany
              "spec": {"accessModes": ["ReadWriteMany" if pods > 1 else "ReadWriteOnce"],
-                      "resources": {"requests": {"storage": f"{size_gib}Gi"}}}}
-    return [claim, deployment, service]
+                      "resources": {"requests": {"storage": f"{cache_gib(plan)}Gi"}}}}
+    if autoscale is None:
+        return [claim, workload, service]
+    return [claim, workload, service, _autoscaler(name, labels, pods, autoscale)]
 
 
-def _pod(plan: PlanDocument, name: str, labels: dict, vendor: str | None, gpus: int, gpu_name: str | None,
-         image: str) -> dict:
-    entrypoint, args = command(plan)
-    env = [{"name": k, "value": v} for k, v in {**plan.launch.env, **CACHE_ENV}.items()]
-    env.append({"name": KEY_ENV[plan.backend], "valueFrom": {"secretKeyRef": {"name": secret_name(name),
-                                                                               "key": "api-key"}}})
-    health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": PROBE_PERIOD_S}
-    start_s = plan.memory.breakdown.weights * (1 / DOWNLOAD_BYTES_PER_S + 1 / LOAD_BYTES_PER_S) + 300
-    container = {
-        "name": plan.backend, "image": image, "command": entrypoint, "args": args, "env": env,
-        "ports": [{"name": "http", "containerPort": PORT}],
-        "readinessProbe": health, "livenessProbe": {**health, "failureThreshold": 6},
-        "startupProbe": {**health, "failureThreshold": math.ceil(start_s / PROBE_PERIOD_S)},
-        "volumeMounts": [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}],
+def _leader_worker_set(plan: PlanDocument, name: str, labels: dict, replicas: int, pod: Pod) -> dict:
+    """REPLICAS groups of one pod per node (LeaderWorkerSet, kubernetes-sigs/lws): the leader runs Ray's head and
+    the server, the workers join its Ray cluster; one pod's restart recreates its group, which Ray needs."""
+    shell = ["sh", "-c"]
+    return {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": replicas, "leaderWorkerTemplate": {
+            "size": nodes(plan), "restartPolicy": "RecreateGroupOnPodRestart",
+            "leaderTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "leader"}},
+                               "spec": pod.spec(shell, [leader_script(plan)], serves=True)},
+            "workerTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "worker"}},
+                               # LWS gives every pod of a group its leader's address
+                               "spec": pod.spec(shell, [worker_script("$LWS_LEADER_ADDRESS")], serves=False)},
+        }},
     }
-    if gpus:
-        container["resources"] = {"limits": {GPU_RESOURCE[vendor]: gpus}}
-    pod = {"containers": [container],
-           "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": f"{name}-models"}},
-                       {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]}
-    if vendor == "nvidia" and gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product name
-        pod["nodeSelector"] = {"nvidia.com/gpu.product": gpu_name.replace(" ", "-")}
-    return pod
+
+
+def _autoscaler(name: str, labels: dict, pods: int, autoscale: Autoscale) -> dict:
+    """Pods added while they run more requests, on average, than one replica was planned for."""
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name, "labels": labels},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                 "minReplicas": autoscale.min_replicas, "maxReplicas": pods,
+                 "metrics": [{"type": "Pods", "pods": {
+                     "metric": {"name": REQUESTS_RUNNING},
+                     "target": {"type": "AverageValue", "averageValue": str(autoscale.streams_per_replica)}}}],
+                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}}},
+    }
+
+
+@dataclass(frozen=True)
+class Pod:
+    """The pods of PLAN: its engine's image and GPUs, the model cache, /dev/shm, the key from the Secret."""
+    plan: PlanDocument
+    name: str
+    vendor: str | None
+    gpu_name: str | None
+    image: str
+
+    def spec(self, entrypoint: list[str], args: list[str], serves: bool) -> dict:
+        """A pod running ENTRYPOINT ARGS; one that SERVES has the port and the health probes."""
+        env = [{"name": k, "value": v} for k, v in {**self.plan.launch.env, **CACHE_ENV}.items()]
+        env.append({"name": KEY_ENV[self.plan.backend],
+                    "valueFrom": {"secretKeyRef": {"name": secret_name(self.name), "key": "api-key"}}})
+        container = {"name": self.plan.backend, "image": self.image, "command": entrypoint, "args": args, "env": env}
+        if serves:
+            health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": PROBE_PERIOD_S}
+            container.update({
+                "ports": [{"name": "http", "containerPort": PORT}],
+                "readinessProbe": health, "livenessProbe": {**health, "failureThreshold": 6},
+                "startupProbe": {**health,
+                                 "failureThreshold": math.ceil(startup_seconds(self.plan) / PROBE_PERIOD_S)}})
+        container["volumeMounts"] = [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}]
+        gpus = gpus_per_container(self.plan, self.vendor)
+        if gpus:
+            container["resources"] = {"limits": {GPU_RESOURCE[self.vendor]: gpus}}
+        pod = {"containers": [container],
+               "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": f"{self.name}-models"}},
+                           {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]}
+        if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
+            pod["nodeSelector"] = {"nvidia.com/gpu.product": self.gpu_name.replace(" ", "-")}
+        return pod
 
 
 def render(objects: list[dict], name: str) -> str:
     """The objects as one YAML stream, headed by how to create the Secret they read the API key from."""
-    return render_yaml(objects, f"# gptoss export: create the API key first (it is never written here):\n"
-                                f"#   kubectl create secret generic {secret_name(name)} "
-                                "--from-literal=api-key=$(openssl rand -hex 24)\n")
+    head = (f"# gptoss export: create the API key first (it is never written here):\n"
+            f"#   kubectl create secret generic {secret_name(name)} --from-literal=api-key=$(openssl rand -hex 24)\n")
+    if objects[-1]["kind"] == "HorizontalPodAutoscaler":
+        head += (f"# The autoscaler reads {REQUESTS_RUNNING} from each pod's /metrics through a custom metrics adapter\n"
+                 "# (prometheus-adapter, or your cloud's managed Prometheus); without one it keeps the minimum.\n")
+    return render_yaml(objects, head)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -69,6 +70,8 @@ def params_from_args(args: argparse.Namespace):
     if args.api_key_file:
         with open(args.api_key_file, encoding="utf-8") as key_file:
             params.api_keys = [line.strip() for line in key_file if line.strip()]
+    elif os.environ.get("LLAMA_API_KEY"):     # as llama-server reads it (common/arg.cpp: set_env("LLAMA_API_KEY"))
+        params.api_keys = [key for key in os.environ["LLAMA_API_KEY"].split(",") if key]
     # llama-server's own default: 4 slots sharing one unified KV cache of --ctx-size (the bindings default to
     # 1 slot, which would queue the benchmark's concurrent streams).
     params.n_parallel = args.parallel or SERVER_DEFAULT_SLOTS

@@ -33,10 +33,12 @@ def _utilization(text: str) -> str:
 
 # `vllm serve`'s flags as gptoss plans them (VR): the converter checks a saved plan's value; None: a switch.
 FLAGS = {"--served-model-name": Several(str), "--host": str, "--port": port_number, "--tensor-parallel-size": int,
-         "--data-parallel-size": int, "--gpu-memory-utilization": _utilization,
+         "--data-parallel-size": int, "--pipeline-parallel-size": int,
+         "--distributed-executor-backend": lambda v: {"ray": v}[v], "--gpu-memory-utilization": _utilization,
          "--max-model-len": int, "--max-num-batched-tokens": int,
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
          "--async-scheduling": None}
+OPTIONAL_FLAGS = ("--data-parallel-size", "--pipeline-parallel-size", "--distributed-executor-backend")
 # The recipe's per-family settings (Tuning.args), in the order they are rendered.
 TUNING_FLAGS = {"--kv-cache-dtype": lambda v: {"fp8": v}[v],
                 "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
@@ -89,6 +91,7 @@ class VllmServeCommand:
     max_num_batched_tokens: int
     async_scheduling: bool
     data_parallel_size: int = 1
+    pipeline_parallel_size: int = 1            # over nodes: vLLM joins them through Ray
     tuning_args: tuple[str, ...] = ()
     program: tuple[str, ...] = ("vllm",)
 
@@ -97,6 +100,8 @@ class VllmServeCommand:
                 "--host", self.host, "--port", str(self.port),    # vLLM binds 0.0.0.0 unless told
                 "--tensor-parallel-size", str(self.tensor_parallel_size),
                 *(["--data-parallel-size", str(self.data_parallel_size)] if self.data_parallel_size > 1 else []),
+                *(["--pipeline-parallel-size", str(self.pipeline_parallel_size), "--distributed-executor-backend",
+                   "ray"] if self.pipeline_parallel_size > 1 else []),
                 "--gpu-memory-utilization", self.gpu_memory_utilization, "--max-model-len", str(self.max_model_len),
                 "--max-num-batched-tokens", str(self.max_num_batched_tokens),
                 "--tool-call-parser", "openai", "--enable-auto-tool-choice",
@@ -108,7 +113,7 @@ class VllmServeCommand:
             raise UsageError(f"the plan's launch.argv runs {' '.join(argv[:2])!r}, not vllm serve MODEL")
         flags = parse_flags(argv[3:], {**FLAGS, **TUNING_FLAGS})
         missing = [flag for flag, convert in FLAGS.items()
-                   if convert is not None and flag not in flags and flag != "--data-parallel-size"]
+                   if convert is not None and flag not in flags and flag not in OPTIONAL_FLAGS]
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
         tuning = [arg for flag in TUNING_FLAGS if flag in flags
@@ -116,6 +121,7 @@ class VllmServeCommand:
         return cls(model=argv[2], served_model_names=flags["--served-model-name"], host=flags["--host"],
                    port=flags["--port"], tensor_parallel_size=flags["--tensor-parallel-size"],
                    data_parallel_size=flags.get("--data-parallel-size", 1),
+                   pipeline_parallel_size=flags.get("--pipeline-parallel-size", 1),
                    gpu_memory_utilization=flags["--gpu-memory-utilization"], max_model_len=flags["--max-model-len"],
                    max_num_batched_tokens=flags["--max-num-batched-tokens"],
                    async_scheduling="--async-scheduling" in flags, tuning_args=tuple(tuning))
@@ -144,7 +150,7 @@ class Vllm(LocalBackend):
         command = VllmServeCommand(
             model=model, served_model_names=(placement.model.name, placement.artifact.ref), host=settings.host,
             port=settings.port or DEFAULT_PORT, tensor_parallel_size=placement.tensor_parallel_size,
-            data_parallel_size=placement.data_parallel_size,
+            data_parallel_size=placement.data_parallel_size, pipeline_parallel_size=placement.pipeline_parallel_size,
             gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}", max_model_len=placement.context_length,
             max_num_batched_tokens=placement.max_num_batched_tokens,
             async_scheduling=arch.split(".")[0].isdigit() and int(arch.split(".")[0]) >= 9,
@@ -179,6 +185,9 @@ def _program() -> str | None:
 
 
 def _unavailable(plan, hardware, program: str | None) -> str | None:
+    if plan.offload.pipeline_parallel_size > 1:
+        return (f"this plan spans {plan.offload.pipeline_parallel_size} nodes: run it on them with gptoss export "
+                "--format kubernetes (a LeaderWorkerSet) or --format skypilot")
     if program is None:
         return NOT_INSTALLED
     gpus = hardware.gpus

@@ -9,68 +9,81 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, EffortOpt, GpuOpt, HardwareOpt,
-                                       ModelOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
+                                       ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
-FORMATS = ("kubernetes", "compose")
+FORMATS = ("kubernetes", "skypilot", "compose")
+FILE_NAMES = {"kubernetes": "kubernetes.yaml", "skypilot": "gpt-oss.sky.yaml", "compose": "compose.yaml"}
 
 
 def export_command(
         format_: Annotated[str, typer.Option("--format", metavar="|".join(FORMATS), help="What to write.")],
         profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None, context: ContextOpt = None,
-        reasoning_effort: EffortOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None,
+        reasoning_effort: EffortOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None, nodes: NodesOpt = None,
         plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE",
                                                           help="Export a plan saved from `gptoss-plan --json`.")] = None,
         replicas: Annotated[Optional[int], typer.Option("--replicas", metavar="INTEGER", min=1,
                                                         help="Replicas of the planned node (default 1).")] = None,
         target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
+        min_replicas: Annotated[Optional[int], typer.Option(
+            "--min-replicas", metavar="INTEGER", min=1,
+            help="Autoscale from this many up to --replicas / --target-tps's count: a HorizontalPodAutoscaler on "
+                 "vLLM's running requests, or SkyServe's replica policy.")] = None,
         name: Annotated[str, typer.Option("--name", metavar="NAME", help="Name of the objects.")] = "gpt-oss",
         image: Annotated[Optional[str], typer.Option("--image", metavar="IMAGE",
                                                      help="Container image (default: the engine's own).")] = None,
         output: Annotated[Optional[Path], typer.Option("--output", metavar="DIR",
-                                                       help="Write DIR/kubernetes.yaml (or compose.yaml) instead of stdout.")] = None,
+                                                       help="Write DIR/kubernetes.yaml (gpt-oss.sky.yaml, compose.yaml) instead of stdout.")] = None,
 ) -> None:
-    """Write a plan for an engine people already run: Kubernetes objects (Deployment, Service, model-cache claim), or
-    a docker compose file for one node; the same engine flags as the local launch.
+    """Write a plan for an engine people already run: Kubernetes objects (Deployment, Service, model-cache claim), a
+    SkyPilot service, or a docker compose file for one node; the same engine flags as the local launch.
 
     \b
     Examples:
       gptoss export --format kubernetes --gpu H100 --model 120b --target-tps 5000 > gpt-oss.yaml
       gptoss export --format kubernetes --plan plan.json --replicas 2 --output deploy/
+      gptoss export --format skypilot --gpu H200 --model 120b --target-tps 5000 > gpt-oss.sky.yaml
       gptoss export --format compose --plan plan.json > compose.yaml
     """
-    from gptoss_deploy.backends import export_compose, export_kubernetes
+    from gptoss_deploy.backends import export_compose, export_kubernetes, export_skypilot
     from gptoss_deploy.backends.base import check_name
 
     if format_ not in FORMATS:
         raise UsageError(f"--format {format_[:40]!r}: choose one of {', '.join(FORMATS)}")
     if replicas is not None and target_tps is not None:
         raise UsageError("--replicas and --target-tps both set the replica count: give one")
-    if format_ == "compose" and (replicas or target_tps):
-        raise UsageError("a compose file runs one node: --replicas and --target-tps are for --format kubernetes")
+    if format_ == "compose" and (replicas or target_tps or min_replicas):
+        raise UsageError("a compose file runs one node: --replicas, --target-tps and --min-replicas are for "
+                         "kubernetes and skypilot")
     check_name(name)
-    doc, hw, placement = _plan(profile, model, backend, context, reasoning_effort, hardware, gpu, plan_file)
-    count = replicas or _replicas_for(placement, hw, target_tps, concurrency)
+    doc, hw, placement = _plan(profile, model, backend, context, reasoning_effort, hardware, gpu, nodes, plan_file)
+    sized = _capacity(placement, hw, target_tps, concurrency, min_replicas)
+    count = replicas or (sized.replicas if sized and sized.replicas else 1)
+    autoscale = _autoscale(sized, min_replicas, count)
     gpus = [d for d in doc.memory.devices if d.device != "cpu"] if doc.memory else []
     vendor = _vendor(hw, gpus[0].name) if gpus else None
+    gpu_name = gpus[0].name if gpus else None
     try:
         if format_ == "compose":
             text = export_compose.render(export_compose.compose(doc, name, vendor, image))
+        elif format_ == "skypilot":
+            text = export_skypilot.render(export_skypilot.service(doc, name, count, vendor, gpu_name, image,
+                                                                  autoscale))
         else:
-            text = export_kubernetes.render(export_kubernetes.manifests(doc, name, count, vendor,
-                                                                        gpus[0].name if gpus else None, image), name)
+            text = export_kubernetes.render(export_kubernetes.manifests(doc, name, count, vendor, gpu_name, image,
+                                                                        autoscale), name)
     except ImportError:
         raise BackendError("export writes YAML with PyYAML: pip install 'gptoss-deploy[k8s]'") from None
     if output is None:
         sys.stdout.write(text)
         return
     output.mkdir(parents=True, exist_ok=True)
-    written = output / ("compose.yaml" if format_ == "compose" else "kubernetes.yaml")
+    written = output / FILE_NAMES[format_]
     written.write_text(text)
     sys.stderr.write(f"gptoss: wrote {written}\n")
 
 
-def _plan(profile, model, backend, context, effort, hardware, gpu, plan_file):
+def _plan(profile, model, backend, context, effort, hardware, gpu, nodes, plan_file):
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.planner.constraints import load_constraints
     from gptoss_deploy.planner.plan import plan
@@ -78,22 +91,35 @@ def _plan(profile, model, backend, context, effort, hardware, gpu, plan_file):
 
     flags = planning_flags(model, backend, context, effort, True)
     if plan_file:
-        if profile or hardware or gpu or any(v is not None for k, v in flags.items() if k != "local_only"):
+        if profile or hardware or gpu or nodes or any(v is not None for k, v in flags.items() if k != "local_only"):
             raise UsageError("--plan exports a saved plan as it is: drop the planning flags, or drop --plan")
         return load_plan(plan_file), None, None
-    hw = hardware_report(hardware, gpu)
+    hw = hardware_report(hardware, gpu, nodes)
     result = plan(hw, load_constraints(profile, flags, os.environ, REGISTRY), REGISTRY)
     return result.document(), hw, result.chosen.placement
 
 
-def _replicas_for(placement, hw, target_tps, concurrency) -> int:
-    if target_tps is None:
-        return 1
+def _capacity(placement, hw, target_tps, concurrency, min_replicas):
+    """What one replica of the planned node serves, where replicas are sized or scaled from it."""
+    if target_tps is None and min_replicas is None:
+        return None
     if placement is None:
-        raise UsageError("--target-tps plans replicas for a node: give --gpu or --hardware, not --plan")
+        asked = "--target-tps" if target_tps is not None else "--min-replicas"
+        raise UsageError(f"{asked} sizes replicas of a node: give --gpu or --hardware, not --plan")
     from gptoss_deploy.planner.capacity import capacity
 
-    return capacity(placement, hw, target_tps, concurrency).replicas
+    return capacity(placement, hw, target_tps, concurrency)
+
+
+def _autoscale(sized, min_replicas, count):
+    if min_replicas is None:
+        return None
+    if min_replicas > count:
+        raise UsageError(f"--min-replicas {min_replicas} is above the {count} replica(s) to scale up to: raise "
+                         "--replicas or --target-tps, or lower --min-replicas")
+    from gptoss_deploy.backends.export import Autoscale
+
+    return Autoscale(min_replicas, sized.streams_per_replica, sized.requests_per_s())
 
 
 def _vendor(hw, gpu_name: str) -> str:

@@ -26,16 +26,22 @@ AzureModeOpt = Annotated[Optional[str], typer.Option(
 GpuOpt = Annotated[Optional[str], typer.Option(
     "--gpu", metavar="TYPE[:COUNT]", help="Plan for a node of COUNT GPUs of TYPE instead of this machine: A10G, L4, "
     "L40S, A100-40GB, A100-80GB, H100, H200, B200, MI300X (e.g. H100:8).")]
+NodesOpt = Annotated[Optional[int], typer.Option(
+    "--nodes", metavar="INTEGER", min=1, max=64, help="With --gpu: that many such nodes as one vLLM deployment "
+    "(tensor parallel within a node, a pipeline stage per node), for a model one node cannot hold.")]
 TargetTpsOpt = Annotated[Optional[float], typer.Option(
     "--target-tps", metavar="TOKENS_PER_S", help="Capacity: the replicas of the planned node that serve this many "
     "output tokens/s in all (with 20% headroom).")]
 ConcurrencyOpt = Annotated[Optional[int], typer.Option(
     "--concurrency", metavar="INTEGER", help="Capacity: concurrent requests per replica (default: what one holds).")]
+GpuPriceOpt = Annotated[Optional[float], typer.Option(
+    "--usd-per-gpu-hour", metavar="USD", help="Capacity: what one GPU-hour costs you, for the cost per hour and per "
+    "1M output tokens (no prices ship: they differ by cloud, region and contract).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 
 
-def hardware_report(path: Optional[Path], gpu: Optional[str] = None):
+def hardware_report(path: Optional[Path], gpu: Optional[str] = None, nodes: Optional[int] = None):
     """The machine to plan for: a node of named GPUs (--gpu), a hardware file (--hardware), else this one."""
     from gptoss_deploy.planner.errors import UsageError
     from gptoss_deploy.planner.hardware import load_hardware
@@ -43,10 +49,12 @@ def hardware_report(path: Optional[Path], gpu: Optional[str] = None):
 
     if gpu and path:
         raise UsageError("--gpu and --hardware both describe the machine: give one")
+    if nodes and not gpu:
+        raise UsageError("--nodes counts nodes of the --gpu kind: give --gpu TYPE[:COUNT] too")
     if gpu:
         from gptoss_deploy.planner.gpus import node_from_spec
 
-        return node_from_spec(gpu)
+        return node_from_spec(gpu, nodes or 1)
     return load_hardware(path) if path else probe()
 
 

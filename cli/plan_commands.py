@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
-                                       GpuOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, ProfileOpt, TargetTpsOpt,
-                                       YesOpt, hardware_report, planning_flags)
+                                       GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, NodesOpt,
+                                       ProfileOpt, TargetTpsOpt, YesOpt, hardware_report, planning_flags)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
 
@@ -53,7 +53,8 @@ def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], t
 def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None,
-                 target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None, json_out: JsonOpt = False,
+                 target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
+                 usd_per_gpu_hour: GpuPriceOpt = None, nodes: NodesOpt = None, json_out: JsonOpt = False,
                  yes: YesOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
 
@@ -73,8 +74,8 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     from gptoss_deploy.planner.capacity import check_capacity_flags
 
-    check_capacity_flags(target_tps, concurrency)
-    hw = hardware_report(hardware, gpu)
+    check_capacity_flags(target_tps, concurrency, usd_per_gpu_hour)
+    hw = hardware_report(hardware, gpu, nodes)
     if _interactive(json_out, yes):
         from gptoss_deploy.cli.wizard import ask
 
@@ -88,17 +89,17 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 
     doc = result.to_json()
     doc["prerequisites"] = prerequisites_json(result.document(), hw)
-    if target_tps is not None or concurrency is not None:
-        doc["capacity"] = _capacity_json(result, target_tps, concurrency)
+    if target_tps is not None or concurrency is not None or usd_per_gpu_hour is not None:
+        doc["capacity"] = _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour)
     Output(json_out).result(doc, lambda console: render_plan(console, result, doc, _up_command(constraints, hardware)))
 
 
-def _capacity_json(result, target_tps, concurrency) -> dict:
+def _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour) -> dict:
     from gptoss_deploy.planner.capacity import capacity
 
     if result.chosen.placement is None:
         return {"replicas": None, "why": f"{result.chosen.backend} is a cloud service: it scales by itself"}
-    return capacity(result.chosen.placement, result.hardware, target_tps, concurrency).to_json()
+    return capacity(result.chosen.placement, result.hardware, target_tps, concurrency, usd_per_gpu_hour).to_json()
 
 
 def prerequisites_json(doc, hw) -> list[dict]:

@@ -57,8 +57,13 @@ def _render_capacity(console: Console, capacity: dict) -> None:
                  f"of output at {capacity['streams_per_replica']} concurrent requests")
     if capacity["replicas"] is not None:
         say(console, f"  {capacity['replicas']} replica(s), {capacity['gpus']} GPU(s), for "
-                     f"{capacity['target_tokens_per_s']:,.0f} tok/s with {capacity['headroom']:.0%} headroom; "
-                     "price: not in our data")
+                     f"{capacity['target_tokens_per_s']:,.0f} tok/s with {capacity['headroom']:.0%} headroom")
+    if capacity["usd_per_hour"] is None:
+        say(console, "  cost: give --usd-per-gpu-hour (no prices ship: they differ by cloud, region and contract)")
+    else:
+        say(console, f"  cost: ${capacity['usd_per_hour']:,.2f} per hour, ${capacity['usd_per_1m_output_tokens']:,.3f} "
+                     f"per 1M output tokens at {capacity['target_tokens_per_s'] or capacity['replica_tokens_per_s']:,.0f} "
+                     f"tok/s (${capacity['usd_per_gpu_hour']:g} per GPU-hour)")
     say(console, f"  {capacity['why']}")
 
 

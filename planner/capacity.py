@@ -15,6 +15,7 @@ from gptoss_deploy.planner.throughput import predict_aggregate
 
 HEADROOM = 0.20                 # replicas for the target plus 20%: traffic is bursty, and the prediction is a model
 TYPICAL_REQUEST_TOKENS = 2048   # 1k in, 1k out: the serving benchmarks' common case (InferenceX "1k/1k")
+TYPICAL_ANSWER_TOKENS = TYPICAL_REQUEST_TOKENS // 2
 VLLM_MAX_NUM_SEQS = 256         # vLLM's default --max-num-seqs on most GPUs (VR: "a large number like 1024" on big ones)
 LLAMACPP_SLOTS = 4              # llama-server's default --parallel (each copy)
 
@@ -28,27 +29,51 @@ class Capacity:
     replicas: int | None         # None: no target asked
     target_tokens_per_s: float | None
     why: str
+    usd_per_gpu_hour: float | None = None   # the user's price: none ships (it differs by cloud, region, contract)
+
+    def requests_per_s(self) -> float:
+        """One replica's planned output rate, in answers of a typical length."""
+        return self.replica_tokens_per_s / TYPICAL_ANSWER_TOKENS
+
+    def usd_per_hour(self) -> float | None:
+        """The fleet's price per hour (one replica's where no target was asked)."""
+        if self.usd_per_gpu_hour is None:
+            return None
+        return (self.replicas or 1) * self.gpus_per_replica * self.usd_per_gpu_hour
+
+    def usd_per_1m_output_tokens(self) -> float | None:
+        """At the target rate (what the fleet is sized to serve), else at one replica's predicted rate."""
+        hourly = self.usd_per_hour()
+        if hourly is None:
+            return None
+        return hourly / ((self.target_tokens_per_s or self.replica_tokens_per_s) * 3600 / 1e6)
 
     def to_json(self) -> dict:
+        hourly, per_1m = self.usd_per_hour(), self.usd_per_1m_output_tokens()
         return {"streams_per_replica": self.streams_per_replica, "streams_limit": self.streams_limit,
                 "replica_tokens_per_s": round(self.replica_tokens_per_s, 1),
                 "gpus_per_replica": self.gpus_per_replica, "replicas": self.replicas,
                 "gpus": None if self.replicas is None else self.replicas * self.gpus_per_replica,
                 "target_tokens_per_s": self.target_tokens_per_s, "headroom": HEADROOM,
-                "price_per_hour": None, "why": self.why}
+                "usd_per_gpu_hour": self.usd_per_gpu_hour,
+                "usd_per_hour": None if hourly is None else round(hourly, 2),
+                "usd_per_1m_output_tokens": None if per_1m is None else round(per_1m, 4), "why": self.why}
 
 
-def check_capacity_flags(target_tps: float | None, concurrency: int | None) -> None:
+def check_capacity_flags(target_tps: float | None, concurrency: int | None,
+                         usd_per_gpu_hour: float | None = None) -> None:
     if target_tps is not None and not (math.isfinite(target_tps) and target_tps > 0):
         raise UsageError(f"--target-tps {target_tps}: give output tokens/s above 0")
     if concurrency is not None and concurrency < 1:
         raise UsageError(f"--concurrency {concurrency}: give a number of concurrent requests from 1")
+    if usd_per_gpu_hour is not None and not (math.isfinite(usd_per_gpu_hour) and usd_per_gpu_hour >= 0):
+        raise UsageError(f"--usd-per-gpu-hour {usd_per_gpu_hour}: give a price in US dollars, 0 or more")
 
 
-def capacity(placement: Placement, hw: HardwareReport, target_tps: float | None,
-             concurrency: int | None) -> Capacity:
+def capacity(placement: Placement, hw: HardwareReport, target_tps: float | None, concurrency: int | None,
+             usd_per_gpu_hour: float | None = None) -> Capacity:
     """The replicas of PLACEMENT's node that serve TARGET_TPS output tokens/s, each at CONCURRENCY streams."""
-    check_capacity_flags(target_tps, concurrency)
+    check_capacity_flags(target_tps, concurrency, usd_per_gpu_hour)
     limit = streams_limit(placement)
     streams = min(concurrency or limit, limit)
     per_replica = predict_aggregate(placement, hw, streams)
@@ -57,7 +82,7 @@ def capacity(placement: Placement, hw: HardwareReport, target_tps: float | None,
     held = "" if not concurrency or concurrency <= limit else f"; {concurrency} asked, but one replica holds {limit}"
     why = (f"{streams} concurrent requests per replica{held}: its KV cache holds {_kv_streams(placement)} requests of "
            f"{TYPICAL_REQUEST_TOKENS:,} tokens and the engine runs at most {_engine_limit(placement)}")
-    return Capacity(streams, limit, per_replica, max(gpus, 1), replicas, target_tps, why)
+    return Capacity(streams, limit, per_replica, max(gpus, 1), replicas, target_tps, why, usd_per_gpu_hour)
 
 
 def streams_limit(placement: Placement) -> int:

@@ -24,6 +24,8 @@ class Offload(_Document):
     tensor_parallel_size: int = Field(ge=1)
     data_parallel_size: int = Field(default=1, ge=1, description="vLLM --data-parallel-size: copies of the "
                                     "tensor-parallel group, on the other GPUs")
+    pipeline_parallel_size: int = Field(default=1, ge=1, le=64, description="vLLM --pipeline-parallel-size: one "
+                                        "stage per node where the plan spans nodes")
     gpu_layers: int | None = Field(default=None, ge=0, description="Ollama: whole layers on the GPU")
 
 

@@ -166,6 +166,11 @@ def _gpu_split_reason(placement: Placement, hw: HardwareReport) -> str:
     memory = (f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
               f"--max-num-batched-tokens {placement.max_num_batched_tokens}")
     name = hw.gpus[0].name if hw.gpus else "one GPU"
+    if placement.pipeline_parallel_size > 1:
+        return (f"nodes: --pipeline-parallel-size {placement.pipeline_parallel_size}: one node cannot hold the model "
+                f"and its KV cache, so each of {placement.pipeline_parallel_size} nodes holds a stage of its layers, "
+                f"split over its {tp} {name}(s) by --tensor-parallel-size {tp} ({memory}); vLLM joins the nodes with "
+                "Ray, and the prediction leaves out the network between them")
     if tp == 1:
         split = f"GPUs: one {name} holds the whole model and its KV cache ({memory})"
     else:

@@ -38,8 +38,8 @@ CLOUD_GPUS = {
 }
 
 
-def gpu_node(kind: CloudGpu, count: int, label: str) -> HardwareReport:
-    """COUNT GPUs of KIND in one node, as a hardware description (LABEL names it in messages)."""
+def gpu_node(kind: CloudGpu, count: int, label: str, nodes: int = 1) -> HardwareReport:
+    """COUNT GPUs of KIND in one node (NODES such nodes), as a hardware description (LABEL names it in messages)."""
     total = kind.memory_mib * MIB
     ram = RAM_PER_GPU_GIB * count * GIB
     return hardware_from_dict({
@@ -48,16 +48,17 @@ def gpu_node(kind: CloudGpu, count: int, label: str) -> HardwareReport:
         "memory": {"total_bytes": ram, "available_bytes": ram},
         "gpus": [{"index": i, "vendor": kind.vendor, "name": kind.name, "memory_total_bytes": total,
                   "memory_free_bytes": total - DRIVER_RESERVED_BYTES, "compute_capability": kind.arch,
-                  "unified_memory": False} for i in range(count)],
-        "disk": {"path": "/models", "free_bytes": 1000 * GIB},
+                  "unified_memory": False} for i in range(count * nodes)],
+        "disk": {"path": "/models", "free_bytes": 1000 * GIB}, "nodes": nodes,
     }, label)
 
 
-def node_from_spec(spec: str) -> HardwareReport:
-    """`--gpu TYPE[:COUNT]` (H100, h100:8, MI300X:1) as a node."""
+def node_from_spec(spec: str, nodes: int = 1) -> HardwareReport:
+    """`--gpu TYPE[:COUNT]` (H100, h100:8, MI300X:1) as a node, NODES of them with `--nodes`."""
     name, _, count = spec.partition(":")
     kind = next((gpu for key, gpu in CLOUD_GPUS.items() if key.lower() == name.strip().lower()), None)
     if kind is None or not (count or "1").isdigit() or not 1 <= int(count or 1) <= 16:
         raise UsageError(f"--gpu {spec[:40]!r}: give TYPE or TYPE:COUNT (1 to 16) with TYPE one of "
                          f"{', '.join(CLOUD_GPUS)}")
-    return gpu_node(kind, int(count or 1), f"{int(count or 1)} x {kind.name}")
+    label = f"{int(count or 1)} x {kind.name}" + (f", {nodes} nodes" if nodes > 1 else "")
+    return gpu_node(kind, int(count or 1), label, nodes)

@@ -69,6 +69,17 @@ class HardwareReport(_Strict):
     gpus: list[Gpu] = []
     disk: Disk | None = None
     notes: list[str] = []
+    # Identical nodes planned as one vLLM group (`--nodes`): GPUS lists every node's, CPU and memory are one node's.
+    nodes: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _gpus_shared_by_nodes(self) -> HardwareReport:
+        if self.nodes > 1 and (not self.gpus or len(self.gpus) % self.nodes):
+            raise ValueError(f"{len(self.gpus)} GPUs cannot be {self.nodes} identical nodes")
+        return self
+
+    def gpus_per_node(self) -> int:
+        return len(self.gpus) // self.nodes
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json")

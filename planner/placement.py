@@ -48,6 +48,7 @@ class Placement:
     ubatch: int = 512
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1              # copies of the model: vLLM's per TP group, llama.cpp's one per GPU
+    pipeline_parallel_size: int = 1          # vLLM over several nodes: one stage per node, TP within each
     tensor_split: tuple[float, ...] = ()
     gpu_layers: int | None = None
     gpu_memory_utilization: float | None = None
@@ -253,9 +254,9 @@ def vllm_utilization(gpu: Gpu, tensor_parallel_size: int = 1) -> float:
     return min(ceiling, int(fraction * 100) / 100)
 
 
-def _vllm_fixed_bytes(artifact: Artifact, gpu: Gpu, tp: int, batched: int) -> float:
-    """What each GPU of a tensor-parallel group holds before the KV cache."""
-    return artifact.loaded_bytes / tp + VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[gpu.vendor]
+def _vllm_fixed_bytes(artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
+    """What each GPU of a group (tensor parallel, and pipeline stages over nodes) holds before the KV cache."""
+    return artifact.loaded_bytes / group + VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[gpu.vendor]
 
 
 def _replicas(gpus: list[Gpu], tp: int, batched: int, kv_per_gpu: float, artifact: Artifact) -> tuple[int, float]:
@@ -287,19 +288,25 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
     unsupported = [why for level, why in map(vllm_support, hw.gpus) if level == UNSUPPORTED]
     if unsupported:
         return Rejection(backend, model, f"{backend} cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
+    if hw.nodes > 1 and hw.gpus_per_node() not in TENSOR_PARALLEL_SIZES:
+        return Rejection(backend, model, f"{backend} splits each node's GPUs by tensor parallelism, which takes 1, 2, "
+                         f"4 or 8; these nodes have {hw.gpus_per_node()}", "GPU count")
     gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
     sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * 128
     per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
     options = []
-    for tp in (t for t in TENSOR_PARALLEL_SIZES if t <= len(gpus)):
-        weakest = gpus[tp - 1]
+    # Over nodes, one group of every GPU: tensor parallel within a node, a pipeline stage per node (vLLM's advice).
+    groups = [len(gpus)] if hw.nodes > 1 else [t for t in TENSOR_PARALLEL_SIZES if t <= len(gpus)]
+    for group in groups:
+        tp = group // hw.nodes
+        weakest = gpus[group - 1]
         budget = vllm_utilization(weakest, tp) * weakest.memory_total_bytes
         for batched in VLLM_ACTIVATION_BYTES:
-            kv_room = (budget - _vllm_fixed_bytes(artifact, weakest, tp, batched)) * tp
+            kv_room = (budget - _vllm_fixed_bytes(artifact, weakest, group, batched)) * group
             fitting = int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
             context = min(context_target, fitting)
             if context >= MIN_CONTEXT:
-                options.append((context >= context_target, -tp, batched, context))
+                options.append((context >= context_target, -group, batched, context))
         if any(o[0] for o in options):
             break
     if not options:
@@ -308,23 +315,23 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         return Rejection(backend, model, (
             f"{model.name} on {backend} needs {gib(need)} of GPU memory; this machine has "
             f"{gib(sum(g.memory_free_bytes for g in gpus))} free on {_gpu_name(gpus)}"), "GPU memory")
-    _, neg_tp, batched, context = max(options)
-    tp = -neg_tp
-    kv_per_gpu = kv_cache_bytes(model, context) / tp
-    copies, utilization = _replicas(gpus, tp, batched, kv_per_gpu, artifact)
-    used = gpus[:copies * tp]
+    _, neg_group, batched, context = max(options)
+    group = -neg_group
+    kv_per_gpu = kv_cache_bytes(model, context) / group
+    copies, utilization = _replicas(gpus, group, batched, kv_per_gpu, artifact)
+    used = gpus[:copies * group]
     devices = tuple(
         DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
-                  weights_bytes=int(artifact.loaded_bytes / tp), kv_cache_bytes=int(kv_per_gpu),
+                  weights_bytes=int(artifact.loaded_bytes / group), kv_cache_bytes=int(kv_per_gpu),
                   compute_bytes=int(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES),
                   runtime_bytes=RUNTIME_BYTES[g.vendor],
                   headroom_bytes=int(g.memory_free_bytes - utilization * g.memory_total_bytes))
         for g in used
     )
     read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
-    reads = {f"gpu{g.index}": read / tp for g in used[:tp]}    # one stream runs on one copy
-    return Placement(backend, WHOLE_MODEL, model, artifact, context, devices, reads, tensor_parallel_size=tp,
-                     data_parallel_size=copies, gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
+    reads = {f"gpu{g.index}": read / group for g in used[:group]}    # one stream runs on one copy
+    return Placement(backend, WHOLE_MODEL, model, artifact, context, devices, reads,
+                     tensor_parallel_size=group // hw.nodes, pipeline_parallel_size=hw.nodes, data_parallel_size=copies, gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
                      compute_capability=_lowest_arch(used))
 
 

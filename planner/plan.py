@@ -13,7 +13,7 @@ from gptoss_deploy.planner.devices import serves_through_vllm_first
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import EXPERTS, FITTERS, Placement, Rejection
+from gptoss_deploy.planner.placement import EXPERTS, FITTERS, WHOLE_MODEL, Placement, Rejection
 from gptoss_deploy.planner.throughput import Prediction, predict
 
 if TYPE_CHECKING:
@@ -101,6 +101,9 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
         if isinstance(quote, Rejection):
             return quote
         return Candidate(model, backend.name, "cloud", quote.launch, prediction=quote.prediction, quote=quote)
+    if hw.nodes > 1 and backend.offload != WHOLE_MODEL:
+        return Rejection(backend.name, model, f"{backend.name} serves from one node; a plan over {hw.nodes} nodes "
+                         "runs vLLM", "nodes")
     artifact = backend.artifact(model)
     if constraints.gguf_bytes:                       # a local file (--gguf): plan with its own size
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
@@ -250,6 +253,8 @@ def _offload_json(placement: Placement) -> dict:
     offload = {"n_cpu_moe": placement.cpu_layers if placement.offload == EXPERTS and on_gpu else 0,
                "tensor_parallel_size": placement.tensor_parallel_size,
                "data_parallel_size": placement.data_parallel_size}
+    if placement.pipeline_parallel_size > 1:
+        offload["pipeline_parallel_size"] = placement.pipeline_parallel_size
     if placement.gpu_layers is not None:
         offload["gpu_layers"] = placement.gpu_layers
     return offload

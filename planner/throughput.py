@@ -88,12 +88,14 @@ def _gpu(hw: HardwareReport, device: str):
 
 def _read_seconds(placement: Placement, hw: HardwareReport, efficiency: float | None) -> float:
     """Time to read one token's bytes at EFFICIENCY of peak bandwidth (None: each device's calibrated share):
-    GPUs under tensor parallelism read at once, otherwise take turns."""
+    GPUs under tensor parallelism read at once, otherwise take turns (as pipeline stages over nodes do)."""
     read_seconds = [
         read_bytes / (_device_bandwidth_gbps(hw, device) * 1e9 * (efficiency or _decode_efficiency(hw, device)))
         for device, read_bytes in placement.read_bytes_per_token.items()
     ]
-    return max(read_seconds) if placement.tensor_parallel_size > 1 else sum(read_seconds)
+    if placement.tensor_parallel_size > 1:
+        return max(read_seconds) * placement.pipeline_parallel_size
+    return sum(read_seconds)
 
 
 def _decode_efficiency(hw: HardwareReport, device: str) -> float:
@@ -161,8 +163,9 @@ def _batch_read_factor(placement: Placement, streams: int) -> float:
 
 
 def predict_aggregate(placement: Placement, hw: HardwareReport, streams: int = AGGREGATE_STREAMS) -> float:
-    """Tokens per second over STREAMS concurrent streams, shared out over the data-parallel copies."""
-    busy = min(streams, placement.data_parallel_size)
+    """Tokens per second over STREAMS concurrent streams, shared out over the data-parallel copies; a pipeline over
+    nodes keeps one micro-batch in each stage."""
+    busy = min(streams, placement.data_parallel_size * placement.pipeline_parallel_size)
     return streams / _step_seconds(placement, hw, math.ceil(streams / busy))
 
 
@@ -174,7 +177,7 @@ def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
     gpus = [_gpu(hw, d) for d in gpu_devices]
     if placement.tensor_parallel_size > 1:   # tensor parallel: the GPUs work on each token together
         flops = sum(gpu_fp16_tflops(g) * PREFILL_COMPUTE_EFFICIENCY[g.vendor] for g in gpus) * 1e12
-        seconds = flops_per_token / flops
+        seconds = flops_per_token / flops * placement.pipeline_parallel_size    # stages over nodes take turns
     else:                                    # layer split: the GPUs take turns
         shares = [placement.read_bytes_per_token[d] for d in gpu_devices]
         seconds = sum(

@@ -35,6 +35,10 @@ EXPORT_DIR = Path(__file__).parent / "fixtures" / "golden" / "export"
 EXPORT_CASES = {   # file name: `gptoss export` flags
     "h100-120b-5000tps.yaml": ["--format", "kubernetes", "--gpu", "H100", "--model", "120b", "--target-tps", "5000"],
     "mi300x-120b.yaml": ["--format", "kubernetes", "--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
+    "lws-2-nodes-of-2x-l4-120b.yaml": ["--format", "kubernetes", "--gpu", "L4:2", "--nodes", "2", "--model", "120b",
+                                       "--backend", "vllm", "--replicas", "2"],
+    "h100-120b-autoscale-1-to-5000tps.yaml": ["--format", "kubernetes", "--gpu", "H100", "--model", "120b",
+                                              "--target-tps", "5000", "--min-replicas", "1"],
     "2x-rtx3090-20b-copies.yaml": ["--format", "kubernetes", "--hardware", str(fixture_path("2x-rtx3090")),
                                    "--model", "20b"],
     "cpu-only-20b.yaml": ["--format", "kubernetes", "--hardware", str(fixture_path("cpu-only")), "--model", "20b"],
@@ -42,6 +46,17 @@ EXPORT_CASES = {   # file name: `gptoss export` flags
     "compose-2x-rtx3090-20b-copies.yaml": ["--format", "compose", "--hardware", str(fixture_path("2x-rtx3090")),
                                            "--model", "20b"],
     "compose-mi300x-120b.yaml": ["--format", "compose", "--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
+    "skypilot-h200-120b-5000tps.yaml": ["--format", "skypilot", "--gpu", "H200", "--model", "120b",
+                                        "--target-tps", "5000"],
+    "skypilot-h100-120b-autoscale-1-to-5000tps.yaml": ["--format", "skypilot", "--gpu", "H100", "--model", "120b",
+                                                       "--target-tps", "5000", "--min-replicas", "1"],
+    "skypilot-2-nodes-of-2x-l4-120b.yaml": ["--format", "skypilot", "--gpu", "L4:2", "--nodes", "2", "--model",
+                                            "120b", "--backend", "vllm", "--replicas", "2"],
+    "skypilot-mi300x-120b.yaml": ["--format", "skypilot", "--gpu", "MI300X", "--model", "120b", "--backend", "vllm"],
+    "skypilot-2x-rtx3090-20b-copies.yaml": ["--format", "skypilot", "--hardware", str(fixture_path("2x-rtx3090")),
+                                            "--model", "20b"],
+    "skypilot-cpu-only-20b.yaml": ["--format", "skypilot", "--hardware", str(fixture_path("cpu-only")),
+                                   "--model", "20b"],
 }   # a contradiction (a cloud backend in a local-only profile), or nothing fits
 
 

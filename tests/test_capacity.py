@@ -24,7 +24,7 @@ def test_how_many_h100s_serve_5000_tokens_per_second_of_120b(run_cli):
     capacity = doc["capacity"]
     assert doc["backend"] == "vllm" and capacity["gpus_per_replica"] == 1
     assert capacity["replicas"] == math.ceil(5000 * 1.2 / capacity["replica_tokens_per_s"])
-    assert capacity["gpus"] == capacity["replicas"] and capacity["price_per_hour"] is None
+    assert capacity["gpus"] == capacity["replicas"] and capacity["usd_per_hour"] is None   # no prices ship
     assert "requests of 2,048 tokens" in capacity["why"]
 
 
@@ -57,9 +57,20 @@ def test_decode_throughput_saturates_once_a_batch_is_compute_bound():
 def test_bad_capacity_flags_are_exit_2_with_the_fix(run_cli):
     for args, said in ((["--gpu", "H99"], "TYPE one of A10G, L4, L40S"), (["--gpu", "H100:0"], "1 to 16"),
                        (["--gpu", "H100", "--hardware", fixture_path("h100-sxm")], "give one"),
-                       (["--target-tps", "0"], "above 0"), (["--concurrency", "0"], "from 1")):
+                       (["--target-tps", "0"], "above 0"), (["--concurrency", "0"], "from 1"),
+                       (["--usd-per-gpu-hour", "-1"], "0 or more"), (["--usd-per-gpu-hour", "nan"], "0 or more")):
         code, _, err = run_cli("plan", "--yes", *args)
         assert code == 2 and said in err, (args, err)
+
+
+def test_a_gpu_hour_price_gives_the_fleets_cost_per_hour_and_per_million_tokens(run_cli):
+    capacity = planned(run_cli, "--gpu", "H100", "--model", "120b", "--target-tps", "5000",
+                       "--usd-per-gpu-hour", "3")["capacity"]
+    assert capacity["usd_per_hour"] == 3 * capacity["gpus"]
+    assert capacity["usd_per_1m_output_tokens"] == round(capacity["usd_per_hour"] / (5000 * 3600 / 1e6), 4)
+    alone = planned(run_cli, "--gpu", "H100:2", "--model", "120b", "--usd-per-gpu-hour", "3")["capacity"]
+    assert alone["usd_per_hour"] == 6 and alone["replicas"] is None         # one replica, priced at its own rate
+    assert alone["usd_per_1m_output_tokens"] == round(6 / (alone["replica_tokens_per_s"] * 3600 / 1e6), 4)
 
 
 def test_a_cloud_plan_says_the_service_scales_itself(run_cli):
@@ -79,3 +90,33 @@ def test_the_printed_plan_says_how_many_replicas(run_cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli("plan", "--yes", "--gpu", "H100", "--model", "120b", "--target-tps", "5000")
     assert code == 0 and "Capacity:" in out and "replica(s)" in out and "with 20% headroom" in out
+    assert "cost: give --usd-per-gpu-hour" in out
+    code, out, _ = run_cli("plan", "--yes", "--gpu", "H100", "--model", "120b", "--target-tps", "5000",
+                           "--usd-per-gpu-hour", "2.5")
+    assert code == 0 and "per 1M output tokens at 5,000 tok/s ($2.5 per GPU-hour)" in " ".join(out.split())
+
+
+def test_a_model_one_node_cannot_hold_is_planned_over_nodes_with_a_pipeline_stage_on_each(run_cli):
+    doc = planned(run_cli, "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--backend", "vllm")
+    assert doc["offload"]["tensor_parallel_size"] == 2 and doc["offload"]["pipeline_parallel_size"] == 2
+    argv = doc["launch"]["argv"]
+    assert argv[argv.index("--pipeline-parallel-size") + 1] == "2"
+    assert argv[argv.index("--distributed-executor-backend") + 1] == "ray"
+    assert len(doc["memory"]["devices"]) == 4 and any("nodes: --pipeline-parallel-size 2" in w for w in doc["reasons"])
+    one_node = run_cli("plan", "--json", "--gpu", "L4:2", "--model", "120b", "--backend", "vllm")
+    assert one_node[0] == 3 and "needs" in one_node[2]                  # no plan fits: what --nodes is for
+    over_nodes = planned(run_cli, "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--target-tps", "1000",
+                         "--backend", "vllm")["capacity"]
+    assert over_nodes["gpus_per_replica"] == 4
+
+
+def test_nodes_must_split_evenly_and_serve_through_vllm(run_cli, tmp_path):
+    code, _, err = run_cli("plan", "--json", "--gpu", "H100:3", "--nodes", "2", "--model", "120b", "--backend", "vllm")
+    assert code == 3 and "takes 1, 2, 4 or 8; these nodes have 3" in err
+    code, _, err = run_cli("plan", "--json", "--gpu", "L4:2", "--nodes", "2", "--model", "20b", "--backend", "llamacpp")
+    assert code == 3 and "llamacpp serves from one node" in err
+    machine = json.loads(fixture_path("2x-rtx3090").read_text())
+    machine["nodes"] = 3
+    (tmp_path / "odd.json").write_text(json.dumps(machine))
+    code, _, err = run_cli("plan", "--json", "--hardware", tmp_path / "odd.json")
+    assert code == 2 and "2 GPUs cannot be 3 identical nodes" in err

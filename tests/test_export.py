@@ -1,9 +1,16 @@
-"""`gptoss export --format kubernetes`: the objects validate against Kubernetes' own schemas (offline), run the
-plan's engine flags, never hold the API key, and match their golden files."""
+"""`gptoss export`: Kubernetes objects validate against Kubernetes' own schemas (offline), SkyPilot services parse
+with SkyPilot's own reader, compose files have compose's shape; all run the plan's engine flags, never hold the API
+key, and match their golden files."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -28,9 +35,15 @@ def test_the_objects_validate_against_the_kubernetes_schemas_and_match_their_gol
     with golden_environment():
         text = exported(case)
     objects = list(yaml.safe_load_all(text))
-    assert [o["kind"] for o in objects] == ["PersistentVolumeClaim", "Deployment", "Service"]
+    autoscaled = "--min-replicas" in CASES[case]
+    workload = "LeaderWorkerSet" if "--nodes" in CASES[case] else "Deployment"
+    assert [o["kind"] for o in objects] == ["PersistentVolumeClaim", workload, "Service",
+                                            *(["HorizontalPodAutoscaler"] if autoscaled else [])]
     for obj in objects:
-        kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+        if obj["kind"] == "LeaderWorkerSet":
+            validate_leader_worker_set(obj)
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
     assert text == (EXPORT_DIR / case).read_text(), "refresh with tests/golden.py after a deliberate change"
 
 
@@ -51,6 +64,78 @@ def test_compose_files_have_the_shape_compose_reads_and_match_their_golden_file(
     assert text == (EXPORT_DIR / case).read_text(), "refresh with tests/golden.py after a deliberate change"
 
 
+# SkyPilot's own reader, what it understood of the file. SkyPilot lives in a directory of its own beside the test
+# environment (the test command installs it there): it pins click below 8.2, which would hold huggingface_hub at 1.x
+# here, not what users get. It writes under ~/.sky, so it runs with a home of its own.
+SKYPILOT = Path(sys.prefix) / "skypilot"
+SKY_READS = """
+import json, sys, sky
+task = sky.Task.from_yaml(sys.argv[1])
+[resources] = task.resources
+print(json.dumps({"readiness": task.service.readiness_path, "delay": task.service.initial_delay_seconds,
+                  "replicas": task.service.min_replicas, "accelerators": resources.accelerators,
+                  "ports": resources.ports, "image": resources.image_id, "memory": resources.memory,
+                  "secrets": [ref.name for ref in task.managed_secret_refs], "envs": task.envs, "run": task.run}))
+"""
+
+
+def sky_reads(path, home) -> dict:
+    assert SKYPILOT.is_dir(), f"SkyPilot reads these files: pip install --target {SKYPILOT} skypilot"
+    result = subprocess.run([sys.executable, "-c", SKY_READS, str(path)], capture_output=True, text=True,
+                            env={**os.environ, "HOME": str(home), "PYTHONPATH": str(SKYPILOT)}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][1] == "skypilot"])
+def test_skypilot_reads_the_service_as_planned_and_it_matches_its_golden_file(case, tmp_path):
+    with golden_environment():
+        text = exported(case)
+    (tmp_path / "gpt-oss.sky.yaml").write_text(text)
+    read = sky_reads(tmp_path / "gpt-oss.sky.yaml", tmp_path)
+    document = yaml.safe_load(text)
+    assert read["readiness"] == "/health" and read["ports"] == [str(PORT)]
+    policy = document["service"].get("replica_policy", {"min_replicas": document["service"].get("replicas")})
+    assert read["replicas"] == policy["min_replicas"] >= 1
+    assert read["delay"] > 300                  # five minutes of warm-up and the time a first start downloads
+    assert read["secrets"] == [k for k in document["secrets"]] and document["secrets"] == {
+        k: None for k in document["secrets"]}                    # the key's name, never a value
+    argv = shlex.split(read["run"])
+    assert argv[argv.index("--host") + 1] == "0.0.0.0" and argv[argv.index("--port") + 1] == str(PORT)
+    assert read["image"]["null"].startswith("docker:")
+    assert text == (EXPORT_DIR / case).read_text(), "refresh with tests/golden.py after a deliberate change"
+
+
+def test_skypilot_asks_for_the_planned_gpus_by_skypilots_names(run_cli, tmp_path):
+    documents = {case: yaml.safe_load(run_cli("export", *CASES[case])[1])
+                 for case in CASES if CASES[case][1] == "skypilot"}
+    assert documents["skypilot-h200-120b-5000tps.yaml"]["resources"]["accelerators"] == "H200:1"
+    assert documents["skypilot-mi300x-120b.yaml"]["resources"]["accelerators"] == "MI300X:1"
+    assert documents["skypilot-mi300x-120b.yaml"]["resources"]["image_id"] == "docker:rocm/vllm:latest"
+    copies = documents["skypilot-2x-rtx3090-20b-copies.yaml"]
+    assert copies["resources"]["accelerators"] == "RTX3090:1" and copies["service"]["replicas"] == 2
+    cpu = documents["skypilot-cpu-only-20b.yaml"]["resources"]
+    assert "accelerators" not in cpu and cpu["memory"].endswith("+")
+    code, out, _ = run_cli("plan", "--json", *CASES["skypilot-h200-120b-5000tps.yaml"][2:])
+    assert documents["skypilot-h200-120b-5000tps.yaml"]["service"]["replicas"] == json.loads(out)["capacity"]["replicas"]
+
+
+def test_autoscaling_scales_between_the_minimum_and_the_sized_count_on_the_planned_load(run_cli):
+    flags = CASES["h100-120b-autoscale-1-to-5000tps.yaml"][2:]
+    capacity = json.loads(run_cli("plan", "--json", *flags[:-2])[1])["capacity"]
+    objects = export(run_cli, *flags)[1]
+    [scaler] = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert scaler["spec"]["scaleTargetRef"]["name"] == "gpt-oss"
+    assert (scaler["spec"]["minReplicas"], scaler["spec"]["maxReplicas"]) == (1, capacity["replicas"])
+    [metric] = scaler["spec"]["metrics"]
+    assert metric["pods"]["metric"]["name"] == "vllm:num_requests_running"     # vLLM's own gauge (/metrics)
+    assert metric["pods"]["target"]["averageValue"] == str(capacity["streams_per_replica"])
+    policy = yaml.safe_load(run_cli("export", *CASES["skypilot-h100-120b-autoscale-1-to-5000tps.yaml"])[1])[
+        "service"]["replica_policy"]
+    assert (policy["min_replicas"], policy["max_replicas"]) == (1, capacity["replicas"])
+    assert policy["target_qps_per_replica"] == round(capacity["replica_tokens_per_s"] / 1024, 2)   # 1k-token answers
+
+
 def test_compose_gives_each_llamacpp_copy_its_own_gpu_and_port(run_cli):
     code, out, err = run_cli("export", *CASES["compose-2x-rtx3090-20b-copies.yaml"])
     assert code == 0, err
@@ -63,6 +148,70 @@ def test_compose_gives_each_llamacpp_copy_its_own_gpu_and_port(run_cli):
 def test_compose_on_amd_passes_the_rocm_devices(run_cli):
     service = next(iter(yaml.safe_load(run_cli("export", *CASES["compose-mi300x-120b.yaml"])[1])["services"].values()))
     assert service["devices"] == ["/dev/kfd", "/dev/dri"] and service["group_add"] == ["video"]
+
+
+def closed(schema):
+    """SCHEMA with unknown fields refused wherever it lists fields, as kubectl's strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {k: closed(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+    return schema
+
+
+def validate_leader_worker_set(obj: dict) -> None:
+    """Its own fields against the LeaderWorkerSet CRD's published schema; its pod templates against Kubernetes'."""
+    schema = closed(json.loads((Path(__file__).parent / "fixtures" / "schemas" / "leaderworkerset-v1.json").read_text()))
+    jsonschema.validate(obj, schema)
+    template = obj["spec"]["leaderWorkerTemplate"]
+    for key in ("leaderTemplate", "workerTemplate"):
+        kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": key.lower()},
+                                      "template": template[key]}, KUBERNETES, strict=True)
+
+
+def test_a_wrong_field_in_a_leader_worker_set_is_caught():
+    """The check above can fail: a misspelt field and a pod template field Kubernetes does not know."""
+    good = yaml.safe_load_all((EXPORT_DIR / "lws-2-nodes-of-2x-l4-120b.yaml").read_text())
+    lws = next(o for o in good if o["kind"] == "LeaderWorkerSet")
+    misspelt = json.loads(json.dumps(lws))
+    misspelt["spec"]["leaderWorkerTemplate"]["sizes"] = 2
+    with pytest.raises(jsonschema.ValidationError):
+        validate_leader_worker_set(misspelt)
+    bad_pod = json.loads(json.dumps(lws))
+    bad_pod["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["cmd"] = ["x"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_leader_worker_set(bad_pod)
+
+
+def test_a_plan_over_nodes_runs_ray_and_one_server_per_replica(run_cli):
+    objects = export(run_cli, *CASES["lws-2-nodes-of-2x-l4-120b.yaml"][2:])[1]
+    lws = next(o for o in objects if o["kind"] == "LeaderWorkerSet")
+    template = lws["spec"]["leaderWorkerTemplate"]
+    assert (lws["spec"]["replicas"], template["size"]) == (2, 2)
+    leader, = template["leaderTemplate"]["spec"]["containers"]
+    worker, = template["workerTemplate"]["spec"]["containers"]
+    assert leader["command"] == worker["command"] == ["sh", "-c"]
+    serve = shlex.split(leader["args"][0].split(" && exec ", 1)[1])
+    assert serve[:3] == ["vllm", "serve", "openai/gpt-oss-120b"]
+    assert serve[serve.index("--tensor-parallel-size") + 1] == "2"
+    assert serve[serve.index("--pipeline-parallel-size") + 1] == "2"
+    assert serve[serve.index("--distributed-executor-backend") + 1] == "ray"
+    assert "ray start --address=$LWS_LEADER_ADDRESS:6379" in worker["args"][0]
+    assert "readinessProbe" in leader and "readinessProbe" not in worker
+    assert leader["resources"] == worker["resources"] == {"limits": {"nvidia.com/gpu": 2}}
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "leader"
+    sky = yaml.safe_load(run_cli("export", *CASES["skypilot-2-nodes-of-2x-l4-120b.yaml"])[1])
+    assert sky["num_nodes"] == 2 and sky["resources"]["accelerators"] == "L4:2"
+    assert 'if [ "$SKYPILOT_NODE_RANK" = 0 ]' in sky["run"] and "--pipeline-parallel-size 2" in sky["run"]
+
+
+def test_a_plan_over_nodes_does_not_run_here(run_cli, tmp_path):
+    saved = tmp_path / "plan.json"
+    saved.write_text(run_cli("plan", "--json", "--gpu", "L4:2", "--nodes", "2", "--model", "120b",
+                             "--backend", "vllm")[1])
+    code, out, err = run_cli("up", "--plan", str(saved), "--json")
+    assert code != 0 and "spans 2 nodes" in err and "gptoss export --format kubernetes" in err
 
 
 def container(objects: list[dict]) -> dict:
@@ -101,12 +250,20 @@ def test_llamacpp_copies_become_pods_of_one_gpu(run_cli):
 
 
 @pytest.mark.parametrize("flags,said", [
-    (["--format", "helm"], "choose one of kubernetes, compose"),
+    (["--format", "helm"], "choose one of kubernetes, skypilot, compose"),
     (["--format", "kubernetes", "--backend", "ollama", "--hardware", str(fixture_path("cpu-only"))],
      "export runs vLLM and llama.cpp plans"),
     (["--format", "kubernetes", "--replicas", "2", "--target-tps", "100"], "give one"),
     (["--format", "kubernetes", "--name", "bad name"], "--name"),
     (["--format", "compose", "--replicas", "2"], "one node"),
+    (["--format", "compose", "--min-replicas", "1"], "one node"),
+    (["--format", "compose", "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--backend", "vllm"], "spans 2"),
+    (["--format", "kubernetes", "--nodes", "2"], "--nodes counts nodes of the --gpu kind"),
+    (["--format", "kubernetes", "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--backend", "vllm",
+      "--replicas", "2", "--min-replicas", "1"], "autoscaling a replica of several nodes"),
+    (["--format", "kubernetes", "--gpu", "H100", "--replicas", "2", "--min-replicas", "3"], "above the 2 replica(s)"),
+    (["--format", "kubernetes", "--hardware", str(fixture_path("cpu-only")), "--model", "20b", "--min-replicas", "1"],
+     "llama.cpp's metrics need its API key"),
 ])
 def test_what_export_cannot_do_is_exit_2_with_the_fix(run_cli, flags, said):
     code, out, err = run_cli("export", *flags)
@@ -119,3 +276,11 @@ def test_without_pyyaml_export_exits_4_with_the_install_line():
     result = gptoss_without("yaml", "export", "--format", "kubernetes", "--gpu", "H100", "--model", "120b")
     assert result.returncode == 4 and result.stdout == ""
     assert result.stderr.strip().endswith("pip install 'gptoss-deploy[k8s]'")
+
+
+@pytest.mark.parametrize("flag", [["--target-tps", "5000"], ["--min-replicas", "1"]])
+def test_a_saved_plan_cannot_be_sized_since_it_holds_no_node(run_cli, tmp_path, flag):
+    saved = tmp_path / "plan.json"
+    saved.write_text(run_cli("plan", "--json", "--gpu", "H100", "--model", "120b")[1])
+    code, out, err = run_cli("export", "--format", "kubernetes", "--plan", str(saved), *flag)
+    assert code == 2 and out == "" and f"{flag[0]} sizes replicas of a node: give --gpu or --hardware" in err

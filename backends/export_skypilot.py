@@ -1,0 +1,72 @@
+"""A plan as a SkyPilot service: the same engine command in the engine's image, on the planned GPUs, REPLICAS times.
+
+SkyServe's load balancer routes to replicas that answer the readiness probe on /health. The API key is a SkyPilot
+secret with no value here: `sky serve up --secret KEY` passes it from the launching shell, and the servers check it.
+"""
+from __future__ import annotations
+
+import shlex
+
+from gptoss_deploy.backends.export import (CACHE_ENV, IMAGES, KEY_ENV, PORT, Autoscale, cache_gib, command, copies,
+                                           gpus_per_container, leader_script, nodes, render_yaml, require_exportable,
+                                           startup_seconds, worker_script)
+from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.gpus import CLOUD_GPUS
+
+# SkyPilot's accelerator names for the cloud GPUs (`sky show-gpus`): ours, except the 40 GB A100, which it calls A100.
+ACCELERATORS = {gpu.name: ("A100" if key == "A100-40GB" else key) for key, gpu in CLOUD_GPUS.items()}
+IMAGE_DISK_GIB = 50             # the engine's image and the OS beside the model's files
+LEADER = '$(echo "$SKYPILOT_NODE_IPS" | head -n1)'     # SkyPilot lists a replica's node addresses, the first first
+
+
+def accelerator(gpu_name: str) -> str:
+    """SkyPilot's name for GPU_NAME: the table's, else the product words run together as its catalogs write
+    consumer cards (NVIDIA GeForce RTX 4090: RTX4090)."""
+    vendor_words = {"NVIDIA", "GeForce", "AMD", "Radeon", "Instinct"}
+    return ACCELERATORS.get(gpu_name) or "".join(w for w in gpu_name.split() if w not in vendor_words)
+
+
+def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gpu_name: str | None,
+            image: str | None = None, autoscale: Autoscale | None = None) -> dict:
+    """The service YAML's document: REPLICAS replicas of the planned node (llama.cpp's copies: one GPU each), or
+    from AUTOSCALE's minimum up to that many, scaled by SkyServe on the requests per second one was planned for."""
+    require_exportable(plan)
+    entrypoint, args = command(plan)
+    gpus = gpus_per_container(plan, vendor)
+    resources: dict = {"image_id": f"docker:{image or IMAGES[(plan.backend, vendor)]}", "ports": PORT,
+                       "disk_size": cache_gib(plan) + IMAGE_DISK_GIB}
+    if gpus:
+        resources["accelerators"] = f"{accelerator(gpu_name)}:{gpus}"
+    else:     # a CPU plan: at least the memory it was planned to use
+        resources["memory"] = f"{-(-plan.memory.cpu_bytes // 2**30)}+"
+    return {
+        "name": name, "resources": resources, **({"num_nodes": nodes(plan)} if nodes(plan) > 1 else {}),
+        "envs": {**plan.launch.env, **CACHE_ENV},
+        "secrets": {KEY_ENV[plan.backend]: None},
+        "service": {"readiness_probe": {"path": "/health", "initial_delay_seconds": startup_seconds(plan)},
+                    **_replicas(replicas * copies(plan), copies(plan), autoscale)},
+        "run": _run(plan, entrypoint, args),
+    }
+
+
+def _run(plan: PlanDocument, entrypoint: list[str], args: list[str]) -> str:
+    """The command; over several nodes, the first leads and the others join it (SKYPILOT_NODE_RANK)."""
+    if nodes(plan) == 1:
+        return shlex.join([*entrypoint, *args]) + "\n"
+    return (f'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then\n  {leader_script(plan)}\n'
+            f"else\n  {worker_script(LEADER)}\nfi\n")
+
+
+def _replicas(count: int, per_replica: int, autoscale: Autoscale | None) -> dict:
+    if autoscale is None:
+        return {"replicas": count}
+    return {"replica_policy": {
+        "min_replicas": autoscale.min_replicas * per_replica, "max_replicas": count,
+        "target_qps_per_replica": round(autoscale.requests_per_s_per_replica / per_replica, 2)}}
+
+
+def render(document: dict) -> str:
+    key = next(iter(document["secrets"]))
+    return render_yaml([document], f"# gptoss export: launch with the API key from your shell (it is never written here):\n"
+                                   f"#   {key}=$(openssl rand -hex 24) sky serve up -n {document['name']} "
+                                   f"--secret {key} gpt-oss.sky.yaml\n")
