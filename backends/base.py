@@ -103,6 +103,10 @@ class ServerLaunch:
     api_key_file: Path | None = None
     unavailable: str | None = None           # why it cannot start here (not installed...): dry runs still show it
     command: Any = None                      # the adapter's typed command; argv is rendered from it
+    # What the adapter set up in a server that is not our process (LM Studio's: a model it loaded, the server it
+    # started): kind, name. `down`, or a failed `up`, hands them back to release().
+    created: list[tuple[str, str]] = field(default_factory=list)
+    commands: list[list[str]] = field(default_factory=list)   # what the adapter itself runs, in order (LM Studio's lms)
 
     def set_command(self, command) -> None:
         """Change the typed command (the model file, the key file): argv follows, never patched by hand."""
@@ -338,6 +342,11 @@ class LocalBackend(Backend):
 
     def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
+
+    def release(self, *, created: list[tuple[str, str]], progress: Progress) -> list[str]:
+        """Undo what ServerLaunch.created lists (models loaded into, or a server started outside, our process group);
+        returns what could not be undone, in words."""
+        return []
 
     def served_models(self, *, base_url: str, api_key: str | None) -> list[str] | None:
         """The models the server lists, or None while it does not answer (readiness and the identity check)."""

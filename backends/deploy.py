@@ -75,10 +75,12 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
         if launch.api_key_file:
             _check_key_required(backend, launch, progress)
         backend.after_ready(launch=launch, plan=doc, progress=progress)
-        return _update(store, record, state="running", **_engine(process)), False
+        created = {"cloud_resources": launch.created} if launch.created else {}
+        return _update(store, record, state="running", **created, **_engine(process)), False
     except BaseException:                      # Ctrl-C and a failed state write included: nothing left running
         if process is not None:
             stop_group(process.pid)
+        backend.release(created=launch.created, progress=progress)
         _forget_claim(store, record)
         raise
 
@@ -371,6 +373,9 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
         elif record.pid:
             stop_group(record.pid, record.pid_started_at)
             _wait_port_free(record)
+        elif record.cloud_resources:           # what an adapter set up in a server that is not ours
+            for left in backend.release(created=record.cloud_resources, progress=progress):
+                progress(f"{name}: {left}")
         with store.locked():
             store.forget(name)
         stopped.append(name)

@@ -91,7 +91,8 @@ class Deployment(_Document):
     subscription_id: str | None = None
     resource_group: str | None = None
     workspace: str | None = None
-    cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes: kind, name")
+    cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes (a cloud) "
+                                                          "or releases (LM Studio's loaded model): kind, name")
 
     @model_validator(mode="after")
     def _usable(self) -> Deployment:

@@ -1,6 +1,8 @@
 """Human output for deployments: how to call the endpoint, the benchmark against the prediction, the list."""
 from __future__ import annotations
 
+import shlex
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -26,6 +28,8 @@ def render_dry_run(console: Console, doc: PlanDocument, launch) -> None:
         console.print(f"  [yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     if launch.argv:
         say(console, f"  {launch_command({'argv': launch.argv, 'env': masked_env(launch.env)}, doc.backend)}")
+    for command in launch.commands:
+        say(console, f"  runs: {shlex.join(command)}")
     say(console, f"  endpoint: {launch.base_url} (model {launch.served_model})")
 
 
@@ -38,7 +42,7 @@ def dry_run_json(doc: PlanDocument, launch, prerequisites: list[dict]) -> dict:
     return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
             "warnings": launch.warnings, "unavailable": launch.unavailable, "prerequisites": prerequisites,
             "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
-            "plan": doc.to_json()}
+            **({"commands": launch.commands} if launch.commands else {}), "plan": doc.to_json()}
 
 
 def render_deployment(console: Console, record: Deployment, reused: bool) -> None:

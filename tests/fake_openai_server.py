@@ -3,6 +3,7 @@
 Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
+  FAKE_SERVER_MODELS_FILE  list the model ids this file holds, one a line, read at each request
   FAKE_SERVER_RECORD a file to write {"argv": [...], "env": {...}} into, for assertions
   VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does);
                      --api-key-file FILE does the same with the file's first line (as llama-server does)
@@ -51,7 +52,13 @@ class Handler(JsonHandler):
         if self.path == "/health":
             self.send_json(200, {"status": "ok"})
         elif self.path == "/v1/models" and self._authorized():
-            self.send_json(200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models()]})
+
+    def models(self) -> list[str]:
+        listed = os.environ.get("FAKE_SERVER_MODELS_FILE")
+        if listed:     # a server whose models come and go (LM Studio's: what `lms load` loaded)
+            return [line for line in open(listed).read().splitlines() if line] if os.path.exists(listed) else []
+        return [self.model]
 
     def do_POST(self) -> None:
         if not self._authorized():

@@ -5,7 +5,7 @@ tests/test_golden.py regenerates them and compares. After a deliberate change, r
     .venv/bin/python tests/golden.py
 
 The runs see a fixed environment (below): no user profiles, an empty offline model cache, llama-server and vllm
-named by their GPTOSS_* variables, no `ollama` on PATH and no Ollama answering, no cloud credentials, so a golden
+(and lms) named by their GPTOSS_* variables, no `ollama` on PATH and no Ollama answering, no cloud credentials, so a golden
 file does not depend on what the machine that runs it has installed or signed in to.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden" / "dry-run"
 PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
 BACKEND_FLAGS = {
     "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
-    "vllm": ["--backend", "vllm"], "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"],
+    "vllm": ["--backend", "vllm"], "lmstudio": ["--backend", "lmstudio"], "bedrock": ["--backend", "bedrock"],
+    "azure": ["--backend", "azure"],
     "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
 }
 NOT_PLANNED = (2, 3)
@@ -84,6 +85,7 @@ def golden_environment() -> Iterator[None]:
             "PATH": str(empty_bin), "XDG_CONFIG_HOME": str(Path(scratch, "config")),
             "HF_HUB_CACHE": str(Path(scratch, "hf")), "HF_HUB_OFFLINE": "1",
             "GPTOSS_LLAMA_SERVER": "/opt/llama.cpp/bin/llama-server", "GPTOSS_VLLM": "/opt/vllm/bin/vllm",
+            "GPTOSS_LMS": "/opt/lmstudio/bin/lms",
             "OLLAMA_HOST": "127.0.0.1:1",   # nothing listens on port 1: no Ollama is found running
             # no cloud sign-in, whatever the machine that runs it has
             "AWS_SHARED_CREDENTIALS_FILE": str(Path(scratch, "aws-credentials")),
