@@ -139,6 +139,11 @@ class LmStudio(LocalBackend):
                 failed.append(str(err))
         return failed
 
+    def served_models(self, *, base_url, api_key) -> list[str] | None:
+        from gptoss_deploy.backends.openai_api import served_models
+
+        return served_models(base_url, api_key, health=False)     # LM Studio's server has no /health
+
     def use_api_key(self, *, launch, key) -> None:
         raise BackendError("LM Studio's server takes no API key that gptoss can set; it serves on 127.0.0.1 only")
 

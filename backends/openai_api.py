@@ -14,15 +14,16 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def served_models(base_url: str, api_key: str | None = None, timeout_s: float = 2.0) -> list[str] | None:
-    """The model ids /v1/models lists, or None while the server is not answering (or still loading)."""
+def served_models(base_url: str, api_key: str | None = None, timeout_s: float = 2.0,
+                  health: bool = True) -> list[str] | None:
+    """The model ids /v1/models lists, or None while the server is not answering (or, where it has a /health that
+    says so, still loading)."""
     import httpx
 
     root = base_url.removesuffix("/v1")
     try:
-        health = httpx.get(f"{root}/health", headers=_headers(api_key), timeout=timeout_s)
-        if health.status_code != 200:          # llama-server answers 503 while it loads the model
-            return None
+        if health and httpx.get(f"{root}/health", headers=_headers(api_key), timeout=timeout_s).status_code != 200:
+            return None                        # llama-server answers 503 while it loads the model
         models = httpx.get(f"{base_url}/models", headers=_headers(api_key), timeout=timeout_s)
         models.raise_for_status()
         return [entry["id"] for entry in models.json().get("data", [])]

@@ -34,7 +34,8 @@ def server_start(argv: list[str]) -> None:
     port, host = int(flag(argv, "--port", "-p") or 1234), flag(argv, "--bind") or "127.0.0.1"
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "fake_openai_server.py"), "--host", host, "--port", str(port)],
-        env={**os.environ, "FAKE_SERVER_MODELS_FILE": str(HOME / "models")}, start_new_session=True,
+        env={**os.environ, "FAKE_SERVER_MODELS_FILE": str(HOME / "models"), "FAKE_SERVER_NO_HEALTH": "1"},
+        start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (HOME / "server.pid").write_text(str(server.pid))
     deadline = time.monotonic() + 20

@@ -4,6 +4,7 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
   FAKE_SERVER_MODELS_FILE  list the model ids this file holds, one a line, read at each request
+  FAKE_SERVER_NO_HEALTH     answer /health with 404 (servers without one: LM Studio, Foundry Local)
   FAKE_SERVER_RECORD a file to write {"argv": [...], "env": {...}} into, for assertions
   VLLM_API_KEY       when set, requests without `Authorization: Bearer <key>` get 401 (as vLLM does);
                      --api-key-file FILE does the same with the file's first line (as llama-server does)
@@ -49,8 +50,10 @@ class Handler(JsonHandler):
         return True
 
     def do_GET(self) -> None:
-        if self.path == "/health":
+        if self.path == "/health" and not os.environ.get("FAKE_SERVER_NO_HEALTH"):
             self.send_json(200, {"status": "ok"})
+        elif self.path == "/health":
+            self.send_json(404, {"error": "not found"})
         elif self.path == "/v1/models" and self._authorized():
             self.send_json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models()]})
 
