@@ -291,6 +291,9 @@ class LocalBackend(Backend):
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]
 
+    def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
+        return None
+
     program: ClassVar[str]                               # what runs the server, in words
 
     @abstractmethod

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Protocol
 
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
+from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Placement, Rejection
 from gptoss_deploy.planner.throughput import Prediction
 
@@ -56,6 +57,9 @@ class LocalEngine(Protocol):
     serves_gguf_files: bool                      # can run a local GGUF (--gguf)
 
     def artifact(self, model: ModelSpec) -> Artifact: ...
+
+    def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
+        """Why it cannot serve MODEL on HW whatever the memory (its catalog, its devices); None: placement decides."""
 
     def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict: ...
 

@@ -104,6 +104,9 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     if hw.nodes > 1 and backend.offload != WHOLE_MODEL:
         return Rejection(backend.name, model, f"{backend.name} serves from one node; a plan over {hw.nodes} nodes "
                          "runs vLLM", "nodes")
+    unsupported = backend.unsupported(model, hw)
+    if unsupported:
+        return Rejection(backend.name, model, unsupported, "support")
     artifact = backend.artifact(model)
     if constraints.gguf_bytes:                       # a local file (--gguf): plan with its own size
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)

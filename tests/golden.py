@@ -27,8 +27,8 @@ GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden" / "dry-run"
 PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
 BACKEND_FLAGS = {
     "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
-    "vllm": ["--backend", "vllm"], "lmstudio": ["--backend", "lmstudio"], "bedrock": ["--backend", "bedrock"],
-    "azure": ["--backend", "azure"],
+    "vllm": ["--backend", "vllm"], "lmstudio": ["--backend", "lmstudio"], "foundry": ["--backend", "foundry"],
+    "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"],
     "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
 }
 NOT_PLANNED = (2, 3)
@@ -100,7 +100,7 @@ def golden_environment() -> Iterator[None]:
 
 def dry_run(fixture: str, profile: str, backend: str) -> str | None:
     """The dry run's stdout, or None when the case does not plan; the Python that runs gptoss's own modules (the
-    llama.cpp copies' router) shows as <python>, whichever environment runs it. Call inside golden_environment()."""
+    llama.cpp copies' router, Foundry Local's service) shows as <python>, whichever environment runs it. Call inside golden_environment()."""
     from gptoss_deploy.cli import app as cli
 
     argv = ["up", "--dry-run", "--json", "--hardware", str(fixture_path(fixture)), "--profile", profile,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,14 @@ def test_up_without_the_backends_extra_exits_4_with_the_install_line(state, back
     result = gptoss_without(module, "up", "--hardware", str(CPU_ONLY), "--force", "--backend", backend,
                             "--port", str(free_port()), "--no-bench")
     assert_install_line(result, extra)
+    assert state.records() == {}
+
+
+def test_foundry_without_its_sdk_exits_4_with_the_install_line(state):
+    desktop = Path(__file__).parent.parent / "planner" / "examples" / "rtx4090-desktop.json"
+    result = gptoss_without("foundry_local_sdk", "up", "--hardware", str(desktop), "--force", "--backend", "foundry",
+                            "--port", str(free_port()), "--no-bench")
+    assert_install_line(result, "foundry")
     assert state.records() == {}
 
 

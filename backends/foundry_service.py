@@ -1,0 +1,73 @@
+"""Foundry Local serving one model, as a server gptoss supervises like llama-server:
+`python -P -m gptoss_deploy.backends.foundry_service --alias gpt-oss-20b --host H --port P`.
+
+Foundry Local's Python SDK (2.x) runs its native runtime in this process: it picks the model's variant for the
+device (its catalog's choice for the execution providers it finds), downloads it with progress, loads it and
+serves it on its OpenAI-compatible web service, until SIGTERM or SIGINT; then it unloads the model and stops.
+Exit 4 when the catalog has no such model (unreachable offline) or the runtime fails, with one line saying so.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+NOT_FOUND = 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foundry_service", allow_abbrev=False)
+    parser.add_argument("--alias", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    return parser
+
+
+def serve(alias: str, url: str, stop: threading.Event) -> int:
+    from foundry_local_sdk import Configuration, FoundryLocalManager
+
+    FoundryLocalManager.initialize(Configuration(app_name="gptoss-deploy", web=Configuration.WebService(urls=url)))
+    manager = FoundryLocalManager.instance
+    model = manager.catalog.get_model(alias)
+    if model is None:
+        print(f"Foundry Local's catalog has no {alias} (it is fetched from Azure: check the network)", flush=True)
+        return NOT_FOUND
+    print(f"Foundry Local picked {model.id} for this device", flush=True)
+    if not model.is_cached:
+        reported = [-1]
+
+        def progress(percent: float) -> None:
+            if int(percent) > reported[0]:
+                reported[0] = int(percent)
+                print(f"downloading {model.id}: {int(percent)}%", flush=True)
+
+        model.download(progress_callback=progress, cancel_event=stop)
+    if stop.is_set():
+        return 0
+    model.load()
+    try:
+        manager.start_web_service()
+        print(f"serving {model.id} at {', '.join(manager.urls)}", flush=True)
+        stop.wait()
+    finally:
+        manager.stop_web_service()
+        model.unload()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    try:
+        return serve(args.alias, f"http://{host}:{args.port}", stop)
+    except Exception as err:     # the runtime's own exception types: one line, for the launcher's log tail
+        print(f"Foundry Local failed: {type(err).__name__}: {err}", flush=True)
+        return NOT_FOUND
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
