@@ -263,8 +263,16 @@ def _orphaned(record: Deployment) -> bool:
 
 def _clean_stale(store: StateStore, record: Deployment) -> None:
     if record.pid:
-        stop_group(record.pid, record.pid_started_at)   # what is left of its group (an orphaned server)
+        _stop_server(record)                   # what is left of its group (an orphaned server)
     store.forget(record.name)
+
+
+def _stop_server(record: Deployment) -> None:
+    """Stop the group its log filter leads, then the server itself if it outlived that: on Windows a group is
+    found from its leader's process tree, which a dead leader no longer shows."""
+    stop_group(record.pid, record.pid_started_at)
+    if record.engine_pid and alive(record.engine_pid, record.engine_started_at):
+        stop_group(record.engine_pid, record.engine_started_at)
 
 
 def _running(record: Deployment) -> bool:
@@ -371,7 +379,7 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
                     continue
             backend.teardown(record=record, progress=progress)
         elif record.pid:
-            stop_group(record.pid, record.pid_started_at)
+            _stop_server(record)
             _wait_port_free(record)
         elif record.cloud_resources:           # what an adapter set up in a server that is not ours
             for left in backend.release(created=record.cloud_resources, progress=progress):

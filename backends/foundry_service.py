@@ -9,9 +9,10 @@ Exit 4 when the catalog has no such model (unreachable offline) or the runtime f
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
+
+from gptoss_deploy.backends.process_groups import on_stop_signals
 
 NOT_FOUND = 4
 
@@ -59,8 +60,7 @@ def serve(alias: str, url: str, stop: threading.Event) -> int:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    on_stop_signals(lambda *_: stop.set())
     host = f"[{args.host}]" if ":" in args.host else args.host
     try:
         return serve(args.alias, f"http://{host}:{args.port}", stop)

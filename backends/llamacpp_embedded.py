@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 
+from gptoss_deploy.backends.process_groups import on_stop_signals
 
 SERVER_DEFAULT_SLOTS = 4
 
@@ -82,8 +82,7 @@ def params_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    on_stop_signals(lambda *_: stop.set())
     import xllamacpp as xlc
 
     server = xlc.Server(params_from_args(args))   # loads the model, then serves HTTP on its own threads

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from gptoss_deploy.backends.process_groups import on_stop_signals
 
 PASSED_HEADERS = ("Authorization", "Content-Type", "Accept")
 COPY_TIMEOUT_S = 600.0                # one request's answer: long generations stream for minutes
@@ -125,7 +126,7 @@ def main(args: list[str] | None = None) -> int:
     listener = ThreadingHTTPServer if ":" not in host else _IPv6Server
     proxy = listener((host, port), handler_for(Copies(ports)))
     proxy.daemon_threads = True
-    signal.signal(signal.SIGTERM, lambda *_: proxy.shutdown())
+    on_stop_signals(lambda *_: proxy.shutdown())
     exited: list[subprocess.Popen] = []
     threading.Thread(target=_stop_when_a_copy_exits, args=(children, proxy, exited), daemon=True).start()
     try:

@@ -1,10 +1,10 @@
-"""Supervise a server process: spawn it in its own process group, wait until it serves, stop it (TERM, then KILL)."""
+"""Supervise a server process: spawn it in its own process group, wait until it serves, stop it (asked, then
+made to: TERM then KILL on POSIX; backends.process_groups says how on each OS)."""
 from __future__ import annotations
 
 import errno
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from gptoss_deploy.backends.process_groups import GROUPS, ProcessGroups
 from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.planner.units import seconds_setting
 
@@ -84,7 +85,7 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
     return subprocess.Popen([*python_module(f"{__package__}.log_filter"), str(log_path), "--", *argv],
                             env={**os.environ, **env, "GPTOSS_REDACT": "\n".join(secrets)},
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            **GROUPS.popen_options())
 
 
 def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -124,18 +125,6 @@ def create_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def group_members(pgid: int) -> list[psutil.Process]:
-    """The processes of process group PGID: the leader may be gone while the server it started lives on."""
-    members = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                members.append(process)
-        except (ProcessLookupError, psutil.Error):
-            pass
-    return members
-
-
 def _reused(pid: int, started_at: float | None) -> bool:
     """Whether PID now names another process than the one started at STARTED_AT (so its group is gone)."""
     try:
@@ -146,27 +135,39 @@ def _reused(pid: int, started_at: float | None) -> bool:
         return True         # not ours to look at, so not ours to signal
 
 
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def stop_grace_s() -> float:
     """GPTOSS_STOP_GRACE_S, checked: seconds between TERM and KILL."""
     return seconds_setting("GPTOSS_STOP_GRACE_S", STOP_GRACE_S, zero_allowed=True)
 
 
-def stop_group(pgid: int, started_at: float | None = None, grace_s: float | None = None) -> None:
-    """Send TERM to process group PGID, then KILL whatever is left after GRACE_S.
+def stop_group(pgid: int, started_at: float | None = None, grace_s: float | None = None,
+               groups: ProcessGroups = GROUPS) -> None:
+    """Ask the process group led by PGID to stop, then kill whatever is left after GRACE_S.
 
     STARTED_AT is the leader's start time: when the number now belongs to another process, nothing is sent."""
     if _reused(pgid, started_at):
         return
     grace_s = grace_s if grace_s is not None else stop_grace_s()
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        members = group_members(pgid)
+    members: list[psutil.Process] = []
+    for hard, wait_s in ((False, grace_s), (True, 5.0)):
+        # The group as first seen, and whoever joined it since: on Windows a leader that obeyed the break takes
+        # the way to its tree with it.
+        seen = {p.pid for p in members}
+        members = [p for p in members if _running(p)] + [p for p in groups.members(pgid) if p.pid not in seen]
         if not members:
             return
         try:
-            os.killpg(pgid, sig)
+            groups.stop(pgid, members, hard)
         except (ProcessLookupError, PermissionError):
             return
         _, still_running = psutil.wait_procs(members, timeout=wait_s)
         if not still_running:
             return
-    raise BackendError(f"process group {pgid} survived SIGKILL; stop it by hand: kill -9 -{pgid}")
+    raise BackendError(f"process group {pgid} survived a kill; stop it by hand: {groups.by_hand(pgid)}")

@@ -7,12 +7,12 @@ user's own processes.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import psutil
 from pydantic import ValidationError
 
+from gptoss_deploy.backends.process_groups import GROUPS
 from gptoss_deploy.backends.records import Deployment
 
 MARKER_ENV = "GPTOSS_DEPLOYMENT"
@@ -33,7 +33,7 @@ def rediscover(root: Path) -> dict[str, Deployment]:
             if not (isinstance(found, dict) and found.get("state_dir") == str(root.resolve())) or \
                     process.status() == psutil.STATUS_ZOMBIE:
                 continue
-            group = os.getpgid(process.pid)
+            group = GROUPS.group_of(process, _marked)
         except (psutil.Error, OSError, ValueError):
             continue
         groups.setdefault(group, []).append(process)
@@ -46,6 +46,13 @@ def rediscover(root: Path) -> dict[str, Deployment]:
             continue
         found[record.name] = record
     return found
+
+
+def _marked(process: psutil.Process) -> bool:
+    try:
+        return MARKER_ENV in process.environ()
+    except psutil.Error:
+        return False
 
 
 def _rebuilt(record: Deployment, group: int, members: list[psutil.Process]) -> Deployment:

@@ -39,7 +39,8 @@ def _raise_interrupted(signum, frame) -> None:
 def _run(application: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
     """Run a typer app; map every failure to one stderr line and the documented exit code. TERM and HUP stop it
     the way Ctrl-C does: what the command started is stopped on the way out."""
-    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    stops = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]     # Windows has no HUP
+    previous = {signum: signal.signal(signum, _raise_interrupted) for signum in stops}
     try:
         return _run_command(application, prog, sys.argv[1:] if argv is None else argv)
     finally:
