@@ -89,6 +89,8 @@ class LmStudio(LocalBackend):
             raise UsageError("LM Studio's server takes no API key that gptoss can set, so gptoss serves it on "
                              "127.0.0.1 only; put an authenticating proxy in front of it to reach it from elsewhere")
         request, lms, key = load_request(plan.launch.request), _lms() or "lms", plan.launch.model_ref
+        if key not in MODEL_KEYS.values():
+            raise UsageError(f"the plan's launch.model_ref {key[:80]!r} is none of {', '.join(MODEL_KEYS.values())}")
         running = self.served_models(base_url=endpoint(host, port), api_key=None) is not None
         steps = LmsSteps(
             start=None if running else [lms, "server", "start", "--port", str(port), "--bind", host],

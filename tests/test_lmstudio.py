@@ -139,6 +139,15 @@ def test_a_tampered_saved_plan_is_exit_2(run_cli, saved_plan, lms, state, change
     assert code == 2 and said in err and not (lms / "calls.jsonl").exists()
 
 
+def test_a_saved_plan_fetches_gpt_oss_only(run_cli, saved_plan, lms, state):
+    doc = json.loads(saved_plan.read_text())
+    doc["launch"]["model_ref"] = "someone/else-7b"
+    saved_plan.write_text(json.dumps(doc))
+    code, _, err = run_cli("up", "--plan", saved_plan)
+    assert code == 2 and "launch.model_ref 'someone/else-7b' is none of openai/gpt-oss-20b" in err
+    assert not (lms / "calls.jsonl").exists()
+
+
 def test_the_dry_run_shows_the_lms_commands(run_cli, lms, saved_plan):
     code, out, err = run_cli("up", "--plan", saved_plan, "--dry-run")
     assert code == 0, err

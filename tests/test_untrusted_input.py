@@ -73,7 +73,10 @@ def test_any_plan_file_applies_or_exits_2(run_cli, tmp_path, data):
         test_any_plan_file_applies_or_exits_2.plans = [
             json.loads(run_cli("plan", "--hardware", fixture_path(name), "--json", *flags)[1])
             for name, flags in (("laptop-rtx4060-8gb", ()), ("h100-sxm", ()), ("cpu-only", ("--backend", "ollama")),
-                                ("cpu-only", ("--profile", "aws")))]
+                                ("cpu-only", ("--profile", "aws")), ("rtx4090-desktop", ("--backend", "lmstudio")),
+                                ("rtx4090-desktop", ("--backend", "foundry")))]
+        test_any_plan_file_applies_or_exits_2.plans.append(json.loads(run_cli(   # vLLM over two nodes
+            "plan", "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--backend", "vllm", "--json")[1]))
     plan = data.draw(st.sampled_from(test_any_plan_file_applies_or_exits_2.plans))
     content = data.draw(mutations(plan).map(lambda d: json.dumps(d).encode()) | noise())
     path = tmp_path / "plan.json"
