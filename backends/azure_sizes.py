@@ -1,4 +1,5 @@
-"""Azure managed compute for gpt-oss: the GPU VM size the planner picks, by fitting vLLM on each size in turn.
+"""Azure managed compute for gpt-oss: the GPU VM size the planner picks, by fitting vLLM on each size in turn (the
+same fitting picks Hugging Face Inference Endpoints' instance).
 
 Sizes from Azure's NC A100 v4, NC H100 v5 and ND H100 v5 series pages (GPU count and memory per GPU);
 hourly prices are not in our sourced data, so a plan names the size and leaves the price to Azure's page.
@@ -6,6 +7,7 @@ hourly prices are not in our sourced data, so a plan names the size and leaves t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.catalog import ModelSpec
@@ -39,10 +41,12 @@ AZURE_GPU_SIZES = (
 )
 
 
-def choose_size(model: ModelSpec, context: int) -> tuple[AzureGpuSize, Placement] | Rejection:
-    """The first size (in cost order) where vLLM holds MODEL at the full CONTEXT, else the one with most context."""
+def choose_size(model: ModelSpec, context: int, sizes=AZURE_GPU_SIZES,
+                service: str = "azure") -> tuple[Any, Placement] | Rejection:
+    """The first of SIZES (each with .hardware(), in cost order) where vLLM holds MODEL at the full CONTEXT, else the
+    one that holds the most context."""
     fitting = []
-    for size in AZURE_GPU_SIZES:
+    for size in sizes:
         placed = fit_whole_model(VLLM.name, model, size.hardware(), context, VLLM.artifact(model))
         if isinstance(placed, Placement):
             if placed.context_length >= context:
@@ -50,4 +54,4 @@ def choose_size(model: ModelSpec, context: int) -> tuple[AzureGpuSize, Placement
             fitting.append((size, placed))
     if fitting:
         return max(fitting, key=lambda pair: pair[1].context_length)
-    return Rejection("azure", model, f"{model.name} fits no Azure GPU size we know for vLLM", "GPU memory")
+    return Rejection(service, model, f"{model.name} fits no {service} GPU size we know for vLLM", "GPU memory")

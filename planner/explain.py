@@ -64,7 +64,9 @@ def _model_reason(chosen: Candidate, others: list[Candidate], rejected: list[Rej
     name = chosen.model.name
     if c.model != "auto":
         return f"model: {name} ({c.source('model')})"
-    bigger_lost = [o for o in others if o.prediction and o.model.total_params > chosen.model.total_params]
+    # local runners-up only: a cloud service's prediction (its GPU size's) says nothing of this machine
+    bigger_lost = [o for o in others if o.placement is not None and o.prediction
+                   and o.model.total_params > chosen.model.total_params]
     bigger_rejected = [r for r in rejected if r.model.total_params > chosen.model.total_params]
     if chosen.prediction is None:
         return f"model: {name}, served in the cloud"

@@ -28,7 +28,7 @@ PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
 BACKEND_FLAGS = {
     "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
     "vllm": ["--backend", "vllm"], "lmstudio": ["--backend", "lmstudio"], "foundry": ["--backend", "foundry"],
-    "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"],
+    "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"], "hf-endpoints": ["--backend", "hf-endpoints"],
     "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
 }
 NOT_PLANNED = (2, 3)
@@ -90,6 +90,7 @@ def golden_environment() -> Iterator[None]:
             # no cloud sign-in, whatever the machine that runs it has
             "AWS_SHARED_CREDENTIALS_FILE": str(Path(scratch, "aws-credentials")),
             "AWS_CONFIG_FILE": str(Path(scratch, "aws-config")), "AZURE_CONFIG_DIR": str(Path(scratch, "azure")),
+            "HF_HOME": str(Path(scratch, "hf-home")),
         })
         try:
             yield

@@ -87,7 +87,7 @@ def test_profiles_and_the_wizard_take_their_backend_names_from_the_registry(run_
 
 def test_an_unregistered_backend_is_named_with_the_valid_ones(run_cli, tmp_path):
     code, _, err = run_cli("plan", "--hardware", H100, "--backend", "tinyserve", "--json")
-    assert code == 2 and "unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, lmstudio, foundry, bedrock, azure" in err
+    assert code == 2 and "unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, lmstudio, foundry, bedrock, azure, hf-endpoints" in err
 
 
 def test_the_planner_never_imports_a_backend_or_the_cli():
