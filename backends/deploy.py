@@ -80,7 +80,8 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
     except BaseException:                      # Ctrl-C and a failed state write included: nothing left running
         if process is not None:
             stop_group(process.pid)
-        backend.release(created=launch.created, progress=progress)
+        for left in backend.release(created=launch.created, progress=progress):
+            progress(f"not undone: {left}")
         _forget_claim(store, record)
         raise
 

@@ -34,7 +34,8 @@ POLL_S = 10.0
 _PRICE_NOTE = "billed per hour while the endpoint exists: see huggingface.co/pricing#endpoints for the instance"
 OFFERS = {size: CloudOffer("hf-endpoints", f"openai/gpt-oss-{size}", (), None, None, _PRICE_NOTE)
           for size in ("20b", "120b")}
-# Served by vLLM's own flags, as on a local GPU; the host, port and model path are the image's.
+# The plan's vLLM flags go to the image as arguments, but for these: the image sets host and port, and takes the
+# parallel sizes in its own config (tensorParallelSize, dataParallelSize).
 _IMAGE_OWNS = {"--host", "--port", "--tensor-parallel-size", "--data-parallel-size"}
 
 

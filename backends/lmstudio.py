@@ -9,7 +9,6 @@ get --mlx/--gguf/-y, server start --port/--bind.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ READY_DEADLINE_S = 60.0           # the server answers within seconds; the model
 LMS_TIMEOUT_S = 600.0             # a load of 120b from a slow disk; `lms get` downloads without a limit
 NOT_INSTALLED = ("LM Studio is not installed: get it from https://lmstudio.ai/download, run it once, then "
                  "`~/.lmstudio/bin/lms bootstrap` puts lms on PATH (or set GPTOSS_LMS); or choose --backend llamacpp")
-GPU_RATIO = re.compile(r"^(max|off|0\.\d\d)$")
+GPU_RATIO = r"^(max|off|0\.\d\d)$"       # lms load --gpu, as gptoss writes it
 
 
 class LoadRequest(BaseModel):
@@ -41,7 +40,7 @@ class LoadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: Literal["gguf", "mlx"]
     context_length: int = Field(ge=MIN_CONTEXT, le=MAX_CONTEXT)
-    gpu: str = Field(pattern=GPU_RATIO.pattern)
+    gpu: str = Field(pattern=GPU_RATIO)
     identifier: str = Field(pattern=f"^(?:{NAME_PATTERN.pattern})$")
 
 
