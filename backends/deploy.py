@@ -413,7 +413,12 @@ def taken_down_if_interrupted(store: StateStore, record: Deployment) -> Iterator
 
 def save_benchmark(store: StateStore, name: str, benchmark: Benchmark) -> Deployment:
     """Record BENCHMARK on the deployment: the plan's prediction and the measurement side by side."""
+    return save_fields(store, name, benchmark=benchmark)
+
+
+def save_fields(store: StateStore, name: str, **fields) -> Deployment:
+    """Record FIELDS (a benchmark, the fallback ladder's attempts: validated models) on a running deployment."""
     with store.locked():
-        record = store.records()[name].model_copy(update={"benchmark": benchmark})
+        record = store.records()[name].model_copy(update=fields)
         store.put(record)
         return record

@@ -60,6 +60,15 @@ class Benchmark(_Document):
     spent: Spent | None = None
 
 
+class Attempt(_Document):
+    """A plan `gptoss-up` tried before the one that runs, and the line that showed its memory ran out."""
+
+    model: str
+    backend: str
+    context_length: int = Field(ge=1)
+    failure: str
+
+
 class Deployment(_Document):
     """One deployment this tool started (or, for Ollama, found running), local or in the cloud."""
 
@@ -91,6 +100,8 @@ class Deployment(_Document):
     subscription_id: str | None = None
     resource_group: str | None = None
     workspace: str | None = None
+    attempts: list[Attempt] | None = Field(default=None, description="the fallback ladder: each smaller plan's "
+                                           "predecessor that ran out of memory, in order")
     cloud_resources: list[tuple[str, str]] | None = Field(default=None, description="what `down` deletes (a cloud) "
                                                           "or releases (LM Studio's loaded model): kind, name")
 

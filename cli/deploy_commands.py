@@ -97,6 +97,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                max_ttft_ms: MaxTtftOpt = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
                force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
+               no_fallback: Annotated[bool, typer.Option("--no-fallback", help="When memory runs out while loading, fail instead of planning again at the next smaller context.")] = False,
                json_out: JsonOpt = False) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint.
 
@@ -116,8 +117,8 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
-    doc, hw = _up_plan(profile, planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode),
-                       hardware, plan_file, gguf_info, launching=not (dry_run or force))
+    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode)
+    doc, hw = _up_plan(profile, flags, hardware, plan_file, gguf_info, launching=not (dry_run or force))
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"),
                         azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,
@@ -127,7 +128,11 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
         return
     store = _store()
     with out.progress() as progress:
-        record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
+        def replan(smaller: int):
+            return _up_plan(profile, {**flags, "context": smaller}, hardware, None, gguf_info, launching=False)
+
+        ladder = None if no_fallback or plan_file else replan       # a saved plan is applied as it is
+        record, reused = _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder)
         if not (no_bench or reused):
             from gptoss_deploy.backends.verify import bench_record
 
@@ -135,6 +140,34 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                 benchmark = bench_record(record, store, gates, budget, progress)
             record = deploy.save_benchmark(store, record.name, benchmark)
     _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused))
+
+
+def _up_stepping_down(doc, options, store, hw, gguf_info, progress, replan):
+    """deploy.up, and while the launch runs out of memory, again at the next smaller context (REPLAN gives that
+    plan; None: no fallback). The plans that failed are recorded on the deployment."""
+    from gptoss_deploy.backends import deploy
+    from gptoss_deploy.backends.fallback import memory_failure, smaller_context
+    from gptoss_deploy.backends.records import Attempt
+    from gptoss_deploy.planner.errors import BackendError
+
+    attempts = []
+    while True:
+        try:
+            record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
+            break
+        except BackendError as err:
+            seen = memory_failure(str(err)) if replan and doc.memory else None
+            # the context that ran: a local GGUF's own limit caps the plan's at launch
+            ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
+            smaller = smaller_context(ran) if seen else None
+            if smaller is None:
+                raise
+            attempts.append(Attempt(model=doc.model, backend=doc.backend, context_length=ran, failure=seen))
+            progress(f"out of memory at context {ran:,} ({seen[:120]}): trying {smaller:,}")
+            doc, hw = replan(smaller)
+    if attempts and not reused:
+        record = deploy.save_fields(store, record.name, attempts=attempts)
+    return record, reused
 
 
 def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:

@@ -2,6 +2,7 @@
 
 Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
+  FAKE_SERVER_MAX_CTX  fail at start-up as llama.cpp does when memory runs out, for a --ctx-size above this
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
   FAKE_SERVER_MODELS_FILE  list the model ids this file holds, one a line, read at each request
   FAKE_SERVER_NO_HEALTH     answer /health with 404 (servers without one: LM Studio, Foundry Local)
@@ -105,6 +106,13 @@ def main(argv: list[str]) -> None:
     print(os.environ.get("FAKE_SERVER_ECHO", ""), flush=True)
     if mode == "exit":
         print("error: failed to load model: out of memory", flush=True)
+        sys.exit(1)
+    context, fits = int(flag(argv, "--ctx-size", "0")), int(os.environ.get("FAKE_SERVER_MAX_CTX", "0"))
+    if fits and context > fits:     # as llama.cpp says it when the KV cache does not fit
+        print(f"ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size {context * 49152}",
+              flush=True)
+        print("llama_init_from_model: failed to initialize the context: failed to allocate buffer for kv cache",
+              flush=True)
         sys.exit(1)
     if mode == "hang":
         time.sleep(3600)
