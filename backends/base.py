@@ -181,6 +181,13 @@ def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | S
     return found
 
 
+def require_loopback(host: str, server: str) -> None:
+    """SERVER takes no API key gptoss can set: it is served on loopback only, and any other --host is refused."""
+    if not is_loopback(host):
+        raise UsageError(f"{server} takes no API key that gptoss can set, so gptoss serves it on 127.0.0.1 only; put "
+                         "an authenticating proxy in front of it to reach it from elsewhere")
+
+
 def port_number(text: str) -> int:
     port = int(text)
     if not 1 <= port <= 65535:
@@ -287,6 +294,7 @@ class LocalBackend(Backend):
     why_chosen: ClassVar[str] = ""                       # the plan's reason when auto picked it
     artifacts: ClassVar[Mapping[str, Artifact]]          # by model size: what it loads
     checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
+    has_health: ClassVar[bool] = True                    # GET /health says whether it still loads (llama-server)
 
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]
@@ -355,7 +363,7 @@ class LocalBackend(Backend):
         """The models the server lists, or None while it does not answer (readiness and the identity check)."""
         from gptoss_deploy.backends.openai_api import served_models
 
-        return served_models(base_url, api_key)
+        return served_models(base_url, api_key, health=self.has_health)
 
     def effort_fields(self, effort: str) -> dict:
         """How the server takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands)."""

@@ -5,7 +5,7 @@ Foundry's OpenAI-compatible web service; `down` stops that process, which unload
 """
 from __future__ import annotations
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, is_loopback, port_number
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, port_number, require_loopback
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.backends.process import python_module
 from gptoss_deploy.planner.catalog import Artifact
@@ -30,6 +30,7 @@ class FoundryLocal(LocalBackend):
     artifacts = {"20b": Artifact(ALIAS, LLAMACPP.artifacts["20b"].disk_bytes, LLAMACPP.artifacts["20b"].loaded_bytes)}
     sdk_module, extra = "foundry_local_sdk", "foundry"
     checks_identity_when_ready = False          # the web service answers only once the model is loaded
+    has_health = False                          # Foundry's web service has no /health
     program = "Foundry Local's native runtime (it comes in the foundry-local-sdk wheel)"
 
     def program_missing(self) -> str | None:
@@ -61,9 +62,7 @@ class FoundryLocal(LocalBackend):
             host, port = options.host or argv[4], options.port or port_number(argv[6])
         except ValueError as err:
             raise UsageError(f"the plan's launch.argv: {err}") from None
-        if not is_loopback(host):
-            raise UsageError("Foundry Local's web service takes no API key, so gptoss serves it on 127.0.0.1 only; "
-                             "put an authenticating proxy in front of it to reach it from elsewhere")
+        require_loopback(host, "Foundry Local's web service")
         return ServerLaunch(argv=[*python_module(MODULE), "--alias", ALIAS, "--host", host, "--port", str(port)],
                             env={}, host=host, port=port, served_model=ALIAS, protocol="openai",
                             ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S,
@@ -71,11 +70,6 @@ class FoundryLocal(LocalBackend):
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return [*python_module(MODULE), *plan.launch.argv[1:]]
-
-    def served_models(self, *, base_url, api_key) -> list[str] | None:
-        from gptoss_deploy.backends.openai_api import served_models
-
-        return served_models(base_url, api_key, health=False)     # Foundry's web service has no /health
 
     def use_api_key(self, *, launch, key) -> None:
         raise BackendError("Foundry Local's web service takes no API key; it serves on 127.0.0.1 only")

@@ -18,8 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_deploy.backends.base import (NAME_PATTERN, LocalBackend, ServerLaunch, endpoint, is_loopback,
-                                         port_number)
+from gptoss_deploy.backends.base import (NAME_PATTERN, LocalBackend, ServerLaunch, endpoint, port_number,
+                                         require_loopback)
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
@@ -61,6 +61,7 @@ class LmStudio(LocalBackend):
     # LM Studio's GGUFs of gpt-oss are the MXFP4 files llama.cpp loads, the same size.
     artifacts = {size: Artifact(MODEL_KEYS[size], a.disk_bytes, a.loaded_bytes) for size, a in LLAMACPP.artifacts.items()}
     checks_identity_when_ready = False          # the model is listed once loaded (after_ready)
+    has_health = False                          # LM Studio's server has no /health
     program = "lms (LM Studio's CLI: on PATH, ~/.lmstudio/bin, or GPTOSS_LMS)"
 
     def program_missing(self) -> str | None:
@@ -84,9 +85,7 @@ class LmStudio(LocalBackend):
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan.launch.argv)
         host, port = options.host or host, options.port or port
-        if not is_loopback(host):
-            raise UsageError("LM Studio's server takes no API key that gptoss can set, so gptoss serves it on "
-                             "127.0.0.1 only; put an authenticating proxy in front of it to reach it from elsewhere")
+        require_loopback(host, "LM Studio's server")
         request, lms, key = load_request(plan.launch.request), _lms() or "lms", plan.launch.model_ref
         if key not in MODEL_KEYS.values():
             raise UsageError(f"the plan's launch.model_ref {key[:80]!r} is none of {', '.join(MODEL_KEYS.values())}")
@@ -139,11 +138,6 @@ class LmStudio(LocalBackend):
             except BackendError as err:
                 failed.append(str(err))
         return failed
-
-    def served_models(self, *, base_url, api_key) -> list[str] | None:
-        from gptoss_deploy.backends.openai_api import served_models
-
-        return served_models(base_url, api_key, health=False)     # LM Studio's server has no /health
 
     def use_api_key(self, *, launch, key) -> None:
         raise BackendError("LM Studio's server takes no API key that gptoss can set; it serves on 127.0.0.1 only")

@@ -63,5 +63,5 @@ def test_memory_failures_are_told_from_other_failures():
     assert memory_failure("... | torch.OutOfMemoryError: CUDA out of memory. Tried to allocate") is not None
     assert "SIGKILL" in memory_failure("the server exited with status -9 before it was ready; log x: loading")
     assert memory_failure("could not start llama-server: not found or not executable") is None
-    assert memory_failure("port 8080 is taken by nginx") is None
+    assert memory_failure("port 18080 is taken by nginx") is None
     assert [smaller_context(c) for c in (131072, 65536, 40000, 8192)] == [65536, 32768, 32768, None]
