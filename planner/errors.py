@@ -72,5 +72,6 @@ def validation_problems(err: ValidationError) -> str:
 
 def _problem(error) -> str:
     message = error["msg"].removeprefix("Value error, ")
-    where = ".".join(str(part) for part in error["loc"])
+    # A key from the file may hold any character: one that does not print (a newline) is shown quoted and escaped.
+    where = ".".join(str(part) if str(part).isprintable() else repr(part) for part in error["loc"])
     return f"field {where}: {message}" if where else message

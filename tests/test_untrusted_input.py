@@ -147,9 +147,12 @@ def test_what_the_properties_found_exits_2_naming_the_file(run_cli, tmp_path, sm
     header = bytearray(smollm2.open("rb").read(4096))
     header[98] = 1                                           # a string length now far past the end of the file
     crafted.write_bytes(bytes(header))
-    for path, args, said in [(binary, ("plan", "--hardware", binary), "is not text"),
+    newline_key = tmp_path / "keys.json"
+    newline_key.write_text(json.dumps({**HARDWARE, "gpus": [{**HARDWARE["gpus"][0], "\n": None}]}))
+    for path, args, said in [(newline_key, ("plan", "--hardware", newline_key), "field gpus.0.'\\n': Extra inputs"),
+                             (binary, ("plan", "--hardware", binary), "is not text"),
                              (greedy, ("plan", "--hardware", greedy), "memory_free_bytes is more than memory_total_bytes"),
                              (latin1, ("plan", "--profile", latin1, "--hardware", CPU_ONLY), "not text (TOML is UTF-8)"),
                              (crafted, ("up", "--gguf", crafted, "--hardware", CPU_ONLY, "--dry-run"), "past the end")]:
         code, _, err = run_cli(*args)
-        assert code == 2 and said in err and str(path) in err, err
+        assert code == 2 and said in err and str(path) in err and err.count("\n") == 1, err
