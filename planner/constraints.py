@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
+from gptoss_deploy.planner.units import gib
 
 if TYPE_CHECKING:
     from gptoss_deploy.planner.plan import Backends
@@ -189,4 +190,9 @@ def for_gguf(constraints: Constraints, gguf, backends: Backends) -> Constraints:
         return replace(constraints, foreign_model=True)
     if constraints.source("model").startswith("flag") and constraints.model not in ("auto", gguf.gpt_oss_size):
         raise UsageError(f"--gguf {gguf.path.name} is gpt-oss-{gguf.gpt_oss_size}: drop --model")
+    experts = MODELS[gguf.gpt_oss_size].expert_params * MXFP4_BYTES_PER_PARAM
+    if gguf.size_bytes < experts:             # the placement subtracts the experts from the file's size
+        raise UsageError(f"--gguf {gguf.path.name} is gpt-oss-{gguf.gpt_oss_size} but holds only "
+                         f"{gib(gguf.size_bytes)}, less than its MXFP4 experts alone ({gib(experts)}): is the "
+                         "file complete?")
     return replace(constraints, model=gguf.gpt_oss_size, gguf_bytes=gguf.size_bytes)

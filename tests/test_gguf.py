@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from gguf import GGUFWriter
@@ -9,9 +10,13 @@ from gguf import GGUFWriter
 from helpers import fixture_path
 
 CPU_ONLY = fixture_path("cpu-only")
+GIB = 2 ** 30
+REAL_SIZE = {(24, 32): int(11.27 * GIB), (36, 128): int(59.02 * GIB)}    # ggml-org's MXFP4 files (G15396)
 
 
-def write_gguf(path, arch: str, layers: int, experts: int):
+def write_gguf(path, arch: str, layers: int, experts: int, size_bytes: int | None = None):
+    """A GGUF header with no tensors, grown (sparse: no disk used) to SIZE_BYTES, the size planning reads; by
+    default the size of the real file of that shape."""
     writer = GGUFWriter(path, arch)
     writer.add_name("my fine-tune")
     writer.add_block_count(layers)
@@ -21,6 +26,9 @@ def write_gguf(path, arch: str, layers: int, experts: int):
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    size_bytes = REAL_SIZE.get((layers, experts)) if size_bytes is None else size_bytes
+    if size_bytes:
+        os.truncate(path, size_bytes)
     return path
 
 
@@ -28,21 +36,28 @@ def value(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-def dry_run(run_cli, gguf, *extra):
-    code, out, err = run_cli("up", "--gguf", gguf, "--hardware", CPU_ONLY, "--dry-run", "--json", *extra)
+def dry_run(run_cli, gguf, *extra, hardware=CPU_ONLY):
+    code, out, err = run_cli("up", "--gguf", gguf, "--hardware", hardware, "--dry-run", "--json", *extra)
     return code, (json.loads(out) if code == 0 else None), err
 
 
-@pytest.mark.parametrize("layers, experts, model", [(24, 32, "gpt-oss-20b"), (36, 128, "gpt-oss-120b")])
-def test_gpt_oss_gguf_is_planned_as_itself_with_its_own_size(run_cli, tmp_path, layers, experts, model):
+@pytest.mark.parametrize("layers, experts, model, machine", [(24, 32, "gpt-oss-20b", "cpu-only"),
+                                                             (36, 128, "gpt-oss-120b", "strix-halo-128gb")])
+def test_gpt_oss_gguf_is_planned_as_itself_with_its_own_size(run_cli, tmp_path, layers, experts, model, machine):
     path = write_gguf(tmp_path / "finetune.gguf", "gpt-oss", layers, experts)
-    code, doc, err = dry_run(run_cli, path)
+    code, doc, err = dry_run(run_cli, path, hardware=fixture_path(machine))
     assert code == 0, err
     assert doc["plan"]["model"] == model and doc["plan"]["backend"] == "llamacpp"
-    assert doc["plan"]["memory"]["breakdown"]["weights"] == path.stat().st_size   # its size, not the catalog's
+    assert doc["plan"]["memory"]["breakdown"]["weights"] == pytest.approx(path.stat().st_size, abs=2)  # its own size
     argv = doc["argv"]
     assert value(argv, "--model") == str(path) and value(argv, "--alias") == model
     assert doc["warnings"] == [] and doc["downloads"] == []
+
+
+def test_a_gpt_oss_gguf_smaller_than_its_experts_exits_2(run_cli, tmp_path):
+    path = write_gguf(tmp_path / "partial.gguf", "gpt-oss", 24, 32, size_bytes=3 * GIB)     # a download cut short
+    code, _, err = dry_run(run_cli, path, hardware=fixture_path("laptop-rtx4060-8gb"))
+    assert code == 2 and "partial.gguf is gpt-oss-20b but holds only 3.0 GiB" in err and "complete?" in err
 
 
 def test_model_flag_contradicting_the_gguf_exits_2(run_cli, tmp_path):
