@@ -79,13 +79,12 @@ class Azure(CloudBackend):
         items = ", ".join(f"{kind.replace('_', ' ')} {name}" for kind, name in record.cloud_resources or [])
         return f"{items} in workspace {record.workspace} (resource group {record.resource_group})"
 
-    def stream_client(self, *, record, api_key):
+    def stream_client(self, *, record, api_key, effort):
         from gptoss_deploy.backends.azure_provision import endpoint_key
         from gptoss_deploy.backends.openai_api import OpenAIStream
 
         endpoint = record.endpoint   # the key stays in Azure: fetched for this run only
-        return OpenAIStream(endpoint.base_url, endpoint.model, endpoint_key(record),
-                            {"reasoning_effort": record.plan.reasoning_effort})
+        return OpenAIStream(endpoint.base_url, endpoint.model, endpoint_key(record), {"reasoning_effort": effort})
 
     def describe(self, *, record, reused) -> EndpointDescription:
         endpoint = record.endpoint

@@ -235,6 +235,12 @@ class Prerequisite:
         return {"need": self.need, "met": self.met, "fix": None if self.met else self.fix}
 
 
+def relaunched(plan: PlanDocument, argv: list[str], **offload) -> PlanDocument:
+    """PLAN with launch.argv ARGV and the OFFLOAD fields given: a leaner rung of the fallback ladder."""
+    return plan.model_copy(update={"launch": plan.launch.model_copy(update={"argv": argv}),
+                                   "offload": plan.offload.model_copy(update=offload)})
+
+
 class Backend(ABC):
     """One way to serve gpt-oss. Keyword-only methods: adapters are called by name, never by position."""
 
@@ -276,9 +282,16 @@ class Backend(ABC):
         if missing:
             raise BackendError(missing)
 
+    takes_effort: ClassVar[bool] = True                   # reasoning effort can be asked per request
+
+    def leaner(self, plan: PlanDocument) -> tuple[PlanDocument, str] | None:
+        """PLAN launched asking less of the GPUs' memory (same model and context), and the change in words: the
+        fallback ladder's rung below the smallest context (backends.fallback); None where none is left."""
+        return None
+
     @abstractmethod
-    def stream_client(self, *, record: dict, api_key: str | None):
-        """The benchmark's client for a recorded deployment (backends.bench.StreamClient)."""
+    def stream_client(self, *, record: dict, api_key: str | None, effort: str):
+        """The benchmark's client for a recorded deployment (backends.bench.StreamClient), asking EFFORT."""
 
     @abstractmethod
     def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
@@ -369,11 +382,10 @@ class LocalBackend(Backend):
         """How the server takes gpt-oss's reasoning effort per request (gptoss-facts.md: launch commands)."""
         return {}
 
-    def stream_client(self, *, record: dict, api_key: str | None):
+    def stream_client(self, *, record: dict, api_key: str | None, effort: str):
         from gptoss_deploy.backends.openai_api import OpenAIStream
 
-        return OpenAIStream(record.endpoint.base_url, record.endpoint.model, api_key,
-                            self.effort_fields(record.plan.reasoning_effort))
+        return OpenAIStream(record.endpoint.base_url, record.endpoint.model, api_key, self.effort_fields(effort))
 
     def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
         from gptoss_deploy.backends.usage import server_usage

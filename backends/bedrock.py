@@ -87,8 +87,8 @@ class Bedrock(CloudBackend):
     def resources_summary(self, record) -> str:
         return "nothing (Bedrock serves gpt-oss without a deployment)"
 
-    def stream_client(self, *, record, api_key):
-        return BedrockStream(record.endpoint.region, record.endpoint.model_id, record.plan.reasoning_effort)
+    def stream_client(self, *, record, api_key, effort):
+        return BedrockStream(record.endpoint.region, record.endpoint.model_id, effort)
 
     def describe(self, *, record, reused) -> EndpointDescription:
         endpoint = record.endpoint
@@ -191,7 +191,8 @@ class BedrockStream:
         self.client = make_client("bedrock-runtime", region)
         self.model_id, self.effort = model_id, reasoning_effort
 
-    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf):
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf, fixed_length: bool = True):
+        # FIXED_LENGTH cannot be asked of Bedrock: the benchmark's verdict says when a request stopped early
         from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
         from gptoss_deploy.backends.bench import BenchError, StreamClock
@@ -204,8 +205,9 @@ class BedrockStream:
                 additionalModelRequestFields={"reasoning_effort": self.effort})
             for event in response["stream"]:
                 delta = event.get("contentBlockDelta", {}).get("delta", {})
-                if delta.get("text") or delta.get("reasoningContent", {}).get("text"):
-                    clock.token()          # reasoning counts: TTFT on any channel
+                answer, reasoning = delta.get("text") or "", delta.get("reasoningContent", {}).get("text") or ""
+                if answer or reasoning:
+                    clock.token(answer, reasoning)          # reasoning counts: TTFT on any channel
                 usage = event.get("metadata", {}).get("usage") or usage
         except (EventStreamError, ClientError, BotoCoreError) as err:
             raise aws_error(err, f"streaming from {self.model_id}") from None

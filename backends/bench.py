@@ -47,15 +47,29 @@ class Sample:
     prompt_tokens: int | None = None
     started_s: float = 0.0       # monotonic clock: for the concurrency step's wall time, not reported
     finished_s: float = 0.0
+    # The channels apart (the effort sweep): reasoning + answer = completion tokens.
+    reasoning_tokens: int = 0
+    answer: str = ""
+    answer_ttft_ms: float | None = None      # to the first token of the answer, after any reasoning
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.completion_tokens - self.reasoning_tokens
+
+    @property
+    def e2e_ms(self) -> float:
+        return (self.finished_s - self.started_s) * 1000
 
     def to_json(self) -> dict:
-        return {"ttft_ms": _round(self.ttft_ms), "completion_tokens": self.completion_tokens,
-                "decode_tokens_per_s": _round(self.decode_tokens_per_s),
-                "server_decode_tokens_per_s": _round(self.server_decode_tokens_per_s)}
+        return {"ttft_ms": one_decimal(self.ttft_ms), "completion_tokens": self.completion_tokens,
+                "decode_tokens_per_s": one_decimal(self.decode_tokens_per_s),
+                "server_decode_tokens_per_s": one_decimal(self.server_decode_tokens_per_s)}
 
 
 class StreamClient(Protocol):
-    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf) -> Sample: ...
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf, fixed_length: bool = True) -> Sample:
+        """One streamed chat request. FIXED_LENGTH: ask the server to go on to MAX_TOKENS past the end of its answer,
+        where it can (the benchmark's requests of equal length); otherwise the model stops when it has answered."""
 
 
 class OutOfTime(Exception):
@@ -64,31 +78,50 @@ class OutOfTime(Exception):
 
 @dataclass
 class StreamClock:
-    """Arrival times of a stream's tokens, on the monotonic clock; a token past DEADLINE_S ends the stream."""
+    """Arrival times of a stream's tokens, on the monotonic clock; a token past DEADLINE_S ends the stream.
+    The chunks of each channel are counted, and the answer's text kept."""
 
     sent_s: float = field(default_factory=time.monotonic)
     first_s: float | None = None
     last_s: float | None = None
     deadline_s: float = math.inf
+    first_answer_s: float | None = None
+    reasoning_chunks: int = 0
+    answer: list[str] = field(default_factory=list)
 
-    def token(self) -> None:
+    def token(self, answer: str = "", reasoning: str = "") -> None:
+        """A chunk arrived carrying ANSWER text, REASONING text, or both."""
         now = time.monotonic()
         if now > self.deadline_s:
             raise OutOfTime
         self.first_s = self.first_s or now
         self.last_s = now
+        self.reasoning_chunks += bool(reasoning)
+        if answer:
+            self.first_answer_s = self.first_answer_s or now
+            self.answer.append(answer)
 
     def remaining_s(self) -> float:
         return self.deadline_s - time.monotonic()
 
-    def sample(self, completion_tokens: int, server_decode: float | None, prompt_tokens: int | None = None) -> Sample:
+    def sample(self, completion_tokens: int, server_decode: float | None, prompt_tokens: int | None = None,
+               reasoning_tokens: int | None = None) -> Sample:
+        """The request's figures from the server's token counts. REASONING_TOKENS where the server counts them;
+        otherwise its total is split in proportion to the chunks streamed on each channel (one token a chunk, as
+        the engines stream; harmony's own markers fall to both in the same proportion)."""
         if self.first_s is None:
             raise BenchError("the server streamed no tokens")
         span = self.last_s - self.first_s
         decode = (completion_tokens - 1) / span if completion_tokens > 1 and span > 0 else None
+        chunks = self.reasoning_chunks + len(self.answer)
+        if reasoning_tokens is None:
+            reasoning_tokens = round(completion_tokens * self.reasoning_chunks / chunks) if chunks else 0
+        answer_ttft = (self.first_answer_s - self.sent_s) * 1000 if self.first_answer_s else None
         return Sample(ttft_ms=(self.first_s - self.sent_s) * 1000, completion_tokens=completion_tokens,
                       decode_tokens_per_s=decode, server_decode_tokens_per_s=server_decode,
-                      prompt_tokens=prompt_tokens, started_s=self.sent_s, finished_s=time.monotonic())
+                      prompt_tokens=prompt_tokens, started_s=self.sent_s, finished_s=time.monotonic(),
+                      reasoning_tokens=min(reasoning_tokens, completion_tokens), answer="".join(self.answer),
+                      answer_ttft_ms=answer_ttft)
 
 
 class BenchError(Exception):
@@ -150,8 +183,9 @@ def run_bench(client: StreamClient, *, predicted_decode: float | None = None, ro
     cut = f"the benchmark stopped at its {budget_s:g} s budget during {step} (GPTOSS_BENCH_BUDGET_S): the " \
           "figures are from the requests that finished" if step else None
     result = verdict(samples, aggregate, output_tokens, predicted_decode, roofline_decode, gates, cut)
-    result["spent"] = spent([*finished, *samples, *(parallel or [])], price)
-    result["wall_s"] = round(time.monotonic() - started, 1)
+    wall_s = time.monotonic() - started
+    result["spent"] = spent([*finished, *samples, *(parallel or [])], price, wall_s)
+    result["wall_s"] = round(wall_s, 1)
     return result
 
 
@@ -164,13 +198,16 @@ def _fitting(tokens: int, warm_up: Sample, deadline: float) -> int:
     return min(tokens, max(MIN_FITTED_TOKENS, fits))
 
 
-def spent(samples: list[Sample], price: dict | None) -> dict:
-    """The tokens the benchmark used and, where the endpoint has a list price, what they cost."""
+def spent(samples: list[Sample], price: dict | None, seconds: float) -> dict:
+    """The tokens SAMPLES used and, where the endpoint has a list price, what they cost: per token, or for an
+    endpoint billed by the hour the SECONDS they took."""
     prompt = sum(s.prompt_tokens or 0 for s in samples)
     completion = sum(s.completion_tokens for s in samples)
     cost = None
     if price and price.get("usd_per_1m_input_tokens") is not None:
         cost = (prompt * price["usd_per_1m_input_tokens"] + completion * price["usd_per_1m_output_tokens"]) / 1e6
+    elif price and price.get("usd_per_hour") is not None:
+        cost = price["usd_per_hour"] * seconds / 3600
     return {"input_tokens": prompt, "output_tokens": completion, "cost_usd": cost}
 
 
@@ -188,8 +225,8 @@ def verdict(samples: list[Sample], aggregate: float | None, output_tokens: int, 
     failures = [] if problems else _missed_gates(decode, aggregate, ttft, gates)
     unsteady = [] if problems or failures else _unstable_reasons(samples)
     return {
-        "decode_tokens_per_s": _round(decode), "server_decode_tokens_per_s": _round(server_decode),
-        "ttft_ms": _round(ttft), "aggregate_tokens_per_s": _round(aggregate), "concurrency": CONCURRENCY,
+        "decode_tokens_per_s": one_decimal(decode), "server_decode_tokens_per_s": one_decimal(server_decode),
+        "ttft_ms": one_decimal(ttft), "aggregate_tokens_per_s": one_decimal(aggregate), "concurrency": CONCURRENCY,
         "output_tokens": output_tokens, "predicted_decode_tokens_per_s": predicted_decode,
         "measured_vs_predicted": _ratio(decode, predicted_decode),
         "roofline_efficiency": _ratio(decode, roofline_decode),
@@ -246,5 +283,5 @@ def _ratio(measured: float | None, reference: float | None) -> float | None:
     return round(measured / reference, 3) if measured and reference else None
 
 
-def _round(value):
+def one_decimal(value):
     return round(value, 1) if isinstance(value, float) else value

@@ -31,6 +31,7 @@ class FoundryLocal(LocalBackend):
     sdk_module, extra = "foundry_local_sdk", "foundry"
     checks_identity_when_ready = False          # the web service answers only once the model is loaded
     has_health = False                          # Foundry's web service has no /health
+    takes_effort = False                        # its chat completions document no reasoning effort
     program = "Foundry Local's native runtime (it comes in the foundry-local-sdk wheel)"
 
     def program_missing(self) -> str | None:

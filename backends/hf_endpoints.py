@@ -158,14 +158,13 @@ class HfEndpoints(CloudBackend):
     def resources_summary(self, record) -> str:
         return ", ".join(f"Inference Endpoint {name}" for _, name in record.cloud_resources or [])
 
-    def stream_client(self, *, record, api_key):
+    def stream_client(self, *, record, api_key, effort):
         from huggingface_hub import get_token
 
         from gptoss_deploy.backends.openai_api import OpenAIStream
 
         endpoint = record.endpoint
-        return OpenAIStream(endpoint.base_url, endpoint.model, get_token(),
-                            {"reasoning_effort": record.plan.reasoning_effort})
+        return OpenAIStream(endpoint.base_url, endpoint.model, get_token(), {"reasoning_effort": effort})
 
     def describe(self, *, record, reused) -> EndpointDescription:
         endpoint = record.endpoint

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, checked_env, endpoint, parse_flags, port_number,
-                                        ready_deadline_s)
+                                         ready_deadline_s, relaunched)
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process import python_module
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import Artifact
+from gptoss_deploy.planner.catalog import MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
@@ -39,6 +40,8 @@ def _json_object(text: str) -> str:
         raise ValueError(text)
     return text
 
+
+CPU_MOE_STEPS = 4        # the fallback ladder moves the experts of a quarter of the layers to RAM at each step
 
 # llama-server's flags as gptoss plans them (LCS): the converter checks a saved plan's value; None: a switch.
 FLAGS = {"-hf": str, "--model": str, "--alias": str, "--ctx-size": int, "--jinja": None, "-ub": int, "-b": int,
@@ -186,6 +189,15 @@ class LlamaCpp(LocalBackend):
 
     def effort_fields(self, effort: str) -> dict:
         return {"chat_template_kwargs": {"reasoning_effort": effort}}
+
+    def leaner(self, plan):
+        command = LlamaServerCommand.parse(plan.launch.argv)
+        layers = MODELS[plan.model.removeprefix("gpt-oss-")].layers
+        if not command.gpu_layers or (command.n_cpu_moe or 0) >= layers:
+            return None                       # all on the CPU already, or every layer's experts in RAM
+        more = min(layers, (command.n_cpu_moe or 0) + math.ceil(layers / CPU_MOE_STEPS))
+        return (relaunched(plan, replace(command, n_cpu_moe=more).argv(), n_cpu_moe=more),
+                f"--n-cpu-moe {more} (the MoE experts of {more} of {layers} layers in RAM)")
 
 
 def _here(command: LlamaServerCommand, plan, hardware, program: list[str] | None) -> LlamaServerCommand:

@@ -81,7 +81,7 @@ class Ollama(LocalBackend):
         return served_models(base_url, api_key)
 
     def after_ready(self, *, launch, plan, progress) -> None:
-        """Pull the tag (progress from the pull stream), then create the model with the planned context."""
+        """Pull the tag (progress from the pull stream), create the model with the planned context, load it."""
         import ollama
 
         ref, context = plan.launch.model_ref, plan.context_length
@@ -101,9 +101,17 @@ class Ollama(LocalBackend):
             raise BackendError(f"Ollama at {launch.base_url} stopped answering while pulling {ref}: {err}") from None
         if launch.served_model not in (served_models(launch.base_url, None) or []):
             raise BackendError(f"Ollama at {launch.base_url} does not list {launch.served_model} after creating it")
+        progress(f"loading {launch.served_model}")
+        try:        # an empty prompt loads the model (Ollama's API): memory runs out here, not at the first request
+            client.generate(launch.served_model)
+        except ollama.ResponseError as err:
+            raise BackendError(f"Ollama could not load {launch.served_model}: {err.error}") from None
+        except (ConnectionError, OSError) as err:
+            raise BackendError(f"Ollama at {launch.base_url} stopped answering while loading "
+                               f"{launch.served_model}: {err}") from None
 
-    def stream_client(self, *, record, api_key):
-        return OllamaStream(record.endpoint.base_url, record.endpoint.model, record.plan.reasoning_effort)
+    def stream_client(self, *, record, api_key, effort):
+        return OllamaStream(record.endpoint.base_url, record.endpoint.model, effort)
 
 
 def _address(plan, options) -> tuple[str, int]:
@@ -145,7 +153,8 @@ class OllamaStream:
     def __init__(self, base_url: str, model: str, reasoning_effort: str):
         self.client, self.model, self.effort = _client(base_url, timeout_s=120.0), model, reasoning_effort
 
-    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf):
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf, fixed_length: bool = True):
+        # FIXED_LENGTH cannot be asked of Ollama: the benchmark's verdict says when a request stopped early
         import ollama
 
         from gptoss_deploy.backends.bench import BenchError, StreamClock
@@ -155,7 +164,7 @@ class OllamaStream:
             for chunk in self.client.chat(self.model, [{"role": "user", "content": prompt}], stream=True,
                                           think=self.effort, options={"num_predict": max_tokens}):
                 if chunk.message.content or chunk.message.thinking:   # thinking counts: TTFT on any channel
-                    clock.token()
+                    clock.token(chunk.message.content or "", chunk.message.thinking or "")
                 if chunk.done:
                     final = chunk
         except (ollama.ResponseError, ConnectionError, OSError) as err:

@@ -38,12 +38,13 @@ class OpenAIStream:
         self.base_url, self.model, self.api_key = base_url, model, api_key
         self.extra_body = extra_body or {}
 
-    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf) -> Sample:
+    def stream(self, prompt: str, max_tokens: int, deadline_s: float = math.inf, fixed_length: bool = True) -> Sample:
         import httpx
 
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True,
-                "max_tokens": max_tokens, "ignore_eos": True, "stream_options": {"include_usage": True},
-                **self.extra_body}
+                "max_tokens": max_tokens, "stream_options": {"include_usage": True}, **self.extra_body}
+        if fixed_length:
+            body["ignore_eos"] = True
         clock, usage, timings = StreamClock(deadline_s=deadline_s), None, None
         # A server that stalls is waited for until the deadline, no longer (a token past it ends the stream too).
         wait_s = max(MIN_WAIT_S, min(HTTP_TIMEOUT_S, clock.remaining_s() + MIN_WAIT_S))
@@ -54,8 +55,10 @@ class OpenAIStream:
                     raise BenchError(f"HTTP {response.status_code} from {self.base_url}/chat/completions: "
                                      f"{response.read().decode(errors='replace')[:200]}")
                 for chunk in _sse_events(response.iter_lines()):
-                    if any(_has_text(choice.get("delta") or {}) for choice in chunk.get("choices") or []):
-                        clock.token()
+                    for choice in chunk.get("choices") or []:
+                        answer, reasoning = _channels(choice.get("delta") or {})
+                        if answer or reasoning:
+                            clock.token(answer, reasoning)
                     usage = chunk.get("usage") or usage
                     timings = chunk.get("timings") or timings
         except httpx.TimeoutException as err:
@@ -67,12 +70,14 @@ class OpenAIStream:
         if not usage or "completion_tokens" not in usage:
             raise BenchError("the server reported no usage (stream_options.include_usage): token counts unknown")
         server_decode = timings.get("predicted_per_second") if timings else None
-        return clock.sample(usage["completion_tokens"], server_decode, usage.get("prompt_tokens"))
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        return clock.sample(usage["completion_tokens"], server_decode, usage.get("prompt_tokens"), reasoning)
 
 
-def _has_text(delta: dict) -> bool:
-    # Reasoning arrives as reasoning_content (llama.cpp) or reasoning (vLLM) before any content.
-    return any(delta.get(key) for key in ("content", "reasoning_content", "reasoning"))
+def _channels(delta: dict) -> tuple[str, str]:
+    """A chunk's answer text and reasoning text. Reasoning arrives as reasoning_content (llama.cpp) or reasoning
+    (vLLM) before any content."""
+    return delta.get("content") or "", delta.get("reasoning_content") or delta.get("reasoning") or ""
 
 
 def _sse_events(lines):

@@ -89,11 +89,17 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
 
 
 def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The log's last LINES, joined by ' | ', led by the line that shows memory ran out where that came earlier (a
+    traceback printed after it, as vLLM's engine core and the embedded engine print, pushes it out of the tail)."""
+    from gptoss_deploy.backends.fallback import memory_line
+
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = memory_line(kept[:-lines])
+    return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
 
 
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen | None, deadline_s: float,
@@ -102,8 +108,9 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen | None, dead
     give_up = time.monotonic() + deadline_s
     while not ready():
         if process is not None and process.poll() is not None:
+            # the log's lines after " | ", each apart: the fallback ladder reads the one that shows memory ran out
             raise BackendError(f"{what} exited with status {process.returncode} before it was ready; "
-                               f"log {log_path}: {log_tail(log_path) if log_path else ''}")
+                               f"log {log_path} | {log_tail(log_path) if log_path else ''}")
         if time.monotonic() > give_up:
             raise BackendError(f"{what} was not ready after {deadline_s:.0f} s; raise --ready-timeout if the "
                                f"model is still loading; log {log_path}: {log_tail(log_path) if log_path else ''}")

@@ -67,6 +67,7 @@ class Attempt(_Document):
     backend: str
     context_length: int = Field(ge=1)
     failure: str
+    next_step: str = Field(description="what the fallback ladder tried next, in words")
 
 
 class Deployment(_Document):

@@ -16,25 +16,68 @@ def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: 
     backend.require_sdk()
     predicted = None if record.warnings else record.plan.predicted   # not a gpt-oss model: its figures mean nothing
     price = record.plan.price.model_dump() if record.plan.price else None
-    client = backend.stream_client(record=record, api_key=store.read_secret(record.name))
+    client = backend.stream_client(record=record, api_key=store.read_secret(record.name),
+                                   effort=record.plan.reasoning_effort)
     return _run(client, predicted, gates, budget_s, progress, price)
 
 
 def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gates, budget_s: float,
               progress=lambda _: None) -> Benchmark:
     """Benchmark an OpenAI-compatible server we did not start: no prediction to compare with."""
-    from gptoss_deploy.backends.openai_api import OpenAIStream, served_models
+    from gptoss_deploy.backends.openai_api import OpenAIStream
 
-    models = served_models(base_url.rstrip("/"), api_key)
+    base_url, model = _served(base_url, model, api_key)
+    return _run(OpenAIStream(base_url, model, api_key), None, gates, budget_s, progress)
+
+
+def sweep_record(record: Deployment, store: StateStore, max_tokens: int, progress=lambda _: None) -> dict:
+    """The reasoning-effort sweep on a recorded deployment, priced at its plan's price."""
+    backend = get_backend(record.backend)
+    if not backend.takes_effort:
+        raise UsageError(f"{backend.title} takes no reasoning effort per request: a sweep would ask the same "
+                         "thing three times")
+    backend.require_sdk()
+    api_key = store.read_secret(record.name)
+    price = record.plan.price.model_dump() if record.plan.price else None
+    return _sweep(lambda effort: backend.stream_client(record=record, api_key=api_key, effort=effort), price,
+                  max_tokens, progress)
+
+
+def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens: int,
+              progress=lambda _: None) -> dict:
+    """The sweep on a server we did not start. Effort goes both as OpenAI's `reasoning_effort` (vLLM, LM Studio)
+    and as llama-server's chat_template_kwargs (gptoss-facts.md: launch commands)."""
+    from gptoss_deploy.backends.openai_api import OpenAIStream
+
+    base_url, model = _served(base_url, model, api_key)
+    return _sweep(lambda effort: OpenAIStream(base_url, model, api_key, {
+        "reasoning_effort": effort, "chat_template_kwargs": {"reasoning_effort": effort}}), None, max_tokens, progress)
+
+
+def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str, str]:
+    """BASE_URL without a trailing slash and the model to ask for there (MODEL, checked, else the first listed)."""
+    from gptoss_deploy.backends.openai_api import served_models
+
+    base_url = base_url.rstrip("/")
+    models = served_models(base_url, api_key)
     if models is None:
         raise BackendError(f"nothing answers at {base_url} (GET /health and /v1/models); is the server up?")
     if not model:
         if not models:
             raise BackendError(f"{base_url} lists no models; pass --model-id")
-        model = models[0]
-    elif model not in models:
+        return base_url, models[0]
+    if model not in models:
         raise UsageError(f"{base_url} does not serve {model}; it serves: {', '.join(models)}")
-    return _run(OpenAIStream(base_url.rstrip("/"), model, api_key), None, gates, budget_s, progress)
+    return base_url, model
+
+
+def _sweep(client_for, price: dict | None, max_tokens: int, progress) -> dict:
+    from gptoss_deploy.backends.effort_sweep import sweep
+
+    try:
+        return sweep(client_for, price, max_tokens, progress)
+    except BenchError as err:
+        raise BackendError(f"effort sweep failed: {err}") from None
 
 
 def _run(client, predicted: Predicted | None, gates: Gates, budget_s: float, progress,

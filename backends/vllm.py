@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, Several, checked_env, endpoint, parse_flags,
-                                        port_number, ready_deadline_s)
+                                         port_number, ready_deadline_s, relaunched)
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
@@ -127,6 +127,12 @@ class VllmServeCommand:
                    async_scheduling="--async-scheduling" in flags, tuning_args=tuple(tuning))
 
 
+# The fallback ladder's rung for vLLM: vLLM refuses to start when utilization x total exceeds what is free, and
+# another process may have taken memory since the plan was made. Below the floor, the weights of 120b on an 80 GB
+# card would leave no KV cache.
+UTILIZATION_STEP, MIN_UTILIZATION = 0.05, 0.8
+
+
 class Vllm(LocalBackend):
     name = "vllm"
     title = "vLLM"
@@ -178,6 +184,14 @@ class Vllm(LocalBackend):
 
     def effort_fields(self, effort: str) -> dict:
         return {"reasoning_effort": effort}
+
+    def leaner(self, plan):
+        command = VllmServeCommand.parse(plan.launch.argv)
+        lower = round(float(command.gpu_memory_utilization) - UTILIZATION_STEP, 2)
+        if lower < MIN_UTILIZATION:
+            return None
+        return (relaunched(plan, replace(command, gpu_memory_utilization=f"{lower:.2f}").argv()),
+                f"--gpu-memory-utilization {lower:.2f} (more of the GPU left to other processes)")
 
 
 def _program() -> str | None:

@@ -128,10 +128,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
         return
     store = _store()
     with out.progress() as progress:
-        def replan(smaller: int):
-            return _up_plan(profile, {**flags, "context": smaller}, hardware, None, gguf_info, launching=False)
-
-        ladder = None if no_fallback or plan_file else replan       # a saved plan is applied as it is
+        ladder = None if no_fallback or plan_file else _ladder(profile, flags, hardware, gguf_info)
         record, reused = _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder)
         if not (no_bench or reused):
             from gptoss_deploy.backends.verify import bench_record
@@ -142,11 +139,23 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused))
 
 
-def _up_stepping_down(doc, options, store, hw, gguf_info, progress, replan):
-    """deploy.up, and while the launch runs out of memory, again at the next smaller context (REPLAN gives that
-    plan; None: no fallback). The plans that failed are recorded on the deployment."""
+def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
+    """The fallback ladder below the plan these flags give (a saved plan is applied as it is: it has none)."""
+    from gptoss_deploy.backends import REGISTRY
+    from gptoss_deploy.backends.fallback import Ladder
+    from gptoss_deploy.planner.constraints import load_constraints
+
+    allowed = load_constraints(profile, flags, os.environ, REGISTRY)
+    return Ladder(replan=lambda changes: _up_plan(profile, {**flags, **changes}, hardware, None, gguf_info,
+                                                  launching=False),
+                  cloud_allowed=allowed.cloud and not allowed.local_only, model_fixed=gguf_info is not None)
+
+
+def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
+    """deploy.up, and while the launch runs out of memory, again one rung down LADDER (None: no fallback). The
+    plans that failed are recorded on the deployment."""
     from gptoss_deploy.backends import deploy
-    from gptoss_deploy.backends.fallback import memory_failure, smaller_context
+    from gptoss_deploy.backends.fallback import memory_failure
     from gptoss_deploy.backends.records import Attempt
     from gptoss_deploy.planner.errors import BackendError
 
@@ -156,15 +165,21 @@ def _up_stepping_down(doc, options, store, hw, gguf_info, progress, replan):
             record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
             break
         except BackendError as err:
-            seen = memory_failure(str(err)) if replan and doc.memory else None
+            seen = memory_failure(str(err)) if ladder and doc.memory else None
             # the context that ran: a local GGUF's own limit caps the plan's at launch
             ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
-            smaller = smaller_context(ran) if seen else None
-            if smaller is None:
+            below = ladder.below(doc, hw, ran) if seen else None
+            if below is None and attempts:
+                tried = f"{len(attempts)} smaller plan{'s' if len(attempts) > 1 else ''}"
+                raise BackendError(f"{err} (the fallback ladder tried {tried} and has none left: see the lines "
+                                   "above)") from None
+            if below is None:
                 raise
-            attempts.append(Attempt(model=doc.model, backend=doc.backend, context_length=ran, failure=seen))
-            progress(f"out of memory at context {ran:,} ({seen[:120]}): trying {smaller:,}")
-            doc, hw = replan(smaller)
+            model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
+            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, failure=seen,
+                                    next_step=below[2]))
+            progress(f"out of memory at context {ran:,} ({seen[:120]}): trying {below[2]}")
+            doc, hw = below[:2]
     if attempts and not reused:
         record = deploy.save_fields(store, record.name, attempts=attempts)
     return record, reused
@@ -243,27 +258,36 @@ def bench_command(name: NameArg = None,
                   url: Annotated[Optional[str], typer.Option("--url", metavar="URL", help="Benchmark any OpenAI-compatible server at this base URL (ending in /v1).")] = None,
                   model_id: Annotated[Optional[str], typer.Option("--model-id", metavar="ID", help="With --url: the model to ask for (default: the first listed).")] = None,
                   min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
-                  max_ttft_ms: MaxTtftOpt = None, json_out: JsonOpt = False) -> None:
-    """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction.
+                  max_ttft_ms: MaxTtftOpt = None,
+                  effort_sweep: Annotated[bool, typer.Option("--effort-sweep", help="Instead: ask a small shipped task set at low, medium and high reasoning effort and compare reasoning, latency, cost and right answers.")] = False,
+                  max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, metavar="TOKENS", help="With --effort-sweep: the most tokens one reply may use (default 4096).")] = None,
+                  json_out: JsonOpt = False) -> None:
+    """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction; or, with
+    --effort-sweep, measure what each reasoning effort costs and gets right.
 
     \b
     Examples:
       gptoss bench gpt-oss-20b-llamacpp --min-decode-tps 20
       gptoss bench --url http://127.0.0.1:8080/v1
+      gptoss bench --effort-sweep --json
     """
     from gptoss_deploy.backends.deploy import save_benchmark, status
     from gptoss_deploy.backends.verify import bench_record, bench_url
     from gptoss_deploy.cli.render_deploy import render_benchmark
 
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
-    budget = _budget()
     if url and name:
         raise UsageError("give a deployment name or --url, not both")
+    if effort_sweep:
+        _sweep(name, url, model_id, gates, max_tokens, Output(json_out))
+        return
+    if max_tokens is not None:
+        raise UsageError("--max-tokens sizes the replies of --effort-sweep; the benchmark sizes its own")
+    budget = _budget()
     out = Output(json_out)
     with out.progress() as progress:
         if url:
-            key = os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
-            benchmark = bench_url(url, model_id, key, gates, budget, progress)
+            benchmark = bench_url(url, model_id, _url_key(), gates, budget, progress)
             document = {"benchmark": benchmark.model_dump(mode="json")}
         else:
             store = _store()
@@ -271,6 +295,31 @@ def bench_command(name: NameArg = None,
             record = save_benchmark(store, record.name, bench_record(record, store, gates, budget, progress))
             benchmark, document = record.benchmark, record.to_json()
     _report(out, document, benchmark, gates, lambda console: render_benchmark(console, benchmark))
+
+
+def _sweep(name, url, model_id, gates, max_tokens, out: Output) -> None:
+    """`bench --effort-sweep`: the reasoning-effort profile of a deployment or a URL; no verdict, so no gates."""
+    from gptoss_deploy.backends.deploy import status
+    from gptoss_deploy.backends.effort_sweep import MAX_TOKENS
+    from gptoss_deploy.backends.verify import sweep_record, sweep_url
+    from gptoss_deploy.cli.render_deploy import render_effort_sweep
+
+    if any(value is not None for value in vars(gates).values()):
+        raise UsageError("--effort-sweep gives no verdict: drop --min-decode-tps, --min-aggregate-tps and "
+                         "--max-ttft-ms, or drop --effort-sweep")
+    max_tokens = max_tokens or MAX_TOKENS
+    with out.progress() as progress:
+        if url:
+            sweep = sweep_url(url, model_id, _url_key(), max_tokens, progress)
+        else:
+            store = _store()
+            record = _pick(status(store)[0], name)
+            sweep = {"name": record.name, **sweep_record(record, store, max_tokens, progress)}
+    out.result({"effort_sweep": sweep}, lambda console: render_effort_sweep(console, sweep))
+
+
+def _url_key() -> str | None:
+    return os.environ.get("GPTOSS_API_KEY") or os.environ.get("OPENAI_API_KEY")
 
 
 def _pick(records: list, name: str | None):

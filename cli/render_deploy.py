@@ -101,3 +101,30 @@ def render_status(console: Console, records: list[Deployment]) -> None:
         table.add_row(Text(r.name), r.state, str(r.pid or "-"), Text(where),
                       tokens_per_s(r.benchmark.decode_tokens_per_s if r.benchmark else None))
     console.print(table)
+
+
+def render_effort_sweep(console: Console, sweep: dict) -> None:
+    """One row per effort, with bars for the reasoning it spent and the time it took, then the notes."""
+    from rich.bar import Bar
+
+    efforts = sweep["efforts"]
+    most_reasoning = max(e["reasoning_tokens"] for e in efforts) or 1
+    longest = max(e["e2e_ms"] or 0 for e in efforts) or 1
+    table = Table(title=f"Reasoning effort: {sweep['tasks']} tasks each (tokens are totals, times medians)",
+                  show_header=True, header_style="bold")
+    for column in ("effort", "right", "reasoning tokens", "", "answer tokens", "first answer", "end to end", "",
+                   "cost"):
+        table.add_column(column, justify="left" if column in ("effort", "") else "right")
+    for e in efforts:
+        table.add_row(e["effort"], f"{e['correct']}/{sweep['tasks']}", f"{e['reasoning_tokens']:,}",
+                      Bar(most_reasoning, 0, e["reasoning_tokens"], width=16, color="magenta"),
+                      f"{e['answer_tokens']:,}", _ms(e["first_answer_ms"]), _ms(e["e2e_ms"]),
+                      Bar(longest, 0, e["e2e_ms"] or 0, width=16, color="cyan"),
+                      "-" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}")
+    console.print(table)
+    for note in sweep["notes"]:
+        say(console, f"  - {note}")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"

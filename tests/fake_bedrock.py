@@ -9,6 +9,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from fake_http import JsonHandler
+from fake_reply import first_answer, reply
 
 TOKEN_INTERVAL_S = 0.002
 
@@ -67,15 +68,18 @@ class Handler(JsonHandler):
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        n = body["inferenceConfig"]["maxTokens"]
+        effort = body.get("additionalModelRequestFields", {}).get("reasoning_effort")
+        chunks, cut = reply(body["inferenceConfig"]["maxTokens"], effort)
         self._send(event_frame("messageStart", {"role": "assistant"}))
-        for i in range(n):        # gpt-oss reasons first: half the tokens are reasoningContent
-            if i == n // 2:
+        for i, (channel, text) in enumerate(chunks):        # gpt-oss reasons first, as reasoningContent
+            if i == first_answer(chunks):
                 time.sleep(self.server.think_s)
-            delta = {"reasoningContent": {"text": "hm"}} if i < n // 2 else {"text": "word "}
-            self._send(event_frame("contentBlockDelta", {"contentBlockIndex": 0 if i < n // 2 else 1, "delta": delta}))
+            delta = {"reasoningContent": {"text": text}} if channel == "reasoning" else {"text": text}
+            self._send(event_frame("contentBlockDelta", {"contentBlockIndex": int(channel == "answer"),
+                                                         "delta": delta}))
             time.sleep(TOKEN_INTERVAL_S)
-        self._send(event_frame("messageStop", {"stopReason": "max_tokens"}))
+        n = len(chunks)
+        self._send(event_frame("messageStop", {"stopReason": "max_tokens" if cut else "end_turn"}))
         self._send(event_frame("metadata", {"usage": {"inputTokens": 25, "outputTokens": n, "totalTokens": n + 25},
                                             "metrics": {"latencyMs": 100}}))
         self.wfile.write(b"0\r\n\r\n")

@@ -2,6 +2,7 @@
 
 Run in-process by the `ollama_server` fixture, or as a stand-in `ollama serve` (binds OLLAMA_HOST).
 FAKE_OLLAMA_KNOWN lists the tags the "registry" has (default gpt-oss:20b,gpt-oss:120b).
+FAKE_OLLAMA_MAX_CTX: loading a model created with a larger num_ctx fails as Ollama does when memory is short.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from fake_http import JsonHandler
+from fake_reply import reply
 
 TOKEN_INTERVAL_S = 0.002
 
@@ -46,7 +48,8 @@ class Handler(JsonHandler):
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-        handler = {"/api/pull": self._pull, "/api/create": self._create, "/api/chat": self._chat}.get(self.path)
+        handler = {"/api/pull": self._pull, "/api/create": self._create, "/api/chat": self._chat,
+                   "/api/generate": self._load}.get(self.path)
         if handler is None:
             self.send_json(404, {"error": "not found"})
         else:
@@ -71,24 +74,36 @@ class Handler(JsonHandler):
         self.server.models[request["model"]] = request
         self._stream([{"status": "using existing layer sha256:e7b2"}, {"status": "success"}])
 
+    def _load(self, request: dict) -> None:
+        """/api/generate without a prompt: load the model (the only use gptoss makes of it)."""
+        created = self.server.models.get(request["model"])
+        if created is None:
+            self.send_json(404, {"error": f"model '{request['model']}' not found"})
+        elif created.get("parameters", {}).get("num_ctx", 0) > int(os.environ.get("FAKE_OLLAMA_MAX_CTX", 1 << 30)):
+            self.send_json(500, {"error": "model requires more system memory (14.2 GiB) than is available (9.8 GiB)"})
+        else:
+            self.send_json(200, {"model": request["model"], "created_at": "2026-11-24T00:00:00Z", "response": "",
+                                 "done": True, "done_reason": "load"})
+
     def _chat(self, request: dict) -> None:
         if request["model"] not in self.server.models:
             self.send_json(404, {"error": f"model '{request['model']}' not found"})
             return
         self.server.chats.append(request)
-        n = request.get("options", {}).get("num_predict", 16)
-        self._stream(self._tokens(request["model"], n))
+        effort = request.get("think") if isinstance(request.get("think"), str) else None
+        self._stream(self._tokens(request["model"], *reply(request.get("options", {}).get("num_predict", 16), effort)))
 
-    def _tokens(self, model: str, n: int):
+    def _tokens(self, model: str, chunks: list[tuple[str, str]], cut: bool):
         first = None
-        for i in range(n):         # gpt-oss thinks first: half the tokens arrive on the thinking channel
+        for channel, text in chunks:         # gpt-oss thinks first, on the thinking channel
             first = first or time.monotonic_ns()
-            message = {"role": "assistant", "content": "" if i < n // 2 else "word ", "thinking": "hm" if i < n // 2 else ""}
+            message = {"role": "assistant", "content": text if channel == "answer" else "",
+                       "thinking": text if channel == "reasoning" else ""}
             yield {"model": model, "created_at": "2026-11-24T00:00:00Z", "message": message, "done": False}
             time.sleep(TOKEN_INTERVAL_S)
         yield {"model": model, "created_at": "2026-11-24T00:00:00Z", "message": {"role": "assistant", "content": ""},
-               "done": True, "done_reason": "length", "total_duration": 1, "prompt_eval_count": 20,
-               "prompt_eval_duration": 1, "eval_count": n, "eval_duration": time.monotonic_ns() - first}
+               "done": True, "done_reason": "length" if cut else "stop", "total_duration": 1, "prompt_eval_count": 20,
+               "prompt_eval_duration": 1, "eval_count": len(chunks), "eval_duration": time.monotonic_ns() - first}
 
 
 def main() -> None:

@@ -3,6 +3,9 @@
 Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
   FAKE_SERVER_MAX_CTX  fail at start-up as llama.cpp does when memory runs out, for a --ctx-size above this
+  FAKE_SERVER_MIN_CPU_MOE  fail as llama.cpp on CUDA does when the GPU's memory runs out, for --n-cpu-moe below this
+  FAKE_SERVER_MAX_UTILIZATION  fail as vLLM does when another process holds GPU memory, above this
+                               --gpu-memory-utilization
   FAKE_SERVER_MODEL  the model id to list instead of the one asked for (a foreign server)
   FAKE_SERVER_MODELS_FILE  list the model ids this file holds, one a line, read at each request
   FAKE_SERVER_NO_HEALTH     answer /health with 404 (servers without one: LM Studio, Foundry Local)
@@ -12,6 +15,7 @@ Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_TIMINGS_TPS   report llama-server `timings` with this decode speed
   FAKE_SERVER_STOP_AFTER    stop after this many tokens, whatever max_tokens says
   FAKE_SERVER_THINK_S       pause this long between the reasoning and the answer
+  FAKE_ANSWER               answer this after reasoning as long as the effort asks, and stop (fake_reply.py)
   FAKE_SERVER_NO_USAGE      leave usage out of the stream
   FAKE_SERVER_ECHO          a line to print at start-up (as servers print their configuration)
   FAKE_SERVER_ECHO_KEY      print the API key it was given (as a server logging its settings might)
@@ -31,6 +35,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from fake_http import JsonHandler
+from fake_reply import first_answer, reply
 
 TOKEN_INTERVAL_S = 0.002
 
@@ -71,18 +76,20 @@ class Handler(JsonHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        n = min(request["max_tokens"], int(os.environ.get("FAKE_SERVER_STOP_AFTER", 1 << 30)))
+        effort = request.get("reasoning_effort") or (request.get("chat_template_kwargs") or {}).get("reasoning_effort")
+        chunks, cut = reply(min(request["max_tokens"], int(os.environ.get("FAKE_SERVER_STOP_AFTER", 1 << 30))), effort)
         number = next(self.chats)
         slow = number == int(os.environ.get("FAKE_SERVER_SLOW_REQUEST", 0))
         stall = number == int(os.environ.get("FAKE_SERVER_STALL_REQUEST", 0))
         interval = float(os.environ.get("FAKE_SERVER_TOKEN_INTERVAL_S", TOKEN_INTERVAL_S)) * (4 if slow else 1)
-        for i in range(n):       # gpt-oss reasons first: the first tokens arrive as reasoning_content
-            if i == n // 2:
+        for i, (channel, text) in enumerate(chunks):       # gpt-oss reasons first, as reasoning_content
+            if i == first_answer(chunks):
                 time.sleep(3600 if stall else float(os.environ.get("FAKE_SERVER_THINK_S", 0)))
-            delta = {"reasoning_content": "hm"} if i < n // 2 else {"content": "word "}
+            delta = {"reasoning_content": text} if channel == "reasoning" else {"content": text}
             self._event({"choices": [{"index": 0, "delta": delta}]})
             time.sleep(interval)
-        final = {"choices": []}
+        n = len(chunks)
+        final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length" if cut else "stop"}]}
         if not os.environ.get("FAKE_SERVER_NO_USAGE"):
             final["usage"] = {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": n + 20}
         if os.environ.get("FAKE_SERVER_TIMINGS_TPS"):
@@ -113,6 +120,17 @@ def main(argv: list[str]) -> None:
               flush=True)
         print("llama_init_from_model: failed to initialize the context: failed to allocate buffer for kv cache",
               flush=True)
+        sys.exit(1)
+    if int(flag(argv, "--n-cpu-moe", "0")) < int(os.environ.get("FAKE_SERVER_MIN_CPU_MOE", "0")):
+        print("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9216.00 MiB on device 0: cudaMalloc failed: "
+              "out of memory", flush=True)
+        print("llama_model_load: error loading model: unable to allocate CUDA0 buffer", flush=True)
+        sys.exit(1)
+    utilization = float(flag(argv, "--gpu-memory-utilization", "0"))
+    if utilization > float(os.environ.get("FAKE_SERVER_MAX_UTILIZATION", "1")):
+        print(f"ValueError: Free memory on device cuda:0 (68.20/79.19 GiB) on startup is less than desired GPU memory "
+              f"utilization ({utilization}, {utilization * 79.19:.2f} GiB). Decrease GPU memory utilization or "
+              "reduce GPU memory used by other processes.", flush=True)
         sys.exit(1)
     if mode == "hang":
         time.sleep(3600)

@@ -17,6 +17,7 @@ from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.backends.openai_api import served_models
 from helpers import free_port
 from fake_azure import FakeArm, FakeCredential
+from fake_reply import REASONING_CHUNKS
 
 WORKSPACE = ["--azure-subscription", "0000-sub", "--azure-resource-group", "rg-ml", "--azure-workspace", "ws-ml"]
 KEY = "azure-primary-key-0001"
@@ -205,3 +206,25 @@ def test_throttling_is_retried_then_reported(run_cli, state, arm):
     assert code == 4 and "Azure kept throttling creating serverless endpoint" in err
     assert len([call for call in arm.calls if call.startswith("PUT")]) > 1     # azure-core tried again
     assert arm.endpoints == {} and state.records() == {}
+
+
+@pytest.fixture
+def answering(monkeypatch):
+    """The endpoint answers as gpt-oss does at the effort asked (set before `arm` starts it)."""
+    monkeypatch.setenv("FAKE_ANSWER", "97")
+
+
+def test_effort_sweep_on_a_managed_endpoint_costs_its_hours(answering, run_cli, state, arm, tmp_path):
+    profile = tmp_path / "hourly.toml"
+    profile.write_text('description = "our price"\nmodel = "120b"\nbackend = "azure"\nusd_per_hour = 3.6\n')
+    code, _, err = run_cli("up", "--profile", profile, *WORKSPACE, "--azure-mode", "managed", "--no-bench")
+    assert code == 0, err
+    code, out, err = run_cli("bench", "--effort-sweep", "--json")
+    assert code == 0, err
+    for effort in json.loads(out)["effort_sweep"]["efforts"]:     # reasoning_effort, asked through the endpoint
+        tasks = effort["tasks"]
+        assert effort["reasoning_tokens"] == REASONING_CHUNKS[effort["effort"]] * len(tasks)
+        assert effort["correct"] == 1                              # the prime after 90
+        # $3.60 an hour, for the time the requests took: a microdollar per millisecond
+        assert effort["cost_usd"] == pytest.approx(sum(t["e2e_ms"] for t in tasks) * 1e-6, rel=1e-3)
+    assert run_cli("down", "--all", "--yes")[0] == 0

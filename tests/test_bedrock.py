@@ -10,6 +10,7 @@ from botocore.stub import Stubber
 
 from gptoss_deploy.backends import bedrock
 from fake_bedrock import FakeBedrockRuntime
+from fake_reply import REASONING_CHUNKS
 
 MODEL_ID = "openai.gpt-oss-120b-1:0"
 IDENTITY = {"UserId": "AIDA", "Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/dev"}
@@ -149,3 +150,21 @@ def test_region_comes_from_the_aws_config_when_the_profile_has_none(run_cli, sta
     aws.answers["bedrock"] = [("list_foundation_models", {"modelSummaries": []})]
     code, _, err = run_cli("up", "--profile", "aws")
     assert code == 4 and "openai.gpt-oss-120b-1:0 is not offered in eu-central-1" in err
+
+
+def test_effort_sweep_prices_each_effort_at_the_list_price(run_cli, state, aws, monkeypatch):
+    monkeypatch.setenv("FAKE_ANSWER", "The answer is 391.")
+    code, out, err = run_cli("up", "--profile", "aws", "--no-bench", "--json")
+    assert code == 0, err
+    code, out, err = run_cli("bench", "--effort-sweep", "--json")
+    assert code == 0, err
+    efforts = json.loads(out)["effort_sweep"]["efforts"]
+    tasks = len(efforts[0]["tasks"])
+    asked = [r["additionalModelRequestFields"]["reasoning_effort"] for r in aws.runtime.requests[-3 * tasks:]]
+    assert asked == ["low"] * tasks + ["medium"] * tasks + ["high"] * tasks
+    for effort in efforts:        # reasoningContent apart from text; 120b list price: $0.15 in, $0.60 out per 1M
+        assert effort["reasoning_tokens"] == REASONING_CHUNKS[effort["effort"]] * tasks
+        assert effort["answer_tokens"] == 4 * tasks and effort["correct"] == 1
+        output = effort["reasoning_tokens"] + effort["answer_tokens"]
+        assert effort["cost_usd"] == pytest.approx((25 * tasks * 0.15 + output * 0.60) / 1e6)
+    assert efforts[0]["cost_usd"] < efforts[2]["cost_usd"]

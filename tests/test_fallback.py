@@ -9,8 +9,11 @@ import pytest
 
 from gptoss_deploy.backends.fallback import memory_failure, smaller_context
 
-from helpers import free_port
+from helpers import fixture_path, free_port
 from test_gguf import write_gguf
+
+LAPTOP = fixture_path("laptop-rtx4060-8gb")
+H100 = fixture_path("h100-sxm")
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def test_running_out_of_memory_steps_down_the_context_until_it_fits(run_cli, sta
     assert [(a["context_length"], a["backend"]) for a in record["attempts"]] == [(65536, "llamacpp"),
                                                                                  (32768, "llamacpp")]
     assert all("failed to allocate buffer" in a["failure"] for a in record["attempts"])
-    assert "out of memory at context 65,536" in err and "trying 32,768" in err and "trying 16,384" in err
+    assert "out of memory at context 65,536" in err and "trying context 32,768" in err and "context 16,384" in err
     assert json.loads(llama_server.read_text())["argv"][json.loads(llama_server.read_text())["argv"].index(
         "--ctx-size") + 1] == "16384"                                   # the server that runs has the smaller context
     code, out, _ = run_cli("status", "--json")
@@ -56,12 +59,107 @@ def test_a_failure_a_smaller_plan_cannot_fix_does_not_step_down(run_cli, state, 
 
 
 def test_memory_failures_are_told_from_other_failures():
-    assert memory_failure("the server exited with status 1 before it was ready; log x: a | llama_init_from_model: "
+    assert memory_failure("the server exited with status 1 before it was ready; log x | a | llama_init_from_model: "
                           "failed to allocate buffer for kv cache | b") == "llama_init_from_model: failed to " \
                                                                              "allocate buffer for kv cache"
     assert memory_failure("... | ValueError: No available memory for the cache blocks. Try increasing") is not None
     assert memory_failure("... | torch.OutOfMemoryError: CUDA out of memory. Tried to allocate") is not None
-    assert "SIGKILL" in memory_failure("the server exited with status -9 before it was ready; log x: loading")
+    assert "SIGKILL" in memory_failure("the server exited with status -9 before it was ready; log x | loading")
     assert memory_failure("could not start llama-server: not found or not executable") is None
     assert memory_failure("port 18080 is taken by nginx") is None
     assert [smaller_context(c) for c in (131072, 65536, 40000, 8192)] == [65536, 32768, 32768, None]
+
+
+def test_at_the_smallest_context_more_moe_experts_go_to_ram(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
+    # An 8 GB laptop GPU whose memory something else took since: llama.cpp fails to allocate until enough experts
+    # stay in RAM. The GGUF fixes the model, so the ladder never trades it for another.
+    monkeypatch.setenv("FAKE_SERVER_MIN_CPU_MOE", "20")
+    code, out, err = run_cli("up", "--gguf", gpt_oss_gguf, "--hardware", LAPTOP, "--force", "--context", "16k",
+                             "--port", free_port(), "--no-bench", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    steps = [(a["context_length"], a["next_step"]) for a in record["attempts"]]
+    assert steps[0] == (16384, "context 8,192") and all(c == 8192 for c, _ in steps[1:])
+    assert all("cudaMalloc failed: out of memory" in a["failure"] for a in record["attempts"])
+    argv = json.loads(llama_server.read_text())["argv"]
+    ran = int(argv[argv.index("--n-cpu-moe") + 1])
+    assert ran >= 20 and record["plan"]["offload"]["n_cpu_moe"] == ran
+    assert f"trying --n-cpu-moe {ran} (the MoE experts of {ran} of 24 layers in RAM)" in err
+
+
+def test_when_no_rung_is_left_the_ladder_says_what_it_tried(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MIN_CPU_MOE", "99")       # never enough
+    code, _, err = run_cli("up", "--gguf", gpt_oss_gguf, "--hardware", LAPTOP, "--force", "--context", "8k",
+                           "--port", free_port(), "--no-bench")
+    assert code == 4 and state.records() == {}
+    assert "trying --n-cpu-moe 24" in err and "the fallback ladder tried" in err and "has none left" in err
+
+
+def test_vllm_leaves_more_of_the_gpu_to_other_processes(run_cli, state, stand_in, monkeypatch):
+    # Something else holds 11 GB of the H100: vLLM refuses to start above 0.86 of it, at any context.
+    vllm = stand_in("vllm")
+    monkeypatch.setenv("FAKE_SERVER_MAX_UTILIZATION", "0.86")
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "16k",
+                             "--port", free_port(), "--no-bench", "--json")
+    assert code == 0, err
+    steps = [(a["context_length"], a["next_step"]) for a in json.loads(out)["attempts"]]
+    assert [step for _, step in steps] == ["context 8,192", "--gpu-memory-utilization 0.90 (more of the GPU left to "
+                                           "other processes)", "--gpu-memory-utilization 0.85 (more of the GPU left "
+                                           "to other processes)"]
+    argv = json.loads(vllm.read_text())["argv"]
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.85" and argv[argv.index("--max-model-len") + 1] \
+        == "8192"
+
+
+def walk(machine: str, *flags: str, gguf=None) -> list[tuple[str, str, int]]:
+    """Every rung of the ladder below the plan `gptoss-up` makes for MACHINE and FLAGS, through the real planner:
+    (the change, model, backend) per rung."""
+    from gptoss_deploy.cli.deploy_commands import _ladder
+    from gptoss_deploy.cli.options import planning_flags
+
+    ladder = _ladder(None, planning_flags("120b", None, None, None, False, "--cloud" in flags), fixture_path(machine),
+                     gguf)
+    plan, hardware = ladder.replan({})
+    rungs = []
+    while below := ladder.below(plan, hardware, plan.context_length):
+        plan, hardware, change = below
+        rungs.append((change, plan.model, plan.backend))
+    return rungs
+
+
+def test_the_ladder_goes_context_then_experts_then_the_smaller_model():
+    rungs = walk("rtx4090-desktop")
+    changes = [change.split(" (")[0] for change, _, _ in rungs]
+    smaller = changes.index("the smaller model, gpt-oss-20b")
+    assert changes[:2] == ["context 16,384", "context 8,192"] and changes[2].startswith("--n-cpu-moe")
+    assert changes[smaller - 1] == "--n-cpu-moe 36" and all(m == "gpt-oss-120b" for _, m, _ in rungs[:smaller])
+    assert changes[smaller + 1:] == ["context 16,384", "context 8,192", "--n-cpu-moe 6", "--n-cpu-moe 12",
+                                     "--n-cpu-moe 18", "--n-cpu-moe 24"]        # and no cloud: it was not allowed
+    assert all(backend == "llamacpp" for _, _, backend in rungs)
+
+
+def test_the_cloud_is_the_last_rung_only_where_the_user_allowed_it():
+    rungs = walk("strix-halo-128gb", "--cloud")
+    assert rungs[-1] == ("the cloud plan, gpt-oss-120b on AWS Bedrock (billed)", "gpt-oss-120b", "bedrock")
+    assert rungs[-2][:2] == ("--n-cpu-moe 24 (the MoE experts of 24 of 24 layers in RAM)", "gpt-oss-20b")
+    assert all(backend != "bedrock" for _, _, backend in walk("strix-halo-128gb"))
+
+
+def test_a_given_gguf_is_never_traded_for_another_model_or_the_cloud(tmp_path):
+    from gptoss_deploy.planner.gguf_info import read_gguf
+
+    gguf = read_gguf(write_gguf(tmp_path / "gpt-oss-120b.gguf", "gpt-oss", 36, 128))
+    rungs = walk("strix-halo-128gb", "--cloud", gguf=gguf)
+    assert rungs and all(model == "gpt-oss-120b" and backend == "llamacpp" for _, model, backend in rungs)
+    assert rungs[-1][0].startswith("--n-cpu-moe 36")
+
+
+def test_readiness_never_reached_with_memory_exhausted_steps_down(run_cli, state, gpt_oss_gguf, llama_server,
+                                                                  monkeypatch):
+    monkeypatch.setenv("FAKE_SERVER_MODE", "hang")          # logs that memory ran out, then never answers
+    monkeypatch.setenv("FAKE_SERVER_ECHO", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    code, _, err = run_cli("up", "--gguf", gpt_oss_gguf, "--context", "16k", "--port", free_port(), "--no-bench",
+                           "--ready-timeout", "2")
+    assert code == 4 and state.records() == {}
+    assert "out of memory at context 16,384 (torch.OutOfMemoryError: CUDA out of memory" in err
+    assert "trying context 8,192" in err and "the fallback ladder tried 1 smaller plan and has none left" in err

@@ -62,6 +62,8 @@ def test_up_serves_benchmarks_and_down_unloads(run_cli, saved_plan, state, tmp_p
     assert record["benchmark"]["decode_tokens_per_s"] > 0
     log = Path(record["log"]).read_text()
     assert "Foundry Local picked gpt-oss-20b-cuda-gpu:1 for this device" in log and "downloading" in log
+    code, _, err = run_cli("bench", record["name"], "--effort-sweep")
+    assert code == 2 and "Foundry Local takes no reasoning effort per request" in err
     code, _, err = run_cli("down", record["name"])
     assert code == 0, err
     assert record_file.read_text().splitlines() == ["download gpt-oss-20b-cuda-gpu:1", "load gpt-oss-20b-cuda-gpu:1",

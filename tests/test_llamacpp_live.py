@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from gguf import GGUFReader
 
 from gptoss_deploy.backends.process import port_in_use
 from helpers import free_port
@@ -103,3 +109,50 @@ def test_an_ipv6_loopback_bind_serves_and_is_benchmarked(run_cli, state, smollm2
     assert record["endpoint"]["api_key_file"] is None                  # loopback: no key needed
     assert record["benchmark"]["verdict"] == "pass"
     assert run_cli("down", record["name"])[0] == 0 and not port_in_use("::1", port)
+
+
+MB = 2 ** 20
+
+
+def with_trained_context(model: Path, copy: Path, context: int) -> Path:
+    """A copy of MODEL whose header says it was trained for CONTEXT tokens (gguf-py edits the field in place): the
+    real engine is then asked a context above SmolLM2's own 8192, the ladder's bottom rung."""
+    shutil.copyfile(model, copy)
+    reader = GGUFReader(copy, "r+")
+    field = reader.fields["llama.context_length"]
+    field.parts[field.data[0]][0] = context
+    reader.data.flush()
+    return copy
+
+
+def vm_peak(pid: int) -> int:
+    """The most address space PID has held (Linux /proc: what RLIMIT_AS limits)."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmPeak:"))
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and limits RLIMIT_AS: Linux only")
+def test_a_context_beyond_a_memory_limit_steps_down_on_the_real_engine(run_cli, state, smollm2, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")     # fewer malloc arenas: the engine's address space varies less
+    model = with_trained_context(smollm2, tmp_path / "smollm2-32k.gguf", 32768)
+    # What the engine's address space peaks at serving 16,384 tokens, with no limit.
+    calibration = up(run_cli, model, free_port(), "--context", "16k", "--no-bench")
+    [engine] = engines(state)
+    peak = vm_peak(engine.pid)
+    assert run_cli("down", calibration["name"])[0] == 0
+    # 32,768 tokens need about 377 MB more KV cache than 16,384 (SmolLM2: 30 layers x 192 K and V values, f16).
+    limit = peak + 200 * MB
+    launched = subprocess.run(
+        [sys.executable, "-c", "from gptoss_deploy.cli.app import main; main()", "up", "--gguf", str(model),
+         "--context", "32k", "--port", str(free_port()), "--no-bench", "--json"],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+        capture_output=True, text=True, timeout=180)
+    assert launched.returncode == 0, launched.stderr
+    record = json.loads(launched.stdout)
+    assert record["state"] == "running" and record["plan"]["context_length"] == 16384
+    [attempt] = record["attempts"]
+    assert (attempt["model"], attempt["context_length"], attempt["next_step"]) == ("smollm2-32k", 32768,
+                                                                                   "context 16,384")
+    assert "insufficient memory (attempted to allocate 720.00 MB)" in attempt["failure"]     # the KV cache at 32,768
+    assert "out of memory at context 32,768" in launched.stderr

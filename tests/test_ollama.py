@@ -10,6 +10,7 @@ import pytest
 from gptoss_deploy.backends.process import port_in_use
 from helpers import fixture_path, free_port
 from fake_ollama import FakeOllama
+from fake_reply import REASONING_CHUNKS
 
 CPU_ONLY = fixture_path("cpu-only")   # launched with --force: a fixed machine, whatever runs the tests
 
@@ -84,3 +85,30 @@ def test_ollama_is_never_exposed_without_authentication(run_cli, state, stand_in
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     code, _, err = up_ollama(run_cli, "--host", "0.0.0.0", "--port", free_port())
     assert code == 4 and "Ollama has no API keys" in err and state.records() == {}
+
+
+def test_effort_sweep_asks_ollama_each_think_level(run_cli, state, running_ollama, monkeypatch):
+    monkeypatch.setenv("FAKE_ANSWER", "Canberra")
+    code, _, err = up_ollama(run_cli, "--no-bench")
+    assert code == 0, err
+    code, out, err = run_cli("bench", "--effort-sweep", "--json")
+    assert code == 0, err
+    efforts = json.loads(out)["effort_sweep"]["efforts"]
+    tasks = len(efforts[0]["tasks"])
+    asked = [chat["think"] for chat in running_ollama.chats]
+    assert asked == ["low"] * tasks + ["medium"] * tasks + ["high"] * tasks
+    # Ollama's eval_count split by its thinking and content channels; the capital city is the one right answer
+    assert [e["reasoning_tokens"] for e in efforts] == [REASONING_CHUNKS[e] * tasks for e in ("low", "medium", "high")]
+    assert all(e["answer_tokens"] == tasks and e["correct"] == 1 for e in efforts)
+
+
+def test_a_model_ollama_cannot_load_steps_down_the_context(run_cli, state, running_ollama, monkeypatch):
+    monkeypatch.setenv("FAKE_OLLAMA_MAX_CTX", "10000")
+    code, out, err = up_ollama(run_cli, "--no-bench", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["endpoint"]["model"] == "gpt-oss:20b-ctx8192"
+    assert [(a["context_length"], a["next_step"]) for a in record["attempts"]] == [(32768, "context 16,384"),
+                                                                                   (16384, "context 8,192")]
+    assert all("requires more system memory" in a["failure"] for a in record["attempts"])
+    assert "loading gpt-oss:20b-ctx8192" in err

@@ -78,5 +78,13 @@ def test_installed_scripts_run_from_a_foreign_project(installed, foreign_dir, sm
                  cwd=foreign_dir, env=env)
         assert up.returncode == 0, up.stderr                      # the embedded engine, not the project's code
         assert json.loads(up.stdout)["benchmark"]["verdict"] == "pass"
+        # The sweep's task set is package data; SmolLM2 has no reasoning channel, and the sweep says what that means.
+        sweep = run(installed, "gptoss", "bench", "--effort-sweep", "--max-tokens", "16", "--json", cwd=foreign_dir,
+                    env=env)
+        assert sweep.returncode == 0, sweep.stderr
+        efforts = json.loads(sweep.stdout)["effort_sweep"]["efforts"]
+        assert [e["effort"] for e in efforts] == ["low", "medium", "high"]
+        assert all(e["reasoning_tokens"] == 0 and e["answer_tokens"] > 0 for e in efforts)
+        assert "ignores reasoning effort" in sweep.stdout
     finally:
         assert run(installed, "gptoss", "down", "--all", cwd=foreign_dir, env=env).returncode == 0

@@ -80,3 +80,15 @@ def test_a_saved_plan_with_the_recipes_tuning_runs_exactly_as_planned(run_cli, f
     _, saved, _ = run_cli("plan", "--hardware", path(fixture), "--profile", "server", "--json")
     argv = json.loads(saved)["launch"]["argv"]
     assert VllmServeCommand.parse(argv).argv() == argv
+
+
+def test_effort_sweep_asks_vllm_for_reasoning_effort(run_cli, state, vllm, monkeypatch):
+    monkeypatch.setenv("FAKE_ANSWER", "Yes.")
+    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--port", free_port(),
+                           "--no-bench")
+    assert code == 0, err
+    code, out, err = run_cli("bench", "--effort-sweep", "--json")
+    assert code == 0, err
+    efforts = json.loads(out)["effort_sweep"]["efforts"]
+    assert [e["reasoning_tokens"] // len(e["tasks"]) for e in efforts] == [4, 16, 48]   # the stand-in's per effort
+    assert all(e["correct"] == 1 and e["cost_usd"] is None for e in efforts)          # the syllogism; no price here

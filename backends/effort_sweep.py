@@ -1,0 +1,78 @@
+"""The reasoning-effort profile (`gptoss bench --effort-sweep`): the shipped task set (effort_tasks.toml) asked at
+low, medium and high effort, one request at a time, each answered to its natural end. Per effort: reasoning and
+answer tokens (the stream's channels apart), time to the first answer token (not the first reasoning token),
+end-to-end latency, the cost at the plan's price, and how many answers were right.
+"""
+from __future__ import annotations
+
+import re
+import statistics
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+from gptoss_deploy.backends.bench import Sample, StreamClient, one_decimal, spent
+
+EFFORTS = ("low", "medium", "high")
+MAX_TOKENS = 4096        # room for high effort's reasoning on these short tasks; a reply cut off before it answers
+                         # counts as wrong and is reported
+
+
+@dataclass(frozen=True)
+class Task:
+    prompt: str
+    accept: tuple[str, ...]
+
+    def is_right(self, answer: str) -> bool:
+        """One of the accepted answers appears in ANSWER as a whole word, case ignored."""
+        return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", answer, re.IGNORECASE) for a in self.accept)
+
+
+def load_tasks() -> list[Task]:
+    with resources.files(__package__).joinpath("effort_tasks.toml").open("rb") as shipped:
+        return [Task(t["prompt"], tuple(t["accept"])) for t in tomllib.load(shipped)["task"]]
+
+
+def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tokens: int = MAX_TOKENS,
+          progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Ask every task at every effort through CLIENT_FOR(effort); returns the `effort_sweep` document."""
+    tasks = load_tasks()
+    efforts = []
+    for effort in EFFORTS:
+        client, replies = client_for(effort), []
+        for number, task in enumerate(tasks, 1):
+            progress(f"effort {effort}: task {number}/{len(tasks)}")
+            replies.append(client.stream(task.prompt, max_tokens, fixed_length=False))
+        efforts.append(_summary(effort, tasks, replies, price))
+    return {"tasks": len(tasks), "max_tokens": max_tokens, "efforts": efforts,
+            "notes": _notes(efforts, price, max_tokens)}
+
+
+def _summary(effort: str, tasks: list[Task], replies: list[Sample], price: dict | None) -> dict:
+    rows = [{"prompt": task.prompt, "right": task.is_right(reply.answer), "answer": reply.answer.strip()[:200],
+             "reasoning_tokens": reply.reasoning_tokens, "answer_tokens": reply.answer_tokens,
+             "first_answer_ms": one_decimal(reply.answer_ttft_ms), "e2e_ms": one_decimal(reply.e2e_ms)}
+            for task, reply in zip(tasks, replies)]
+    answered = [r.answer_ttft_ms for r in replies if r.answer_ttft_ms is not None]
+    return {"effort": effort, "correct": sum(row["right"] for row in rows), "unanswered": len(replies) - len(answered),
+            "reasoning_tokens": sum(r.reasoning_tokens for r in replies),
+            "answer_tokens": sum(r.answer_tokens for r in replies),
+            "first_answer_ms": one_decimal(statistics.median(answered)) if answered else None,
+            "e2e_ms": one_decimal(statistics.median(r.e2e_ms for r in replies)),
+            "cost_usd": spent(replies, price, sum(r.e2e_ms for r in replies) / 1000)["cost_usd"],
+            "tasks": rows}
+
+
+def _notes(efforts: list[dict], price: dict | None, max_tokens: int) -> list[str]:
+    notes = []
+    if not any(e["reasoning_tokens"] for e in efforts):
+        notes.append("no reply had a reasoning channel: this model or server ignores reasoning effort (gpt-oss "
+                     "reasons at every effort), so the rows differ by chance only")
+    cut = sum(e["unanswered"] for e in efforts)
+    if cut:
+        notes.append(f"{cut} replies reached --max-tokens {max_tokens} before they answered (counted wrong): "
+                     "raise it to see what those efforts get right")
+    if not price:
+        notes.append("no cost: no price is known for this endpoint (a local plan's cost is the machine's time)")
+    return notes

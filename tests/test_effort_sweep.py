@@ -1,0 +1,93 @@
+"""`gptoss bench --effort-sweep`: the shipped tasks at low, medium and high effort, each effort's reasoning and answer
+tokens from the stream's channels, the time to the first answer token, the latency and the right answers. The
+stand-in llama-server reasons as long as the effort it was asked (chat_template_kwargs) and answers FAKE_ANSWER."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gptoss_deploy.backends.effort_sweep import Task, load_tasks
+from gptoss_deploy.backends.records import Deployment
+
+from fake_reply import REASONING_CHUNKS
+from helpers import free_port
+from test_gguf import write_gguf
+
+TASKS = load_tasks()
+
+
+@pytest.fixture
+def deployed(run_cli, state, stand_in, tmp_path, monkeypatch):
+    """A gpt-oss deployment on the stand-in llama-server, which answers "3" after reasoning."""
+    monkeypatch.setenv("FAKE_ANSWER", "3")
+    monkeypatch.setenv("FAKE_SERVER_THINK_S", "0.05")
+    stand_in("llama-server")
+    gguf = write_gguf(tmp_path / "gpt-oss-20b.gguf", "gpt-oss", 24, 32)
+    code, out, err = run_cli("up", "--gguf", gguf, "--port", free_port(), "--no-bench", "--json")
+    assert code == 0, err
+    return Deployment.model_validate_json(out)
+
+
+def test_each_effort_reports_reasoning_answer_latency_and_right_answers(run_cli, deployed):
+    code, out, err = run_cli("bench", "--effort-sweep", "--json")
+    assert code == 0, err
+    sweep = json.loads(out)["effort_sweep"]
+    right = sum(Task.is_right(task, "3") for task in TASKS)          # the strawberry question
+    assert sweep["name"] == deployed.name and sweep["tasks"] == len(TASKS) and right == 1
+    efforts = {e["effort"]: e for e in sweep["efforts"]}
+    assert list(efforts) == ["low", "medium", "high"]
+    for effort, row in efforts.items():
+        assert row["reasoning_tokens"] == REASONING_CHUNKS[effort] * len(TASKS)   # asked at that effort
+        assert row["answer_tokens"] == len(TASKS) and row["correct"] == right and row["unanswered"] == 0
+        assert 50 <= row["first_answer_ms"] <= row["e2e_ms"]      # the answer came after the reasoning's pause
+        assert row["cost_usd"] is None
+    assert efforts["low"]["e2e_ms"] < efforts["high"]["e2e_ms"]   # 44 more reasoning tokens a task take time
+    assert [t["answer"] for t in efforts["high"]["tasks"]] == ["3"] * len(TASKS)
+    assert any("no price" in note for note in sweep["notes"])
+    assert "effort high: task 8/8" in err                         # progress went to stderr
+
+
+def test_the_terminal_shows_a_row_and_bars_per_effort(run_cli, deployed):
+    code, out, err = run_cli("bench", "--effort-sweep")
+    assert code == 0, err
+    assert "Reasoning effort: 8 tasks each" in out and "█" in out          # the bars
+    for effort in ("low", "medium", "high"):
+        assert any(line.split("│")[1].strip() == effort for line in out.splitlines() if line.count("│") > 2)
+    assert "1/8" in out                                           # right answers
+
+
+def test_replies_cut_off_before_answering_are_counted_and_explained(run_cli, deployed):
+    code, out, err = run_cli("bench", "--effort-sweep", "--max-tokens", "10", "--json")
+    assert code == 0, err
+    efforts = {e["effort"]: e for e in json.loads(out)["effort_sweep"]["efforts"]}
+    assert efforts["low"]["unanswered"] == 0 and efforts["high"]["unanswered"] == len(TASKS)
+    assert efforts["high"]["correct"] == 0 and efforts["high"]["first_answer_ms"] is None
+    assert any("reached --max-tokens 10 before they answered" in n for n in json.loads(out)["effort_sweep"]["notes"])
+
+
+def test_a_url_is_swept_with_both_ways_of_asking_effort(run_cli, deployed):
+    code, out, err = run_cli("bench", "--effort-sweep", "--url", deployed.endpoint.base_url, "--json")
+    assert code == 0, err
+    efforts = json.loads(out)["effort_sweep"]["efforts"]
+    assert [e["reasoning_tokens"] for e in efforts] == [REASONING_CHUNKS[e] * len(TASKS) for e in
+                                                          ("low", "medium", "high")]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--effort-sweep", "--min-decode-tps", "5"], "--effort-sweep gives no verdict"),
+    (["--max-tokens", "100"], "--max-tokens sizes the replies of --effort-sweep"),
+    (["--effort-sweep", "--max-tokens", "0"], "--max-tokens"),
+])
+def test_flags_that_do_not_go_with_the_sweep_exit_2(run_cli, state, flags, says):
+    code, _, err = run_cli("bench", *flags)
+    assert code == 2 and says in err
+
+
+def test_answers_are_checked_as_whole_words():
+    strawberry = next(t for t in TASKS if "strawberry" in t.prompt)
+    assert strawberry.is_right("There are 3 r's.") and strawberry.is_right("THREE")
+    assert not strawberry.is_right("23") and not strawberry.is_right("2")
+    train = next(t for t in TASKS if "train" in t.prompt)
+    assert train.is_right("It arrives at 17:20.") and not train.is_right("17:25")
+
