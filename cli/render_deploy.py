@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shlex
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -15,6 +16,7 @@ from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, tokens_per_s
 
+BAR_WIDTH = 8             # the sweep's table fits an 80-column terminal
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unstable": "yellow"}
 
 
@@ -110,21 +112,22 @@ def render_effort_sweep(console: Console, sweep: dict) -> None:
     efforts = sweep["efforts"]
     most_reasoning = max(e["reasoning_tokens"] for e in efforts) or 1
     longest = max(e["e2e_ms"] or 0 for e in efforts) or 1
-    table = Table(title=f"Reasoning effort: {sweep['tasks']} tasks each (tokens are totals, times medians)",
-                  show_header=True, header_style="bold")
-    for column in ("effort", "right", "reasoning tokens", "", "answer tokens", "first answer", "end to end", "",
-                   "cost"):
-        table.add_column(column, justify="left" if column in ("effort", "") else "right")
+    table = Table(title=f"Reasoning effort: {sweep['tasks']} tasks each (tokens: totals; times: medians, to the first "
+                        "answer token and to the end)",
+                  show_header=True, header_style="bold", box=box.SIMPLE_HEAD, padding=0)
+    for column in ("effort", "right", "reasoning", "", "answer", "to answer", "to end", "", "cost"):
+        table.add_column(column, justify="left" if column in ("effort", "") else "right", no_wrap=True,
+                         width=None if column else BAR_WIDTH, min_width=len(column) or None)
     for e in efforts:
         table.add_row(e["effort"], f"{e['correct']}/{sweep['tasks']}", f"{e['reasoning_tokens']:,}",
-                      Bar(most_reasoning, 0, e["reasoning_tokens"], width=16, color="magenta"),
-                      f"{e['answer_tokens']:,}", _ms(e["first_answer_ms"]), _ms(e["e2e_ms"]),
-                      Bar(longest, 0, e["e2e_ms"] or 0, width=16, color="cyan"),
+                      Bar(most_reasoning, 0, e["reasoning_tokens"], width=BAR_WIDTH, color="magenta"),
+                      f"{e['answer_tokens']:,}", _seconds(e["first_answer_ms"]), _seconds(e["e2e_ms"]),
+                      Bar(longest, 0, e["e2e_ms"] or 0, width=BAR_WIDTH, color="cyan"),
                       "-" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}")
     console.print(table)
     for note in sweep["notes"]:
         say(console, f"  - {note}")
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"
+def _seconds(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:,.1f} s" if ms >= 100 else f"{ms:.0f} ms"
