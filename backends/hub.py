@@ -110,7 +110,7 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
     paths = []
     for filename in files:
         try:
-            paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir(),
+            paths.append(Path(hf_hub_download(repo, filename, cache_dir=cache_dir(), local_files_only=_offline(),
                                               tqdm_class=_reporting_tqdm(progress, filename))))
         except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
             if _offline():
