@@ -24,6 +24,8 @@ OUT_OF_MEMORY_SIGNS = ("insufficient memory", "failed to allocate", "out of memo
                        "no available memory for the cache blocks", "less than desired gpu memory utilization",
                        "requires more system memory")
 KILLED = "exited with status -9"          # SIGKILL at start-up: the kernel's out-of-memory killer, as a rule
+OUT_OF_MEMORY = "out of memory"
+KILLED_BY_KERNEL = "killed (SIGKILL), as the out-of-memory killer does"
 SMALLER_MODEL = "20b"
 
 
@@ -32,12 +34,14 @@ def memory_line(lines: Iterable[str]) -> str | None:
     return next((line.strip() for line in lines if any(sign in line.lower() for sign in OUT_OF_MEMORY_SIGNS)), None)
 
 
-def memory_failure(message: str) -> str | None:
-    """The line of a failed launch's message (with its log tail, lines joined by ' | ') that shows memory ran out;
-    None when nothing in it does."""
-    if KILLED in message and not memory_line(message.split(" | ")):
-        return "the server was killed (SIGKILL), as the out-of-memory killer does"
-    return memory_line(message.split(" | "))
+def memory_failure(message: str) -> tuple[str, str] | None:
+    """What went wrong in a failed launch whose MESSAGE (with its log tail, lines joined by ' | ') shows memory ran
+    out, and the line that shows it: (OUT_OF_MEMORY or KILLED_BY_KERNEL, line); None when nothing in it does."""
+    lines = message.split(" | ")
+    if line := memory_line(lines):
+        return OUT_OF_MEMORY, line
+    killed = next((line.strip() for line in lines if KILLED in line), None)
+    return (KILLED_BY_KERNEL, killed.split(";")[0]) if killed else None
 
 
 def smaller_context(context: int) -> int | None:

@@ -142,7 +142,9 @@ def _stop_when_a_copy_exits(children: list[subprocess.Popen], proxy: ThreadingHT
     while not any(child.poll() is not None for child in children):
         threading.Event().wait(0.5)
     exited.append(next(child for child in children if child.poll() is not None))
-    print(f"a llama-server copy exited ({exited[0].returncode}): stopping the others", file=sys.stderr, flush=True)
+    # in the words a failed launch is read in: "exited with status -9" is the out-of-memory killer's (fallback.py)
+    print(f"a llama-server copy exited with status {exited[0].returncode}: stopping the others", file=sys.stderr,
+          flush=True)
     proxy.shutdown()
 
 

@@ -2,7 +2,7 @@
 `python -P -m gptoss_deploy.backends.log_filter LOG -- ARGV`.
 
 This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
-status once its output ends. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
+status once its output ends; a server killed by a signal (the out-of-memory killer's SIGKILL) kills it with the same. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
 """
 from __future__ import annotations
 
@@ -35,7 +35,21 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _copy(server.stdout, log, secrets)
-    return server.wait()
+    status = server.wait()
+    if status < 0:
+        _die_like(-status)
+    return status
+
+
+def _die_like(signum: int) -> None:
+    """End by signal SIGNUM, as the server did: gptoss reads "killed by SIGKILL" from this process's status, where
+    an exit status could not tell it from a server's exit(247)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))    # the server's core dump, if any, is the one worth keeping
+    with contextlib.suppress(OSError, ValueError):      # SIGKILL's own action cannot be set, nor needs to be
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _copy(output, log: int, secrets: list[str]) -> None:

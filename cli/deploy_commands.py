@@ -176,9 +176,10 @@ def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
             if below is None:
                 raise
             model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
-            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, failure=seen,
-                                    next_step=below[2]))
-            progress(f"out of memory at context {ran:,} ({seen[:120]}): trying {below[2]}")
+            (failure, line), step = seen, below[2]
+            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=doc.launch.argv,
+                                    failure=failure, log_line=line, next_step=step))
+            progress(f"{failure} at context {ran:,} ({line[:120]}): trying {step}")
             doc, hw = below[:2]
     if attempts and not reused:
         record = deploy.save_fields(store, record.name, attempts=attempts)

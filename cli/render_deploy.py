@@ -55,6 +55,10 @@ def render_deployment(console: Console, record: Deployment, reused: bool) -> Non
     console.print(f"[bold green]{escape(record.name)}[/] {escape(description.status)}")
     for warning in record.warnings:
         console.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
+    if record.attempts:     # the plan that runs is smaller than the one asked for
+        steps = " -> ".join(a.next_step for a in record.attempts)
+        console.print(f"[yellow]stepped down[/]: {len(record.attempts)} plan(s) ran out of memory first; the fallback "
+                      f"ladder tried {escape(steps)} (each attempt: gptoss status --json)", soft_wrap=True)
     for line in description.lines:
         say(console, line)
     if record.benchmark:

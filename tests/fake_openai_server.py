@@ -2,7 +2,9 @@
 
 Behaviour from the environment, so tests can stage what users hit:
   FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
-  FAKE_SERVER_MAX_CTX  fail at start-up as llama.cpp does when memory runs out, for a --ctx-size above this
+  FAKE_SERVER_MAX_CTX  fail at start-up as the engine does when memory runs out, for a context above this:
+                       llama.cpp's words for --ctx-size, vLLM's for --max-model-len
+  FAKE_SERVER_OOM_KILL  fail that way by SIGKILL instead, as the kernel's out-of-memory killer does
   FAKE_SERVER_MIN_CPU_MOE  fail as llama.cpp on CUDA does when the GPU's memory runs out, for --n-cpu-moe below this
   FAKE_SERVER_MAX_UTILIZATION  fail as vLLM does when another process holds GPU memory, above this
                                --gpu-memory-utilization
@@ -102,6 +104,22 @@ class Handler(JsonHandler):
         self.wfile.flush()
 
 
+def run_out_of_memory(context: int, vllm: bool) -> None:
+    """Fail at start-up as the engine does when the KV cache for CONTEXT tokens does not fit."""
+    print("loading model", flush=True)
+    if os.environ.get("FAKE_SERVER_OOM_KILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if vllm:
+        print("ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+              "initializing the engine.", flush=True)
+    else:
+        print(f"ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size {context * 49152}",
+              flush=True)
+        print("llama_init_from_model: failed to initialize the context: failed to allocate buffer for kv cache",
+              flush=True)
+    sys.exit(1)
+
+
 def main(argv: list[str]) -> None:
     if os.environ.get("FAKE_SERVER_RECORD"):
         with open(os.environ["FAKE_SERVER_RECORD"], "w") as out:
@@ -114,13 +132,10 @@ def main(argv: list[str]) -> None:
     if mode == "exit":
         print("error: failed to load model: out of memory", flush=True)
         sys.exit(1)
-    context, fits = int(flag(argv, "--ctx-size", "0")), int(os.environ.get("FAKE_SERVER_MAX_CTX", "0"))
-    if fits and context > fits:     # as llama.cpp says it when the KV cache does not fit
-        print(f"ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size {context * 49152}",
-              flush=True)
-        print("llama_init_from_model: failed to initialize the context: failed to allocate buffer for kv cache",
-              flush=True)
-        sys.exit(1)
+    context = int(flag(argv, "--ctx-size", None) or flag(argv, "--max-model-len", "0"))
+    fits = int(os.environ.get("FAKE_SERVER_MAX_CTX", "0"))
+    if fits and context > fits:
+        run_out_of_memory(context, vllm="--max-model-len" in argv)
     if int(flag(argv, "--n-cpu-moe", "0")) < int(os.environ.get("FAKE_SERVER_MIN_CPU_MOE", "0")):
         print("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9216.00 MiB on device 0: cudaMalloc failed: "
               "out of memory", flush=True)

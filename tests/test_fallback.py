@@ -37,7 +37,9 @@ def test_running_out_of_memory_steps_down_the_context_until_it_fits(run_cli, sta
     assert record["state"] == "running" and record["plan"]["context_length"] == 16384
     assert [(a["context_length"], a["backend"]) for a in record["attempts"]] == [(65536, "llamacpp"),
                                                                                  (32768, "llamacpp")]
-    assert all("failed to allocate buffer" in a["failure"] for a in record["attempts"])
+    assert all(a["failure"] == "out of memory" and "failed to allocate buffer" in a["log_line"]
+               for a in record["attempts"])
+    assert [a["argv"][a["argv"].index("--ctx-size") + 1] for a in record["attempts"]] == ["65536", "32768"]
     assert "out of memory at context 65,536" in err and "trying context 32,768" in err and "context 16,384" in err
     assert json.loads(llama_server.read_text())["argv"][json.loads(llama_server.read_text())["argv"].index(
         "--ctx-size") + 1] == "16384"                                   # the server that runs has the smaller context
@@ -60,11 +62,14 @@ def test_a_failure_a_smaller_plan_cannot_fix_does_not_step_down(run_cli, state, 
 
 def test_memory_failures_are_told_from_other_failures():
     assert memory_failure("the server exited with status 1 before it was ready; log x | a | llama_init_from_model: "
-                          "failed to allocate buffer for kv cache | b") == "llama_init_from_model: failed to " \
-                                                                             "allocate buffer for kv cache"
+                          "failed to allocate buffer for kv cache | b") == ("out of memory", "llama_init_from_model: "
+                                                                            "failed to allocate buffer for kv cache")
     assert memory_failure("... | ValueError: No available memory for the cache blocks. Try increasing") is not None
     assert memory_failure("... | torch.OutOfMemoryError: CUDA out of memory. Tried to allocate") is not None
-    assert "SIGKILL" in memory_failure("the server exited with status -9 before it was ready; log x | loading")
+    assert memory_failure("the server exited with status -9 before it was ready; log x | loading") == (
+        "killed (SIGKILL), as the out-of-memory killer does", "the server exited with status -9 before it was ready")
+    assert memory_failure("the server exited with status 1 before it was ready; log x | a llama-server copy exited "
+                          "with status -9: stopping the others")[0] == "killed (SIGKILL), as the out-of-memory killer does"
     assert memory_failure("could not start llama-server: not found or not executable") is None
     assert memory_failure("port 18080 is taken by nginx") is None
     assert [smaller_context(c) for c in (131072, 65536, 40000, 8192)] == [65536, 32768, 32768, None]
@@ -80,7 +85,9 @@ def test_at_the_smallest_context_more_moe_experts_go_to_ram(run_cli, state, gpt_
     record = json.loads(out)
     steps = [(a["context_length"], a["next_step"]) for a in record["attempts"]]
     assert steps[0] == (16384, "context 8,192") and all(c == 8192 for c, _ in steps[1:])
-    assert all("cudaMalloc failed: out of memory" in a["failure"] for a in record["attempts"])
+    assert all("cudaMalloc failed: out of memory" in a["log_line"] for a in record["attempts"])
+    tried = [int(a["argv"][a["argv"].index("--n-cpu-moe") + 1]) for a in record["attempts"][1:]]
+    assert tried == sorted(set(tried)) and tried[-1] < 20              # each plan tried keeps more experts in RAM
     argv = json.loads(llama_server.read_text())["argv"]
     ran = int(argv[argv.index("--n-cpu-moe") + 1])
     assert ran >= 20 and record["plan"]["offload"]["n_cpu_moe"] == ran
@@ -93,6 +100,34 @@ def test_when_no_rung_is_left_the_ladder_says_what_it_tried(run_cli, state, gpt_
                            "--port", free_port(), "--no-bench")
     assert code == 4 and state.records() == {}
     assert "trying --n-cpu-moe 24" in err and "the fallback ladder tried" in err and "has none left" in err
+
+
+def test_the_kernels_out_of_memory_kill_steps_down(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
+    # The server is killed (SIGKILL) while loading above 20,000 tokens, as the kernel's OOM killer does: no log line.
+    monkeypatch.setenv("FAKE_SERVER_MAX_CTX", "20000")
+    monkeypatch.setenv("FAKE_SERVER_OOM_KILL", "1")
+    code, out, err = run_cli("up", "--gguf", gpt_oss_gguf, "--context", "32k", "--port", free_port(), "--no-bench")
+    assert code == 0, err
+    assert "stepped down: 1 plan(s) ran out of memory first; the fallback ladder tried context 16,384" in out
+    code, out, _ = run_cli("status", "--json")
+    [attempt] = json.loads(out)[0]["attempts"]
+    assert attempt["failure"] == "killed (SIGKILL), as the out-of-memory killer does"
+    assert "exited with status -9" in attempt["log_line"] and attempt["next_step"] == "context 16,384"
+    assert "killed (SIGKILL), as the out-of-memory killer does at context 32,768" in err
+
+
+def test_vllm_without_room_for_the_kv_cache_steps_down_the_context(run_cli, state, stand_in, monkeypatch):
+    vllm = stand_in("vllm")
+    monkeypatch.setenv("FAKE_SERVER_MAX_CTX", "40000")            # vLLM's KV-cache check fails above this
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "128k",
+                             "--port", free_port(), "--no-bench", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert [(a["context_length"], a["next_step"]) for a in record["attempts"]] == [(131072, "context 65,536"),
+                                                                                   (65536, "context 32,768")]
+    assert all("No available memory for the cache blocks" in a["log_line"] for a in record["attempts"])
+    argv = json.loads(vllm.read_text())["argv"]
+    assert argv[argv.index("--max-model-len") + 1] == "32768" and record["plan"]["context_length"] == 32768
 
 
 def test_vllm_leaves_more_of_the_gpu_to_other_processes(run_cli, state, stand_in, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import psutil
@@ -79,3 +80,5 @@ def test_a_copy_that_dies_takes_the_deployment_down_and_status_says_so(run_cli, 
     assert code == 0 and json.loads(out) == []
     assert f"deployment {record['name']} ended: its server exited" in err
     assert not port_in_use("127.0.0.1", port)
+    # in the words the fallback ladder reads as the out-of-memory killer's, had it happened while loading
+    assert "a llama-server copy exited with status -9: stopping the others" in Path(record["log"]).read_text()

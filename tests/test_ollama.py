@@ -110,5 +110,5 @@ def test_a_model_ollama_cannot_load_steps_down_the_context(run_cli, state, runni
     assert record["endpoint"]["model"] == "gpt-oss:20b-ctx8192"
     assert [(a["context_length"], a["next_step"]) for a in record["attempts"]] == [(32768, "context 16,384"),
                                                                                    (16384, "context 8,192")]
-    assert all("requires more system memory" in a["failure"] for a in record["attempts"])
+    assert all("requires more system memory" in a["log_line"] for a in record["attempts"])
     assert "loading gpt-oss:20b-ctx8192" in err
