@@ -66,8 +66,8 @@ class Attempt(_Document):
     model: str
     backend: str
     context_length: int = Field(ge=1)
-    argv: list[str] = Field(description="the server command of the plan tried (no secrets: keys travel in the "
-                            "environment or a file)")
+    argv: list[str] | None = Field(description="the server command that ran (no secrets: keys travel in the "
+                                   "environment or a file); null where gptoss started none (a running Ollama)")
     failure: str = Field(description="out of memory, or killed (SIGKILL) as the out-of-memory killer does")
     log_line: str = Field(description="the server's output line (or, for a kill, gptoss's) that showed it")
     next_step: str = Field(description="what the fallback ladder tried next, in words")

@@ -177,7 +177,8 @@ def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
                 raise
             model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
             (failure, line), step = seen, below[2]
-            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=doc.launch.argv,
+            argv = deploy.server_launch(doc, options, hw, gguf_info).argv      # as `up` ran it: the file, the port
+            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=argv,
                                     failure=failure, log_line=line, next_step=step))
             progress(f"{failure} at context {ran:,} ({line[:120]}): trying {step}")
             doc, hw = below[:2]

@@ -154,5 +154,6 @@ def test_a_context_beyond_a_memory_limit_steps_down_on_the_real_engine(run_cli, 
     [attempt] = record["attempts"]
     assert (attempt["model"], attempt["context_length"], attempt["next_step"]) == ("smollm2-32k", 32768,
                                                                                    "context 16,384")
-    assert "insufficient memory (attempted to allocate 720.00 MB)" in attempt["log_line"]     # the KV cache at 32,768
+    assert "insufficient memory (attempted to allocate 720.00 MB)" in attempt["log_line"]
+    assert attempt["argv"][attempt["argv"].index("--model") + 1] == str(model)       # what ran, not the plan's -hf     # the KV cache at 32,768
     assert "out of memory at context 32,768" in launched.stderr
