@@ -22,16 +22,23 @@ MAX_TOKENS = 4096        # room for high effort's reasoning on these short tasks
 @dataclass(frozen=True)
 class Task:
     prompt: str
+    answer: str                  # a regular expression: what an answer looks like; the reply's last match is judged
     accept: tuple[str, ...]
 
-    def is_right(self, answer: str) -> bool:
-        """One of the accepted answers appears in ANSWER as a whole word, case ignored."""
-        return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", answer, re.IGNORECASE) for a in self.accept)
+    def is_right(self, reply: str) -> bool:
+        """The last text in REPLY that looks like an answer is one of the accepted, compared as _plain."""
+        answers = [m.group() for m in re.finditer(self.answer, reply, re.IGNORECASE)]
+        return bool(answers) and _plain(answers[-1]) in {_plain(a) for a in self.accept}
+
+
+def _plain(answer: str) -> str:
+    """ANSWER without case or spaces, "and" in a list read as a comma: "3, 7, 19 and 42" is "3,7,19,42"."""
+    return re.sub(r"\s+", "", re.sub(r",?\s*\band\b", ",", answer.lower()))
 
 
 def load_tasks() -> list[Task]:
     with resources.files(__package__).joinpath("effort_tasks.toml").open("rb") as shipped:
-        return [Task(t["prompt"], tuple(t["accept"])) for t in tomllib.load(shipped)["task"]]
+        return [Task(t["prompt"], t["answer"], tuple(t["accept"])) for t in tomllib.load(shipped)["task"]]
 
 
 def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tokens: int = MAX_TOKENS,

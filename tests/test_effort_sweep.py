@@ -86,10 +86,18 @@ def test_flags_that_do_not_go_with_the_sweep_exit_2(run_cli, state, flags, says)
     assert code == 2 and says in err
 
 
-def test_answers_are_checked_as_whole_words():
+def test_a_reply_is_judged_by_the_answer_it_ends_with():
     strawberry = next(t for t in TASKS if "strawberry" in t.prompt)
     assert strawberry.is_right("There are 3 r's.") and strawberry.is_right("THREE")
     assert not strawberry.is_right("23") and not strawberry.is_right("2")
+    # seen from SmolLM2: a right number on the way to a wrong one is wrong
+    assert not strawberry.is_right("The letter 'r' appears twice in the word 'strawberry' which is 2 x 3 = 6.")
+    assert strawberry.is_right("At first glance 2, but counting again: 3.")
     train = next(t for t in TASKS if "train" in t.prompt)
     assert train.is_right("It arrives at 17:20.") and not train.is_right("17:25")
-
+    assert not train.is_right("17:20? No: 12:33 AM in 14:45 hours.")
+    syllogism = next(t for t in TASKS if "bloops" in t.prompt)
+    assert syllogism.is_right("Yes.") and not syllogism.is_right("Yes, some are; but no.")
+    ordered = next(t for t in TASKS if "Sort" in t.prompt)
+    assert ordered.is_right("3, 7, 19, 42") and ordered.is_right("3,7,19 and 42")
+    assert not ordered.is_right("7, 19, 19, and 3: 19, 23, 27, 42") and not ordered.is_right("no numbers")
