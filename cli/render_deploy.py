@@ -122,10 +122,11 @@ def render_effort_sweep(console: Console, sweep: dict) -> None:
     for column in ("effort", "right", "reasoning", "", "answer", "to answer", "to end", "", "cost"):
         table.add_column(column, justify="left" if column in ("effort", "") else "right", no_wrap=True,
                          width=None if column else BAR_WIDTH, min_width=len(column) or None)
-    for e in efforts:
+    first_answers, ends = _times([e["first_answer_ms"] for e in efforts]), _times([e["e2e_ms"] for e in efforts])
+    for e, first_answer, end in zip(efforts, first_answers, ends):
         table.add_row(e["effort"], f"{e['correct']}/{sweep['tasks']}", f"{e['reasoning_tokens']:,}",
                       Bar(most_reasoning, 0, e["reasoning_tokens"], width=BAR_WIDTH, color="magenta"),
-                      f"{e['answer_tokens']:,}", _seconds(e["first_answer_ms"]), _seconds(e["e2e_ms"]),
+                      f"{e['answer_tokens']:,}", first_answer, end,
                       Bar(longest, 0, e["e2e_ms"] or 0, width=BAR_WIDTH, color="cyan"),
                       "-" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}")
     console.print(table)
@@ -133,5 +134,7 @@ def render_effort_sweep(console: Console, sweep: dict) -> None:
         say(console, f"  - {note}")
 
 
-def _seconds(ms: float | None) -> str:
-    return "-" if ms is None else f"{ms / 1000:,.1f} s" if ms >= 100 else f"{ms:.0f} ms"
+def _times(column: list[float | None]) -> list[str]:
+    """A column of milliseconds in one unit, so that its rows compare at a glance: ms while all are under a second."""
+    in_ms = all(ms < 1000 for ms in column if ms is not None)
+    return ["-" if ms is None else f"{ms:.0f} ms" if in_ms else f"{ms / 1000:,.1f} s" for ms in column]

@@ -55,6 +55,7 @@ def test_the_terminal_shows_a_row_and_bars_per_effort(run_cli, deployed):
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     for effort, reasoning in REASONING_CHUNKS.items():                   # right answers, reasoning tokens
         assert rows[effort][1:3] == ["1/8", str(reasoning * len(TASKS))]
+        assert " ".join(rows[effort]).count(" ms") == 2         # both times of a fast server in one unit: no "0.1 s"
     table = [line for line in out.splitlines() if not line.startswith("  - ")]     # the notes are free to wrap
     assert max(len(line) for line in table) <= 80                       # the table fits an 80-column terminal
 
