@@ -1,6 +1,8 @@
 """Ollama: `ollama serve` with the planned context, the pull, and the per-request options (CBO, OLL)."""
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 import shutil
@@ -86,6 +88,7 @@ class Ollama(LocalBackend):
 
         ref, context = plan.launch.model_ref, plan.context_length
         client = _client(launch.base_url)
+        ours = launch.served_model not in (served_models(launch.base_url, None) or [])
         try:
             for update in client.pull(ref, stream=True):
                 if update.total and update.completed is not None:
@@ -105,6 +108,9 @@ class Ollama(LocalBackend):
         try:        # an empty prompt loads the model (Ollama's API): memory runs out here, not at the first request
             client.generate(launch.served_model)
         except ollama.ResponseError as err:
+            if ours:          # a model that cannot load is not left behind (the fallback ladder creates one a rung)
+                with contextlib.suppress(ollama.ResponseError, ConnectionError, OSError):
+                    client.delete(launch.served_model)
             raise BackendError(f"Ollama could not load {launch.served_model}: {err.error}") from None
         except (ConnectionError, OSError) as err:
             raise BackendError(f"Ollama at {launch.base_url} stopped answering while loading "

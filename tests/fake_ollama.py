@@ -46,6 +46,13 @@ class Handler(JsonHandler):
         else:
             self.send_json(404, {"error": "not found"})
 
+    def do_DELETE(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if self.path != "/api/delete" or self.server.models.pop(request.get("model"), None) is None:
+            self.send_json(404, {"error": f"model '{request.get('model')}' not found"})
+        else:
+            self.send_json(200, {})
+
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         handler = {"/api/pull": self._pull, "/api/create": self._create, "/api/chat": self._chat,

@@ -112,3 +112,4 @@ def test_a_model_ollama_cannot_load_steps_down_the_context(run_cli, state, runni
                                                                                    (16384, "context 8,192")]
     assert all("requires more system memory" in a["log_line"] for a in record["attempts"])
     assert "loading gpt-oss:20b-ctx8192" in err
+    assert sorted(running_ollama.models) == ["gpt-oss:20b", "gpt-oss:20b-ctx8192"]   # the rungs that failed are gone
