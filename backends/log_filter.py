@@ -2,7 +2,8 @@
 `python -P -m gptoss_deploy.backends.log_filter LOG -- ARGV`.
 
 This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
-status once its output ends; a server killed by a signal (the out-of-memory killer's SIGKILL) kills it with the same. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
+status once its output ends; a server killed by a signal (the out-of-memory killer's SIGKILL) kills it with the
+same. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
 """
 from __future__ import annotations
 
