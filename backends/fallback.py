@@ -27,6 +27,7 @@ KILLED = "exited with status -9"          # SIGKILL at start-up: the kernel's ou
 OUT_OF_MEMORY = "out of memory"
 KILLED_BY_KERNEL = "killed (SIGKILL), as the out-of-memory killer does"
 SMALLER_MODEL = "20b"
+NO_RUNG = "none: the fallback ladder has no rung left"      # the next step of a last failed attempt
 
 
 def memory_line(lines: Iterable[str]) -> str | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
 
 MASK = "***"
+RUN_MARKER = "==== gptoss: starting"     # heads each run's output: the log keeps earlier runs, a failure reads its own
 
 
 def redact(line: str, secrets: list[str]) -> str:
@@ -26,6 +28,8 @@ def main(argv: list[str]) -> int:
     log_path, server_argv = argv[0], argv[argv.index("--") + 1:]
     secrets = [s for s in os.environ.pop("GPTOSS_REDACT", "").splitlines() if s]
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # this user's eyes only
+    with contextlib.suppress(OSError):       # a full disk stops the logging, never the server (_copy)
+        _append(log, redact(f"{RUN_MARKER} {shlex.join(server_argv)}".replace("\n", "\\n") + "\n", secrets))
     try:
         server = subprocess.Popen(server_argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, errors="replace")

@@ -89,17 +89,24 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
 
 
 def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The log's last LINES, joined by ' | ', led by the line that shows memory ran out where that came earlier (a
-    traceback printed after it, as vLLM's engine core and the embedded engine print, pushes it out of the tail)."""
+    """The last run's last LINES of the log, joined by ' | ', led by the line that shows memory ran out where that
+    came earlier (a traceback printed after it, as vLLM's engine core and the embedded engine print, pushes it out
+    of the tail). An earlier run's lines are never read as this one's: the fallback ladder relaunches into one log."""
     from gptoss_deploy.backends.fallback import memory_line
+    from gptoss_deploy.backends.log_filter import RUN_MARKER
 
     try:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line.strip() for line in text.splitlines()[_last_run(text.splitlines(), RUN_MARKER):] if line.strip()]
     cause = memory_line(kept[:-lines])
     return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
+
+
+def _last_run(lines: list[str], marker: str) -> int:
+    """Where the last run's lines begin: after its MARKER line (0 in a log without one)."""
+    return next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(marker)), 0)
 
 
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen | None, deadline_s: float,

@@ -70,7 +70,8 @@ class Attempt(_Document):
                                    "environment or a file); null where gptoss started none (a running Ollama)")
     failure: str = Field(description="out of memory, or killed (SIGKILL) as the out-of-memory killer does")
     log_line: str = Field(description="the server's output line (or, for a kill, gptoss's) that showed it")
-    next_step: str = Field(description="what the fallback ladder tried next, in words")
+    next_step: str = Field(description="what the fallback ladder tried next, in words (the last attempt of a "
+                           "ladder that failed: none)")
 
 
 class Deployment(_Document):

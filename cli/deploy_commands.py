@@ -153,9 +153,9 @@ def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
 
 def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
     """deploy.up, and while the launch runs out of memory, again one rung down LADDER (None: no fallback). The
-    plans that failed are recorded on the deployment."""
+    plans that failed are recorded on the deployment; when the ladder ends in a failure, they go with the error."""
     from gptoss_deploy.backends import deploy
-    from gptoss_deploy.backends.fallback import memory_failure
+    from gptoss_deploy.backends.fallback import NO_RUNG, memory_failure
     from gptoss_deploy.backends.records import Attempt
     from gptoss_deploy.planner.errors import BackendError
 
@@ -169,18 +169,20 @@ def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
             # the context that ran: a local GGUF's own limit caps the plan's at launch
             ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
             below = ladder.below(doc, hw, ran) if seen else None
+            if seen and (below or attempts):
+                model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
+                argv = deploy.server_launch(doc, options, hw, gguf_info).argv  # as `up` ran it: the file, the port
+                attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=argv,
+                                        failure=seen[0], log_line=seen[1], next_step=below[2] if below else NO_RUNG))
             if below is None and attempts:
-                tried = f"{len(attempts)} smaller plan{'s' if len(attempts) > 1 else ''}"
-                raise BackendError(f"{err} (the fallback ladder tried {tried} and has none left: see the lines "
-                                   "above)") from None
+                stepped = sum(a.next_step != NO_RUNG for a in attempts)
+                tried = f"{stepped} smaller plan{'s' if stepped > 1 else ''}"
+                ended = "has none left" if seen else "the last failed for another reason"
+                raise BackendError(f"{err} (the fallback ladder tried {tried} and {ended}: see the lines above)",
+                                   details={"attempts": [a.model_dump(mode="json") for a in attempts]}) from None
             if below is None:
                 raise
-            model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
-            (failure, line), step = seen, below[2]
-            argv = deploy.server_launch(doc, options, hw, gguf_info).argv      # as `up` ran it: the file, the port
-            attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=argv,
-                                    failure=failure, log_line=line, next_step=step))
-            progress(f"{failure} at context {ran:,} ({line[:120]}): trying {step}")
+            progress(f"{seen[0]} at context {ran:,} ({seen[1][:120]}): trying {below[2]}")
             doc, hw = below[:2]
     if attempts and not reused:
         record = deploy.save_fields(store, record.name, attempts=attempts)

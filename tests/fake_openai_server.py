@@ -1,7 +1,8 @@
 """A stand-in for `llama-server` and `vllm serve`: parses their flags, speaks OpenAI-compatible HTTP + SSE.
 
 Behaviour from the environment, so tests can stage what users hit:
-  FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready)
+  FAKE_SERVER_MODE   serve (default) | exit (fail at start-up) | hang (never become ready) | crash (fail at start-up
+                     for a reason other than memory, once past the memory checks below)
   FAKE_SERVER_MAX_CTX  fail at start-up as the engine does when memory runs out, for a context above this:
                        llama.cpp's words for --ctx-size, vLLM's for --max-model-len
   FAKE_SERVER_OOM_KILL  fail that way by SIGKILL instead, as the kernel's out-of-memory killer does
@@ -146,6 +147,9 @@ def main(argv: list[str]) -> None:
         print(f"ValueError: Free memory on device cuda:0 (68.20/79.19 GiB) on startup is less than desired GPU memory "
               f"utilization ({utilization}, {utilization * 79.19:.2f} GiB). Decrease GPU memory utilization or "
               "reduce GPU memory used by other processes.", flush=True)
+        sys.exit(1)
+    if mode == "crash":
+        print("error: invalid argument: --chat-template-kwargs", flush=True)
         sys.exit(1)
     if mode == "hang":
         time.sleep(3600)

@@ -96,10 +96,27 @@ def test_at_the_smallest_context_more_moe_experts_go_to_ram(run_cli, state, gpt_
 
 def test_when_no_rung_is_left_the_ladder_says_what_it_tried(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
     monkeypatch.setenv("FAKE_SERVER_MIN_CPU_MOE", "99")       # never enough
-    code, _, err = run_cli("up", "--gguf", gpt_oss_gguf, "--hardware", LAPTOP, "--force", "--context", "8k",
-                           "--port", free_port(), "--no-bench")
+    code, out, err = run_cli("up", "--gguf", gpt_oss_gguf, "--hardware", LAPTOP, "--force", "--context", "8k",
+                             "--port", free_port(), "--no-bench", "--json")
     assert code == 4 and state.records() == {}
-    assert "trying --n-cpu-moe 24" in err and "the fallback ladder tried" in err and "has none left" in err
+    # planned at --n-cpu-moe 13 for the 8 GB GPU: two leaner rungs, the last with all 24 layers' experts in RAM
+    assert "trying --n-cpu-moe 24" in err and "the fallback ladder tried 2 smaller plans and has none left" in err
+    # a pipeline gets the whole ladder with the error: each plan tried, the last with no next step
+    attempts = json.loads(out)["result"]["attempts"]
+    assert [a["next_step"].split(" (")[0] for a in attempts] == ["--n-cpu-moe 19", "--n-cpu-moe 24", "none: the "
+                                                                 "fallback ladder has no rung left"]
+    assert all("cudaMalloc failed: out of memory" in a["log_line"] for a in attempts)
+
+
+def test_a_later_rung_that_fails_for_another_reason_says_so(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
+    # 64k runs out of memory; at 32k the server logs nothing of memory and exits: the ladder stops there
+    monkeypatch.setenv("FAKE_SERVER_MAX_CTX", "40000")
+    monkeypatch.setenv("FAKE_SERVER_MODE", "crash")
+    code, out, err = run_cli("up", "--gguf", gpt_oss_gguf, "--context", "64k", "--port", free_port(), "--no-bench",
+                             "--json")
+    assert code == 4 and state.records() == {}
+    assert "the fallback ladder tried 1 smaller plan and the last failed for another reason" in err
+    assert [a["context_length"] for a in json.loads(out)["result"]["attempts"]] == [65536]
 
 
 def test_the_kernels_out_of_memory_kill_steps_down(run_cli, state, gpt_oss_gguf, llama_server, monkeypatch):
