@@ -99,7 +99,8 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
         text = log_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    kept = [line.strip() for line in text.splitlines()[_last_run(text.splitlines(), RUN_MARKER):] if line.strip()]
+    lines_of_log = text.splitlines()
+    kept = [line.strip() for line in lines_of_log[_last_run(lines_of_log, RUN_MARKER):] if line.strip()]
     cause = memory_line(kept[:-lines])
     return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
 
