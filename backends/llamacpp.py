@@ -116,7 +116,7 @@ class LlamaCpp(LocalBackend):
     name = "llamacpp"
     title = "llama.cpp (llama-server)"
     offload = EXPERTS
-    auto_rank = {MachineClass.DESKTOP: 0, MachineClass.DATACENTER: 1}
+    auto_rank = {MachineClass.DESKTOP: 0, MachineClass.SERVER: 0, MachineClass.DATACENTER: 1}
     why_chosen = ("keeps attention on the GPU and can move MoE experts to RAM per layer (--n-cpu-moe), "
                   "the best fit for desktops and laptops")
     serves_gguf_files = True

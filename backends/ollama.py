@@ -25,7 +25,7 @@ class Ollama(LocalBackend):
     name = "ollama"
     title = "Ollama"
     offload = LAYERS
-    auto_rank = {MachineClass.DESKTOP: 1, MachineClass.DATACENTER: 2}
+    auto_rank = {MachineClass.DESKTOP: 1, MachineClass.SERVER: 1, MachineClass.DATACENTER: 2}
     artifacts = {"20b": Artifact("gpt-oss:20b", 14 * GB, 14 * GB),      # ollama.com library (secondary)
                  "120b": Artifact("gpt-oss:120b", 65 * GB, 65 * GB)}
     checks_identity_when_ready = False          # Ollama lists the model only once it is pulled (after_ready)

@@ -137,7 +137,7 @@ class Vllm(LocalBackend):
     name = "vllm"
     title = "vLLM"
     offload = WHOLE_MODEL
-    auto_rank = {MachineClass.DATACENTER: 0}    # desktops: only when asked for
+    auto_rank = {MachineClass.DATACENTER: 0, MachineClass.SERVER: 2}    # desktops: only when asked for
     why_chosen = "datacenter GPUs serve best through vLLM (continuous batching, CUDA graphs)"
     artifacts = {
         "20b": Artifact("openai/gpt-oss-20b", int(12.8 * GIB), int(12.8 * GIB * _LOAD_RATIO)),

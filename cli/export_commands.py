@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -89,13 +90,21 @@ def _plan(profile, model, backend, context, effort, hardware, gpu, nodes, plan_f
     from gptoss_deploy.planner.plan import plan
     from gptoss_deploy.planner.saved_plan import load_plan
 
-    flags = planning_flags(model, backend, context, effort, True)
+    flags = planning_flags(model, backend, context, effort, False)
     if plan_file:
-        if profile or hardware or gpu or nodes or any(v is not None for k, v in flags.items() if k != "local_only"):
+        if profile or hardware or gpu or nodes or any(v is not None for v in flags.values()):
             raise UsageError("--plan exports a saved plan as it is: drop the planning flags, or drop --plan")
         return load_plan(plan_file), None, None
+    constraints = load_constraints(profile, flags, os.environ, REGISTRY)
+    if constraints.backend != "auto" and REGISTRY[constraints.backend].cloud:
+        raise UsageError(f"{constraints.backend} ({constraints.source('backend')}) is a cloud service, which runs no "
+                         "engine of yours to export: export a local engine (llamacpp, vllm), or launch it with "
+                         f"gptoss-up --backend {constraints.backend}")
+    # An export runs an engine on your nodes: a rule of this command, which no hint tells the user to undo.
+    constraints = replace(constraints, local_only=True,
+                          sources={**constraints.sources, "local_only": "export: engines only"})
     hw = hardware_report(hardware, gpu, nodes)
-    result = plan(hw, load_constraints(profile, flags, os.environ, REGISTRY), REGISTRY)
+    result = plan(hw, constraints, REGISTRY)
     return result.document(), hw, result.chosen.placement
 
 

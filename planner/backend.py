@@ -17,7 +17,10 @@ class MachineClass(str, Enum):
     """Which local backends `--backend auto` tries, and in which order, depends on the machine's class."""
 
     DATACENTER = "datacenter"   # every GPU a datacenter part the vLLM recipe runs (A100, H100, B200, MI300X...)
-    DESKTOP = "desktop"         # desktops, laptops, Macs, CPU-only machines, datacenter parts vLLM does not run yet
+    # Datacenter parts the recipe lists as work in progress (L4, L40S, A10G) or does not run (T4), and machines of
+    # several nodes: llama.cpp first, vLLM after it (the one engine that serves over nodes).
+    SERVER = "server"
+    DESKTOP = "desktop"         # desktops, laptops, Macs, CPU-only machines
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context"
 @dataclass(frozen=True)
 class Constraints:
     profile: str = "auto"
+    profile_path: str | None = None   # a profile read from a file (--profile ./mine.toml): how to name it again
     model: str = "auto"
     backend: str = "auto"
     context: int = 32768
@@ -60,6 +61,24 @@ class Constraints:
         """Whether the context is the user's (flag, env, wizard) or not the planner's to shorten (another model's
         file), rather than a default the planner may cap."""
         return self.foreign_model or self.source("context").startswith(("flag", "env", "wizard"))
+
+    def chose(self, name: str) -> bool:
+        """Whether the user made the choice NAME (a flag, the environment, the wizard, a profile), rather than a
+        default or a rule of the command itself."""
+        return self.source(name).startswith(("flag", "env", "wizard", "profile"))
+
+    def undo(self, name: str) -> str:
+        """How the user takes back their choice NAME (a model or backend: to auto; local only: to cloud allowed), in
+        the words of where it came from."""
+        source = self.source(name)
+        if source.startswith("flag"):
+            return f"drop {FLAG_NAMES[name]}"
+        if source.startswith("env"):
+            return f"unset {ENV_VARS[name]}"
+        if source.startswith("wizard"):
+            return f"answer {'cloud is fine' if name == 'local_only' else 'auto'} in the wizard"
+        overriding = "--cloud" if name == "local_only" else f"{FLAG_NAMES[name]} auto"
+        return f"{overriding}, over profile {self.profile}'s {name}"
 
     def relaxed(self, **changes) -> Constraints:
         return replace(self, **changes, sources={**self.sources, **{k: "relaxed" for k in changes}})
@@ -151,7 +170,8 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
             raise UsageError(f"--backend {values['backend']} is a cloud backend, and --local forbids cloud backends")
         values["backend"], sources["backend"] = "auto", f"auto: {sources['local_only']} excludes {values['backend']}"
     return Constraints(
-        profile=profile.name, min_decode_tokens_per_s=p.min_decode_tokens_per_s,
+        profile=profile.name, profile_path=None if profile.source in ("user", "built-in") else profile.source,
+        min_decode_tokens_per_s=p.min_decode_tokens_per_s,
         backend_preference=tuple(p.backend_preference), region=p.region, azure_model_id=p.azure_model_id,
         azure_workspace=(p.azure_subscription_id, p.azure_resource_group, p.azure_workspace),
         prices={k: v for k in PRICE_FIELDS if (v := getattr(p, k)) is not None},
@@ -166,11 +186,12 @@ def load_constraints(profile: str | None, flags: Mapping[str, object], env: Mapp
     return resolve(loaded, flags, env, backends, answers)
 
 
-def as_flags(constraints: Constraints) -> list[str]:
-    """Flags that reproduce these constraints: the profile plus every choice a flag or the wizard made."""
-    flags = ["--profile", constraints.profile]
+def as_flags(constraints: Constraints, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """Flags that reproduce these constraints: the profile (by its path where it came from a file) plus every choice
+    a flag or the wizard made, but those named in LEAVE_OUT (a command that has no such flag)."""
+    flags = ["--profile", constraints.profile_path or constraints.profile]
     for name, flag in FLAG_NAMES.items():
-        if constraints.source(name).startswith(("flag", "wizard")):
+        if constraints.source(name).startswith(("flag", "wizard")) and name not in leave_out:
             value = getattr(constraints, name)
             if name in ("local_only", "cloud"):
                 flags += [flag] if value else []

@@ -90,12 +90,16 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends, hw: H
     if backend.cloud and c.cloud:
         return f"backend: {backend.title}: nothing local runs well enough, and cloud is fine ({c.source('cloud')})"
     if backend.cloud:
-        return f"backend: {backend.title}: nothing fits this machine locally"
+        return f"backend: {backend.title}: nothing fits this machine locally, and you allowed a billed service"
     if not hw.gpus:
         return f"backend: {backend.title}: no GPU here, and it runs gpt-oss's MXFP4 experts on the CPU"
+    if hw.nodes > 1:
+        return f"backend: {backend.title}: the engine that serves one model over {hw.nodes} nodes"
     if is_datacenter(hw) and not serves_through_vllm_first(hw):
         why = next(w for _, w in map(vllm_support, hw.gpus) if w)
-        return f"backend: {backend.title}: {why}, so vLLM is used only when asked for (--backend vllm)"
+        if backend.offload == WHOLE_MODEL:
+            return f"backend: {backend.title}: {why}; it is tried after llama.cpp, and plans better here"
+        return f"backend: {backend.title}: {why}, so it is tried before vLLM"
     return f"backend: {backend.title}: {backend.why_chosen}" if backend.why_chosen else f"backend: {backend.title}"
 
 

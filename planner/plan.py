@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
-from gptoss_deploy.planner.catalog import MODELS, ModelSpec
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S, MIN_CAPPED_CONTEXT, Constraints
-from gptoss_deploy.planner.devices import serves_through_vllm_first
+from gptoss_deploy.planner.devices import is_datacenter, serves_through_vllm_first
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -80,12 +80,18 @@ def backend_order(hw: HardwareReport, constraints: Constraints, backends: Backen
     if constraints.backend_preference:
         order = list(constraints.backend_preference)
     else:
-        machine = MachineClass.DATACENTER if serves_through_vllm_first(hw) else MachineClass.DESKTOP
+        machine = machine_class(hw)
         ranked = [b for b in backends.values() if not b.cloud and machine in b.auto_rank]
         order = [b.name for b in sorted(ranked, key=lambda b: b.auto_rank[machine])]
     if not constraints.local_only:
         order += [name for name, b in backends.items() if b.cloud and name not in order]
     return [name for name in order if not (constraints.local_only and backends[name].cloud)]
+
+
+def machine_class(hw: HardwareReport) -> MachineClass:
+    if serves_through_vllm_first(hw):
+        return MachineClass.DATACENTER
+    return MachineClass.SERVER if is_datacenter(hw) or hw.nodes > 1 else MachineClass.DESKTOP
 
 
 def _settings(constraints: Constraints) -> LaunchSettings:
@@ -153,6 +159,18 @@ def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Place
     return low * CONTEXT_STEP, *best
 
 
+def readable_context(hw: HardwareReport, constraints: Constraints, backends: Backends) -> tuple[int, float] | None:
+    """The context the planner itself caps to on HW: the longest whose full prompt the best local plan reads within
+    MAX_FULL_PROMPT_S (MIN_CAPPED_CONTEXT at least, MAX_CONTEXT at most), and the seconds that prompt takes; None
+    where nothing local fits."""
+    try:
+        chosen = plan(hw, constraints.relaxed(context=MAX_CONTEXT, local_only=True, cloud=False), backends).chosen
+    except NoFitError:
+        return None
+    seconds = chosen.full_prompt_ttft_s()
+    return chosen.placement.context_length, seconds if seconds is not None else 0.0
+
+
 def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Plan:
     """Enumerate model x backend, reject what does not fit (with the reason), rank the rest."""
     sizes = [constraints.model] if constraints.model != "auto" else ["120b", "20b"]
@@ -167,6 +185,8 @@ def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Pl
         raise NoFitError(_no_fit_message(hw, constraints, rejected, backends))
     candidates.sort(key=lambda c: _sort_key(c, order, constraints))
     chosen, *others = candidates
+    if chosen.status == "cloud" and not cloud_consented(constraints, backends):
+        raise NoFitError(_no_fit_message(hw, constraints, rejected, backends))
     reasons, binding = explain_choice(chosen, others, rejected, hw, constraints, backends)
     lost = tuple(explain_loss(alt, chosen, constraints, backends) for alt in others)
     return Plan(chosen, tuple(others), tuple(rejected), constraints, hw, tuple(reasons), binding, lost)
@@ -187,28 +207,56 @@ def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) 
     return (-tier, -candidate.model.total_params, not full_context, order.index(candidate.backend), -decode)
 
 
+def cloud_consented(constraints: Constraints, backends: Backends) -> bool:
+    """Whether the user agreed to a billed service: cloud is fine (--cloud, GPTOSS_CLOUD, the wizard's answer, a
+    profile's cloud = true), or they named a cloud backend (--backend, a profile such as aws, its preferences)."""
+    named = (constraints.backend, *constraints.backend_preference)
+    return constraints.cloud or any(name in backends and backends[name].cloud for name in named)
+
+
 def _no_fit_message(hw: HardwareReport, constraints: Constraints, rejected: list[Rejection],
                     backends: Backends) -> str:
-    message = rejected[0].reason if rejected else "no backend is allowed by these constraints"
-    for change, hint in _relaxations(constraints):
+    """Why nothing runs here, then the choices that would: the first local one that fits, and a billed one, each
+    with how to ask for it in the words of where the user's setting came from."""
+    local = [r for r in rejected if not backends[r.backend].cloud]
+    message = (local or rejected)[0].reason if rejected else "no backend is allowed by these constraints"
+    choices = []
+    for change, hint in _relaxations(constraints, backends):
+        if choices and change.get("cloud") is None:
+            continue                                   # one local choice is enough; the billed one follows
         try:
-            alternative = plan(hw, constraints.relaxed(**change), backends)
+            alternative = plan(hw, constraints.relaxed(**change), backends).chosen
         except NoFitError:
             continue
-        return f"{message}. Instead: {alternative.chosen.model.name} on {alternative.chosen.backend} fits ({hint})"
-    return f"{message}. Nothing fits this machine locally; allow cloud backends (drop --local) or use a bigger machine"
+        fits = "billed: {} on {}" if alternative.status == "cloud" else "{} on {} fits"
+        choices.append(f"{fits.format(alternative.model.name, alternative.backend)} ({hint})")
+    if choices:
+        return f"{message}. Instead: {'; or, '.join(choices)}"
+    return f"{message}. Nothing fits this machine; use a bigger machine"
 
 
-def _relaxations(constraints: Constraints) -> list[tuple[dict, str]]:
+def _relaxations(constraints: Constraints, backends: Backends) -> list[tuple[dict, str]]:
+    """Changes to the settings the user made (never the tool's own, such as an export's local-only rule) that might
+    let a plan fit, each with how to make it; the last allows a billed cloud service."""
+    c = constraints
     options = []
-    if constraints.backend != "auto":
-        options.append(({"backend": "auto"}, "drop --backend"))
-    if constraints.model != "auto":
-        options.append(({"model": "auto"}, "drop --model"))
-    if constraints.model != "auto" and constraints.backend != "auto":
-        options.append(({"model": "auto", "backend": "auto"}, "drop --model and --backend"))
-    if constraints.local_only:
-        options.append(({"local_only": False, "backend": "auto"}, "allow cloud: drop --local"))
+    if c.backend != "auto" and c.chose("backend"):
+        options.append(({"backend": "auto"}, c.undo("backend")))
+    if c.model != "auto" and c.chose("model"):
+        options.append(({"model": "auto"}, c.undo("model")))
+        if c.backend != "auto" and c.chose("backend"):
+            options.append(({"model": "auto", "backend": "auto"},
+                            f"{c.undo('model')} and {c.undo('backend')}"))
+    if cloud_consented(c, backends):
+        return options
+    if c.local_only and not c.chose("local_only"):
+        return options
+    steps = [c.undo("local_only")] if c.local_only else []
+    if not c.local_only or c.source("local_only").startswith(("flag", "env")):   # a profile's: --cloud overrides it
+        steps.append("add --cloud")
+    if c.backend != "auto" and c.chose("backend"):
+        steps.insert(0, c.undo("backend"))
+    options.append(({"local_only": False, "cloud": True, "backend": "auto"}, " and ".join(steps)))
     return options
 
 

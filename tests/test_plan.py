@@ -260,19 +260,54 @@ def test_apple_uses_the_metal_working_set_and_suggests_raising_it():
     assert any("sudo sysctl iogpu.wired_limit_mb=" in r for r in result.reasons)
 
 
-def test_cloud_is_planned_when_nothing_local_fits_with_price():
-    doc = plan_for("cpu-only", model="120b").to_json()
+def test_cloud_is_planned_when_nothing_local_fits_and_cloud_is_allowed_with_price():
+    doc = plan_for("cpu-only", model="120b", cloud=True).to_json()
     assert doc["status"] == "cloud" and doc["backend"] == "bedrock"
     assert doc["launch"]["api"]["model_id"] == "openai.gpt-oss-120b-1:0"
     assert doc["price"]["usd_per_1m_output_tokens"] == 0.60
     assert "argv" not in doc["launch"]
 
 
+@pytest.mark.parametrize("profile, flags, env, hints", [
+    ("auto", {"model": "120b"}, {}, ["fits (drop --model)", "billed: gpt-oss-120b on bedrock (add --cloud)"]),
+    ("auto", {"model": "120b", "local_only": True}, {}, ["(drop --local and add --cloud)"]),
+    ("auto", {"model": "120b", "backend": "llamacpp"}, {}, ["(drop --backend and add --cloud)"]),
+    ("laptop", {"model": "120b"}, {}, ["(--cloud, over profile laptop's local_only)"]),
+    ("auto", {}, {"GPTOSS_MODEL": "120b", "GPTOSS_LOCAL": "1"},
+     ["fits (unset GPTOSS_MODEL)", "(unset GPTOSS_LOCAL and add --cloud)"]),
+])
+def test_a_billed_service_is_never_planned_without_consent_and_the_refusal_names_the_choices(profile, flags, env,
+                                                                                           hints):
+    """Only the cloud fits: exit 3 with the choices, each hint in the words of where the user's setting came from."""
+    hardware = load_hardware(fixture_path("cpu-only"))
+    with pytest.raises(NoFitError) as err:
+        plan(hardware, constraints(profile, flags, env), REGISTRY)
+    assert all(hint in err.value.message for hint in hints), err.value.message
+    flags_named = {"--model", "--local", "--backend"} - {f"--{k.replace('_only', '')}" for k in flags}
+    assert not any(f"drop {flag}" in err.value.message for flag in flags_named)   # never a flag nobody passed
+
+
+@pytest.mark.parametrize("profile, flags", [("aws", {}), ("auto", {"backend": "bedrock", "model": "120b"}),
+                                            ("auto", {"model": "120b", "cloud": True})])
+def test_a_cloud_profile_backend_or_cloud_flag_is_consent(profile, flags):
+    assert plan_for("cpu-only", profile, **flags).chosen.status == "cloud"
+
+
+def test_nodes_of_gpus_outside_the_vllm_recipe_plan_vllm_without_asking():
+    from gptoss_deploy.planner.gpus import node_from_spec
+
+    nodes = plan(node_from_spec("L4:2", 2), constraints("auto", {"model": "120b"}), REGISTRY).to_json()
+    assert nodes["backend"] == "vllm" and nodes["offload"]["pipeline_parallel_size"] == 2
+    assert "backend: vLLM: the engine that serves one model over 2 nodes" in nodes["reasons"]
+    one = plan(node_from_spec("L40S"), constraints("auto", {"model": "20b"}), REGISTRY)
+    assert one.chosen.backend == "llamacpp" and "vllm" in [a.backend for a in one.alternatives]
+
+
 def test_no_fit_names_what_is_missing_and_what_would_work_instead():
     with pytest.raises(NoFitError) as err:
         plan_for("cpu-only", "laptop", model="120b")
     assert "needs 61.4 GiB of RAM on this CPU-only machine; 27.0 GiB is available" in err.value.message
-    assert err.value.message.endswith("Instead: gpt-oss-20b on llamacpp fits (drop --model)")
+    assert "Instead: gpt-oss-20b on llamacpp fits (drop --model)" in err.value.message
 
 
 def test_cloud_region_outside_the_regions_that_offer_it_is_flagged():
