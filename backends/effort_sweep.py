@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-from gptoss_deploy.backends.bench import Sample, StreamClient, one_decimal, spent
+from gptoss_deploy.backends.bench import OutOfTime, Sample, StreamClient, one_decimal, spent
 
 EFFORTS = ("low", "medium", "high")
 MAX_TOKENS = 4096        # room for high effort's reasoning on these short tasks; a reply cut off before it answers
                          # counts as wrong and is reported
+BUDGET_S = 600.0         # the whole sweep's wall time (--budget, GPTOSS_SWEEP_BUDGET_S): 24 replies of up to 4,096
+                         # tokens take over an hour on a slow machine
 
 
 @dataclass(frozen=True)
@@ -42,18 +45,38 @@ def load_tasks() -> list[Task]:
 
 
 def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tokens: int = MAX_TOKENS,
-          progress: Callable[[str], None] = lambda _: None) -> dict:
-    """Ask every task at every effort through CLIENT_FOR(effort); returns the `effort_sweep` document."""
+          budget_s: float = BUDGET_S, progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Ask every task at every effort through CLIENT_FOR(effort); returns the `effort_sweep` document.
+
+    Each task is asked at the three efforts in turn, so that when the BUDGET_S wall time runs out or Ctrl-C stops it,
+    every effort has answered the same tasks: the document compares those (`stopped` says why there are fewer)."""
     tasks = load_tasks()
-    efforts = []
-    for effort in EFFORTS:
-        client, replies = client_for(effort), []
+    clients = {effort: client_for(effort) for effort in EFFORTS}
+    replies: dict[str, list[Sample]] = {effort: [] for effort in EFFORTS}
+    started = time.monotonic()
+    stopped = None
+    try:
         for number, task in enumerate(tasks, 1):
-            progress(f"effort {effort}: task {number}/{len(tasks)}")
-            replies.append(client.stream(task.prompt, max_tokens, fixed_length=False))
-        efforts.append(_summary(effort, tasks, replies, price))
-    return {"tasks": len(tasks), "max_tokens": max_tokens, "efforts": efforts,
-            "notes": _notes(efforts, price, max_tokens)}
+            for effort in EFFORTS:
+                progress(f"effort {effort}: task {number}/{len(tasks)}")
+                replies[effort].append(clients[effort].stream(task.prompt, max_tokens, started + budget_s,
+                                                              fixed_length=False))
+    except OutOfTime:
+        stopped = "budget"
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    done = min(len(r) for r in replies.values())        # the tasks every effort answered
+    efforts = [_summary(effort, tasks[:done], replies[effort][:done], price) for effort in EFFORTS] if done else []
+    return {"tasks": done, "tasks_shipped": len(tasks), "max_tokens": max_tokens, "budget_s": budget_s,
+            "wall_s": round(time.monotonic() - started, 1), "stopped": stopped, "efforts": efforts,
+            "notes": _notes(efforts, price, max_tokens, _stop_note(stopped, done, len(tasks), budget_s))}
+
+
+def _stop_note(stopped: str | None, done: int, shipped: int, budget_s: float) -> str | None:
+    if stopped is None:
+        return None
+    why = f"reached its {budget_s:g} s budget (--budget)" if stopped == "budget" else "was interrupted"
+    return f"the sweep {why} after {done} of {shipped} tasks: each effort is compared on those {done}"
 
 
 def _summary(effort: str, tasks: list[Task], replies: list[Sample], price: dict | None) -> dict:
@@ -71,8 +94,8 @@ def _summary(effort: str, tasks: list[Task], replies: list[Sample], price: dict 
             "tasks": rows}
 
 
-def _notes(efforts: list[dict], price: dict | None, max_tokens: int) -> list[str]:
-    notes = []
+def _notes(efforts: list[dict], price: dict | None, max_tokens: int, stop: str | None) -> list[str]:
+    notes = [stop] if stop else []
     if not any(e["reasoning_tokens"] for e in efforts):
         notes.append("no reply had a reasoning channel: this model or server ignores reasoning effort (gpt-oss "
                      "reasons at every effort), so the rows differ by chance only")

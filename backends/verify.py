@@ -30,7 +30,8 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
     return _run(OpenAIStream(base_url, model, api_key), None, gates, budget_s, progress)
 
 
-def sweep_record(record: Deployment, store: StateStore, max_tokens: int, progress=lambda _: None) -> dict:
+def sweep_record(record: Deployment, store: StateStore, max_tokens: int, budget_s: float,
+                 progress=lambda _: None) -> dict:
     """The reasoning-effort sweep on a recorded deployment, priced at its plan's price."""
     backend = get_backend(record.backend)
     if not backend.takes_effort:
@@ -40,10 +41,10 @@ def sweep_record(record: Deployment, store: StateStore, max_tokens: int, progres
     api_key = store.read_secret(record.name)
     price = record.plan.price.model_dump() if record.plan.price else None
     return _sweep(lambda effort: backend.stream_client(record=record, api_key=api_key, effort=effort), price,
-                  max_tokens, progress)
+                  max_tokens, budget_s, progress)
 
 
-def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens: int,
+def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens: int, budget_s: float,
               progress=lambda _: None) -> dict:
     """The sweep on a server we did not start. Effort goes both as OpenAI's `reasoning_effort` (vLLM, LM Studio)
     and as llama-server's chat_template_kwargs (gptoss-facts.md: launch commands)."""
@@ -51,7 +52,8 @@ def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens:
 
     base_url, model = _served(base_url, model, api_key)
     return _sweep(lambda effort: OpenAIStream(base_url, model, api_key, {
-        "reasoning_effort": effort, "chat_template_kwargs": {"reasoning_effort": effort}}), None, max_tokens, progress)
+        "reasoning_effort": effort, "chat_template_kwargs": {"reasoning_effort": effort}}), None, max_tokens, budget_s,
+        progress)
 
 
 def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str, str]:
@@ -71,13 +73,17 @@ def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str,
     return base_url, model
 
 
-def _sweep(client_for, price: dict | None, max_tokens: int, progress) -> dict:
+def _sweep(client_for, price: dict | None, max_tokens: int, budget_s: float, progress) -> dict:
     from gptoss_deploy.backends.effort_sweep import sweep
 
     try:
-        return sweep(client_for, price, max_tokens, progress)
+        result = sweep(client_for, price, max_tokens, budget_s, progress)
     except BenchError as err:
         raise BackendError(f"effort sweep failed: {err}") from None
+    if result["stopped"] == "budget" and not result["tasks"]:
+        raise BackendError(f"the effort sweep's {budget_s:g} s budget ran out before one task was answered at every "
+                           "effort: raise --budget, or lower --max-tokens")
+    return result
 
 
 def _run(client, predicted: Predicted | None, gates: Gates, budget_s: float, progress,
@@ -91,11 +97,23 @@ def _run(client, predicted: Predicted | None, gates: Gates, budget_s: float, pro
     return Benchmark.model_validate(result)
 
 
-def verification_failure(benchmark: Benchmark | None, document: dict, gates: Gates) -> VerificationError | None:
-    """The exit-5 rule: a benchmark that did not pass fails verification, and an unstable one fails a run that set
-    gates (its figures cannot be held to them); DOCUMENT travels with the error."""
+def verification_failure(benchmark: Benchmark | None, document: dict, gates: Gates, *,
+                         launch: bool = False) -> VerificationError | None:
+    """The exit-5 rule: a missed gate fails. A run that could not measure (invalid, or unstable where gates were
+    set) fails `gptoss bench`, whose job the measurement is; on a LAUNCH that worked it fails only where the user
+    set gates, and is otherwise a warning (untrusted_figures). DOCUMENT travels with the error."""
     gated = any(value is not None for value in vars(gates).values())
-    if benchmark is None or benchmark.verdict == "pass" or (benchmark.verdict == "unstable" and not gated):
+    if benchmark is None or benchmark.verdict == "pass" or not gated and (launch or benchmark.verdict == "unstable"):
         return None
     return VerificationError(f"benchmark verdict {benchmark.verdict}: {'; '.join(benchmark.reasons)}",
                              details=document)
+
+
+def untrusted_figures(benchmark: Benchmark | None) -> str | None:
+    """Why BENCHMARK's figures are not this deployment's speed (the run could not measure it), or None."""
+    if benchmark is None or benchmark.verdict not in UNTRUSTED:
+        return None
+    return f"{benchmark.verdict}: {'; '.join(benchmark.reasons)}"
+
+
+UNTRUSTED = ("invalid", "unstable")      # verdicts of runs that could not measure: noise, budget, load

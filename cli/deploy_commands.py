@@ -3,6 +3,7 @@ result to Output."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -98,6 +99,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
                force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
                no_fallback: Annotated[bool, typer.Option("--no-fallback", help="When memory runs out while loading, fail instead of planning again at the next smaller context.")] = False,
+               yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: a degraded plan downloads and launches without the question a terminal gets.")] = False,
                json_out: JsonOpt = False) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint.
 
@@ -126,6 +128,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     if dry_run:
         _dry_run(out, doc, options, hw, gguf_info)
         return
+    _confirm_degraded(doc, options, hw, gguf_info, yes)
     store = _store()
     with out.progress() as progress:
         ladder = None if no_fallback or plan_file else _ladder(profile, flags, hardware, gguf_info)
@@ -136,7 +139,30 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
             with deploy.taken_down_if_interrupted(store, record):
                 benchmark = bench_record(record, store, gates, budget, progress)
             record = deploy.save_benchmark(store, record.name, benchmark)
-    _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused))
+    _report(out, record.to_json(), record.benchmark, gates, lambda console: render_deployment(console, record, reused),
+            launched=record.name)
+
+
+LARGE_DOWNLOAD_BYTES = 2**30
+
+
+def _confirm_degraded(doc, options, hw, gguf_info, yes: bool) -> None:
+    """A degraded plan says so again before a large download; on a terminal it asks first (not with --yes; a
+    pipeline gets the warning and goes on, as it asked)."""
+    from gptoss_deploy.backends import deploy
+    from gptoss_deploy.planner.errors import Cancelled
+    from gptoss_deploy.planner.units import gib
+
+    if doc.status != "degraded":
+        return
+    size = sum(d["bytes"] for d in deploy.server_launch(doc, options, hw, gguf_info).downloads if d["missing"])
+    if size < LARGE_DOWNLOAD_BYTES:
+        return
+    why = "; ".join(r for r in doc.reasons if r.startswith(("speed:", "context:")))
+    Output.note(f"warning: this plan is degraded ({why}), and it downloads {gib(size)} first")
+    if not yes and sys.stdin.isatty() and sys.stderr.isatty() and \
+            not typer.confirm(f"Download {gib(size)} and launch it anyway?", default=False, err=True):
+        raise Cancelled("declined: nothing was downloaded or started (see `gptoss-plan` for other choices)")
 
 
 def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
@@ -207,15 +233,20 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
                lambda console: (render_dry_run(console, doc, launch), render_prerequisites(console, needs)))
 
 
-def _report(out: Output, document: dict, benchmark, gates, render) -> None:
-    """Show DOCUMENT; a BENCHMARK that did not pass then exits 5 (in JSON mode the error document carries it)."""
-    from gptoss_deploy.backends.verify import verification_failure
+def _report(out: Output, document: dict, benchmark, gates, render, launched: str | None = None) -> None:
+    """Show DOCUMENT; a BENCHMARK that did not pass then exits 5 (in JSON mode the error document carries it). On
+    the deployment LAUNCHED (its name) that worked, a run that could not measure is a warning unless gates were set."""
+    from gptoss_deploy.backends.verify import untrusted_figures, verification_failure
 
-    failure = verification_failure(benchmark, document, gates)
+    failure = verification_failure(benchmark, document, gates, launch=launched is not None)
     if not (failure and out.json_mode):
         out.result(document, render)
     if failure:
         raise failure
+    untrusted = untrusted_figures(benchmark) if launched else None
+    if untrusted:
+        out.note(f"warning: the benchmark could not measure this launch ({untrusted}); the deployment is up and "
+                 f"serving; measure it again when the machine is quieter: gptoss bench {launched}")
 
 
 def status_command(json_out: JsonOpt = False) -> None:
@@ -265,6 +296,7 @@ def bench_command(name: NameArg = None,
                   max_ttft_ms: MaxTtftOpt = None,
                   effort_sweep: Annotated[bool, typer.Option("--effort-sweep", help="Instead: ask a small shipped task set at low, medium and high reasoning effort and compare reasoning, latency, cost and right answers.")] = False,
                   max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, metavar="TOKENS", help="With --effort-sweep: the most tokens one reply may use (default 4096).")] = None,
+                  budget: Annotated[Optional[float], typer.Option("--budget", min=1, metavar="SECONDS", help="Wall time for the whole run; it reports what finished by then (default: 30 s, GPTOSS_BENCH_BUDGET_S; with --effort-sweep 600 s, GPTOSS_SWEEP_BUDGET_S).")] = None,
                   json_out: JsonOpt = False) -> None:
     """Run the micro-benchmark on a deployment (or a URL) and compare it with the plan's prediction; or, with
     --effort-sweep, measure what each reasoning effort costs and gets right.
@@ -283,11 +315,11 @@ def bench_command(name: NameArg = None,
     if url and name:
         raise UsageError("give a deployment name or --url, not both")
     if effort_sweep:
-        _sweep(name, url, model_id, gates, max_tokens, Output(json_out))
+        _sweep(name, url, model_id, gates, max_tokens, budget, Output(json_out))
         return
     if max_tokens is not None:
         raise UsageError("--max-tokens sizes the replies of --effort-sweep; the benchmark sizes its own")
-    budget = _budget()
+    budget = budget or _budget()
     out = Output(json_out)
     with out.progress() as progress:
         if url:
@@ -301,25 +333,36 @@ def bench_command(name: NameArg = None,
     _report(out, document, benchmark, gates, lambda console: render_benchmark(console, benchmark))
 
 
-def _sweep(name, url, model_id, gates, max_tokens, out: Output) -> None:
-    """`bench --effort-sweep`: the reasoning-effort profile of a deployment or a URL; no verdict, so no gates."""
+def _sweep(name, url, model_id, gates, max_tokens, budget, out: Output) -> None:
+    """`bench --effort-sweep`: the reasoning-effort profile of a deployment or a URL; no verdict, so no gates. Ctrl-C
+    shows the rows finished so far, then exits 130."""
     from gptoss_deploy.backends.deploy import status
-    from gptoss_deploy.backends.effort_sweep import MAX_TOKENS
+    from gptoss_deploy.backends.effort_sweep import BUDGET_S, MAX_TOKENS
     from gptoss_deploy.backends.verify import sweep_record, sweep_url
     from gptoss_deploy.cli.render_deploy import render_effort_sweep
+    from gptoss_deploy.planner.errors import Cancelled
+    from gptoss_deploy.planner.units import seconds_setting
 
     if any(value is not None for value in vars(gates).values()):
         raise UsageError("--effort-sweep gives no verdict: drop --min-decode-tps, --min-aggregate-tps and "
                          "--max-ttft-ms, or drop --effort-sweep")
     max_tokens = max_tokens or MAX_TOKENS
+    budget = budget or seconds_setting("GPTOSS_SWEEP_BUDGET_S", BUDGET_S, zero_allowed=False)
     with out.progress() as progress:
         if url:
-            sweep = sweep_url(url, model_id, _url_key(), max_tokens, progress)
+            sweep = sweep_url(url, model_id, _url_key(), max_tokens, budget, progress)
         else:
             store = _store()
             record = _pick(status(store)[0], name)
-            sweep = {"name": record.name, **sweep_record(record, store, max_tokens, progress)}
-    out.result({"effort_sweep": sweep}, lambda console: render_effort_sweep(console, sweep))
+            sweep = {"name": record.name, **sweep_record(record, store, max_tokens, budget, progress)}
+    document = {"effort_sweep": sweep}
+    if sweep["stopped"] == "interrupted":
+        if not out.json_mode:
+            out.result(document, lambda console: render_effort_sweep(console, sweep))
+        raise Cancelled(f"interrupted after {sweep['tasks']} of {sweep['tasks_shipped']} tasks"
+                        + (": the rows above are those" if sweep["tasks"] and not out.json_mode else ""),
+                        details=document)
+    out.result(document, lambda console: render_effort_sweep(console, sweep))
 
 
 def _url_key() -> str | None:

@@ -14,7 +14,7 @@ ModelOpt = Annotated[Optional[str], typer.Option("--model", metavar="auto|20b|12
 BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="NAME", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
 ContextOpt = Annotated[Optional[str], typer.Option(
-    "--context", metavar="TOKENS", help="Context length in tokens: 32768, 32k or 128k; from 2k (2048) up to 128k (131072).")]
+    "--context", metavar="TOKENS", help="Context length in tokens: 32768, 32k or 128k; from 4k (4096) up to 128k (131072).")]
 EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", metavar="low|medium|high", help="low, medium or high.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
 CloudOpt = Annotated[bool, typer.Option(
@@ -38,6 +38,9 @@ GpuPriceOpt = Annotated[Optional[float], typer.Option(
     "--usd-per-gpu-hour", metavar="USD", help="Capacity: what one GPU-hour costs you, for the cost per hour and per "
     "1M output tokens (no prices ship: they differ by cloud, region and contract).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout; messages go to stderr.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "--all", "-v", help="The whole plan: every runner-up and what does not fit, with why, and the "
+    "memory terms explained.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
 
 

@@ -5,13 +5,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NamedTuple, Optional
 
 import typer
 
 from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
                                        GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, NodesOpt,
-                                       ProfileOpt, TargetTpsOpt, YesOpt, hardware_report, planning_flags)
+                                       ProfileOpt, TargetTpsOpt, VerboseOpt, YesOpt, hardware_report,
+                                       planning_flags)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
 
@@ -20,11 +21,32 @@ def _interactive(json_out: bool, yes: bool) -> bool:
     return not (json_out or yes) and sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _up_command(constraints, hardware: Optional[Path]) -> str:
+class NextStep(NamedTuple):
+    label: str
+    command: str
+    elsewhere: bool = False       # the plan is for other machines (--gpu, several nodes): nothing to check here
+
+
+def next_step(result, hardware: Optional[Path], gpu: Optional[str], nodes: Optional[int],
+              target_tps: Optional[float], concurrency: Optional[int]) -> NextStep:
+    """What carries out RESULT: `gptoss-up` with the flags that planned it, for this machine (or the one a hardware
+    file describes); the export for a node of named GPUs (--gpu) or several nodes; for a cloud service, `gptoss-up`
+    naming it, which plans the same from any machine."""
     from gptoss_deploy.planner.constraints import as_flags
 
-    extra = ["--hardware", str(hardware)] if hardware else []
-    return shlex.join(["gptoss-up", *as_flags(constraints), *extra])
+    flags = as_flags(result.constraints)
+    chosen = result.chosen
+    if chosen.status == "cloud":
+        named = [] if result.constraints.backend == chosen.backend else ["--backend", chosen.backend]
+        return NextStep("Launch it:", shlex.join(["gptoss-up", *flags, *named]))
+    if gpu or result.hardware.nodes > 1:
+        machine = ["--gpu", gpu, *(["--nodes", str(nodes)] if nodes else [])] if gpu else ["--hardware", str(hardware)]
+        sizing = [*(["--target-tps", f"{target_tps:g}"] if target_tps is not None else []),
+                  *(["--concurrency", str(concurrency)] if concurrency is not None else [])]
+        export = as_flags(result.constraints, leave_out=("local_only", "cloud", "azure_mode"))   # engines only
+        return NextStep("Deploy it on such nodes (or run gptoss-up on one of them):",
+                        shlex.join(["gptoss", "export", "--format", "kubernetes", *export, *machine, *sizing]), True)
+    return NextStep("Launch it:", shlex.join(["gptoss-up", *flags, *(["--hardware", str(hardware)] if hardware else [])]))
 
 
 def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], typer.Option(
@@ -55,7 +77,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
                  azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None,
                  target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
                  usd_per_gpu_hour: GpuPriceOpt = None, nodes: NodesOpt = None, json_out: JsonOpt = False,
-                 yes: YesOpt = False) -> None:
+                 yes: YesOpt = False, verbose: VerboseOpt = False) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
 
     \b
@@ -91,7 +113,8 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     doc["prerequisites"] = prerequisites_json(result.document(), hw)
     if target_tps is not None or concurrency is not None or usd_per_gpu_hour is not None:
         doc["capacity"] = _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour)
-    Output(json_out).result(doc, lambda console: render_plan(console, result, doc, _up_command(constraints, hardware)))
+    step = next_step(result, hardware, gpu, nodes, target_tps, concurrency)
+    Output(json_out).result(doc, lambda console: render_plan(console, result, doc, step, verbose))
 
 
 def _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour) -> dict:

@@ -73,16 +73,15 @@ def _aggregate(predicted) -> str:
     return f"; {tokens_per_s(predicted.aggregate_tokens_per_s)} over {predicted.aggregate_streams} streams"
 
 
-def render_plan(console: Console, plan: Plan, doc_json: dict, up_command: str) -> None:
+def render_plan(console: Console, plan: Plan, doc_json: dict, next_step, verbose: bool = False) -> None:
+    """The decision and how to carry it out first, then why, the memory, the command and the runners-up (the best
+    few, or with VERBOSE all of them and what does not fit)."""
     doc = plan.document()
     style = STATUS_STYLE[doc.status]
     console.print(f"[bold]{doc.model}[/] on [bold]{escape(doc.backend)}[/]  [{style}]{doc.status}[/]  context "
                   f"{doc.context_length:,}  effort {doc.reasoning_effort}  (profile {escape(doc.profile)})")
     decode = tokens_per_s(doc.predicted.decode_tokens_per_s)
     if doc.memory:
-        console.print(_memory_table(doc.memory, plan.hardware))
-        for line in MEMORY_LEGEND:
-            say(console, line)
         console.print(f"Predicted: decode [bold]{decode}[/], "
                       f"prefill {tokens_per_s(doc.predicted.prefill_tokens_per_s)} (single stream, short prompt)"
                       + _aggregate(doc.predicted))
@@ -92,18 +91,43 @@ def render_plan(console: Console, plan: Plan, doc_json: dict, up_command: str) -
     if doc.price:
         say(console, f"Price: {_price(doc.price)}")
     console.print(f"Binding constraint: [bold]{escape(doc.binding_constraint)}[/]")
+    say(console, next_step.label)
+    say(console, f"  {next_step.command}")
+    if not next_step.elsewhere:
+        render_prerequisites(console, doc_json["prerequisites"])
+    if "capacity" in doc_json:
+        _render_capacity(console, doc_json["capacity"])
     console.print("Why:")
     for reason in doc.reasons:
         say(console, f"  - {reason}")
-    say(console, "Command that will run here:" if "argv" in doc.launch.model_fields_set else "What it calls:")
-    say(console, f"  {launch_command(_launch_here(doc, plan.hardware), doc.backend)}")
-    render_prerequisites(console, doc_json["prerequisites"])
-    if "capacity" in doc_json:
-        _render_capacity(console, doc_json["capacity"])
-    console.print("Launch it:")
-    say(console, f"  {up_command}")
-    if doc.alternatives or doc.rejected:
+    if doc.memory:
+        console.print(_memory_table(doc.memory, plan.hardware))
+        for line in MEMORY_LEGEND if verbose else ():
+            say(console, line)
+    if next_step.elsewhere:
+        say(console, "Command on each node:")
+        say(console, f"  {launch_command(doc.launch.model_dump(exclude_unset=True), doc.backend)}")
+    else:
+        say(console, "Command that will run here:" if "argv" in doc.launch.model_fields_set else "What it calls:")
+        say(console, f"  {launch_command(_launch_here(doc, plan.hardware), doc.backend)}")
+    if verbose and (doc.alternatives or doc.rejected):
         console.print(_runners_up_table(doc))
+    elif doc.alternatives or doc.rejected:
+        _render_runners_up(console, doc)
+
+
+RUNNERS_UP_SHOWN = 3
+
+
+def _render_runners_up(console: Console, doc: PlanDocument) -> None:
+    """The best few runners-up, a line each; how many more there are, and how to see them."""
+    shown = doc.alternatives[:RUNNERS_UP_SHOWN]
+    more = len(doc.alternatives) - len(shown) + len(doc.rejected)
+    say(console, "Runners-up" + (f" ({more} more, and why each lost or does not fit: --verbose):" if more else ":"))
+    for alt in shown:
+        decode = alt.predicted.decode_tokens_per_s
+        speed = f", {tokens_per_s(decode)}" if decode is not None else ""
+        say(console, f"  {alt.model} on {alt.backend}, {alt.status}{speed}: {alt.lost_because}")
 
 
 def _price(price: Price) -> str:
@@ -197,10 +221,15 @@ def render_profiles(console: Console, profiles: list[LoadedProfile], user_dir: P
 
 
 def render_backends(console: Console, backends: list[dict]) -> None:
+    """A table of what each is and whether it is ready; below it, the fix for each that is not, whole on its line
+    (in a table cell an address or a command would fold or be cut)."""
     table = Table(title="Backends", title_justify="left")
     for column in ("name", "kind", "what it is", "here"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "what it is")
     for backend in backends:
-        here = f"[yellow]{escape(backend['unavailable'])}[/]" if backend["unavailable"] else "[green]ready[/]"
+        here = "[yellow]not ready: see below[/]" if backend["unavailable"] else "[green]ready[/]"
         table.add_row(backend["name"], backend["kind"], Text(backend["title"]), here)
     console.print(table)
+    for backend in backends:
+        if backend["unavailable"]:
+            say(console, f"{backend['name']}: {backend['unavailable']}")

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from gptoss_deploy.backends.base import masked_env
 from gptoss_deploy.backends.records import Benchmark, Deployment
+from gptoss_deploy.backends.verify import UNTRUSTED
 from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
@@ -96,17 +97,23 @@ def render_benchmark(console: Console, bench: Benchmark) -> None:
 
 
 def render_status(console: Console, records: list[Deployment]) -> None:
+    """Two lines a deployment, its name and its address each whole on one (a table would fold them at 80
+    columns); a benchmark figure that could not be measured is marked as such."""
     if not records:
         console.print("No deployments are running. Start one with `gptoss-up`.")
         return
-    table = Table(show_header=True, header_style="bold")
-    for column in ("name", "state", "pid", "endpoint", "decode"):
-        table.add_column(column, overflow="fold")
     for r in records:
-        where = r.endpoint.base_url or f"{r.backend} {r.endpoint.region or ''}"
-        table.add_row(Text(r.name), r.state, str(r.pid or "-"), Text(where),
-                      tokens_per_s(r.benchmark.decode_tokens_per_s if r.benchmark else None))
-    console.print(table)
+        pid = f"  pid {r.pid}" if r.pid else ""
+        say(console, f"{r.name}  {r.state}{pid}  decode {_decode(r.benchmark)}")
+        where = r.endpoint.base_url or f"{r.backend} {r.endpoint.region or ''}".strip()
+        say(console, f"  {where}")
+
+
+def _decode(bench: Benchmark | None) -> str:
+    if bench is None:
+        return "not measured"
+    figure = tokens_per_s(bench.decode_tokens_per_s)
+    return f"{figure} ({bench.verdict}: not this deployment's speed)" if bench.verdict in UNTRUSTED else figure
 
 
 def render_effort_sweep(console: Console, sweep: dict) -> None:
@@ -114,6 +121,10 @@ def render_effort_sweep(console: Console, sweep: dict) -> None:
     from rich.bar import Bar
 
     efforts = sweep["efforts"]
+    if not efforts:                              # stopped before one task was answered at every effort
+        for note in sweep["notes"]:
+            say(console, f"  - {note}")
+        return
     most_reasoning = max(e["reasoning_tokens"] for e in efforts) or 1
     longest = max(e["e2e_ms"] or 0 for e in efforts) or 1
     table = Table(title=f"Reasoning effort: {sweep['tasks']} tasks each (tokens: totals; times: medians, to the first "

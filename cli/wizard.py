@@ -1,11 +1,13 @@
 """The interactive wizard: a few questions, defaults taken from this machine's own best plan."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 
-from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
+from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, MIN_USER_CONTEXT, MODEL_ALIASES, Constraints
 from gptoss_deploy.planner.errors import NoFitError
-from gptoss_deploy.planner.plan import Backends, Plan, plan
+from gptoss_deploy.planner.plan import Backends, Plan, plan, readable_context
 from gptoss_deploy.planner.units import tokens_per_s
 
 USE_CASES = {   # context, reasoning effort, and the model where the use case decides it
@@ -14,7 +16,7 @@ USE_CASES = {   # context, reasoning effort, and the model where the use case de
     "Quick answers, smallest footprint": (8192, "low", "gpt-oss-20b"),
     "Serving many users (API)": (131072, "medium", None),
 }
-CONTEXTS = (8192, 16384, 32768, 65536, 131072)
+CONTEXTS = (MIN_USER_CONTEXT, 8192, 16384, 32768, 65536, MAX_CONTEXT)
 EFFORT_CHOICES = {   # what each effort costs, in the words a person decides by
     "low: quick answers, fewest tokens": "low",
     "medium: the model's default balance": "medium",
@@ -24,6 +26,7 @@ SHOW_ALL = "show the backends that cannot run here"
 
 # select(question, choices, default) -> chosen; the CLI passes questionary, tests may pass anything alike.
 Select = Callable[[str, list[str], str], str]
+Tell = Callable[[str], None]     # a line for the person answering, beside the questions (stderr)
 
 
 def questionary_select(question: str, choices: list[str], default: str) -> str:
@@ -33,8 +36,12 @@ def questionary_select(question: str, choices: list[str], default: str) -> str:
     return questionary.select(question, choices=choices, default=default, use_shortcuts=True).unsafe_ask()
 
 
+def tell_on_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
-        select: Select = questionary_select) -> Mapping[str, object]:
+        select: Select = questionary_select, tell: Tell = tell_on_stderr) -> Mapping[str, object]:
     """Ask what flags did not already fix; return the answers as planning choices."""
     answers: dict[str, object] = {}
     fixed = {name for name, source in constraints.sources.items() if source.startswith("flag")}
@@ -49,13 +56,8 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
         choice = select("Which model?", [recommended, "gpt-oss-20b", "gpt-oss-120b"], model or recommended)
         answers["model"] = "auto" if choice == recommended else choice
     if "context" not in fixed:
-        labels = [f"{n:,} tokens" for n in CONTEXTS]
-        readable = _readable_context(suggestion, answers.get("model", constraints.model))
-        question = "How much context do you need?"
-        if readable < context:
-            question += f" (here a prompt over {readable:,} tokens takes more than {MAX_FULL_PROMPT_S:.0f} s to read)"
-        choice = select(question, labels, f"{min(context, readable):,} tokens")
-        answers["context"] = CONTEXTS[labels.index(choice)]
+        answers["context"] = _ask_context(select, suggestion, answers.get("model", constraints.model), context,
+                                          backends)
     if not fixed & {"local_only", "cloud"}:
         local_label, cloud_label = "Only on this machine", "Cloud is fine if this machine cannot run it well"
         default = local_label if suggestion is None or suggestion.chosen.status != "cloud" else cloud_label
@@ -66,19 +68,24 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
     if "backend" not in fixed:
         local_only = answers.get("local_only", constraints.local_only)
         allowed = [name for name, b in backends.items() if not (local_only and b.cloud)]
-        answers["backend"] = _ask_backend(select, allowed, _not_usable_here(suggestion, backends))
+        answers["backend"] = _ask_backend(select, tell, allowed, _not_usable_here(suggestion, backends))
     return answers
 
 
-def _ask_backend(select: Select, allowed: list[str], not_usable: Mapping[str, str]) -> str:
-    """The backends that can run here; those that cannot only on request, each with why."""
+def _ask_backend(select: Select, tell: Tell, allowed: list[str], not_usable: Mapping[str, str]) -> str:
+    """The backends that can run here; those that cannot only on request, each with why. The reasons are told
+    before the question, where the terminal wraps them whole: a prompt cuts its lines at the terminal's width."""
     auto = "auto (recommended)"
     usable = [name for name in allowed if name not in not_usable]
-    hidden = [f"{name}: not usable here ({not_usable[name]})" for name in allowed if name in not_usable]
+    hidden = [name for name in allowed if name in not_usable]
     choice = select("Which backend?", [auto, *usable, *([SHOW_ALL] if hidden else [])], auto)
     if choice == SHOW_ALL:
-        choice = select("Which backend? (these cannot run here as things are)", [auto, *usable, *hidden], auto)
-    return "auto" if choice == auto else choice.split(":")[0]
+        tell("These backends cannot run here as things are:")
+        for name in hidden:
+            tell(f"  {name}: {not_usable[name]}")
+        choice = select("Which backend? (those above cannot run here)",
+                        [auto, *usable, *(f"{name} (not usable here: see above)" for name in hidden)], auto)
+    return "auto" if choice == auto else choice.split(" ")[0]
 
 
 def _not_usable_here(suggestion: Plan | None, backends: Backends) -> dict[str, str]:
@@ -96,16 +103,24 @@ def _not_usable_here(suggestion: Plan | None, backends: Backends) -> dict[str, s
     return found
 
 
-def _readable_context(suggestion: Plan | None, model: str) -> int:
-    """The longest context choice whose full prompt the suggested plan for MODEL (auto: the suggestion) reads
-    within MAX_FULL_PROMPT_S (at least the shortest choice); any choice where it would not run locally."""
-    candidates = [suggestion.chosen, *suggestion.alternatives] if suggestion else []
-    local = next((c for c in candidates if c.placement and model in ("auto", c.model.name, c.model.size)), None)
-    prediction = local.prediction if local and (model != "auto" or local is suggestion.chosen) else None
-    if prediction is None or prediction.prefill_tokens_per_s <= 0:
-        return CONTEXTS[-1]
-    fitting = [n for n in CONTEXTS if n / prediction.prefill_tokens_per_s <= MAX_FULL_PROMPT_S]
-    return max(fitting, default=CONTEXTS[0])
+def _ask_context(select: Select, suggestion: Plan | None, model: str, wanted: int, backends: Backends) -> int:
+    """Contexts from the shortest the planner takes up, and the one it would cap to here (its longest read within
+    MAX_FULL_PROMPT_S) among them; the default is the use case's WANTED context, or that cap where it is shorter."""
+    readable = None
+    if suggestion is not None:
+        readable = readable_context(suggestion.hardware, suggestion.constraints.relaxed(model=MODEL_ALIASES[model]),
+                                    backends)
+    contexts = sorted({*CONTEXTS, *([readable[0]] if readable else [])})
+    question = "How much context do you need?"
+    if readable and readable[1] > MAX_FULL_PROMPT_S:
+        question += (f" (here even {readable[0]:,} tokens take ~{readable[1]:,.0f} s to read: nothing is read within "
+                     f"{MAX_FULL_PROMPT_S:.0f} s)")
+    elif readable and readable[0] < wanted:
+        question += f" (here a prompt over {readable[0]:,} tokens takes more than {MAX_FULL_PROMPT_S:.0f} s to read)"
+    labels = [f"{n:,} tokens" + (f" (the longest read within {MAX_FULL_PROMPT_S:.0f} s here)"
+                                  if readable and n == readable[0] and n not in CONTEXTS else "") for n in contexts]
+    default = min(wanted, readable[0]) if readable else wanted
+    return contexts[labels.index(select(question, labels, labels[contexts.index(default)]))]
 
 
 def _default_use_case(constraints: Constraints) -> str:

@@ -54,6 +54,13 @@ class BackendError(GptossError):
     code = "backend"
 
 
+class Cancelled(GptossError):
+    """The user stopped it (answered no at a question, or Ctrl-C where a command reports what it finished)."""
+
+    exit_code = EXIT_INTERRUPTED
+    code = "interrupted"
+
+
 class VerificationError(GptossError):
     exit_code = EXIT_VERIFY
     code = "verification_failed"

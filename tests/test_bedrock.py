@@ -161,7 +161,7 @@ def test_effort_sweep_prices_each_effort_at_the_list_price(run_cli, state, aws, 
     efforts = json.loads(out)["effort_sweep"]["efforts"]
     tasks = len(efforts[0]["tasks"])
     asked = [r["additionalModelRequestFields"]["reasoning_effort"] for r in aws.runtime.requests[-3 * tasks:]]
-    assert asked == ["low"] * tasks + ["medium"] * tasks + ["high"] * tasks
+    assert asked == ["low", "medium", "high"] * tasks          # each task at the three efforts in turn
     for effort in efforts:        # reasoningContent apart from text; 120b list price: $0.15 in, $0.60 out per 1M
         assert effort["reasoning_tokens"] == REASONING_CHUNKS[effort["effort"]] * tasks
         assert effort["answer_tokens"] == 4 * tasks and effort["correct"] == 1

@@ -118,3 +118,26 @@ def test_a_bad_budget_exits_2_before_anything_is_measured(run_cli, server, monke
     monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", value)
     code, out, err = run_cli("bench", "--url", "http://127.0.0.1:9/v1")
     assert code == 2 and "GPTOSS_BENCH_BUDGET_S" in err
+
+
+def test_a_launch_whose_benchmark_could_not_measure_is_up_with_a_warning(run_cli, state, smollm2, stand_in,
+                                                                         monkeypatch):
+    """No gate asked for: the server works, so `up` succeeds; the record and `status` say the figure is untrusted."""
+    stand_in("llama-server")
+    monkeypatch.setenv("FAKE_SERVER_TIMINGS_TPS", "5")          # the server's own timing disagrees: invalid run
+    code, out, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["state"] == "running" and record["benchmark"]["verdict"] == "invalid"
+    assert f"warning: the benchmark could not measure this launch (invalid" in err
+    assert f"gptoss bench {record['name']}" in err
+    code, out, _ = run_cli("status")
+    assert code == 0 and "invalid" in out                          # the figure is marked where it is shown
+
+
+def test_a_launch_with_a_gate_still_fails_when_its_benchmark_could_not_measure(run_cli, state, smollm2, stand_in,
+                                                                               monkeypatch):
+    stand_in("llama-server")
+    monkeypatch.setenv("FAKE_SERVER_TIMINGS_TPS", "5")
+    code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--min-decode-tps", "1")
+    assert code == 5 and "benchmark verdict invalid" in err

@@ -148,3 +148,22 @@ def test_cloud_plan_dry_run_shows_the_api_call(run_cli):
     code, out, _ = run_cli("up", "--profile", "aws", "--dry-run", "--json")
     api = json.loads(out)["api"]
     assert code == 0 and api["model_id"] == "openai.gpt-oss-120b-1:0" and api["operation"] == "ConverseStream"
+
+
+def test_up_never_launches_a_billed_service_unasked(run_cli):
+    """120b does not fit this CPU-only machine: without --cloud, `up` names the choices instead of going to Bedrock."""
+    machine = fixture_path("cpu-only")
+    code, out, err = run_cli("up", "--dry-run", "--hardware", machine, "--model", "120b")
+    assert code == 3 and out == ""
+    assert "gpt-oss-20b on llamacpp fits (drop --model); or, billed: gpt-oss-120b on bedrock (add --cloud)" in err
+    code, out, err = run_cli("up", "--dry-run", "--hardware", machine, "--model", "120b", "--cloud")
+    assert code == 0 and "gpt-oss-120b on bedrock" in out, err
+
+
+def test_export_plans_vllm_over_nodes_without_asking_and_never_hints_at_flags_not_given(run_cli, monkeypatch):
+    code, out, err = run_cli("export", "--format", "kubernetes", "--gpu", "L4:2", "--nodes", "2", "--model", "120b")
+    assert code == 0 and "kind: LeaderWorkerSet" in out and "--pipeline-parallel-size 2" in out, err
+    monkeypatch.setenv("GPTOSS_MODEL", "120b")
+    code, _, err = run_cli("export", "--format", "compose", "--hardware", fixture_path("cpu-only"))
+    assert code == 3 and "fits (unset GPTOSS_MODEL)" in err
+    assert "--local" not in err and "--cloud" not in err and "billed" not in err

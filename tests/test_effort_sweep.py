@@ -4,6 +4,9 @@ stand-in llama-server reasons as long as the effort it was asked (chat_template_
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +105,38 @@ def test_a_reply_is_judged_by_the_answer_it_ends_with():
     ordered = next(t for t in TASKS if "Sort" in t.prompt)
     assert ordered.is_right("3, 7, 19, 42") and ordered.is_right("3,7,19 and 42")
     assert not ordered.is_right("7, 19, 19, and 3: 19, 23, 27, 42") and not ordered.is_right("no numbers")
+
+
+@pytest.fixture
+def slowly(monkeypatch):
+    """The stand-in streams a token every 20 ms: high effort's reasoning takes about a second a task."""
+    monkeypatch.setenv("FAKE_SERVER_TOKEN_INTERVAL_S", "0.02")
+
+
+def test_the_sweep_stops_at_its_budget_with_every_effort_on_the_same_tasks(run_cli, slowly, deployed):
+    code, out, err = run_cli("bench", "--effort-sweep", "--budget", "4", "--json")
+    assert code == 0, err
+    sweep = json.loads(out)["effort_sweep"]
+    assert sweep["stopped"] == "budget" and 0 < sweep["tasks"] < len(TASKS) and sweep["wall_s"] < 6
+    assert [len(e["tasks"]) for e in sweep["efforts"]] == [sweep["tasks"]] * 3
+    assert f"the sweep reached its 4 s budget (--budget) after {sweep['tasks']} of 8 tasks" in sweep["notes"][0]
+
+
+def test_a_budget_too_short_for_one_task_says_to_raise_it(run_cli, slowly, deployed, monkeypatch):
+    monkeypatch.setenv("GPTOSS_SWEEP_BUDGET_S", "0.5")
+    code, _, err = run_cli("bench", "--effort-sweep")
+    assert code == 4 and "budget ran out before one task was answered at every effort: raise --budget" in err
+
+
+def test_ctrl_c_shows_the_rows_finished_so_far(slowly, deployed, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    sweep = subprocess.Popen([sys.executable, "-c", "from gptoss_deploy.cli.app import main; main()", "bench",
+                              "--effort-sweep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in sweep.stderr:                                      # progress, a line a request
+        if "task 3/8" in line:
+            break
+    sweep.send_signal(signal.SIGINT)
+    out, err = sweep.communicate(timeout=30)
+    assert sweep.returncode == 130 and "interrupted after 2 of 8 tasks: the rows above are those" in err
+    assert "Reasoning effort: 2 tasks each" in out and "2 of 8 tasks" in out
+    assert "Traceback" not in err

@@ -96,7 +96,7 @@ def test_effort_sweep_asks_ollama_each_think_level(run_cli, state, running_ollam
     efforts = json.loads(out)["effort_sweep"]["efforts"]
     tasks = len(efforts[0]["tasks"])
     asked = [chat["think"] for chat in running_ollama.chats]
-    assert asked == ["low"] * tasks + ["medium"] * tasks + ["high"] * tasks
+    assert asked == ["low", "medium", "high"] * tasks          # each task at the three efforts in turn
     # Ollama's eval_count split by its thinking and content channels; the capital city is the one right answer
     assert [e["reasoning_tokens"] for e in efforts] == [REASONING_CHUNKS[e] * tasks for e in ("low", "medium", "high")]
     assert all(e["answer_tokens"] == tasks and e["correct"] == 1 for e in efforts)

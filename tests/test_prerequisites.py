@@ -56,7 +56,7 @@ def test_the_missing_program_and_its_install_line_show_in_the_printed_plan(run_c
     monkeypatch.delenv("GPTOSS_VLLM", raising=False)
     code, out, err = run_cli("plan", "--hardware", fixture_path("h100-sxm"), "--profile", "server", "--yes")
     assert code == 0, err
-    needs_section = out[out.index("Needs here:"):out.index("Launch it:")]
+    needs_section = out[out.index("Needs here:"):out.index("Why:")]
     assert "missing vllm (on PATH or GPTOSS_VLLM): vLLM is not installed" in " ".join(needs_section.split())
     assert "ok      " in needs_section                       # the disk for the download is there
 

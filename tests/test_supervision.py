@@ -41,6 +41,14 @@ def stand_ins() -> list[psutil.Process]:
     return found
 
 
+def ended(pid: int) -> bool:
+    """PID has exited (gone, or a zombie nobody has reaped yet); it may go between two looks."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def wait_for(condition, timeout_s=20.0):
     give_up = time.monotonic() + timeout_s
     while not condition():
@@ -158,9 +166,8 @@ def test_status_says_which_deployment_died_and_where_its_log_is(run_cli, state, 
     record = json.loads(out)
     [server] = stand_ins()
     server.kill()                                        # the server crashes
-    wait_for(lambda: not psutil.pid_exists(server.pid) or server.status() == psutil.STATUS_ZOMBIE)
-    wait_for(lambda: not psutil.Process(record["pid"]).is_running()
-             or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE)
+    wait_for(lambda: ended(server.pid))
+    wait_for(lambda: ended(record["pid"]))
     code, out, err = run_cli("status", "--json")
     assert code == 0 and json.loads(out) == []
     assert f"gptoss: deployment {record['name']} ended: its server exited (last output 20" in err
@@ -213,8 +220,7 @@ def test_a_healthy_server_whose_log_filter_died_stays_listed_and_down_stops_it(r
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")
     record = json.loads(out)
     psutil.Process(record["pid"]).kill()                 # the log filter leading the group dies; the server lives
-    wait_for(lambda: not psutil.pid_exists(record["pid"])
-             or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE)
+    wait_for(lambda: ended(record["pid"]))
     code, out, err = run_cli("status", "--json")
     assert code == 0 and [r["name"] for r in json.loads(out)] == [record["name"]]
     assert f"deployment {record['name']} still runs, but the process copying its output to {record['log']} " \

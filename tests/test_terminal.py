@@ -82,8 +82,8 @@ def gib1(size: int) -> str:
 def test_the_memory_view_reads_at_80_columns_and_adds_up_to_the_json(run_cli, monkeypatch, fixture):
     monkeypatch.setenv("COLUMNS", "80")
     args = ["plan", "--hardware", fixture_path(fixture)]
-    out, doc = run_cli(*args, "--yes")[1], json.loads(run_cli(*args, "--json")[1])
-    assert "…" not in out[out.index("Memory, GiB"):out.index("Predicted")]
+    out, doc = run_cli(*args, "--yes", "--verbose")[1], json.loads(run_cli(*args, "--json")[1])
+    assert "…" not in out[out.index("Memory, GiB"):out.index("Command that will run here")]
     rows, memory = memory_rows(out), doc["memory"]
     hardware = json.loads(fixture_path(fixture).read_text())
     if any(g["unified_memory"] for g in hardware["gpus"]):      # one pool, counted once
@@ -214,3 +214,25 @@ def test_every_copyable_line_of_every_human_output_is_the_same_at_any_width(run_
         seen[columns] = copyable_lines(out)
     assert seen[width] == seen[200]
     assert all(shlex.split(line) and "…" not in line for line in seen[width])
+
+
+def test_backends_at_80_columns_give_each_install_hint_whole():
+    listed = gptoss("backends", width=80)
+    assert listed.returncode == 0 and "…" not in listed.stdout
+    lines = listed.stdout.splitlines()
+    assert "ollama: Ollama is not installed: get it from https://ollama.com/download (Linux: `curl -fsSL " \
+           "https://ollama.com/install.sh | sh`), or choose --backend llamacpp" in lines
+
+
+def test_status_at_80_columns_keeps_each_name_and_address_whole(run_cli, state, smollm2, stand_in, monkeypatch):
+    from helpers import free_port
+
+    stand_in("llama-server")
+    port = free_port()
+    assert run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench")[0] == 0
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli("status")
+    lines = [line.strip() for line in out.splitlines()]
+    assert code == 0 and "…" not in out
+    assert any(line.startswith("SmolLM2-135M-Instruct.Q4_1-llamacpp  running") for line in lines)
+    assert f"http://127.0.0.1:{port}/v1" in lines and "decode not measured" in out
