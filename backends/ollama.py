@@ -139,7 +139,9 @@ def context_model_name(ref: str, context: int) -> str:
 def _client(base_url: str, timeout_s: float | None = None):
     import ollama
 
-    return ollama.Client(host=base_url.removesuffix("/v1"), timeout=timeout_s)
+    from gptoss_deploy.backends.openai_api import verify_tls
+
+    return ollama.Client(host=base_url.removesuffix("/v1"), timeout=timeout_s, verify=verify_tls(base_url))
 
 
 def served_models(base_url: str, api_key: str | None) -> list[str] | None:

@@ -1,6 +1,7 @@
 """The gptoss apps and their entry points; every failure becomes one stderr line and a documented exit code."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -32,6 +33,13 @@ def _single(command) -> typer.Typer:
     return single
 
 
+@functools.cache
+def _command(application: typer.Typer):
+    """The click command typer builds from APPLICATION's functions: built once a process, as it reads every
+    command's signature (in-process callers, the tests among them, run many commands)."""
+    return typer.main.get_command(application)
+
+
 def _raise_interrupted(signum, frame) -> None:
     raise Interrupted(signum)
 
@@ -56,7 +64,7 @@ def _run_command(application: typer.Typer, prog: str, argv: list[str]) -> int:
         sys.stdout.write(f"{prog} {version('gptoss-deploy')}\n")
         return 0
     try:
-        result = application(args=argv, prog_name=prog, standalone_mode=False)
+        result = _command(application).main(args=argv, prog_name=prog, standalone_mode=False)
         code = result if isinstance(result, int) else 0   # typer hands Exit codes back, Ctrl-C as 130
         if code == EXIT_INTERRUPTED:
             return out.error("interrupted", "interrupted", EXIT_INTERRUPTED)

@@ -33,3 +33,17 @@ def plan_for(name: str, profile: str = "auto", **flags):
 def constraints(profile: str = "auto", flags: dict | None = None, env: dict | None = None):
     """Planning choices as the CLI resolves them, with the registered backends."""
     return load_constraints(profile, flags or {}, env or {}, REGISTRY)
+
+
+def measured(bench: dict) -> bool:
+    """The benchmark ran to its end: three single streams of the asked length, a decode figure and an aggregate.
+    Its verdict is the machine's business (a busy machine is rightly `unstable` or `invalid`), so tests that do not
+    stage the verdict assert this instead."""
+    return (len(bench["samples"]) == 3 and all(s["completion_tokens"] == bench["output_tokens"]
+                                               for s in bench["samples"])
+            and bench["decode_tokens_per_s"] > 0 and bench["aggregate_tokens_per_s"] is not None)
+
+
+def bench_exit_code(bench: dict) -> int:
+    """What `gptoss bench` without gates exits with for BENCH: 5 where the run was invalid, else 0."""
+    return 5 if bench["verdict"] == "invalid" else 0

@@ -15,7 +15,7 @@ from azure.ai.ml import MLClient
 from gptoss_deploy.backends import azure_provision
 from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.backends.openai_api import served_models
-from helpers import free_port
+from helpers import free_port, measured
 from fake_azure import FakeArm, FakeCredential
 from fake_reply import REASONING_CHUNKS
 
@@ -60,7 +60,7 @@ def test_up_creates_a_tagged_endpoint_benchmarks_it_and_down_deletes_it(run_cli,
     assert arm.endpoints[name]["tags"] == {"created-by": "gptoss-deploy", "gptoss-deployment": name}
     assert arm.endpoints[name]["properties"]["modelSettings"]["modelId"] == "azureml://registries/azureml-openai-oss/models/gpt-oss-120b"
     assert f"provisioning {name}: Creating" in err
-    assert record["benchmark"]["verdict"] == "pass"                # authenticated with the key from listKeys
+    assert measured(record["benchmark"])                          # authenticated with the key from listKeys
     assert record["benchmark"]["spent"]["cost_usd"] is None         # no Azure price in our data
     assert KEY not in out and KEY not in state.path.read_text()     # the key stays in Azure
 
@@ -149,7 +149,7 @@ def test_managed_mode_deploys_on_the_planned_gpu_size_and_down_deletes_the_endpo
     assert deployment["instanceType"] == record["plan"]["launch"]["api"]["instance_type"] == "Standard_NC24ads_A100_v4"
     assert deployment["model"] == "azureml://registries/HuggingFace/models/openai-gpt-oss-120b/labels/latest"
     assert record["plan"]["price"]["usd_per_hour"] is None and "billed per hour" in record["plan"]["price"]["note"]
-    assert record["benchmark"]["verdict"] == "pass"            # through the endpoint's /v1, with its key
+    assert measured(record["benchmark"])                      # through the endpoint's /v1, with its key
     assert record["benchmark"]["predicted_decode_tokens_per_s"] > 0   # vLLM on the A100, as planned
     assert run_cli("down", record["name"], "--yes")[0] == 0 and arm.online == {}
 
@@ -177,7 +177,7 @@ def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
     with state.locked():
         state.put(Deployment.model_validate(record))
     child = pexpect.spawn(sys.executable, ["-c", "from gptoss_deploy.cli.app import main; main()", "down", record["name"]],
-                          env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=20)
+                          env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=90)
     child.expect_exact("delete serverless endpoint gptoss-120b-abc123 in workspace ws-ml (resource group rg-ml)? [y/N]")
     child.sendline("n")
     child.expect_exact(f"kept {record['name']}")

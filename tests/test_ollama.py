@@ -7,8 +7,9 @@ import threading
 import psutil
 import pytest
 
+from gptoss_deploy.backends.bench import TIMINGS_TOLERANCE
 from gptoss_deploy.backends.process import port_in_use
-from helpers import fixture_path, free_port
+from helpers import fixture_path, free_port, measured
 from fake_ollama import FakeOllama
 from fake_reply import REASONING_CHUNKS
 
@@ -42,8 +43,9 @@ def test_up_uses_a_running_ollama_pulls_sets_the_context_and_benchmarks(run_cli,
     created = running_ollama.models["gpt-oss:20b-ctx32768"]
     assert created["from"] == "gpt-oss:20b" and created["parameters"] == {"num_ctx": 32768}
     bench = record["benchmark"]
-    assert bench["verdict"] == "pass" and bench["server_decode_tokens_per_s"] is not None
-    assert bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=0.25)
+    assert measured(bench) and bench["server_decode_tokens_per_s"] is not None
+    agree = bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=TIMINGS_TOLERANCE)
+    assert agree or (bench["verdict"] == "invalid" and "the server's own" in bench["reasons"][0])   # a busy machine
     chat = running_ollama.chats[-1]
     assert chat["think"] == "medium" and chat["options"]["num_predict"] == bench["output_tokens"]
 

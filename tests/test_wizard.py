@@ -22,7 +22,7 @@ def spawn(*args: str) -> pexpect.spawn:
     # PROMPT_TOOLKIT_NO_CPR: pexpect does not answer cursor-position requests the way a terminal does
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "80", "LINES": "50", "PROMPT_TOOLKIT_NO_CPR": "1"}
     command = [sys.executable, "-c", "from gptoss_deploy.cli.app import plan_main; plan_main()", *args]
-    return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=20, dimensions=(50, 80))
+    return pexpect.spawn(command[0], command[1:], env=env, encoding="utf-8", timeout=90, dimensions=(50, 80))
 
 
 def answer(child: pexpect.spawn, *replies: tuple[str, str]) -> None:
