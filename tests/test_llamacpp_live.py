@@ -19,6 +19,8 @@ from gptoss_deploy.backends.bench import TIMINGS_TOLERANCE
 from gptoss_deploy.backends.process import port_in_use
 from helpers import bench_exit_code, free_port, measured
 
+pytestmark = pytest.mark.usefixtures("roomy_bench_budget")
+
 
 def engines(state) -> list[psutil.Process]:
     """The llama.cpp servers started for this test's state dir: the embedded engine or a real llama-server

@@ -17,7 +17,10 @@ import httpx
 import pytest
 import yaml
 
+from gptoss_deploy.backends.verify import UNTRUSTED
 from helpers import free_port
+
+pytestmark = pytest.mark.usefixtures("roomy_bench_budget")
 
 KEY = "round-trip-key"
 
@@ -70,14 +73,27 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def gate(run_cli, url: str, min_aggregate_tps: float) -> tuple[int, dict, str]:
+    """The pipeline's gate, `gptoss bench --url URL --min-aggregate-tps N`, run again (as a pipeline would) while a
+    busy machine leaves the run unable to measure (exit 5 with an invalid or unstable verdict): exit code, the
+    benchmark, stderr."""
+    for _ in range(3):
+        code, out, err = run_cli("bench", "--url", url, "--min-aggregate-tps", min_aggregate_tps, "--json")
+        document = json.loads(out)
+        benchmark = document.get("result", document)["benchmark"]
+        if benchmark["verdict"] not in UNTRUSTED:
+            break
+    return code, benchmark, err
+
+
 def test_the_exported_service_serves_and_the_pipelines_gate_passes_or_fails_it(run_cli, applied, monkeypatch):
     monkeypatch.setenv("GPTOSS_API_KEY", KEY)
-    code, out, err = run_cli("bench", "--url", applied, "--min-aggregate-tps", "1", "--json")
-    assert code == 0, err
-    aggregate = json.loads(out)["benchmark"]["aggregate_tokens_per_s"]
+    code, benchmark, err = gate(run_cli, applied, 1)
+    assert code == 0 and benchmark["verdict"] == "pass", err
+    aggregate = benchmark["aggregate_tokens_per_s"]
     assert aggregate > 1
-    code, out, err = run_cli("bench", "--url", applied, "--min-aggregate-tps", str(round(aggregate * 100)), "--json")
-    assert code == 5 and "aggregate" in err                          # the gate fails a server below the bar
+    code, benchmark, err = gate(run_cli, applied, round(aggregate * 100))
+    assert code == 5 and benchmark["verdict"] == "fail" and "aggregate" in err   # the gate fails a server below the bar
 
 
 def test_the_exported_service_refuses_a_client_without_its_key(applied):
@@ -85,5 +101,6 @@ def test_the_exported_service_refuses_a_client_without_its_key(applied):
     answer = httpx.post(f"{applied}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert answer.status_code == 401
     answer = httpx.post(f"{applied}/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+                        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+                        timeout=60)                                  # a busy machine's first reply takes a while
     assert answer.status_code == 200
