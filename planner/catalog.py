@@ -24,6 +24,7 @@ class ModelSpec:
     active_params: float
     hidden_size: int = 2880
     expert_intermediate_size: int = 2880
+    attention_heads: int = 64
     kv_heads: int = 8
     head_dim: int = 64
     vocab_size: int = 201088
@@ -49,6 +50,12 @@ class ModelSpec:
     @property
     def kv_bytes_per_token_per_layer(self) -> int:
         return 2 * self.kv_heads * self.head_dim * F16_BYTES   # K and V, f16: 2 KiB
+
+    @property
+    def attention_flops_per_depth(self) -> int:
+        """FLOPs one prompt token spends per token before it: QK^T and AV, 2 x 2 FLOPs per head dimension, in each
+        full-attention layer (a sliding layer looks back SLIDING_WINDOW tokens at most: a constant)."""
+        return 4 * self.attention_heads * self.head_dim * self.full_attention_layers
 
     @property
     def sliding_layers(self) -> int:

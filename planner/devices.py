@@ -1,7 +1,15 @@
 """Known accelerators: memory bandwidth, dense FP16 throughput and machine class, looked up by name.
 
-Vendor spec-sheet figures (bandwidth in GB/s, dense FP16 tensor TFLOPS). The probe's own bandwidth reading
-(NVML bus width x memory clock) wins over this table; the table wins over the conservative defaults.
+Vendor spec-sheet figures: bandwidth in GB/s, and dense FP16 matrix TFLOPS in one convention per vendor, so that
+one prefill efficiency per vendor holds across its generations:
+- NVIDIA: FP16 tensor throughput with FP16 accumulate, dense (a quarter of Ada's "AI TOPS", an eighth of
+  Blackwell's). GeForce cards halve it with FP32 accumulate, pro and datacenter cards do not; llama.cpp's
+  quantized matmuls run on the INT8 units, whose rate is this figure doubled on every card since Turing.
+  Volta (V100) has FP16 tensor cores only: its FP16 figure.
+- AMD: FP16 matrix (WMMA / MFMA) throughput, dense; on RDNA 3 that is 512 FLOPs per CU per clock.
+- Apple: the GPU's FP32 shader throughput (M1 to M4 have no matrix units; FP16 runs at the same rate).
+The probe's own bandwidth reading (NVML bus width x memory clock) wins over this table; the table wins over the
+conservative defaults.
 """
 from __future__ import annotations
 
@@ -43,48 +51,49 @@ GPU_SPECS: tuple[DeviceSpec, ...] = (
     DeviceSpec(r"A10G", 600, 70, True),
     DeviceSpec(r"\bA10\b", 600, 125, True),
     DeviceSpec(r"\bT4\b", 320, 65, True),
+    DeviceSpec(r"V100", 900, 125, True),
     DeviceSpec(r"MI355", 8000, 2300, True),
     DeviceSpec(r"MI325", 6000, 1307, True),
     DeviceSpec(r"MI300", 5300, 1307, True),
-    DeviceSpec(r"GB10", 273, 62),                     # DGX Spark (SPARK)
+    DeviceSpec(r"GB10", 273, 125),                    # DGX Spark (SPARK): 1 PFLOP FP4 sparse
     DeviceSpec(r"RTX PRO 6000", 1792, 503),
     DeviceSpec(r"RTX 6000 Ada", 960, 364),
     DeviceSpec(r"RTX A6000", 768, 155),
-    DeviceSpec(r"5090 Laptop", 896, 210),
+    DeviceSpec(r"5090 Laptop", 896, 228),
     DeviceSpec(r"5090", 1792, 419),
-    DeviceSpec(r"5080 Laptop", 896, 150),
+    DeviceSpec(r"5080 Laptop", 896, 167),
     DeviceSpec(r"5080", 960, 225),
     DeviceSpec(r"5070 Ti", 896, 176),
     DeviceSpec(r"5070", 672, 123),
-    DeviceSpec(r"5060 Ti", 448, 94),
-    DeviceSpec(r"4090 Laptop", 576, 150),
-    DeviceSpec(r"4090", 1008, 165),                   # G15396 calibration row
-    DeviceSpec(r"4080 Laptop", 432, 100),
-    DeviceSpec(r"4080 SUPER", 736, 104),
-    DeviceSpec(r"4080", 717, 97),
-    DeviceSpec(r"4070 Ti SUPER", 672, 88),
-    DeviceSpec(r"4070 Ti", 504, 80),
-    DeviceSpec(r"4070 Laptop", 256, 58),
-    DeviceSpec(r"4070", 504, 58),
-    DeviceSpec(r"4060 Ti", 288, 44),
-    DeviceSpec(r"4060 Laptop", 256, 44),
-    DeviceSpec(r"4060", 272, 30),
-    DeviceSpec(r"3090 Ti", 1008, 80),
-    DeviceSpec(r"3090", 936, 71),
-    DeviceSpec(r"3080 Ti", 912, 68),
-    DeviceSpec(r"3080 Laptop", 448, 50),
-    DeviceSpec(r"3080", 760, 59),
-    DeviceSpec(r"3070", 448, 40),
-    DeviceSpec(r"3060", 360, 25),
+    DeviceSpec(r"5060 Ti", 448, 95),
+    DeviceSpec(r"4090 Laptop", 576, 171),
+    DeviceSpec(r"4090", 1008, 330),                   # G15396 calibration row
+    DeviceSpec(r"4080 Laptop", 432, 136),
+    DeviceSpec(r"4080 SUPER", 736, 209),
+    DeviceSpec(r"4080", 717, 195),
+    DeviceSpec(r"4070 Ti SUPER", 672, 176),
+    DeviceSpec(r"4070 Ti", 504, 160),
+    DeviceSpec(r"4070 Laptop", 256, 80),
+    DeviceSpec(r"4070", 504, 117),
+    DeviceSpec(r"4060 Ti", 288, 88),
+    DeviceSpec(r"4060 Laptop", 256, 58),
+    DeviceSpec(r"4060", 272, 61),
+    DeviceSpec(r"3090 Ti", 1008, 160),
+    DeviceSpec(r"3090", 936, 142),
+    DeviceSpec(r"3080 Ti", 912, 136),
+    DeviceSpec(r"3080 Laptop", 448, 100),
+    DeviceSpec(r"3080", 760, 119),
+    DeviceSpec(r"3070", 448, 81),
+    DeviceSpec(r"3060", 360, 51),
     # AMD Radeon. pci.ids names Navi 31 "Radeon RX 7900 XT/7900 XTX/...": the first match (XTX) is taken; the
     # probe reads memory sizes exactly, so only the bandwidth guess is off for an XT.
-    DeviceSpec(r"R9700", 640, 96),                    # Radeon AI PRO R9700 (RDNA 4, 32 GB)
+    DeviceSpec(r"R9700", 640, 191),                   # Radeon AI PRO R9700 (RDNA 4, 32 GB)
     DeviceSpec(r"7900 XTX", 960, 123),
     DeviceSpec(r"7900 XT", 800, 103),
-    DeviceSpec(r"9070 XT", 640, 97),
+    DeviceSpec(r"9070 XT", 640, 195),
     # Strix Halo (Ryzen AI Max): 256-bit LPDDR5X-8000 shared with the CPU; 40 / 32 RDNA 3.5 CUs.
-    DeviceSpec(r"8050S", 256, 23.8),
-    DeviceSpec(r"Strix Halo|8060S", 256, 29.7),
+    DeviceSpec(r"8050S", 256, 47.5),
+    DeviceSpec(r"Strix Halo|8060S", 256, 59.4),
     # Apple GPUs: binned Max parts first (fewer GPU cores, narrower bus); names carry the core count.
     DeviceSpec(r"M4 Max.*\b32-core", 410, 14.7),
     DeviceSpec(r"M4 Max", 546, 18.4),

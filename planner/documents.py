@@ -57,13 +57,15 @@ class Memory(_Document):
 class Predicted(_Document):
     # No bounds: a figure, never an instruction (a GGUF smaller than its own experts predicts below zero today).
     decode_tokens_per_s: float | None
-    prefill_tokens_per_s: float | None
+    prefill_tokens_per_s: float | None = Field(description="single stream, at the start of a prompt")
+    prefill_half_depth_tokens: float | None = Field(default=None, description="the depth into a prompt at which "
+                                                    "prefill runs at half prefill_tokens_per_s; null for cloud")
     roofline_decode_tokens_per_s: float | None
     aggregate_tokens_per_s: float | None = Field(default=None, description="tokens/s over aggregate_streams "
                                                  "concurrent streams, where the engine batches them (vLLM)")
     aggregate_streams: int | None = None
     full_prompt_ttft_s: float | None = Field(default=None, description="seconds to first token for a prompt that "
-                                             "fills the context, from the predicted prefill; null for cloud")
+                                             "fills the context: prefill integrated over the depth; null for cloud")
 
 
 class Price(_Document):

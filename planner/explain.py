@@ -104,13 +104,13 @@ def _backend_reason(chosen: Candidate, c: Constraints, backends: Backends, hw: H
 
 
 def _context_reason(chosen: Candidate, c: Constraints) -> str:
-    context, prefill = chosen.placement.context_length, chosen.prediction.prefill_tokens_per_s
+    context, prediction = chosen.placement.context_length, chosen.prediction
     ttft = chosen.full_prompt_ttft_s()
     if chosen.target_context < c.context:
         return (f"context: {context:,} tokens, capped from {c.context:,} ({c.source('context')}): a full "
-                f"{c.context:,}-token prompt would take ~{c.context / prefill:,.0f} s to first token at the "
-                f"predicted {tokens_per_s(prefill)} prefill, over {MAX_FULL_PROMPT_S:.0f} s (~{ttft:,.0f} s now); "
-                f"--context {c.context} keeps it")
+                f"{c.context:,}-token prompt would take ~{prediction.prompt_seconds(c.context):,.0f} s to first "
+                f"token (predicted prefill {tokens_per_s(prediction.prefill_tokens_per_s)}, slowing as the prompt "
+                f"grows), over {MAX_FULL_PROMPT_S:.0f} s (~{ttft:,.0f} s now); --context {c.context} keeps it")
     full = f"; a full prompt takes ~{ttft:,.0f} s to first token" if ttft is not None else ""
     if context >= c.context:
         return f"context: {context:,} tokens ({c.source('context')}){full}"

@@ -135,8 +135,7 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
 
 def _full_prompt_s(placed: Placement, prediction: Prediction) -> float | None:
     """Seconds to read a prompt that fills PLACED's context; None where the prefill prediction means nothing."""
-    prefill = prediction.prefill_tokens_per_s
-    return placed.context_length / prefill if prefill > 0 else None
+    return prediction.prompt_seconds(placed.context_length) if prediction.prefill_tokens_per_s > 0 else None
 
 
 def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Placement, Prediction]:
@@ -275,7 +274,7 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
                    memory=None,
                    predicted={**(candidate.prediction.to_json() if candidate.prediction else
                                  {"decode_tokens_per_s": None, "prefill_tokens_per_s": None,
-                                  "roofline_decode_tokens_per_s": None, "aggregate_tokens_per_s": None,
+                                  "prefill_half_depth_tokens": None, "roofline_decode_tokens_per_s": None, "aggregate_tokens_per_s": None,
                                   "aggregate_streams": None}), "full_prompt_ttft_s": None},
                    price=_price(candidate.quote, constraints))
     else:

@@ -5,9 +5,9 @@ Decode time per token = sum over devices of (bytes read there / (bandwidth x eff
 Calibrated on the rows of ../shared/data/gptoss-facts.md (single stream, llama.cpp, depth 0):
   RTX 4090 20b 221.95 tok/s and DGX Spark 20b 84.10 tok/s fix the efficiency and the CUDA per-layer cost;
   M2 Ultra 120b 79.68 tok/s the Metal per-layer cost; Ryzen 9 7950X 20b 21.49 tok/s the CPU per-layer cost.
-Strix Halo 120b 47.41 tok/s (STX33) the AMD per-layer cost. Held back to check it (tests/test_throughput.py):
-DGX Spark 120b 59.02 (SPARK), M2 Ultra 20b 115 and M3 Ultra 20b 115.52 (G15396), NVIDIA's published DGX Spark
-20b 82.74 / 120b 55.37, and rows added later (RTX 3090, RTX 4080 SUPER, Strix Halo, RX 7900 XT, EPYC 9B14).
+Strix Halo 120b 47.41 tok/s (STX33) the AMD per-layer cost. Prefill: the same machines' pp rows, DGX Spark's
+120b row (120b's slower experts) and its rows at depth (attention). Held back to check both, and printed by
+tests/bench_predictions.py: the rows tests/published_rows.py lists as HELD_OUT (docs/sources.md).
 
 vLLM runs the whole model on GPUs with its own kernels: its per-layer cost is its own, by architecture, and it
 batches concurrent streams, so it also gets an aggregate prediction (MoE: a batch reads the union of the experts
@@ -48,9 +48,19 @@ TP_ALLREDUCE_MS_PER_LAYER = 0.02
 VLLM_PER_LAYER_MS = {"ampere": 0.193, "hopper": 0.069}
 # The benchmark's concurrent streams (backends.bench runs this many): the aggregate prediction is made for it.
 AGGREGATE_STREAMS = 4
-# Share of dense FP16 peak that prefill reaches: geometric mean of RTX 4090 (0.35) and GB10 (0.44) pp2048;
-# M2 Ultra pp2048 on 120b (G15396); AMD an estimate below NVIDIA for ROCm kernels.
-PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.39, "apple": 0.47, "amd": 0.43}   # AMD: STX33 pp2048
+# Share of the dense FP16 matrix peak (planner.devices' convention per vendor) that llama.cpp's prefill reaches at
+# depth 0 on gpt-oss-20b. NVIDIA: RTX 4090 pp2048 8022 at 330 TFLOPS (G15396); Apple: M2 Ultra 120b pp2048 1245 at
+# 27.2 TFLOPS of shader FP32 (G15396), through PREFILL_RATE_BY_MODEL; AMD: Strix Halo 120b pp2048 998 (STX33) the
+# same way, at the 47.5 TFLOPS of the table entry its name finds (8050S and 8060S share one PCI name). A pp2048 row
+# is read at depth 1024, the middle of its batch.
+PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.180, "apple": 0.663, "amd": 0.300}
+# ...times this where a generation's rows stand apart: GB10 (DGX Spark, 12.1) reads 20b pp2048 3783 (SPARK), 1.245
+# times the 4090's share of its peak (its row comes from a build two months newer than the guide's).
+PREFILL_EFFICIENCY_BY_ARCH = {"12.1": 1.245}
+# A prompt's expert matmuls run at a lower rate on 120b than on 20b: its ubatch spreads over 128 experts, not 32,
+# a quarter of the rows each. DGX Spark at depth 0 (SPARK): 120b pp2048 1937.5 against 20b's 3782.8 is 0.723 of
+# 20b's FLOP rate. EPYC 9B14's 120b row (CPU, held out) agrees.
+PREFILL_RATE_BY_MODEL = {"20b": 1.0, "120b": 0.723}
 # CPU prefill: 148.7 tok/s pp512 on 16 Zen 4 cores for 3.61B active parameters (IK1075) = 67 GFLOP/s per core.
 CPU_PREFILL_GFLOPS_PER_CORE = 67.0
 # A CPU core streams and dequantizes MXFP4 at several GB/s, so few cores cannot use all of RAM's bandwidth
@@ -63,13 +73,21 @@ PCIE_GBPS = 25.0
 @dataclass(frozen=True)
 class Prediction:
     decode_tokens_per_s: float
-    prefill_tokens_per_s: float
+    prefill_tokens_per_s: float           # at depth 0: the first tokens of a prompt
     roofline_decode_tokens_per_s: float   # peak bandwidth, no overheads: the ceiling a benchmark is held to
-    aggregate_tokens_per_s: float | None = None   # AGGREGATE_STREAMS streams at once: vLLM, and llama.cpp copies
+    aggregate_tokens_per_s: float | None   # AGGREGATE_STREAMS streams at once: vLLM, and llama.cpp copies
+    # Each prompt token attends to every token before it, so prefill slows with depth: at this depth it runs at half
+    # prefill_tokens_per_s (DGX Spark's depth rows, SPARK: attention runs at the rate of the rest of the prefill).
+    prefill_half_depth_tokens: float
+
+    def prompt_seconds(self, tokens: int) -> float:
+        """Seconds to read a prompt of TOKENS: the rate at depth d is prefill / (1 + d / half depth), integrated."""
+        return (tokens + tokens ** 2 / (2 * self.prefill_half_depth_tokens)) / self.prefill_tokens_per_s
 
     def to_json(self) -> dict:
         return {"decode_tokens_per_s": round(self.decode_tokens_per_s, 1),
                 "prefill_tokens_per_s": round(self.prefill_tokens_per_s, 1),
+                "prefill_half_depth_tokens": round(self.prefill_half_depth_tokens),
                 "roofline_decode_tokens_per_s": round(self.roofline_decode_tokens_per_s, 1),
                 "aggregate_tokens_per_s": None if self.aggregate_tokens_per_s is None
                 else round(self.aggregate_tokens_per_s, 1),
@@ -136,13 +154,21 @@ def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> flo
 
 
 def _batch_compute_seconds(placement: Placement, hw: HardwareReport, streams: int) -> float:
-    """The arithmetic of one decode step for STREAMS tokens on one copy's GPUs, at prefill's share of their peak
-    (a batch of decode tokens is a small prefill); no GPU: the CPU's prefill rate."""
+    """The arithmetic of one decode step for STREAMS tokens on one copy's GPUs, at prefill's rate (a batch of decode
+    tokens is a small prefill); no GPU: the CPU's prefill rate."""
     flops = streams * 2 * placement.model.active_params
     gpus = [_gpu(hw, d) for d in placement.read_bytes_per_token if d != "cpu"]
-    if not gpus:
-        return flops / (hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9)
-    return flops / sum(gpu_fp16_tflops(g) * PREFILL_COMPUTE_EFFICIENCY[g.vendor] * 1e12 for g in gpus)
+    return flops / (sum(_prefill_flops_per_s(g) for g in gpus) if gpus else _cpu_prefill_flops_per_s(hw))
+
+
+def _prefill_flops_per_s(gpu) -> float:
+    arch = gpu.compute_capability if gpu.vendor == "nvidia" else None
+    return (gpu_fp16_tflops(gpu) * 1e12 * PREFILL_COMPUTE_EFFICIENCY[gpu.vendor]
+            * PREFILL_EFFICIENCY_BY_ARCH.get(arch or "", 1.0))
+
+
+def _cpu_prefill_flops_per_s(hw: HardwareReport) -> float:
+    return hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9
 
 
 def _vllm_per_layer_ms(placement: Placement) -> float:
@@ -169,32 +195,34 @@ def predict_aggregate(placement: Placement, hw: HardwareReport, streams: int = A
     return streams / _step_seconds(placement, hw, math.ceil(streams / busy))
 
 
-def predict_prefill(placement: Placement, hw: HardwareReport) -> float:
-    flops_per_token = 2 * placement.model.active_params
+def predict_prefill(placement: Placement, hw: HardwareReport) -> tuple[float, float]:
+    """Prefill at depth 0 in tokens/s, and the depth at which it is half that: the seconds per token of the model's
+    own arithmetic (and of moving offloaded experts) over the seconds each token of depth adds in attention."""
+    model = placement.model
+    flops_per_token = 2 * model.active_params / PREFILL_RATE_BY_MODEL[model.size]
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu" and placement.read_bytes_per_token[d]]
     if not gpu_devices:
-        return hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9 / flops_per_token
-    gpus = [_gpu(hw, d) for d in gpu_devices]
-    if placement.tensor_parallel_size > 1:   # tensor parallel: the GPUs work on each token together
-        flops = sum(gpu_fp16_tflops(g) * PREFILL_COMPUTE_EFFICIENCY[g.vendor] for g in gpus) * 1e12
-        seconds = flops_per_token / flops * placement.pipeline_parallel_size    # stages over nodes take turns
-    else:                                    # layer split: the GPUs take turns
-        shares = [placement.read_bytes_per_token[d] for d in gpu_devices]
-        seconds = sum(
-            (share / sum(shares)) * flops_per_token / (gpu_fp16_tflops(g) * PREFILL_COMPUTE_EFFICIENCY[g.vendor] * 1e12)
-            for g, share in zip(gpus, shares)
-        )
-    offloaded_expert_bytes = placement.cpu_layers * placement.artifact.expert_bytes_per_layer(placement.model)
-    if placement.offload == EXPERTS and offloaded_expert_bytes and not gpus[0].unified_memory:
-        seconds += offloaded_expert_bytes / (PCIE_GBPS * 1e9) / placement.ubatch
+        seconds_per_flop = 1 / _cpu_prefill_flops_per_s(hw)
+    elif placement.tensor_parallel_size > 1:   # tensor parallel: the GPUs work on each token together
+        rate = sum(_prefill_flops_per_s(_gpu(hw, d)) for d in gpu_devices)
+        seconds_per_flop = placement.pipeline_parallel_size / rate          # stages over nodes take turns
+    else:                                      # layer split: the GPUs take turns
+        shares = {d: placement.read_bytes_per_token[d] for d in gpu_devices}
+        seconds_per_flop = sum(share / sum(shares.values()) / _prefill_flops_per_s(_gpu(hw, d))
+                               for d, share in shares.items())
     if placement.offload == LAYERS and placement.cpu_layers:   # CPU layers run at CPU speed
-        cpu_share = placement.cpu_layers / placement.model.layers
-        seconds += cpu_share * flops_per_token / (hw.cpu.physical_cores * CPU_PREFILL_GFLOPS_PER_CORE * 1e9)
-    return 1 / seconds
+        cpu_share = placement.cpu_layers / model.layers
+        seconds_per_flop = (1 - cpu_share) * seconds_per_flop + cpu_share / _cpu_prefill_flops_per_s(hw)
+    seconds = flops_per_token * seconds_per_flop
+    offloaded_expert_bytes = placement.cpu_layers * placement.artifact.expert_bytes_per_layer(model)
+    if gpu_devices and placement.offload == EXPERTS and offloaded_expert_bytes \
+            and not _gpu(hw, gpu_devices[0]).unified_memory:
+        seconds += offloaded_expert_bytes / (PCIE_GBPS * 1e9) / placement.ubatch
+    return 1 / seconds, seconds / (model.attention_flops_per_depth * seconds_per_flop)
 
 
 def predict(placement: Placement, hw: HardwareReport) -> Prediction:
     batched = placement.offload == WHOLE_MODEL or placement.data_parallel_size > 1
     aggregate = predict_aggregate(placement, hw) if batched else None
-    return Prediction(predict_decode(placement, hw), predict_prefill(placement, hw), roofline_decode(placement, hw),
-                      aggregate)
+    prefill, half_depth = predict_prefill(placement, hw)
+    return Prediction(predict_decode(placement, hw), prefill, roofline_decode(placement, hw), aggregate, half_depth)

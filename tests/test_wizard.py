@@ -154,11 +154,11 @@ def context_question(fixture: str, use_case: str):
 
 def test_the_context_offered_is_the_plans_own_cap_and_the_question_says_why():
     result, question, choices, default = context_question("apple-m2-16gb", "Coding agent")
-    assert question.endswith("(here a prompt over 13,312 tokens takes more than 60 s to read)")
-    assert default == "13,312 tokens (the longest read within 60 s here)" and choices[0] == "4,096 tokens"
-    assert result.chosen.placement.context_length == 13312 and result.chosen.full_prompt_ttft_s() <= 60
+    assert question.endswith("(here a prompt over 15,360 tokens takes more than 60 s to read)")
+    assert default == "15,360 tokens (the longest read within 60 s here)" and choices[0] == "4,096 tokens"
+    assert result.chosen.placement.context_length == 15360 and result.chosen.full_prompt_ttft_s() <= 60
     # the same cap the plan makes when nobody chose a context
-    assert plan_for("apple-m2-16gb").chosen.placement.context_length == 13312
+    assert plan_for("apple-m2-16gb").chosen.placement.context_length == 15360
 
 
 def test_on_a_machine_that_reads_nothing_within_a_minute_the_question_says_so():
