@@ -56,8 +56,10 @@ class Tuning:
     model_120b: str | None = None              # a checkpoint the recipe serves instead of openai/gpt-oss-120b
 
 
-BLACKWELL = Tuning(env={"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"},     # FlashInfer MXFP4 x MXFP8 MoE
-                   args=("--kv-cache-dtype", "fp8"))                      # GPT-OSS_Blackwell.yaml
+# The recipe's VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8 is gone from vLLM 0.33's vllm.envs: vLLM picks FlashInfer's TRT-LLM
+# MXFP4 MoE kernels on Blackwell by itself (BF16 activations; --moe-backend flashinfer_trtllm_afp8 would ask for the
+# MXFP8 ones). Checked by tests/upstream/check_vllm.py.
+BLACKWELL = Tuning(args=("--kv-cache-dtype", "fp8"))                      # GPT-OSS_Blackwell.yaml
 _INSTINCT_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_ROCM_QUICK_REDUCE_QUANTIZATION": "INT4",
                  "HSA_NO_SCRATCH_RECLAIM": "1", "AMDGCN_USE_BUFFER_OPS": "0"}
 _INSTINCT_ARGS = ("--attention-backend", "ROCM_AITER_UNIFIED_ATTN", "--block-size", "64",  # TUNING_FLAGS' order
@@ -89,6 +91,8 @@ class VllmServeCommand:
     gpu_memory_utilization: str
     max_model_len: int
     max_num_batched_tokens: int
+    # vLLM schedules asynchronously by default since late 2025 (vllm#27614) and turns it off where it cannot (a
+    # pipeline over Ray nodes: GPUStack#3836 failed with both): plans leave it to vLLM; a saved plan that asks keeps it.
     async_scheduling: bool
     data_parallel_size: int = 1
     pipeline_parallel_size: int = 1            # over nodes: vLLM joins them through Ray
@@ -158,8 +162,7 @@ class Vllm(LocalBackend):
             port=settings.port or DEFAULT_PORT, tensor_parallel_size=placement.tensor_parallel_size,
             data_parallel_size=placement.data_parallel_size, pipeline_parallel_size=placement.pipeline_parallel_size,
             gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}", max_model_len=placement.context_length,
-            max_num_batched_tokens=placement.max_num_batched_tokens,
-            async_scheduling=arch.split(".")[0].isdigit() and int(arch.split(".")[0]) >= 9,
+            max_num_batched_tokens=placement.max_num_batched_tokens, async_scheduling=False,
             tuning_args=tuning.args)
         return {"argv": command.argv(), "env": dict(tuning.env), "model_ref": model,
                 "served_model": placement.model.name, "base_url": endpoint(command.host, command.port)}

@@ -26,13 +26,20 @@ UBATCH_2048_EXTRA_CPU_LAYERS = 2
 OLLAMA_NUM_BATCH = 512                # Ollama's default num_batch
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)  # must divide the 8 KV heads (VR)
 # vLLM: 120b on one 80 GB H100 fails with the defaults (0.90, 8192 batched tokens) and runs with
-# --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR); these peak-activation estimates reproduce that.
+# --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR).
 VLLM_MAX_UTILIZATION = 0.95
 # ...but "when running TP2 on H100, set your gpu memory utilization below 0.95 as that will also cause OOM" (VR):
 # Hopper groups of 2 or more take vLLM's default.
 VLLM_HOPPER_TP_MAX_UTILIZATION = 0.90
+# What vLLM's start-up memory profile holds on each GPU besides the weights and the KV cache: a dummy batch's peak
+# activations (by --max-num-batched-tokens), CUDA graphs, and buffers of the MXFP4 MoE kernels that grow with the
+# expert weights. Fitted to two published single-GPU figures: vllm#27508 measured "Available KV cache memory: 1.71 GiB"
+# for 120b on one H100 at 0.95 and 1024 batched tokens (9.6 GiB beyond the 64.38 GiB of weights), and 20b serves a
+# 128k context (3 GiB of KV cache) on one 24 GB L4, which leaves it at most ~4.5 GiB. The split between the three
+# terms, and the activations at 8192 batched tokens, are estimates; `gptoss status` shows what vLLM itself reported.
 VLLM_ACTIVATION_BYTES = {8192: 6 * GIB, 1024: 1 * GIB}
 VLLM_CUDA_GRAPH_BYTES = 1 * GIB
+VLLM_EXPERT_BUFFER_SHARE = 0.126
 
 
 @dataclass(frozen=True)
@@ -254,18 +261,26 @@ def vllm_utilization(gpu: Gpu, tensor_parallel_size: int = 1) -> float:
     return min(ceiling, int(fraction * 100) / 100)
 
 
-def _vllm_fixed_bytes(artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
+def _vllm_engine_bytes(model: ModelSpec, artifact: Artifact, group: int, batched: int) -> float:
+    """vLLM's own memory on each GPU of a group, beyond weights and KV cache (VLLM_EXPERT_BUFFER_SHARE)."""
+    return (VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES
+            + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model) / group)
+
+
+def _vllm_fixed_bytes(model: ModelSpec, artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
     """What each GPU of a group (tensor parallel, and pipeline stages over nodes) holds before the KV cache."""
-    return artifact.loaded_bytes / group + VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES + RUNTIME_BYTES[gpu.vendor]
+    return (artifact.loaded_bytes / group + _vllm_engine_bytes(model, artifact, group, batched)
+            + RUNTIME_BYTES[gpu.vendor])
 
 
-def _replicas(gpus: list[Gpu], tp: int, batched: int, kv_per_gpu: float, artifact: Artifact) -> tuple[int, float]:
+def _replicas(gpus: list[Gpu], tp: int, batched: int, kv_per_gpu: float, model: ModelSpec,
+              artifact: Artifact) -> tuple[int, float]:
     """How many copies of a TP group the GPUs hold at one --gpu-memory-utilization (data parallelism), and that
     utilization: the most copies whose every GPU keeps the group's KV cache."""
     for copies in range(len(gpus) // tp, 0, -1):
         used = gpus[:copies * tp]
         utilization = min(vllm_utilization(g, tp) for g in used)
-        if all(utilization * g.memory_total_bytes - _vllm_fixed_bytes(artifact, g, tp, batched) >= kv_per_gpu
+        if all(utilization * g.memory_total_bytes - _vllm_fixed_bytes(model, artifact, g, tp, batched) >= kv_per_gpu
                for g in used):
             return copies, utilization
     return 1, vllm_utilization(gpus[tp - 1], tp)
@@ -302,7 +317,7 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         weakest = gpus[group - 1]
         budget = vllm_utilization(weakest, tp) * weakest.memory_total_bytes
         for batched in VLLM_ACTIVATION_BYTES:
-            kv_room = (budget - _vllm_fixed_bytes(artifact, weakest, group, batched)) * group
+            kv_room = (budget - _vllm_fixed_bytes(model, artifact, weakest, group, batched)) * group
             fitting = int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
             context = min(context_target, fitting)
             if context >= MIN_CONTEXT:
@@ -310,7 +325,7 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         if any(o[0] for o in options):
             break
     if not options:
-        need = artifact.loaded_bytes + VLLM_ACTIVATION_BYTES[1024] + VLLM_CUDA_GRAPH_BYTES \
+        need = artifact.loaded_bytes + _vllm_engine_bytes(model, artifact, 1, 1024) \
             + RUNTIME_BYTES[gpus[0].vendor] + kv_cache_bytes(model, MIN_CONTEXT)
         return Rejection(backend, model, (
             f"{model.name} on {backend} needs {gib(need)} of GPU memory; this machine has "
@@ -318,12 +333,12 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
     _, neg_group, batched, context = max(options)
     group = -neg_group
     kv_per_gpu = kv_cache_bytes(model, context) / group
-    copies, utilization = _replicas(gpus, group, batched, kv_per_gpu, artifact)
+    copies, utilization = _replicas(gpus, group, batched, kv_per_gpu, model, artifact)
     used = gpus[:copies * group]
     devices = tuple(
         DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
                   weights_bytes=int(artifact.loaded_bytes / group), kv_cache_bytes=int(kv_per_gpu),
-                  compute_bytes=int(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES),
+                  compute_bytes=int(_vllm_engine_bytes(model, artifact, group, batched)),
                   runtime_bytes=RUNTIME_BYTES[g.vendor],
                   headroom_bytes=int(g.memory_free_bytes - utilization * g.memory_total_bytes))
         for g in used

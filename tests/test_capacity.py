@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.gpus import node_from_spec
 from gptoss_deploy.planner.plan import plan
@@ -20,7 +22,9 @@ def planned(run_cli, *args):
 
 
 def test_how_many_h100s_serve_5000_tokens_per_second_of_120b(run_cli):
-    doc = planned(run_cli, "--gpu", "H100", "--model", "120b", "--profile", "server", "--target-tps", "5000")
+    # 32k: the context vLLM holds on one H100 (at 128k only llama.cpp fits there, four slots a replica)
+    doc = planned(run_cli, "--gpu", "H100", "--model", "120b", "--profile", "server", "--context", "32768",
+                  "--target-tps", "5000")
     capacity = doc["capacity"]
     assert doc["backend"] == "vllm" and capacity["gpus_per_replica"] == 1
     assert capacity["replicas"] == math.ceil(5000 * 1.2 / capacity["replica_tokens_per_s"])
@@ -120,3 +124,27 @@ def test_nodes_must_split_evenly_and_serve_through_vllm(run_cli, tmp_path):
     (tmp_path / "odd.json").write_text(json.dumps(machine))
     code, _, err = run_cli("plan", "--json", "--hardware", tmp_path / "odd.json")
     assert code == 2 and "2 GPUs cannot be 3 identical nodes" in err
+
+
+def vllm_kv_room_gib(gpu: str, model: str) -> float:
+    """The KV cache vLLM would find on one GPU of the plan: its utilization's share less everything else planned."""
+    from gptoss_deploy.planner.units import GIB
+
+    chosen = plan(node_from_spec(gpu), constraints("server", {"model": model, "backend": "vllm"}), REGISTRY).chosen
+    [device] = chosen.placement.devices
+    budget = chosen.placement.gpu_memory_utilization * node_from_spec(gpu).gpus[0].memory_total_bytes
+    return (budget - device.weights_bytes - device.compute_bytes - device.runtime_bytes) / GIB
+
+
+def test_vllms_kv_cache_on_one_h100_is_what_vllm_reported_there():
+    """vllm#27508: 120b on one H100 at --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 logged "Available KV
+    cache memory: 1.71 GiB" (the planner once left 8.8 GiB, and promised 53 requests per replica)."""
+    assert vllm_kv_room_gib("H100", "120b") == pytest.approx(1.71, abs=0.15)
+    # and 20b serves a 128k context (3 GiB of KV cache) on one 24 GB L4
+    assert vllm_kv_room_gib("L4", "20b") >= 3.0
+
+
+def test_the_capacity_of_one_h100_follows_its_small_kv_cache(run_cli):
+    capacity = planned(run_cli, "--gpu", "H100", "--model", "120b", "--backend", "vllm", "--target-tps", "1000")["capacity"]
+    # 1.7 GiB of KV cache at 36 KiB per token holds ~23 requests of 2,048 tokens
+    assert 15 <= capacity["streams_per_replica"] <= 30

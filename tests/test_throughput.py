@@ -65,8 +65,8 @@ def test_the_context_cap_counts_the_slower_end_of_a_long_prompt():
 
 # vLLM (the whole model on GPUs, its own kernels): one row calibrates each GPU generation; TP2 is held out.
 def vllm_machine(name, bandwidth, cc, count, total_gb):
-    gpus = [{"index": i, "vendor": "nvidia", "name": name, "memory_total_bytes": total_gb * GB,
-             "memory_free_bytes": total_gb * GB - GB, "memory_bandwidth_gbps": bandwidth, "compute_capability": cc}
+    gpus = [{"index": i, "vendor": "nvidia", "name": name, "memory_total_bytes": int(total_gb * GB),
+             "memory_free_bytes": int(total_gb * GB) - GB, "memory_bandwidth_gbps": bandwidth, "compute_capability": cc}
             for i in range(count)]
     return hardware_from_dict({"schema_version": 1, "os": "linux", "arch": "x86_64",
                                "cpu": {"physical_cores": 64, "logical_cores": 128},
@@ -85,17 +85,17 @@ def vllm_placement(hw, tp):
 
 
 def test_vllm_single_stream_reproduces_a100_and_per_step_time_reproduces_h100_tp8():
-    a100, hw = vllm_placement(vllm_machine("NVIDIA A100-SXM4-80GB", 2039, "8.0", 1, 80), 1)
+    a100, hw = vllm_placement(vllm_machine("NVIDIA A100-SXM4-80GB", 2039, "8.0", 1, 80 * 2**30 / GB), 1)   # 80 GiB
     assert predict(a100, hw).decode_tokens_per_s == pytest.approx(90, rel=0.03)              # V22331
     # memory small enough that only 8 GPUs hold it: the prediction depends on bandwidth and the split, not size
-    tp8, hw = vllm_placement(vllm_machine("NVIDIA H100 80GB HBM3", 3352, "9.0", 8, 13), 8)
+    tp8, hw = vllm_placement(vllm_machine("NVIDIA H100 80GB HBM3", 3352, "9.0", 8, 15), 8)
     from gptoss_deploy.planner.throughput import _step_seconds
     assert _step_seconds(tp8, hw, 4) * 1000 == pytest.approx(3.72, rel=0.05)               # IX828 TPOT at 4 streams
 
 
 def test_vllm_aggregate_grows_with_streams_but_less_than_linearly():
     """Four streams read the union of the experts they chose: more than one stream's bytes, far less than four."""
-    hw = vllm_machine("NVIDIA H100 80GB HBM3", 3352, "9.0", 1, 80)
+    hw = vllm_machine("NVIDIA H100 80GB HBM3", 3352, "9.0", 1, 81559 * 2**20 / GB)     # as nvidia-smi reports it
     placed, _ = vllm_placement(hw, 1)
     single = predict(placed, hw)
     assert 2 * single.decode_tokens_per_s < single.aggregate_tokens_per_s < 4 * single.decode_tokens_per_s

@@ -14,6 +14,7 @@ from gptoss_deploy.planner.hardware import load_hardware
 from helpers import fixture_path, free_port
 
 H100 = fixture_path("h100-sxm")   # launched here with --force: this machine is not the H100 it describes
+# The server profile asks 128k; vLLM holds 32k beside 120b on one H100 (vllm#27508), so these plans ask 32k.
 
 
 @pytest.fixture
@@ -23,23 +24,24 @@ def vllm(stand_in):
 
 def test_up_runs_the_planned_vllm_serve_and_benchmarks_it(run_cli, state, vllm):
     port = free_port()
-    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--port", port, "--json")
+    # 32k: what vLLM holds on one H100 beside 120b (vllm#27508: 1.71 GiB of KV cache); at 128k llama.cpp is planned
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "32768",
+                             "--port", port, "--json")
     assert code == 0, err
     record = json.loads(out)
     argv = json.loads(vllm.read_text())["argv"]
     assert argv[:4] == ["serve", "openai/gpt-oss-120b", "--served-model-name", "gpt-oss-120b"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(port)
     for flag, value in [("--gpu-memory-utilization", "0.95"), ("--max-num-batched-tokens", "1024"),
-                        ("--max-model-len", "131072")]:
+                        ("--max-model-len", "32768")]:
         assert argv[argv.index(flag) + 1] == value
-    assert "--async-scheduling" in argv
     assert record["benchmark"]["verdict"] == "pass" and record["benchmark"]["roofline_efficiency"] is not None
     assert run_cli("down", "--all")[0] == 0
     assert not psutil.pid_exists(record["pid"]) and not port_in_use("127.0.0.1", port)
 
 
 def test_non_loopback_vllm_gets_its_key_through_the_environment(run_cli, state, vllm):
-    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--host", "0.0.0.0",
+    code, out, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "32768", "--host", "0.0.0.0",
                              "--port", free_port("0.0.0.0"), "--json")
     assert code == 0, err                                 # the benchmark authenticated with the key
     record = json.loads(out)
@@ -51,12 +53,12 @@ def test_non_loopback_vllm_gets_its_key_through_the_environment(run_cli, state, 
 
 def test_vllm_not_installed_exits_4(run_cli, state, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server")
+    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "32768")
     assert code == 4 and "vLLM is not installed" in err
 
 
 def test_saved_vllm_plan_on_a_machine_without_a_gpu_exits_4_before_starting(run_cli, state, vllm, tmp_path):
-    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--json")
+    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--context", "32768", "--json")
     plan = tmp_path / "plan.json"
     plan.write_text(saved)
     code, _, err = run_cli("up", "--plan", plan)          # applied here: probed live, and this machine has no GPU
@@ -65,7 +67,7 @@ def test_saved_vllm_plan_on_a_machine_without_a_gpu_exits_4_before_starting(run_
 
 
 def test_vllm_refuses_a_gpu_older_than_ampere(run_cli, vllm):
-    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--json")
+    _, saved, _ = run_cli("plan", "--hardware", H100, "--profile", "server", "--context", "32768", "--json")
     launch = VLLM.server_launch(plan=PlanDocument.model_validate_json(saved), options=UpOptions(),
                                 hardware=load_hardware(fixture_path("t4-cloud-vm")), gguf=None)
     assert "Tesla T4 (compute capability 7.5) is older than Ampere (8.0)" in launch.unavailable
@@ -84,7 +86,7 @@ def test_a_saved_plan_with_the_recipes_tuning_runs_exactly_as_planned(run_cli, f
 
 def test_effort_sweep_asks_vllm_for_reasoning_effort(run_cli, state, vllm, monkeypatch):
     monkeypatch.setenv("FAKE_ANSWER", "Yes.")
-    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--port", free_port(),
+    code, _, err = run_cli("up", "--hardware", H100, "--force", "--profile", "server", "--context", "32768", "--port", free_port(),
                            "--no-bench")
     assert code == 0, err
     code, out, err = run_cli("bench", "--effort-sweep", "--json")
