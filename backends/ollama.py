@@ -11,7 +11,7 @@ from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env,
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
-from gptoss_deploy.planner.placement import LAYERS
+from gptoss_deploy.planner.placement import LAYERS, OLLAMA_NUM_BATCH
 from gptoss_deploy.planner.units import GB
 
 DEFAULT_PORT = 11434
@@ -51,13 +51,16 @@ class Ollama(LocalBackend):
             "env": {"OLLAMA_HOST": host_port(settings.host, port),
                     "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
             "model_ref": placement.artifact.ref,
+            # num_batch as planned: above 4k (32k) context Ollama raises its own to 1024 (2048) where it predicts
+            # room, and its compute buffer outgrows the plan's.
             "request": {"model": placement.artifact.ref, "think": settings.reasoning_effort,
-                        "options": {"num_ctx": placement.context_length}},
+                        "options": {"num_ctx": placement.context_length, "num_batch": placement.ubatch}},
             "base_url": endpoint(settings.host, port),
         }
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan, options)
+        _num_batch(plan)                        # a saved plan's bad value is refused before anything starts
         ref, context = plan.launch.model_ref, plan.context_length
         launch = ServerLaunch(argv=None, env={}, host=host, port=port, served_model=context_model_name(ref, context),
                               protocol="ollama", ready_deadline_s=options.ready_timeout_s or READY_DEADLINE_S,
@@ -85,7 +88,7 @@ class Ollama(LocalBackend):
         """Pull the tag (progress from the pull stream), create the model with the planned context, load it."""
         import ollama
 
-        ref, context = plan.launch.model_ref, plan.context_length
+        ref, context, batch = plan.launch.model_ref, plan.context_length, _num_batch(plan)
         client = _client(launch.base_url)
         ours = launch.served_model not in (served_models(launch.base_url, None) or [])
         try:
@@ -94,8 +97,9 @@ class Ollama(LocalBackend):
                     progress(f"pulling {ref}: {update.completed / 1e9:.1f} of {update.total / 1e9:.1f} GB")
                 elif update.status:
                     progress(f"pulling {ref}: {update.status}")
-            progress(f"creating {launch.served_model} (num_ctx {context})")
-            for _ in client.create(launch.served_model, from_=ref, parameters={"num_ctx": context}, stream=True):
+            progress(f"creating {launch.served_model} (num_ctx {context}, num_batch {batch})")
+            for _ in client.create(launch.served_model, from_=ref, parameters={"num_ctx": context, "num_batch": batch},
+                                   stream=True):
                 pass
         except ollama.ResponseError as err:
             raise BackendError(f"Ollama could not pull {ref}: {err.error}") from None
@@ -129,6 +133,15 @@ def _address(plan, options) -> tuple[str, int]:
     except ValueError:
         raise UsageError(f"OLLAMA_HOST {configured[:80]!r} is not an address (host:port)") from None
     return options.host or hostname or "127.0.0.1", options.port or port or DEFAULT_PORT
+
+
+def _num_batch(plan) -> int:
+    """The batch the plan sized Ollama's compute buffer for; a plan saved before it said so: Ollama's default."""
+    batch = ((plan.launch.request or {}).get("options") or {}).get("num_batch", OLLAMA_NUM_BATCH)
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 65536:
+        raise UsageError(f"the plan's launch.request.options.num_batch {str(batch)[:20]!r} is not a batch size "
+                         "(1 to 65536): make the plan again with gptoss plan --json")
+    return batch
 
 
 def context_model_name(ref: str, context: int) -> str:

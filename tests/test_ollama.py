@@ -41,7 +41,8 @@ def test_up_uses_a_running_ollama_pulls_sets_the_context_and_benchmarks(run_cli,
     assert "pulling gpt-oss:20b: 13.0 of 13.0 GB" in err
     # The planned context is baked into the model every client gets, never Ollama's 4096 default.
     created = running_ollama.models["gpt-oss:20b-ctx32768"]
-    assert created["from"] == "gpt-oss:20b" and created["parameters"] == {"num_ctx": 32768}
+    # num_batch as planned: Ollama would raise its own above 4k context, past the compute buffer the plan sized
+    assert created["from"] == "gpt-oss:20b" and created["parameters"] == {"num_ctx": 32768, "num_batch": 512}
     bench = record["benchmark"]
     assert measured(bench) and bench["server_decode_tokens_per_s"] is not None
     agree = bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=TIMINGS_TOLERANCE)
@@ -115,3 +116,16 @@ def test_a_model_ollama_cannot_load_steps_down_the_context(run_cli, state, runni
     assert all("requires more system memory" in a["log_line"] for a in record["attempts"])
     assert "loading gpt-oss:20b-ctx8192" in err
     assert sorted(running_ollama.models) == ["gpt-oss:20b", "gpt-oss:20b-ctx8192"]   # the rungs that failed are gone
+
+
+@pytest.mark.parametrize("batch", ["512", 0, True, 10**9])
+def test_a_saved_plan_with_a_bad_num_batch_is_refused_before_anything_starts(run_cli, state, running_ollama,
+                                                                            tmp_path, batch):
+    code, out, err = run_cli("plan", "--backend", "ollama", "--hardware", CPU_ONLY, "--context", "32768", "--json")
+    assert code == 0, err
+    saved = json.loads(out)
+    saved["launch"]["request"]["options"]["num_batch"] = batch
+    (tmp_path / "plan.json").write_text(json.dumps(saved))
+    code, _, err = run_cli("up", "--plan", tmp_path / "plan.json", "--force")
+    assert code == 2 and "num_batch" in err and "Traceback" not in err
+    assert running_ollama.models == {}                   # nothing pulled, nothing created
