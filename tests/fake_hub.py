@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
+import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,8 +19,11 @@ class FakeHub(ThreadingHTTPServer):
         self.route = f"/{repo}/resolve/main/{filename}"
         self.data = content.read_bytes()
         self.etag = hashlib.sha256(self.data).hexdigest()
-        self.chunk_delay_s = 0.0
         self.bytes_sent = 0
+        # A download held after this many bytes until `released` is set: a test interrupts it mid-way whatever the
+        # machine's speed.
+        self.hold_after_bytes: int | None = None
+        self.released = threading.Event()
 
     @property
     def url(self) -> str:
@@ -58,4 +61,5 @@ class Handler(JsonHandler):
             except (BrokenPipeError, ConnectionResetError):
                 return
             self.server.bytes_sent += CHUNK
-            time.sleep(self.server.chunk_delay_s)
+            if self.server.hold_after_bytes is not None and self.server.bytes_sent >= self.server.hold_after_bytes:
+                self.server.released.wait(timeout=600)

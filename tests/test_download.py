@@ -29,6 +29,7 @@ def hub(smollm2, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     yield server
+    server.released.set()
     server.shutdown()
     server.server_close()
 
@@ -60,15 +61,16 @@ def test_download_with_progress_then_serve(hub, plan_file, state, tmp_path):
 
 
 def interrupted_mid_download(hub, plan_file, signum):
-    hub.chunk_delay_s = 0.05                               # ~5 MB/s: time to interrupt
+    hub.hold_after_bytes = 2_000_000                       # the download waits there: the signal lands mid-way
     launcher = up(plan_file, free_port())
     deadline = time.monotonic() + 180
-    while hub.bytes_sent < 2_000_000:
+    while hub.bytes_sent < hub.hold_after_bytes:
         assert time.monotonic() < deadline and launcher.poll() is None
         time.sleep(0.05)
     launcher.send_signal(signum)
     out, err = launcher.communicate(timeout=180)
-    hub.chunk_delay_s = 0.0
+    hub.hold_after_bytes = None
+    hub.released.set()
     return launcher.returncode, out, err
 
 

@@ -49,9 +49,18 @@ def ended(pid: int) -> bool:
         return True
 
 
+# A load that hangs is interrupted by the test, never ended by its own deadline, however slow the machine.
+NO_DEADLINE = ("--ready-timeout", "3600")
 # How long a test waits for something it knows will happen: a safety net, never what the test measures (a busy
 # machine may take long to start a Python process; the tests wait on the event itself).
 WAIT_S = 180.0
+
+
+def stalled_benchmark(monkeypatch):
+    """The benchmark's first request never finishes, and nothing else ends the run: a signal finds it running
+    however busy the machine is."""
+    monkeypatch.setenv("FAKE_SERVER_STALL_REQUEST", "1")
+    monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", "3600")
 
 
 def wait_for(condition, timeout_s=WAIT_S):
@@ -98,7 +107,7 @@ def test_readiness_from_a_foreign_server_fails_the_identity_check(run_cli, state
 
 def test_ctrl_c_during_load_leaves_nothing_running(state, smollm2, llama_server, monkeypatch):
     monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
-    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench", *NO_DEADLINE],
                                 stderr=subprocess.PIPE, text=True)
     wait_for(lambda: state.path.exists() and state.records())
     launcher.send_signal(signal.SIGINT)
@@ -112,7 +121,7 @@ def test_ctrl_c_during_load_leaves_nothing_running(state, smollm2, llama_server,
 def test_term_and_hangup_during_load_are_handled_like_ctrl_c(state, smollm2, llama_server, monkeypatch, signum, code,
                                                               said):
     monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
-    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench", *NO_DEADLINE],
                                 stderr=subprocess.PIPE, text=True)
     wait_for(lambda: state.path.exists() and state.records())
     launcher.send_signal(signum)
@@ -122,7 +131,7 @@ def test_term_and_hangup_during_load_are_handled_like_ctrl_c(state, smollm2, lla
 
 
 def test_ctrl_c_during_the_benchmark_of_a_fresh_up_stops_the_server(state, smollm2, llama_server, monkeypatch):
-    monkeypatch.setenv("FAKE_SERVER_THINK_S", "30")             # the benchmark's first answer takes its time
+    stalled_benchmark(monkeypatch)
     launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port())],
                                 stderr=subprocess.PIPE, text=True)
     wait_for(lambda: state.path.exists() and any(r.state == "running" for r in state.records().values()))
@@ -132,7 +141,7 @@ def test_ctrl_c_during_the_benchmark_of_a_fresh_up_stops_the_server(state, smoll
 
 
 def test_interrupting_bench_leaves_the_deployment_running(run_cli, state, smollm2, llama_server, monkeypatch):
-    monkeypatch.setenv("FAKE_SERVER_THINK_S", "30")
+    stalled_benchmark(monkeypatch)
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json")
     name = json.loads(out)["name"]
     bench = subprocess.Popen([*STATUS[:3], "bench", name], stderr=subprocess.PIPE, text=True)
@@ -146,7 +155,7 @@ def test_interrupting_bench_leaves_the_deployment_running(run_cli, state, smollm
 
 def test_killed_launcher_leaves_a_stale_record_that_status_cleans(state, smollm2, llama_server, monkeypatch):
     monkeypatch.setenv("FAKE_SERVER_MODE", "hang")
-    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench"],
+    launcher = subprocess.Popen([*UP, "--gguf", str(smollm2), "--port", str(free_port()), "--no-bench", *NO_DEADLINE],
                                 stderr=subprocess.DEVNULL)
     wait_for(lambda: state.path.exists() and state.records() and stand_ins())
     launcher.kill()
