@@ -308,6 +308,7 @@ class LocalBackend(Backend):
     artifacts: ClassVar[Mapping[str, Artifact]]          # by model size: what it loads
     checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
     has_health: ClassVar[bool] = True                    # GET /health says whether it still loads (llama-server)
+    host_caches: ClassVar[bool] = False                  # its prompt cache and checkpoints sized by the plan
 
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]

@@ -17,7 +17,7 @@ from gptoss_deploy.planner.catalog import MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
-from gptoss_deploy.planner.units import GIB
+from gptoss_deploy.planner.units import GIB, MIB
 
 DEFAULT_PORT = 8080
 READY_BASE_S = 60.0
@@ -41,6 +41,7 @@ def _json_object(text: str) -> str:
     return text
 
 
+ZERO_MEANS_OFF = ("--cache-ram", "--ctx-checkpoints")   # 0 is a setting (none kept), not a flag to leave out
 CPU_MOE_STEPS = 4        # the fallback ladder moves the experts of a quarter of the layers to RAM at each step
 
 # llama-server's flags as gptoss plans them (LCS): the converter checks a saved plan's value; None: a switch.
@@ -48,7 +49,8 @@ FLAGS = {"-hf": str, "--model": str, "--alias": str, "--ctx-size": int, "--jinja
          "--n-gpu-layers": int, "--flash-attn": lambda v: {"on": v, "off": v, "auto": v}[v], "--n-cpu-moe": int,
          "--tensor-split": lambda v: ",".join(f"{float(x):g}" for x in v.split(",")),
          "--temp": lambda v: str(float(v)), "--top-p": lambda v: str(float(v)),
-         "--chat-template-kwargs": _json_object, "--host": str, "--port": port_number, "--api-key-file": str}
+         "--chat-template-kwargs": _json_object, "--host": str, "--port": port_number, "--api-key-file": str,
+         "--cache-ram": int, "--ctx-checkpoints": int, "--fit": lambda v: {"on": v, "off": v}[v]}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class LlamaServerCommand:
     temp: str = "1.0"               # OpenAI's recommended sampling for gpt-oss
     top_p: str = "1.0"
     api_key_file: str | None = None
+    # RAM beyond the model, as the plan sized it (planner.placement.with_host_caches); None: the engine's defaults
+    cache_ram_mib: int | None = None
+    ctx_checkpoints: int | None = None
+    fit: str | None = None          # "off": llama-server runs the plan's placement, not its own --fit search
     program: tuple[str, ...] = ("llama-server",)
     copies_on: tuple[str, ...] = ()         # devices for one copy each (llamacpp_replicas), as VISIBLE_ENV names them
     visible_env: str = "CUDA_VISIBLE_DEVICES"
@@ -85,8 +91,9 @@ class LlamaServerCommand:
                 "--jinja",                         # gpt-oss needs its Harmony chat template
                 "-ub", str(self.ubatch), "-b", str(self.batch), "--n-gpu-layers", str(self.gpu_layers)]
         for flag, value in (("--flash-attn", self.flash_attn), ("--n-cpu-moe", self.n_cpu_moe),
-                            ("--tensor-split", self.tensor_split)):
-            argv += [flag, str(value)] if value else []
+                            ("--tensor-split", self.tensor_split), ("--cache-ram", self.cache_ram_mib),
+                            ("--ctx-checkpoints", self.ctx_checkpoints), ("--fit", self.fit)):
+            argv += [flag, str(value)] if value is not None and (value or flag in ZERO_MEANS_OFF) else []
         argv += ["--temp", self.temp, "--top-p", self.top_p, "--chat-template-kwargs", self.chat_template_kwargs,
                  "--host", self.host, "--port", str(self.port)]
         return argv + (["--api-key-file", self.api_key_file] if self.api_key_file else [])
@@ -109,7 +116,8 @@ class LlamaServerCommand:
                    temp=flags.get("--temp", "1.0"), top_p=flags.get("--top-p", "1.0"),
                    chat_template_kwargs=flags.get("--chat-template-kwargs", "{}"),
                    host=flags.get("--host", "127.0.0.1"), port=flags.get("--port", DEFAULT_PORT),
-                   api_key_file=flags.get("--api-key-file"))
+                   api_key_file=flags.get("--api-key-file"), cache_ram_mib=flags.get("--cache-ram"),
+                   ctx_checkpoints=flags.get("--ctx-checkpoints"), fit=flags.get("--fit"))
 
 
 class LlamaCpp(LocalBackend):
@@ -120,6 +128,7 @@ class LlamaCpp(LocalBackend):
     why_chosen = ("keeps attention on the GPU and can move MoE experts to RAM per layer (--n-cpu-moe), "
                   "the best fit for desktops and laptops")
     serves_gguf_files = True
+    host_caches = True
     artifacts = {   # ggml-org's MXFP4 GGUFs (G15396)
         "20b": Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB), ("gpt-oss-20b-mxfp4.gguf",)),
         "120b": Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
@@ -140,7 +149,9 @@ class LlamaCpp(LocalBackend):
             n_cpu_moe=placement.cpu_layers if uses_gpu and placement.cpu_layers else None,
             tensor_split=",".join(f"{s:g}" for s in placement.tensor_split) or None,
             chat_template_kwargs=json.dumps({"reasoning_effort": settings.reasoning_effort}),
-            host=settings.host, port=settings.port or DEFAULT_PORT)
+            host=settings.host, port=settings.port or DEFAULT_PORT,
+            cache_ram_mib=placement.prompt_cache_bytes // MIB, ctx_checkpoints=placement.context_checkpoints,
+            fit="off")
         return {"argv": command.argv(), "env": {}, "model_ref": placement.artifact.ref,
                 "model_files": list(placement.artifact.files), "served_model": placement.model.name,
                 "base_url": endpoint(command.host, command.port)}

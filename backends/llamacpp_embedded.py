@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--api-key-file")
     parser.add_argument("-np", "--parallel", type=int)
+    parser.add_argument("-cram", "--cache-ram", type=int)
+    parser.add_argument("-ctxcp", "--ctx-checkpoints", type=int)
+    parser.add_argument("-fit", "--fit", choices=["on", "off"])
     return parser
 
 
@@ -76,6 +79,12 @@ def params_from_args(args: argparse.Namespace):
     # 1 slot, which would queue the benchmark's concurrent streams).
     params.n_parallel = args.parallel or SERVER_DEFAULT_SLOTS
     params.kv_unified = True
+    if args.cache_ram is not None:
+        params.cache_ram_mib = args.cache_ram
+    if args.ctx_checkpoints is not None:
+        params.n_ctx_checkpoints = args.ctx_checkpoints
+    if args.fit is not None:
+        params.fit_params = args.fit == "on"
     return params
 
 

@@ -144,7 +144,9 @@ MEMORY_LEGEND = (
     "  KV cache  attention keys and values for the whole context",
     "  compute   scratch buffers for one batch of tokens",
     "  runtime   the engine's own: CUDA, ROCm or Metal context",
-    "  used      the sum of the four (the JSON's used_bytes)",
+    "  cache     llama-server's prompt cache and context checkpoints in RAM (--cache-ram, --ctx-checkpoints),",
+    "            sized from what the plan leaves; none on unified memory or where RAM is tight",
+    "  used      the sum of those (the JSON's used_bytes)",
     "  headroom  left free on purpose: a safety margin",
     "  free      what the device has free now; unified: the GPU and CPU share it, counted once",
 )
@@ -153,26 +155,28 @@ MEMORY_LEGEND = (
 def _memory_table(memory: Memory, hw: HardwareReport) -> Table:
     """One row per device (GiB, no unit to fold away); on unified memory the GPU and the CPU share one pool, which
     is counted once."""
-    table = Table(title="Memory, GiB", title_justify="left", pad_edge=False)
-    for column in ("device", "weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
-        table.add_column(column, justify="left" if column == "device" else "right", no_wrap=True)
+    table = Table(title="Memory, GiB", title_justify="left", pad_edge=False, collapse_padding=True)
     devices = [("RAM" if d.device == "cpu" else d.device, d.breakdown.model_dump(), d.available_bytes)
                for d in memory.devices]
-    total = {term: sum(b[term] for _, b, _ in devices) for term in _TERMS}
+    total = {term: sum(b[term] for _, b, _ in devices) for term in (*_USED, "headroom")}
+    used_terms = [term for term in _USED if term != "cache" or total["cache"]]   # a cache column where there is one
+    for column in ("device", *(_COLUMNS[t] for t in used_terms), "used", "headroom", "free"):
+        table.add_column(column, justify="left" if column == "device" else "right", no_wrap=True)
     if any(g.unified_memory for g in hw.gpus):   # the GPU's share and the CPU's come out of the same RAM
         rows = [("unified", total, hw.memory.available_bytes)]
     else:
         rows = devices + ([("total", total, memory.gpu_available_bytes + memory.cpu_available_bytes)]
                           if len(devices) > 1 else [])
     for label, b, free in rows:
-        used = sum(b[term] for term in _TERMS[:4])             # the JSON's used_bytes: headroom is not used
+        used = sum(b[term] for term in _USED)                   # the JSON's used_bytes: headroom is not used
         shown = f"[red]{_g(used)}[/]" if used + b["headroom"] > free else _g(used)
-        table.add_row(label, *(_g(b[term]) for term in _TERMS[:4]), shown, _g(b["headroom"]), _g(free),
+        table.add_row(label, *(_g(b[term]) for term in used_terms), shown, _g(b["headroom"]), _g(free),
                       style="bold" if label == "total" else None)
     return table
 
 
-_TERMS = ("weights", "kv_cache", "compute", "runtime", "headroom")
+_USED = ("weights", "kv_cache", "compute", "runtime", "cache")
+_COLUMNS = {"weights": "weights", "kv_cache": "KV cache", "compute": "compute", "runtime": "runtime", "cache": "cache"}
 
 
 def _g(size: int) -> str:

@@ -58,6 +58,7 @@ class LocalEngine(Protocol):
     auto_rank: Mapping[MachineClass, int]        # its place when --backend auto; absent: not tried by itself
     why_chosen: str                              # the plan's reason when auto picked it
     serves_gguf_files: bool                      # can run a local GGUF (--gguf)
+    host_caches: bool                            # keeps prompts in RAM on the plan's budget (llama-server)
 
     def artifact(self, model: ModelSpec) -> Artifact: ...
 

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import WHOLE_MODEL, Placement
+from gptoss_deploy.planner.placement import LLAMACPP_SLOTS, WHOLE_MODEL, Placement
 from gptoss_deploy.planner.throughput import predict_aggregate
 
 HEADROOM = 0.20                 # replicas for the target plus 20%: traffic is bursty, and the prediction is a model
 TYPICAL_REQUEST_TOKENS = 2048   # 1k in, 1k out: the serving benchmarks' common case (InferenceX "1k/1k")
 TYPICAL_ANSWER_TOKENS = TYPICAL_REQUEST_TOKENS // 2
 VLLM_MAX_NUM_SEQS = 256         # vLLM's default --max-num-seqs on most GPUs (VR: "a large number like 1024" on big ones)
-LLAMACPP_SLOTS = 4              # llama-server's default --parallel (each copy)
 
 
 @dataclass(frozen=True)

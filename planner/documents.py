@@ -34,6 +34,8 @@ class Breakdown(_Document):
     kv_cache: int = Field(ge=0)
     compute: int = Field(ge=0)
     runtime: int = Field(ge=0)
+    cache: int = Field(default=0, ge=0, description="the engine's host caches (llama-server's prompt cache and "
+                       "context checkpoints), out of the RAM the plan leaves")
     headroom: int = Field(ge=0)
 
 

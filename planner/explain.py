@@ -49,6 +49,8 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
         hint = apple_wired_limit_hint(placement, hw, c)
         if hint:
             reasons.append(hint)
+        if placement.context_checkpoints is not None:
+            reasons.append(_host_cache_reason(placement, hw))
         reasons.append("quantization: native MXFP4 experts; other GGUF quants keep the experts in MXFP4 "
                        "and save under 5%, so they are not worth the quality risk")
         unknown = [g.name for g in hw.gpus if not g.memory_bandwidth_gbps and not find_spec(g.name)]
@@ -141,6 +143,22 @@ def _price_words(candidate: Candidate) -> str:
     if price.get("usd_per_hour") is not None:
         return f"${price['usd_per_hour']:g} per hour"
     return "price not in our data"
+
+
+def _host_cache_reason(placement: Placement, hw: HardwareReport) -> str:
+    """What llama-server may keep in RAM beyond the model, set rather than left to its growing defaults."""
+    held = gib(placement.devices[-1].cache_bytes)
+    fit = "; --fit off: the engine runs this placement rather than its own search"
+    if placement.prompt_cache_bytes or placement.context_checkpoints:
+        return (f"memory: llama-server keeps {held} of RAM for its prompt cache (--cache-ram "
+                f"{placement.prompt_cache_bytes // MIB}) and {placement.context_checkpoints} context "
+                f"checkpoint{'' if placement.context_checkpoints == 1 else 's'} a slot (--ctx-checkpoints), out of "
+                f"what the plan leaves; its defaults (8,192 MiB and 32) would grow "
+                f"past the plan{fit}")
+    why = ("unified memory is the GPU's too" if any(g.unified_memory for g in hw.gpus)
+           else "the plan leaves too little RAM for them")
+    return (f"memory: no prompt cache and no context checkpoints (--cache-ram 0 --ctx-checkpoints 0): {why}, and "
+            f"llama-server's defaults would grow into it after start-up{fit}")
 
 
 def _offload_reason(placement: Placement, title: str, hw: HardwareReport) -> str | None:

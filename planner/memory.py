@@ -47,10 +47,11 @@ class DeviceUse:
     compute_bytes: int = 0
     runtime_bytes: int = 0
     headroom_bytes: int = 0
+    cache_bytes: int = 0     # the engine's host caches: llama-server's prompt cache and context checkpoints
 
     @property
     def used_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.runtime_bytes
+        return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.runtime_bytes + self.cache_bytes
 
     @property
     def needed_bytes(self) -> int:
@@ -66,5 +67,5 @@ class DeviceUse:
             "used_bytes": self.used_bytes,
             "breakdown": {"weights": self.weights_bytes, "kv_cache": self.kv_cache_bytes,
                           "compute": self.compute_bytes, "runtime": self.runtime_bytes,
-                          "headroom": self.headroom_bytes},
+                          "cache": self.cache_bytes, "headroom": self.headroom_bytes},
         }

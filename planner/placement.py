@@ -6,14 +6,14 @@ import math
 
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, Artifact, ModelSpec
+from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, SLIDING_WINDOW, Artifact, ModelSpec
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 from gptoss_deploy.planner.memory import (
     MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, headroom_bytes, kv_cache_bytes,
     llamacpp_compute_bytes,
 )
-from gptoss_deploy.planner.units import GIB, gib
+from gptoss_deploy.planner.units import GIB, MIB, gib
 
 # Offload kinds: llama.cpp keeps MoE experts of some layers in RAM (--n-cpu-moe); Ollama runs whole layers on the
 # CPU (num_gpu); vLLM needs the whole model in GPU memory.
@@ -24,6 +24,18 @@ LLAMACPP_UBATCHES = (2048, 512)       # 2048 for prefill speed (G15396); 512 sav
 # prompt): worth up to two more layers of experts in RAM.
 UBATCH_2048_EXTRA_CPU_LAYERS = 2
 OLLAMA_NUM_BATCH = 512                # Ollama's default num_batch
+LLAMACPP_SLOTS = 4                    # llama-server's default --parallel (each copy)
+# llama-server keeps in RAM, beyond the model: the prompts of idle slots, up to --cache-ram (default 8192 MiB), and
+# per slot up to --ctx-checkpoints (default 32) snapshots of a sliding-window model's SWA cache, at most one per
+# 8192 tokens (--checkpoint-min-step) (LCS; the defaults of the xllamacpp 2026.10 engine we ship). Left to their
+# defaults they grow after start-up into RAM no plan counted: plans set both from the RAM they leave.
+LLAMACPP_CHECKPOINTS_MAX = 32
+LLAMACPP_CHECKPOINT_MIN_STEP = 8192
+HOST_CACHE_SPARE_BYTES = 1 * GIB      # RAM left beside the caches, beyond the headroom: a tight plan gets none
+# ...and a tenth of the machine's RAM for everything else: measured against the total, which does not move between
+# two runs (free RAM does: a rerun of `up` sees the running server's), the caches stay what they were.
+HOST_CACHE_RESERVE_FRACTION = 0.10
+PROMPT_CACHE_STEPS = tuple(size * MIB for size in (8192, 4096, 2048, 1024, 512))
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)  # must divide the 8 KV heads (VR)
 # vLLM: 120b on one 80 GB H100 fails with the defaults (0.90, 8192 batched tokens) and runs with
 # --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR).
@@ -61,6 +73,8 @@ class Placement:
     gpu_memory_utilization: float | None = None
     max_num_batched_tokens: int | None = None
     compute_capability: str | None = None    # vLLM: the GPUs' lowest (AMD: gfx target), which picks kernels and flags
+    prompt_cache_bytes: int = 0              # llama-server: --cache-ram, per server
+    context_checkpoints: int | None = None   # llama-server: --ctx-checkpoints per slot; None: the engine's own
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,30 @@ def _fit_cpu_only(backend, model, artifact, hw, context_target) -> Placement | R
     return Rejection(backend, model, (
         f"{model.name} on {backend} needs {gib(cpu.needed_bytes)} of RAM on this CPU-only machine; "
         f"{gib(hw.memory.available_bytes)} is available"), "RAM")
+
+
+def with_host_caches(placed: Placement | Rejection, hw: HardwareReport) -> Placement | Rejection:
+    """PLACED with llama-server's host caches sized from the RAM it leaves: context checkpoints first (each saves
+    re-reading a conversation whose earlier turns changed), then the prompt cache in PROMPT_CACHE_STEPS (at most
+    llama-server's default); none on unified memory (the RAM is the GPU's) or where less than HOST_CACHE_SPARE_BYTES
+    would be left."""
+    if isinstance(placed, Rejection):
+        return placed
+    *gpus, cpu = placed.devices
+    servers = placed.data_parallel_size
+    spare = min(cpu.available_bytes - cpu.needed_bytes - HOST_CACHE_SPARE_BYTES,
+                hw.memory.total_bytes * (1 - HOST_CACHE_RESERVE_FRACTION) - cpu.needed_bytes)
+    if any(g.unified_memory for g in hw.gpus) or spare <= 0:
+        return replace(placed, prompt_cache_bytes=0, context_checkpoints=0)
+    model = placed.model
+    one_round = servers * LLAMACPP_SLOTS * model.sliding_layers * model.kv_bytes_per_token_per_layer * \
+        (SLIDING_WINDOW + placed.ubatch)                              # one checkpoint in every slot of every server
+    wanted = min(LLAMACPP_CHECKPOINTS_MAX, math.ceil(placed.context_length / LLAMACPP_CHECKPOINT_MIN_STEP))
+    checkpoints = min(wanted, int(spare // one_round)) if one_round else 0
+    spare -= checkpoints * one_round
+    prompt_cache = next((size for size in PROMPT_CACHE_STEPS if servers * size <= spare), 0)
+    cpu = replace(cpu, cache_bytes=checkpoints * one_round + servers * prompt_cache)
+    return replace(placed, devices=(*gpus, cpu), prompt_cache_bytes=prompt_cache, context_checkpoints=checkpoints)
 
 
 # --- whole layers (Ollama) ------------------------------------------------------------------------

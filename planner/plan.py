@@ -13,7 +13,7 @@ from gptoss_deploy.planner.devices import is_datacenter, serves_through_vllm_fir
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import EXPERTS, FITTERS, WHOLE_MODEL, Placement, Rejection
+from gptoss_deploy.planner.placement import EXPERTS, FITTERS, WHOLE_MODEL, Placement, Rejection, with_host_caches
 from gptoss_deploy.planner.throughput import Prediction, predict
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
 
     def fit(context: int) -> Placement | Rejection:
-        return FITTERS[backend.offload](backend.name, model, hw, context, artifact)
+        placed = FITTERS[backend.offload](backend.name, model, hw, context, artifact)
+        return with_host_caches(placed, hw) if backend.host_caches else placed
 
     placed = fit(constraints.context)
     if isinstance(placed, Rejection):

@@ -54,7 +54,7 @@ def test_a_disk_too_small_for_the_download_is_stated_before_anything_downloads(r
 def test_the_missing_program_and_its_install_line_show_in_the_printed_plan(run_cli, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("GPTOSS_VLLM", raising=False)
-    code, out, err = run_cli("plan", "--hardware", fixture_path("h100-sxm"), "--profile", "server", "--yes")
+    code, out, err = run_cli("plan", "--hardware", fixture_path("h100-sxm"), "--profile", "auto", "--yes")   # vLLM
     assert code == 0, err
     needs_section = out[out.index("Needs here:"):out.index("Why:")]
     assert "missing vllm (on PATH or GPTOSS_VLLM): vLLM is not installed" in " ".join(needs_section.split())

@@ -68,10 +68,13 @@ def test_install_hints_keep_their_brackets(width):
     assert "pip install 'gptoss-deploy[aws]'" in aws.stdout
 
 
-def memory_rows(out: str) -> dict[str, list[str]]:
+def memory_rows(out: str) -> dict[str, dict[str, str]]:
+    """The memory table's rows by device, each cell by its column's name."""
     table = out[out.index("Memory, GiB"):out.index("  weights ")]
-    return {cells[0]: cells[1:] for line in table.splitlines()
-            if len(cells := [c.strip() for c in line.strip("│").split("│")]) == 8}
+    header = next(line for line in table.splitlines() if "device" in line)
+    names = [c.strip() for c in header.strip("┃").split("┃")]
+    return {cells[0]: dict(zip(names[1:], cells[1:])) for line in table.splitlines()
+            if len(cells := [c.strip() for c in line.strip("│").split("│")]) == len(names)}
 
 
 def gib1(size: int) -> str:
@@ -88,14 +91,15 @@ def test_the_memory_view_reads_at_80_columns_and_adds_up_to_the_json(run_cli, mo
     hardware = json.loads(fixture_path(fixture).read_text())
     if any(g["unified_memory"] for g in hardware["gpus"]):      # one pool, counted once
         assert list(rows) == ["unified"]
-        assert rows["unified"][4] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
-        assert rows["unified"][6] == gib1(hardware["memory"]["available_bytes"])
+        assert rows["unified"]["used"] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
+        assert rows["unified"]["free"] == gib1(hardware["memory"]["available_bytes"])
         return
     for device in memory["devices"]:
         row = rows["RAM" if device["device"] == "cpu" else device["device"]]
-        assert row[4] == gib1(device["used_bytes"]) and row[6] == gib1(device["available_bytes"])
-    assert rows["total"][4] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
-    for term in ("weights", "KV cache", "compute", "runtime", "used", "headroom", "free"):
+        assert row["used"] == gib1(device["used_bytes"]) and row["free"] == gib1(device["available_bytes"])
+        assert row.get("cache", "0.0") == gib1(device["breakdown"]["cache"])   # llama-server's host caches
+    assert rows["total"]["used"] == gib1(memory["gpu_bytes"] + memory["cpu_bytes"])
+    for term in ("weights", "KV cache", "compute", "runtime", "cache", "used", "headroom", "free"):
         assert f"\n  {term} " in out                                       # each term explained
 
 
