@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -12,6 +13,16 @@ import pytest
 from gptoss_deploy.backends import deploy
 from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.cli import app as cli
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_as_at_a_terminal():
+    """Tests press Ctrl-C (SIGINT) on the commands they start, which must then act as they do at a terminal. A runner
+    that starts the suite in the background (`(pytest &)` in a script) has SIGINT ignored, and ignored it stays in
+    every child, which then never sees the key: the suite gives its children the default back."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture
