@@ -88,11 +88,15 @@ def machine(row: Row) -> HardwareReport:
         "gpus": gpus}, "test")
 
 
+def fit_llamacpp(model, hw: HardwareReport):
+    """llama.cpp's placement of MODEL on HW at a 4k context."""
+    return fit_expert_offload(LLAMACPP.name, model, hw, 4096, LLAMACPP.artifact(model))
+
+
 def predicted(row: Row) -> Prediction:
     """What the planner predicts for ROW's machine and model, the whole model on its GPU where it has one."""
     hw = machine(row)
-    model = MODELS[row.model]
-    return predict(fit_expert_offload(LLAMACPP.name, model, hw, 4096, LLAMACPP.artifact(model)), hw)
+    return predict(fit_llamacpp(MODELS[row.model], hw), hw)
 
 
 def prefill_at(prediction: Prediction, depth: float) -> float:

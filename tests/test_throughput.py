@@ -7,16 +7,9 @@ from gptoss_deploy.planner.catalog import MODELS
 from gptoss_deploy.planner.hardware import hardware_from_dict
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S
 from gptoss_deploy.planner.throughput import predict
-from published_rows import (CALIBRATION, GB, HELD_OUT, SPARK_DEPTHS, Row, decode_error, machine, mean_abs,
-                            predicted, prefill_at, prefill_error, published_prompt_seconds)
+from published_rows import (CALIBRATION, GB, HELD_OUT, SPARK_DEPTHS, Row, decode_error, fit_llamacpp, machine,
+                            mean_abs, predicted, prefill_at, prefill_error, published_prompt_seconds)
 from helpers import constraints, plan_for
-
-
-def fit_llamacpp(model, hw):
-    from gptoss_deploy.backends.llamacpp import LLAMACPP
-    from gptoss_deploy.planner.placement import fit_expert_offload
-
-    return fit_expert_offload(LLAMACPP.name, model, hw, 4096, LLAMACPP.artifact(model))
 
 
 @pytest.mark.parametrize("row", CALIBRATION, ids=lambda row: row.label)
