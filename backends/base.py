@@ -18,6 +18,7 @@ from gptoss_deploy.planner.placement import Placement, Rejection
 from gptoss_deploy.planner.units import gib
 
 if TYPE_CHECKING:
+    from gptoss_deploy.backends.engine_memory import EngineReport
     from gptoss_deploy.planner.documents import PlanDocument
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
@@ -100,6 +101,7 @@ class ServerLaunch:
     ready_deadline_s: float
     downloads: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    plan_applies: bool = True                # False: the model that runs is not the planned one (a --gguf of another)
     api_key_file: Path | None = None
     unavailable: str | None = None           # why it cannot start here (not installed...): dry runs still show it
     command: Any = None                      # the adapter's typed command; argv is rendered from it
@@ -367,6 +369,11 @@ class LocalBackend(Backend):
 
     def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
+
+    def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
+        """What the engine's start-up log (this run's LOG_LINES) says it holds, in the plan's terms; None where
+        the engine reports nothing there (backends.engine_memory sets it beside the plan)."""
+        return None
 
     def release(self, *, created: list[tuple[str, str]], progress: Progress) -> list[str]:
         """Undo what ServerLaunch.created lists (models loaded into, or a server started outside, our process group);

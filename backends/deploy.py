@@ -14,8 +14,9 @@ import psutil
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
                                         safe_name)
-from gptoss_deploy.backends.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, port_holder, port_in_use, spawn, stop_grace_s, stop_group,
-                                           wait_until)
+from gptoss_deploy.backends.engine_memory import compare
+from gptoss_deploy.backends.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
+                                            port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
 from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.backends.recovery import marker
 from gptoss_deploy.backends.state import StateStore
@@ -76,7 +77,8 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
             _check_key_required(backend, launch, progress)
         backend.after_ready(launch=launch, plan=doc, progress=progress)
         created = {"cloud_resources": launch.created} if launch.created else {}
-        return _update(store, record, state="running", **created, **_engine(process)), False
+        memory = _engine_memory(backend, doc, store, record) if process else {}
+        return _update(store, record, state="running", **created, **memory, **_engine(process)), False
     except BaseException:                      # Ctrl-C and a failed state write included: nothing left running
         if process is not None:
             stop_group(process.pid)
@@ -245,7 +247,15 @@ def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStor
                           api_key_file=str(launch.api_key_file) if launch.api_key_file else None),
         argv=launch.argv, env=masked_env(launch.env), log=str(store.log_path(name)),
         warnings=launch.warnings, plan=doc, benchmark=None, created_at=_now(), **_launcher(),
+        **({} if launch.plan_applies else {"plan_applies": False}),   # the JSON says so only where it matters
     )
+
+
+def _engine_memory(backend: LocalBackend, doc: PlanDocument, store: StateStore, record: Deployment) -> dict:
+    """The engine's own report of its memory beside the plan's, and a warning for each figure far off the plan."""
+    report = backend.reported_memory(last_run_lines(store.log_path(record.name)))
+    memory = compare(doc.memory, report, record.plan_applies) if report else None
+    return {"memory": memory, "warnings": record.warnings + memory.warnings} if memory else {}
 
 
 def _engine(process) -> dict:

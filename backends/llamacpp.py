@@ -5,11 +5,14 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, checked_env, endpoint, parse_flags, port_number,
                                          ready_deadline_s, relaunched)
+from gptoss_deploy.backends.engine_memory import EngineReport, Reported, plain
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process import python_module
 from gptoss_deploy.planner.backend import MachineClass
@@ -41,6 +44,18 @@ def _json_object(text: str) -> str:
     return text
 
 
+# llama-server prints its buffers per device (model, KV cache, compute) only from this log level since it quieted
+# its log (llama.cpp PR 23021, build b9181): the level it logged at before, and Ollama runs it at. Older builds print
+# them by default, and at 4 print every debug line, prompts included: they run without the flag.
+BUFFER_REPORT_VERBOSITY = 4
+QUIET_LOG_BUILD = 9181
+BUILD_LINE = re.compile(r"version: (\d+)")
+# One line per buffer, e.g. "load_tensors:   CUDA0 model buffer size = 11536.18 MiB",
+# "llama_kv_cache:  CUDA0 KV buffer size = 1536.00 MiB", "sched_reserve:  CUDA_Host compute buffer size = 47.51 MiB"
+BUFFER_LINE = re.compile(r"\s(?P<device>\S+)\s+(?P<kind>model|KV|compute|output) buffer size\s*=\s*"
+                         r"(?P<mib>\d+(?:\.\d+)?) MiB")
+BUFFER_PART = {"model": "weights", "KV": "kv_cache", "compute": "compute", "output": "compute"}
+
 ZERO_MEANS_OFF = ("--cache-ram", "--ctx-checkpoints")   # 0 is a setting (none kept), not a flag to leave out
 CPU_MOE_STEPS = 4        # the fallback ladder moves the experts of a quarter of the layers to RAM at each step
 
@@ -50,7 +65,7 @@ FLAGS = {"-hf": str, "--model": str, "--alias": str, "--ctx-size": int, "--jinja
          "--tensor-split": lambda v: ",".join(f"{float(x):g}" for x in v.split(",")),
          "--temp": lambda v: str(float(v)), "--top-p": lambda v: str(float(v)),
          "--chat-template-kwargs": _json_object, "--host": str, "--port": port_number, "--api-key-file": str,
-         "--cache-ram": int, "--ctx-checkpoints": int, "--fit": lambda v: {"on": v, "off": v}[v]}
+         "--cache-ram": int, "--ctx-checkpoints": int, "--fit": lambda v: {"on": v, "off": v}[v], "--log-verbosity": int}
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class LlamaServerCommand:
     cache_ram_mib: int | None = None
     ctx_checkpoints: int | None = None
     fit: str | None = None          # "off": llama-server runs the plan's placement, not its own --fit search
+    log_verbosity: int | None = None
     program: tuple[str, ...] = ("llama-server",)
     copies_on: tuple[str, ...] = ()         # devices for one copy each (llamacpp_replicas), as VISIBLE_ENV names them
     visible_env: str = "CUDA_VISIBLE_DEVICES"
@@ -92,7 +108,8 @@ class LlamaServerCommand:
                 "-ub", str(self.ubatch), "-b", str(self.batch), "--n-gpu-layers", str(self.gpu_layers)]
         for flag, value in (("--flash-attn", self.flash_attn), ("--n-cpu-moe", self.n_cpu_moe),
                             ("--tensor-split", self.tensor_split), ("--cache-ram", self.cache_ram_mib),
-                            ("--ctx-checkpoints", self.ctx_checkpoints), ("--fit", self.fit)):
+                            ("--ctx-checkpoints", self.ctx_checkpoints), ("--fit", self.fit),
+                            ("--log-verbosity", self.log_verbosity)):
             argv += [flag, str(value)] if value is not None and (value or flag in ZERO_MEANS_OFF) else []
         argv += ["--temp", self.temp, "--top-p", self.top_p, "--chat-template-kwargs", self.chat_template_kwargs,
                  "--host", self.host, "--port", str(self.port)]
@@ -117,7 +134,8 @@ class LlamaServerCommand:
                    chat_template_kwargs=flags.get("--chat-template-kwargs", "{}"),
                    host=flags.get("--host", "127.0.0.1"), port=flags.get("--port", DEFAULT_PORT),
                    api_key_file=flags.get("--api-key-file"), cache_ram_mib=flags.get("--cache-ram"),
-                   ctx_checkpoints=flags.get("--ctx-checkpoints"), fit=flags.get("--fit"))
+                   ctx_checkpoints=flags.get("--ctx-checkpoints"), fit=flags.get("--fit"),
+                   log_verbosity=flags.get("--log-verbosity"))
 
 
 class LlamaCpp(LocalBackend):
@@ -151,7 +169,7 @@ class LlamaCpp(LocalBackend):
             chat_template_kwargs=json.dumps({"reasoning_effort": settings.reasoning_effort}),
             host=settings.host, port=settings.port or DEFAULT_PORT,
             cache_ram_mib=placement.prompt_cache_bytes // MIB, ctx_checkpoints=placement.context_checkpoints,
-            fit="off")
+            fit="off", log_verbosity=BUFFER_REPORT_VERBOSITY)
         return {"argv": command.argv(), "env": {}, "model_ref": placement.artifact.ref,
                 "model_files": list(placement.artifact.files), "served_model": placement.model.name,
                 "base_url": endpoint(command.host, command.port)}
@@ -162,12 +180,13 @@ class LlamaCpp(LocalBackend):
         checked_env(launch.env, {})
         planned = LlamaServerCommand.parse(launch.argv)
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port)
-        warnings = []
+        warnings, plan_applies = [], True
         if gguf is not None:
             size, downloads = gguf.size_bytes, []
             command = replace(command, model=str(gguf.path), from_hub=False)
             if gguf.gpt_oss_size is None:
                 warnings.append(_not_gpt_oss_warning(gguf))
+                plan_applies = False
                 command = replace(command, alias=gguf.served_name,
                                   ctx_size=min(command.ctx_size, gguf.context_length or command.ctx_size))
         else:
@@ -177,11 +196,12 @@ class LlamaCpp(LocalBackend):
             command = replace(command, from_hub=False,
                               model=str(cached) if cached else f"<{launch.model_ref}/{launch.model_files[0]}>")
         program = executable()
-        command = _here(command, plan, hardware, program)
+        command = _verbosity_for_build(_here(command, plan, hardware, program), program)
         return ServerLaunch(argv=command.argv(), env={}, host=command.host, port=command.port,
                             served_model=command.alias, protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, size), downloads=downloads,
-                            warnings=warnings, unavailable=None if program else NOT_INSTALLED, command=command)
+                            warnings=warnings, plan_applies=plan_applies,
+                            unavailable=None if program else NOT_INSTALLED, command=command)
 
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)
@@ -201,6 +221,20 @@ class LlamaCpp(LocalBackend):
     def effort_fields(self, effort: str) -> dict:
         return {"chat_template_kwargs": {"reasoning_effort": effort}}
 
+    def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
+        """The buffers llama-server allocated, summed over the GPUs and the host (pinned *_Host buffers are RAM);
+        copies of the model (one server per GPU) add up like the GPUs they run on."""
+        totals: dict[tuple[str, str], float] = {}
+        for match in filter(None, map(BUFFER_LINE.search, plain(log_lines))):
+            device = match["device"]
+            where = "host" if device.startswith("CPU") or device.endswith("_Host") else "GPUs"
+            key = (where, BUFFER_PART[match["kind"]])
+            totals[key] = totals.get(key, 0.0) + float(match["mib"]) * MIB
+        if not totals:
+            return None
+        return EngineReport("llama-server's buffer report in its log", [Reported(w, p, round(b))
+                                                                        for (w, p), b in totals.items()])
+
     def leaner(self, plan):
         command = LlamaServerCommand.parse(plan.launch.argv)
         layers = MODELS[plan.model.removeprefix("gpt-oss-")].layers
@@ -218,6 +252,26 @@ def _here(command: LlamaServerCommand, plan, hardware, program: list[str] | None
     if plan.offload.data_parallel_size > 1 and hardware is not None:
         command = replace(command, **_copies_on(plan, hardware))
     return command
+
+
+def _verbosity_for_build(command: LlamaServerCommand, program: list[str] | None) -> LlamaServerCommand:
+    """COMMAND without --log-verbosity where the llama-server that runs predates its quieter log (the embedded
+    engine is of today's)."""
+    if command.log_verbosity is None or not program or len(program) != 1:
+        return command
+    build = llama_server_build(program[0])
+    return replace(command, log_verbosity=None) if build and build < QUIET_LOG_BUILD else command
+
+
+def llama_server_build(executable_path: str) -> int | None:
+    """The build number `llama-server --version` prints ("version: 9181 (abc123)"); None when it says none."""
+    try:
+        done = subprocess.run([executable_path, "--version"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = BUILD_LINE.search(done.stdout + done.stderr)
+    return int(found[1]) if found else None
 
 
 def _one_copy(plan) -> int:

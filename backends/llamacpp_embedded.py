@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-cram", "--cache-ram", type=int)
     parser.add_argument("-ctxcp", "--ctx-checkpoints", type=int)
     parser.add_argument("-fit", "--fit", choices=["on", "off"])
+    parser.add_argument("-lv", "--verbosity", "--log-verbosity", dest="verbosity", type=int)
     return parser
 
 
@@ -85,6 +86,8 @@ def params_from_args(args: argparse.Namespace):
         params.n_ctx_checkpoints = args.ctx_checkpoints
     if args.fit is not None:
         params.fit_params = args.fit == "on"
+    if args.verbosity is not None:
+        params.verbosity = args.verbosity
     return params
 
 

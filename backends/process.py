@@ -93,16 +93,21 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     came earlier (a traceback printed after it, as vLLM's engine core and the embedded engine print, pushes it out
     of the tail). An earlier run's lines are never read as this one's: the fallback ladder relaunches into one log."""
     from gptoss_deploy.backends.fallback import memory_line
+
+    kept = [line.strip() for line in last_run_lines(log_path) if line.strip()]
+    cause = memory_line(kept[:-lines])
+    return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
+
+
+def last_run_lines(log_path: Path) -> list[str]:
+    """The lines the last run wrote to the log (none when it cannot be read): earlier runs' are not this one's."""
     from gptoss_deploy.backends.log_filter import RUN_MARKER
 
     try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return ""
-    lines_of_log = text.splitlines()
-    kept = [line.strip() for line in lines_of_log[_last_run(lines_of_log, RUN_MARKER):] if line.strip()]
-    cause = memory_line(kept[:-lines])
-    return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
+        return []
+    return lines[_last_run(lines, RUN_MARKER):]
 
 
 def _last_run(lines: list[str], marker: str) -> int:

@@ -60,6 +60,29 @@ class Benchmark(_Document):
     spent: Spent | None = None
 
 
+class MemoryFigure(_Document):
+    """One part of the memory as the plan sized it and as the engine reported it once loaded."""
+
+    where: Literal["GPUs", "host", "each GPU"] = Field(description="GPUs: all of them together; each GPU: the "
+                                                       "figure every GPU of a tensor-parallel group holds")
+    part: Literal["weights", "kv_cache", "compute"]
+    planned_bytes: int = Field(ge=0)
+    reported_bytes: int = Field(ge=0)
+    off_plan: bool = Field(default=False, description="beyond the tolerance (backends.engine_memory), where the "
+                           "plan applies to the model that runs")
+
+
+class EngineMemory(_Document):
+    """What the engine itself said about its memory at start-up (backends.engine_memory), beside the plan."""
+
+    source: str = Field(description="where the figures were read, in words")
+    figures: list[MemoryFigure]
+    max_concurrency: float | None = Field(default=None, description="vLLM: requests of the full context length "
+                                          "its KV cache holds at once, as it reported")
+    warnings: list[str] = Field(description="a line per figure off the plan, with its likely cause (also among "
+                                "the deployment's warnings)")
+
+
 class Attempt(_Document):
     """A plan `gptoss-up` tried before the one that runs, and the line that showed its memory ran out."""
 
@@ -95,7 +118,11 @@ class Deployment(_Document):
     log: str | None = None
     warnings: list[str] = []
     plan: PlanDocument | None = None
+    plan_applies: bool = Field(default=True, description="false where the model that runs is not the planned one "
+                               "(a --gguf of another model): the plan's figures are no yardstick for it")
     benchmark: Benchmark | None = None
+    memory: EngineMemory | None = Field(default=None, description="the engine's own report of its memory at "
+                                        "start-up beside the plan's figures; absent where the engine reports none")
     created_at: str | None = None
     launcher_pid: int | None = None
     launcher_started_at: float | None = None

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, Several, checked_env, endpoint, parse_flags,
                                          port_number, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.engine_memory import EngineReport, Reported, plain
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
@@ -22,6 +23,13 @@ NOT_INSTALLED = ("vLLM is not installed: `pip install vllm` on Linux with a supp
                  "or set GPTOSS_VLLM to its executable; or choose --backend llamacpp")
 # Resident size: vllm#33155 measured 64.38 GiB for the 120b (60.8 GiB on disk); the 20b scaled by the same ratio.
 _LOAD_RATIO = 64.38 / 60.8
+
+
+# What each worker logs once it has profiled its GPU (vLLM 0.33: gpu_model_runner.py, gpu_worker.py,
+# kv_cache_utils.py), in GiB of 2**30 bytes: per GPU, so the plan's figure to compare is one GPU's.
+MODEL_LOADED = re.compile(r"Model loading took (\d+(?:\.\d+)?) GiB")
+KV_AVAILABLE = re.compile(r"Available KV cache memory: (-?\d+(?:\.\d+)?) GiB")
+MAX_CONCURRENCY = re.compile(r"Maximum concurrency for [\d,]+ tokens per request: (\d+(?:\.\d+)?)x")
 
 
 def _utilization(text: str) -> str:
@@ -187,6 +195,19 @@ class Vllm(LocalBackend):
 
     def effort_fields(self, effort: str) -> dict:
         return {"reasoning_effort": effort}
+
+    def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
+        """Each worker's weights and KV cache as it logged them: the GPU that holds the least KV cache binds."""
+        lines = plain(log_lines)
+        loaded = [float(m[1]) for m in filter(None, map(MODEL_LOADED.search, lines))]
+        kv = [float(m[1]) for m in filter(None, map(KV_AVAILABLE.search, lines))]
+        concurrency = [float(m[1]) for m in filter(None, map(MAX_CONCURRENCY.search, lines))]
+        figures = ([Reported("each GPU", "weights", round(max(loaded) * GIB))] if loaded else []) + \
+                  ([Reported("each GPU", "kv_cache", max(0, round(min(kv) * GIB)))] if kv else [])
+        if not figures:
+            return None
+        return EngineReport("vLLM's workers' log", figures, min(concurrency) if concurrency else None,
+                            kv_takes_the_room=True)
 
     def leaner(self, plan):
         command = VllmServeCommand.parse(plan.launch.argv)

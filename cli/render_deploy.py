@@ -10,12 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from gptoss_deploy.backends.base import masked_env
-from gptoss_deploy.backends.records import Benchmark, Deployment
+from gptoss_deploy.backends.engine_memory import PART_WORDS, WHERE_WORDS
+from gptoss_deploy.backends.records import Benchmark, Deployment, EngineMemory
 from gptoss_deploy.backends.verify import UNTRUSTED
 from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
-from gptoss_deploy.planner.units import gib, tokens_per_s
+from gptoss_deploy.planner.units import gib, size, tokens_per_s
 
 BAR_WIDTH = 8             # the sweep's table fits an 80-column terminal
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unstable": "yellow"}
@@ -62,8 +63,22 @@ def render_deployment(console: Console, record: Deployment, reused: bool) -> Non
                       f"ladder tried {escape(steps)} (each attempt: gptoss status --json)", soft_wrap=True)
     for line in description.lines:
         say(console, line)
+    if record.memory:
+        render_engine_memory(console, record.memory)
     if record.benchmark:
         render_benchmark(console, record.benchmark)
+
+
+def render_engine_memory(console: Console, memory: EngineMemory) -> None:
+    """The plan's memory beside the engine's own report of it, a row per figure."""
+    table = Table(title="Memory", caption=f"the engine's figures: {memory.source}", show_header=True,
+                  header_style="bold")
+    for column in ("", "planned", "engine"):
+        table.add_column(column, justify="right" if column else "left")
+    for figure in memory.figures:
+        table.add_row(f"{PART_WORDS[figure.part]} {WHERE_WORDS[figure.where]}", size(figure.planned_bytes),
+                      Text(size(figure.reported_bytes), style="yellow" if figure.off_plan else ""))
+    console.print(table)
 
 
 def render_benchmark(console: Console, bench: Benchmark) -> None:

@@ -148,7 +148,8 @@ def _price_words(candidate: Candidate) -> str:
 def _host_cache_reason(placement: Placement, hw: HardwareReport) -> str:
     """What llama-server may keep in RAM beyond the model, set rather than left to its growing defaults."""
     held = gib(placement.devices[-1].cache_bytes)
-    fit = "; --fit off: the engine runs this placement rather than its own search"
+    fit = ("; --fit off: the engine runs this placement rather than its own search; --log-verbosity 4: it prints "
+           "its buffers, which gptoss-up records beside these figures")
     if placement.prompt_cache_bytes or placement.context_checkpoints:
         return (f"memory: llama-server keeps {held} of RAM for its prompt cache (--cache-ram "
                 f"{placement.prompt_cache_bytes // MIB}) and {placement.context_checkpoints} context "

@@ -15,6 +15,11 @@ def gib(n_bytes: float) -> str:
     return f"{n_bytes / GIB:.1f} GiB"
 
 
+def size(n_bytes: float) -> str:
+    """A size that may be small: MiB under a GiB (a tiny model's buffers), GiB from there."""
+    return f"{n_bytes / MIB:,.0f} MiB" if n_bytes < GIB else gib(n_bytes)
+
+
 def tokens_per_s(value: float | None) -> str:
     """A speed as people read it: whole tokens from 10 tok/s up, one decimal below, '-' when unknown. One rule for
     every screen: rounded to 0.1 first, as the JSON holds it, so 27.46 shows as 28 wherever it shows."""

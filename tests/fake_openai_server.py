@@ -121,7 +121,23 @@ def run_out_of_memory(context: int, vllm: bool) -> None:
     sys.exit(1)
 
 
+def report_vllm_memory(context: int) -> None:
+    """What vLLM 0.33's worker logs once it has profiled the GPU, in its words: by default the single-H100 120b
+    figures vLLM printed there (vllm#33155: 64.38 GiB loaded; vllm#27508: 1.71 GiB of KV cache)."""
+    prefix = "(EngineCore_DP0 pid=4242) INFO 12-05 10:00:00"
+    print(f"{prefix} [gpu_model_runner.py:5089] Model loading took "
+          f"{os.environ.get('FAKE_VLLM_LOADED_GIB', '64.38')} GiB memory and 41.250000 seconds", flush=True)
+    print(f"{prefix} [gpu_worker.py:773] Available KV cache memory: {os.environ.get('FAKE_VLLM_KV_GIB', '1.71')} GiB",
+          flush=True)
+    if os.environ.get("FAKE_VLLM_CONCURRENCY"):
+        print(f"{prefix} [kv_cache_utils.py:1149] GPU KV cache size: 24,896 tokens, Maximum concurrency for "
+              f"{context:,} tokens per request: {os.environ['FAKE_VLLM_CONCURRENCY']}x", flush=True)
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["--version"]:          # as llama-server prints it, on stderr
+        print(f"version: {os.environ.get('FAKE_LLAMA_BUILD', '9300')} (0123abc)", file=sys.stderr)
+        return
     if os.environ.get("FAKE_SERVER_RECORD"):
         with open(os.environ["FAKE_SERVER_RECORD"], "w") as out:
             json.dump({"argv": argv, "env": dict(os.environ)}, out)
@@ -153,6 +169,8 @@ def main(argv: list[str]) -> None:
         sys.exit(1)
     if mode == "hang":
         time.sleep(3600)
+    if "--max-model-len" in argv:
+        report_vllm_memory(context)
     Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
     key_file = flag(argv, "--api-key-file")
     Handler.api_key = open(key_file).readline().strip() if key_file else os.environ.get("VLLM_API_KEY")

@@ -51,13 +51,19 @@ def up(plan_file, port, **popen):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def test_download_with_progress_then_serve(hub, plan_file, state, tmp_path):
+def test_download_with_progress_then_serve(hub, plan_file, state, tmp_path, smollm2):
     port = free_port()
     out, err = up(plan_file, port).communicate(timeout=120)
-    assert json.loads(out)["state"] == "running", err
+    record = json.loads(out)
+    assert record["state"] == "running", err
     assert f"downloading {FILE}: 100% of 0.1 GiB" in err     # huggingface_hub's progress, as our lines
     models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["data"]
     assert [m["id"] for m in models] == ["gpt-oss-20b"]
+    # The hub served SmolLM2 under gpt-oss-20b's name: the engine's own report gives it away
+    weights = next(f for f in record["memory"]["figures"] if f["part"] == "weights")
+    assert weights["off_plan"] and weights["reported_bytes"] < smollm2.stat().st_size
+    assert any("of weights in RAM, less than the plan's 11.3 GiB: likely the engine loaded other weights" in w
+               for w in record["warnings"])
 
 
 def interrupted_mid_download(hub, plan_file, signum):

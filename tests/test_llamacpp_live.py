@@ -54,6 +54,13 @@ def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
     agree = bench["decode_tokens_per_s"] == pytest.approx(bench["server_decode_tokens_per_s"], rel=TIMINGS_TOLERANCE)
     assert agree or (bench["verdict"] == "invalid" and "the server's own" in bench["reasons"][0])
 
+    # The engine's own report of its memory, recorded beside the plan's (which is for gpt-oss, not this file)
+    reported = {(f["where"], f["part"]): f["reported_bytes"] for f in first["memory"]["figures"]}
+    assert reported[("host", "weights")] == pytest.approx(tensor_bytes(smollm2), rel=0.01)
+    context = int(first["argv"][first["argv"].index("--ctx-size") + 1])
+    assert reported[("host", "kv_cache")] == kv_cache_bytes(smollm2, context)
+    assert first["plan_applies"] is False and first["memory"]["warnings"] == []
+
     again = up(run_cli, smollm2, port)
     assert again["pid"] == first["pid"]                  # found, not started twice
     assert len(engines(state)) == 1
@@ -64,6 +71,20 @@ def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
     code, _, _ = run_cli("down", first["name"])
     assert code == 0 and engines(state) == [] and not port_in_use("127.0.0.1", port)
     assert json.loads(run_cli("status", "--json")[1]) == []
+
+
+def tensor_bytes(model: Path) -> int:
+    return sum(int(t.n_bytes) for t in GGUFReader(model).tensors)
+
+
+def kv_cache_bytes(model: Path, context: int) -> int:
+    """An F16 K and V per layer, per KV head, per token: what llama.cpp allocates for CONTEXT cells."""
+    fields = GGUFReader(model).fields
+
+    def value(key: str) -> int:
+        return int(fields[key].parts[fields[key].data[0]][0])
+    head_dim = value("llama.embedding_length") // value("llama.attention.head_count")
+    return 2 * value("llama.block_count") * value("llama.attention.head_count_kv") * head_dim * 2 * context
 
 
 def test_bench_gate_missed_exits_5_and_keeps_the_measurement(run_cli, state, smollm2):

@@ -115,6 +115,18 @@ def test_small_gpu_gets_the_smallest_expert_offload_that_fits():
     assert gpu.needed_bytes + per_layer > gpu.available_bytes
 
 
+def test_120b_with_every_expert_in_ram_runs_on_an_8_gb_gpu_as_the_guide_says(tmp_path):
+    """G15396: "120b with all experts on CPU needs ~8 GB VRAM" (gptoss-facts.md), given the RAM for them."""
+    laptop = json.loads(fixture_path("laptop-rtx4060-8gb").read_text())
+    laptop["memory"] = {"total_bytes": 96 * 2**30, "available_bytes": 90 * 2**30}
+    (tmp_path / "hw.json").write_text(json.dumps(laptop))
+    result = plan(load_hardware(tmp_path / "hw.json"), constraints(flags={"model": "120b"}), REGISTRY)
+    placement = result.chosen.placement
+    assert result.chosen.backend == "llamacpp" and placement.cpu_layers == placement.model.layers
+    gpu = placement.devices[0]
+    assert gpu.used_bytes < 8e9 and gpu.fits
+
+
 def test_llamacpp_command_has_the_flags_that_matter():
     argv = plan_for("rtx4090-desktop", model="20b", context="65536").chosen.launch["argv"]
     assert argv[:3] == ["llama-server", "-hf", "ggml-org/gpt-oss-20b-GGUF"]

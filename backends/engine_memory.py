@@ -1,0 +1,97 @@
+"""The engine's own account of its memory beside the plan's: read from its log once it is ready, so that
+`gptoss status --json` shows predicted against actual memory, and a figure far off the plan is a warning with its
+likely cause."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gptoss_deploy.backends.records import EngineMemory, MemoryFigure
+from gptoss_deploy.planner.documents import DeviceMemory, Memory
+from gptoss_deploy.planner.units import MIB, size
+
+# The plan's figures are estimates (compute buffers most of all) and engines round theirs: a difference is news
+# only when it is both this share of the plan's figure and this many bytes.
+TOLERANCE_SHARE = 0.10
+TOLERANCE_BYTES = 256 * MIB
+
+WHERE_WORDS = {"GPUs": "on the GPUs", "host": "in RAM", "each GPU": "on each GPU"}
+PART_WORDS = {"weights": "weights", "kv_cache": "KV cache", "compute": "compute buffers"}
+CAUSES = {
+    "weights": "the engine loaded other weights there than planned (another model file, or the layers split "
+               "otherwise than the plan's --n-cpu-moe or tensor split)",
+    "kv_cache": "the engine sized its KV cache otherwise than planned (another context length or number of "
+                "sequences or, for vLLM, less memory left after its profiling run than the plan's activation "
+                "estimate)",
+    "compute": "compute buffers follow the batch size (-ub) and the context; the plan's headroom on that device "
+               "is what absorbs the difference",
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One figure an engine printed about its memory."""
+
+    where: str        # "GPUs", "host" or "each GPU"
+    part: str         # "weights", "kv_cache" or "compute"
+    bytes: int
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """What an engine's start-up log says about its memory, in the plan's terms (one figure per where and part)."""
+
+    source: str
+    figures: list[Reported] = field(default_factory=list)
+    max_concurrency: float | None = None
+    # vLLM gives its KV cache all the memory its budget leaves: the plan's figure to compare is that room, not
+    # the KV cache the planned context needs.
+    kv_takes_the_room: bool = False
+
+
+def plain(lines: list[str]) -> list[str]:
+    """LINES without terminal colours (llama.cpp colours its log on a terminal)."""
+    return [_ANSI.sub("", line) for line in lines]
+
+
+def compare(memory: Memory | None, report: EngineReport, plan_applies: bool) -> EngineMemory | None:
+    """REPORT beside the plan's MEMORY; None when the engine reported nothing. Where the plan does not apply to
+    the model that runs (a --gguf of another model, already a warning), the figures are kept but not judged."""
+    if memory is None or not report.figures:
+        return None
+    figures = []
+    for r in sorted(report.figures, key=lambda r: (list(WHERE_WORDS).index(r.where), list(PART_WORDS).index(r.part))):
+        planned_bytes = planned(memory, r.where, r.part, report.kv_takes_the_room)
+        figures.append(MemoryFigure(where=r.where, part=r.part, planned_bytes=planned_bytes, reported_bytes=r.bytes,
+                                    off_plan=plan_applies and _beyond_tolerance(planned_bytes, r.bytes)))
+    return EngineMemory(source=report.source, figures=figures, max_concurrency=report.max_concurrency,
+                        warnings=[_off_plan(f, report.max_concurrency) for f in figures if f.off_plan])
+
+
+def planned(memory: Memory, where: str, part: str, kv_takes_the_room: bool = False) -> int:
+    """The plan's bytes of PART at WHERE: all GPUs together, the host, or the most any one GPU holds."""
+    def on(device: DeviceMemory) -> int:
+        if part == "kv_cache" and kv_takes_the_room:    # the budget (free less headroom) less all but the KV cache
+            return device.available_bytes - device.breakdown.headroom - device.used_bytes + device.breakdown.kv_cache
+        return getattr(device.breakdown, part)
+
+    if where == "host":
+        return sum(on(d) for d in memory.devices if d.device == "cpu")
+    gpus = [on(d) for d in memory.devices if d.device != "cpu"]
+    return max(gpus, default=0) if where == "each GPU" else sum(gpus)
+
+
+def _beyond_tolerance(planned_bytes: int, reported_bytes: int) -> bool:
+    difference = abs(reported_bytes - planned_bytes)
+    return difference > TOLERANCE_BYTES and difference > TOLERANCE_SHARE * planned_bytes
+
+
+def _off_plan(figure: MemoryFigure, max_concurrency: float | None) -> str:
+    more = "more" if figure.reported_bytes > figure.planned_bytes else "less"
+    text = (f"the engine reports {size(figure.reported_bytes)} of {PART_WORDS[figure.part]} "
+            f"{WHERE_WORDS[figure.where]}, {more} than the plan's {size(figure.planned_bytes)}: likely "
+            f"{CAUSES[figure.part]}")
+    if figure.part == "kv_cache" and max_concurrency is not None:
+        text += f"; it holds {max_concurrency:.2f} requests of the full context at once"
+    return text
