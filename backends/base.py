@@ -150,18 +150,19 @@ class Several:
     convert: Callable[[str], object]
 
 
-def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | Several | None]) -> dict[str, object]:
+def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | Several | None],
+                where: str = "launch.argv") -> dict[str, object]:
     """ARGV's flags, strictly: each one known (FLAGS maps it to a converter, Several(converter), or None for a
-    switch) and given once. A saved plan is untrusted input: anything else is a usage error naming the flag, never
-    passed through."""
+    switch) and given once. A saved plan is untrusted input: anything else is a usage error naming the flag and
+    WHERE in the plan it is, never passed through."""
     found: dict[str, object] = {}
     rest = list(argv)
     while rest:
         flag = rest.pop(0)
         if flag not in flags:
-            raise UsageError(f"the plan's launch.argv has a flag gptoss does not plan: {flag!r}")
+            raise UsageError(f"the plan's {where} has a flag gptoss does not plan: {flag!r}")
         if flag in found:
-            raise UsageError(f"the plan's launch.argv gives {flag} twice")
+            raise UsageError(f"the plan's {where} gives {flag} twice")
         convert = flags[flag]
         if convert is None:
             found[flag] = True
@@ -172,12 +173,12 @@ def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | S
                 count += 1
             convert = convert.convert
         if not rest:
-            raise UsageError(f"the plan's launch.argv ends without a value for {flag}")
+            raise UsageError(f"the plan's {where} ends without a value for {flag}")
         values, rest = rest[:count], rest[count:]
         try:
             converted = [convert(value) for value in values]
         except (ValueError, TypeError):
-            raise UsageError(f"the plan's launch.argv has {flag} {' '.join(values)!r}, which is not a valid value") \
+            raise UsageError(f"the plan's {where} has {flag} {' '.join(values)!r}, which is not a valid value") \
                 from None
         found[flag] = tuple(converted) if isinstance(flags[flag], Several) else converted[0]
     return found
@@ -197,12 +198,13 @@ def port_number(text: str) -> int:
     return port
 
 
-def checked_env(env: Mapping[str, str], allowed: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+def checked_env(env: Mapping[str, str], allowed: Mapping[str, tuple[str, ...]],
+                where: str = "launch.env") -> dict[str, str]:
     """A plan's server environment, limited to the variables (and values) the backend plans: a saved plan that
     sets anything else (PYTHONPATH, LD_PRELOAD...) is refused."""
     for name, value in env.items():
         if name not in allowed or (allowed[name] and value not in allowed[name]):
-            raise UsageError(f"the plan's launch.env sets {name}={value!r}, which gptoss does not plan")
+            raise UsageError(f"the plan's {where} sets {name}={value!r}, which gptoss does not plan")
     return dict(env)
 
 
@@ -369,6 +371,11 @@ class LocalBackend(Backend):
 
     def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
+
+    def exported(self, *, plan: PlanDocument, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+        """PLAN's server command and environment as `up` reads them (strictly: a saved plan's extra flag or
+        variable is exit 2), listening at HOST:PORT, for a container to run."""
+        raise UsageError(f"{self.title} plans cannot be exported")
 
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
         """What the engine's start-up log (this run's LOG_LINES) says it holds, in the plan's terms; None where

@@ -64,13 +64,23 @@ def cache_gib(plan: PlanDocument) -> int:
 
 
 def command(plan: PlanDocument) -> tuple[list[str], list[str]]:
-    """The plan's server command (entrypoint, arguments), listening on every address at PORT (the key guards it)."""
-    argv = list(plan.launch.argv)
-    for flag, value in (("--host", "0.0.0.0"), ("--port", str(PORT))):
-        argv[argv.index(flag) + 1] = value
+    """The plan's server command (entrypoint, arguments), read as strictly as `up` reads it, listening on every
+    address at PORT (the key guards it)."""
+    argv, _ = _exported(plan)
     if plan.backend == "vllm":
         return ["vllm", "serve"], argv[2:]
     return ["/app/llama-server"], argv[1:]
+
+
+def environment(plan: PlanDocument) -> dict[str, str]:
+    """The plan's environment for its server, only the variables its adapter plans (as `up` checks them)."""
+    return _exported(plan)[1]
+
+
+def _exported(plan: PlanDocument) -> tuple[list[str], dict[str, str]]:
+    from gptoss_deploy.backends import get_backend
+
+    return get_backend(plan.backend).exported(plan=plan, host="0.0.0.0", port=PORT)
 
 
 def nodes(plan: PlanDocument) -> int:

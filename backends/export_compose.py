@@ -6,7 +6,7 @@ on consecutive host ports.
 """
 from __future__ import annotations
 
-from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, command, copies,
+from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, command, copies, environment,
                                            gpus_per_container, nodes, render_yaml, require_exportable)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
@@ -29,7 +29,7 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
     for n in range(count):
         service = {
             "image": image or IMAGES[(plan.backend, vendor)], "entrypoint": entrypoint, "command": args,
-            "environment": {**plan.launch.env, **CACHE_ENV, KEY_ENV[plan.backend]: KEY_FROM_ENV},
+            "environment": {**environment(plan), **CACHE_ENV, KEY_ENV[plan.backend]: KEY_FROM_ENV},
             "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"], "shm_size": SHM_SIZE,
             "ipc": "host", "restart": "unless-stopped",
         }

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 
 from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, SHM, Autoscale, cache_gib,
-                                           command, copies, gpus_per_container, leader_script, nodes, render_yaml,
-                                           require_exportable, startup_seconds, worker_script)
+                                           command, copies, environment, gpus_per_container, leader_script, nodes,
+                                           render_yaml, require_exportable, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -106,7 +106,7 @@ class Pod:
 
     def spec(self, entrypoint: list[str], args: list[str], serves: bool) -> dict:
         """A pod running ENTRYPOINT ARGS; one that SERVES has the port and the health probes."""
-        env = [{"name": k, "value": v} for k, v in {**self.plan.launch.env, **CACHE_ENV}.items()]
+        env = [{"name": k, "value": v} for k, v in {**environment(self.plan), **CACHE_ENV}.items()]
         env.append({"name": KEY_ENV[self.plan.backend],
                     "valueFrom": {"secretKeyRef": {"name": secret_name(self.name), "key": "api-key"}}})
         container = {"name": self.plan.backend, "image": self.image, "command": entrypoint, "args": args, "env": env}

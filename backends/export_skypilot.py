@@ -8,8 +8,8 @@ from __future__ import annotations
 import shlex
 
 from gptoss_deploy.backends.export import (CACHE_ENV, IMAGES, KEY_ENV, PORT, Autoscale, cache_gib, command, copies,
-                                           gpus_per_container, leader_script, nodes, render_yaml, require_exportable,
-                                           startup_seconds, worker_script)
+                                           environment, gpus_per_container, leader_script, nodes, render_yaml,
+                                           require_exportable, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
@@ -41,7 +41,7 @@ def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gp
         resources["memory"] = f"{-(-plan.memory.cpu_bytes // 2**30)}+"
     return {
         "name": name, "resources": resources, **({"num_nodes": nodes(plan)} if nodes(plan) > 1 else {}),
-        "envs": {**plan.launch.env, **CACHE_ENV},
+        "envs": {**environment(plan), **CACHE_ENV},
         "secrets": {KEY_ENV[plan.backend]: None},
         "service": {"readiness_probe": {"path": "/health", "initial_delay_seconds": startup_seconds(plan)},
                     **_replicas(replicas * copies(plan), copies(plan), autoscale)},

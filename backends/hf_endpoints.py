@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, EndpointDescription
+from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, checked_env, parse_flags
 from gptoss_deploy.backends.export import IMAGES, PORT
-from gptoss_deploy.backends.vllm import VLLM
+from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
-from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import Rejection
@@ -57,6 +57,24 @@ INSTANCES = tuple(HfInstance(f"nvidia-{kind}", f"x{count}", gpu, count) for coun
                   for kind, gpu, counts in (("l4", "L4", (1, 4)), ("a10g", "A10G", (1, 4)), ("l40s", "L40S", (1, 4, 8)),
                                             ("a100", "A100-80GB", (1, 2, 4, 8)), ("h100", "H100", (1, 2, 4, 8)))
                   if count in counts)
+
+
+def _require_planned(api: dict) -> None:
+    """A saved plan's endpoint as gptoss plans it: one of the gpt-oss repositories, vLLM's image, vLLM's flags and
+    variables. The endpoint would run whatever image, model and arguments the file names: anything else is exit 2."""
+    if api.get("repository") not in {offer.model_id for offer in OFFERS.values()}:
+        raise UsageError(f"the plan's launch.api.repository is {api.get('repository')!r}, not a gpt-oss model")
+    image = api.get("image")
+    vllm = image.get("vLLM") if isinstance(image, dict) and list(image) == ["vLLM"] else None
+    if not (isinstance(vllm, dict) and vllm.get("url") == IMAGES[("vllm", "nvidia")] and vllm.get("port") == PORT
+            and set(vllm) <= {"url", "port", "tensorParallelSize", "dataParallelSize"}):
+        raise UsageError(f"the plan's launch.api.image is {image!r}, not the vLLM image gptoss plans")
+    args, env = api.get("args"), api.get("env")
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args) and isinstance(env, dict)):
+        raise UsageError("the plan's launch.api needs args (a list of vLLM's flags) and env (an object)")
+    parse_flags(args, {f: c for f, c in {**FLAGS, **TUNING_FLAGS}.items() if f not in _IMAGE_OWNS},
+                where="launch.api.args")
+    checked_env(env, PLANNED_ENV, where="launch.api.env")
 
 
 class HfEndpoints(CloudBackend):
@@ -108,6 +126,7 @@ class HfEndpoints(CloudBackend):
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError
 
+        _require_planned(plan.launch.api)
         missing = self.credentials_missing()
         if missing:
             raise BackendError(missing)

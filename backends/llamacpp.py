@@ -203,6 +203,10 @@ class LlamaCpp(LocalBackend):
                             warnings=warnings, plan_applies=plan_applies,
                             unavailable=None if program else NOT_INSTALLED, command=command)
 
+    def exported(self, *, plan, host, port) -> tuple[list[str], dict[str, str]]:
+        command = replace(LlamaServerCommand.parse(plan.launch.argv), host=host, port=port)
+        return command.argv(), checked_env(plan.launch.env, {})
+
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)
         cached = f"<{plan.launch.model_ref}/{plan.launch.model_files[0]}>"

@@ -187,6 +187,10 @@ class Vllm(LocalBackend):
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
 
+    def exported(self, *, plan, host, port) -> tuple[list[str], dict[str, str]]:
+        command = replace(VllmServeCommand.parse(plan.launch.argv), host=host, port=port)
+        return command.argv(), checked_env(plan.launch.env, PLANNED_ENV)
+
     def command_here(self, *, plan, hardware) -> list[str]:
         return replace(VllmServeCommand.parse(plan.launch.argv), program=(_program() or "vllm",)).argv()
 

@@ -284,3 +284,42 @@ def test_a_saved_plan_cannot_be_sized_since_it_holds_no_node(run_cli, tmp_path, 
     saved.write_text(run_cli("plan", "--json", "--gpu", "H100", "--model", "120b")[1])
     code, out, err = run_cli("export", "--format", "kubernetes", "--plan", str(saved), *flag)
     assert code == 2 and out == "" and f"{flag[0]} sizes replicas of a node: give --gpu or --hardware" in err
+
+
+def tampered(run_cli, tmp_path, change, *plan_flags: str) -> Path:
+    plan = json.loads(run_cli("plan", "--json", *plan_flags)[1])
+    change(plan["launch"])
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    return saved
+
+
+CPU_PLAN = ("--hardware", str(fixture_path("cpu-only")))
+H100_PLAN = ("--gpu", "H100", "--model", "120b")
+
+
+@pytest.mark.parametrize("export_format", ["kubernetes", "compose", "skypilot"])
+@pytest.mark.parametrize("plan_flags, change, said", [
+    (CPU_PLAN, lambda launch: launch["argv"].extend(["--rpc", "evil.example:50052"]),
+     "the plan's launch.argv has a flag gptoss does not plan: '--rpc'"),
+    (CPU_PLAN, lambda launch: launch["env"].update(LD_PRELOAD="/tmp/evil.so"),
+     "the plan's launch.env sets LD_PRELOAD='/tmp/evil.so', which gptoss does not plan"),
+    (H100_PLAN, lambda launch: launch["argv"].extend(["--trust-remote-code"]),
+     "the plan's launch.argv has a flag gptoss does not plan: '--trust-remote-code'"),
+])
+def test_a_saved_plan_with_what_gptoss_never_plans_is_refused_as_up_refuses_it(run_cli, tmp_path, export_format,
+                                                                               plan_flags, change, said):
+    saved = tampered(run_cli, tmp_path, change, *plan_flags)
+    assert run_cli("up", "--plan", saved, "--dry-run")[0] == 2
+    code, out, err = run_cli("export", "--format", export_format, "--plan", saved)
+    assert code == 2 and out == "" and said in err
+
+
+def test_a_saved_plan_without_host_or_port_exports_listening_for_the_cluster(run_cli, tmp_path):
+    def drop_address(launch):
+        for flag in ("--host", "--port"):
+            at = launch["argv"].index(flag)
+            del launch["argv"][at:at + 2]
+    _, objects = export(run_cli, "--plan", str(tampered(run_cli, tmp_path, drop_address, *CPU_PLAN)))
+    args = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--host") + 1] == "0.0.0.0" and args[args.index("--port") + 1] == str(PORT)

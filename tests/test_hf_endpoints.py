@@ -134,3 +134,21 @@ def test_a_refused_or_missing_token_is_exit_4_with_the_fix(run_cli, hf, state, m
     code, _, err = run_cli("up", "--hardware", CPU_ONLY, "--backend", "hf-endpoints", "--model", "20b")
     assert code == 4 and "no Hugging Face token found: run `hf auth login`, or set HF_TOKEN" in err
     assert hf.created == [] and state.records() == {}
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda api: api["image"]["vLLM"].update(url="evil.example/miner:latest"), "launch.api.image is"),
+    (lambda api: api.update(repository="someone/other-model"), "launch.api.repository is 'someone/other-model'"),
+    (lambda api: api["args"].append("--trust-remote-code"),
+     "the plan's launch.api.args has a flag gptoss does not plan: '--trust-remote-code'"),
+    (lambda api: api["env"].update(LD_PRELOAD="/tmp/evil.so"), "the plan's launch.api.env sets LD_PRELOAD"),
+])
+def test_a_saved_plan_asking_for_what_gptoss_never_plans_creates_nothing(run_cli, hf, state, tmp_path, change,
+                                                                         said):
+    plan = planned(run_cli)
+    change(plan["launch"]["api"])
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    code, out, err = run_cli("up", "--plan", saved, "--no-bench")
+    assert code == 2 and said in err
+    assert hf.created == [] and state.records() == {}
