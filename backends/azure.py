@@ -6,7 +6,8 @@ import os
 import shlex
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
+from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.placement import Rejection

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gptoss_deploy.backends.usage import WILDCARD_HOSTS, EndpointDescription, server_usage
 from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
 from gptoss_deploy.planner.errors import BackendError, UsageError
@@ -18,12 +19,12 @@ from gptoss_deploy.planner.placement import Placement, Rejection
 from gptoss_deploy.planner.units import gib
 
 if TYPE_CHECKING:
-    from gptoss_deploy.backends.engine_memory import EngineReport
+    from gptoss_deploy.backends.engine_report import EngineReport
     from gptoss_deploy.planner.documents import PlanDocument
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 API_KEY_ENV = "OPENAI_API_KEY"
-WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}   # a wildcard bind, and how this machine reaches it
+CONTAINER_PORT = 8000     # where an exported server listens inside its container
 
 
 # A deployment's name becomes file names in the state dir: nothing that could leave it, or hide in it.
@@ -86,6 +87,15 @@ class UpOptions:
             _check_api_key(self.api_key)
         if self.ready_timeout_s is not None and not (math.isfinite(self.ready_timeout_s) and self.ready_timeout_s > 0):
             raise UsageError(f"--ready-timeout {self.ready_timeout_s}: give a number of seconds above 0")
+
+
+@dataclass(frozen=True)
+class ContainerCommand:
+    """A plan's server in its engine's published image (exports): what the container runs, in what environment."""
+
+    entrypoint: list[str]
+    args: list[str]
+    env: dict[str, str]
 
 
 @dataclass
@@ -220,14 +230,6 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class EndpointDescription:
-    """How `up` tells a person about a deployment: a status after its name, then lines to copy."""
-
-    status: str
-    lines: list[str]
-
-
-@dataclass(frozen=True)
 class Prerequisite:
     """One thing a plan needs on the machine that runs `gptoss-up`, whether it is there, and the fix when not."""
 
@@ -290,12 +292,12 @@ class Backend(ABC):
 
     def leaner(self, plan: PlanDocument) -> tuple[PlanDocument, str] | None:
         """PLAN launched asking less of the GPUs' memory (same model and context), and the change in words: the
-        fallback ladder's rung below the smallest context (backends.fallback); None where none is left."""
+        fallback ladder's rung below the smallest context (runtime.fallback); None where none is left."""
         return None
 
     @abstractmethod
     def stream_client(self, *, record: dict, api_key: str | None, effort: str):
-        """The benchmark's client for a recorded deployment (backends.bench.StreamClient), asking EFFORT."""
+        """The benchmark's client for a recorded deployment (backends.streaming.StreamClient), asking EFFORT."""
 
     @abstractmethod
     def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
@@ -303,7 +305,7 @@ class Backend(ABC):
 
 
 class LocalBackend(Backend):
-    """A server process on this machine, supervised by `up` (backends.deploy)."""
+    """A server process on this machine, supervised by `up` (runtime.deploy)."""
 
     cloud: ClassVar[bool] = False
     offload: ClassVar[str]                               # planner.placement.OFFLOAD_KINDS
@@ -313,6 +315,10 @@ class LocalBackend(Backend):
     checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
     has_health: ClassVar[bool] = True                    # GET /health says whether it still loads (llama-server)
     host_caches: ClassVar[bool] = False                  # its prompt cache and checkpoints sized by the plan
+    # Exports: the engine's published image by GPU vendor (None: no GPU) and the variable its server reads its API
+    # key from; an engine without images is not exported.
+    container_images: ClassVar[Mapping[str | None, str]] = {}
+    key_env: ClassVar[str | None] = None
 
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]
@@ -372,14 +378,14 @@ class LocalBackend(Backend):
     def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
 
-    def exported(self, *, plan: PlanDocument, host: str, port: int) -> tuple[list[str], dict[str, str]]:
-        """PLAN's server command and environment as `up` reads them (strictly: a saved plan's extra flag or
-        variable is exit 2), listening at HOST:PORT, for a container to run."""
+    def container_command(self, *, plan: PlanDocument) -> ContainerCommand:
+        """PLAN's server as a container in a cluster runs it: read as strictly as `up` reads it (a saved plan's
+        extra flag or variable is exit 2), listening on every address at CONTAINER_PORT (its key guards it)."""
         raise UsageError(f"{self.title} plans cannot be exported")
 
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
         """What the engine's start-up log (this run's LOG_LINES) says it holds, in the plan's terms; None where
-        the engine reports nothing there (backends.engine_memory sets it beside the plan)."""
+        the engine reports nothing there (runtime.engine_memory sets it beside the plan)."""
         return None
 
     def release(self, *, created: list[tuple[str, str]], progress: Progress) -> list[str]:
@@ -403,8 +409,6 @@ class LocalBackend(Backend):
         return OpenAIStream(record.endpoint.base_url, record.endpoint.model, api_key, self.effort_fields(effort))
 
     def describe(self, *, record: dict, reused: bool) -> EndpointDescription:
-        from gptoss_deploy.backends.usage import server_usage
-
         return server_usage(record, reused)
 
 

@@ -8,7 +8,8 @@ import math
 import os
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, per_token_quote
+from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError
 
@@ -195,7 +196,7 @@ class BedrockStream:
         # FIXED_LENGTH cannot be asked of Bedrock: the benchmark's verdict says when a request stopped early
         from botocore.exceptions import BotoCoreError, ClientError, EventStreamError
 
-        from gptoss_deploy.backends.bench import BenchError, StreamClock
+        from gptoss_deploy.backends.streaming import BenchError, StreamClock
 
         clock, usage = StreamClock(deadline_s=deadline_s), None
         try:

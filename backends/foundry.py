@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, port_number, require_loopback
 from gptoss_deploy.backends.llamacpp import LLAMACPP
-from gptoss_deploy.backends.process import python_module
+from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.placement import LAYERS

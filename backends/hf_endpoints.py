@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, EndpointDescription, checked_env, parse_flags
-from gptoss_deploy.backends.export import IMAGES, PORT
+from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend, checked_env, parse_flags
+from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
@@ -66,7 +66,8 @@ def _require_planned(api: dict) -> None:
         raise UsageError(f"the plan's launch.api.repository is {api.get('repository')!r}, not a gpt-oss model")
     image = api.get("image")
     vllm = image.get("vLLM") if isinstance(image, dict) and list(image) == ["vLLM"] else None
-    if not (isinstance(vllm, dict) and vllm.get("url") == IMAGES[("vllm", "nvidia")] and vllm.get("port") == PORT
+    if not (isinstance(vllm, dict) and vllm.get("url") == VLLM.container_images["nvidia"]
+            and vllm.get("port") == CONTAINER_PORT
             and set(vllm) <= {"url", "port", "tensorParallelSize", "dataParallelSize"}):
         raise UsageError(f"the plan's launch.api.image is {image!r}, not the vLLM image gptoss plans")
     args, env = api.get("args"), api.get("env")
@@ -100,7 +101,8 @@ class HfEndpoints(CloudBackend):
         launch = VLLM.build_launch(placed, settings)
         argv = launch["argv"][3:]                          # after `vllm serve MODEL`
         args = [a for i, a in enumerate(argv) if a not in _IMAGE_OWNS and argv[i - 1] not in _IMAGE_OWNS]
-        image = {"url": IMAGES[("vllm", "nvidia")], "port": PORT, "tensorParallelSize": placed.tensor_parallel_size}
+        image = {"url": VLLM.container_images["nvidia"], "port": CONTAINER_PORT,
+                 "tensorParallelSize": placed.tensor_parallel_size}
         if placed.data_parallel_size > 1:
             image["dataParallelSize"] = placed.data_parallel_size
         api = {"service": "hf-inference-endpoints", "repository": OFFERS[model.size].model_id,

@@ -10,11 +10,11 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, checked_env, endpoint, parse_flags, port_number,
-                                         ready_deadline_s, relaunched)
-from gptoss_deploy.backends.engine_memory import EngineReport, Reported, plain
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, checked_env,
+                                         endpoint, parse_flags, port_number, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
-from gptoss_deploy.backends.process import python_module
+from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
@@ -147,6 +147,9 @@ class LlamaCpp(LocalBackend):
                   "the best fit for desktops and laptops")
     serves_gguf_files = True
     host_caches = True
+    container_images = {"nvidia": "ghcr.io/ggml-org/llama.cpp:server-cuda",     # llama.cpp's packages
+                        "amd": "ghcr.io/ggml-org/llama.cpp:server-rocm", None: "ghcr.io/ggml-org/llama.cpp:server"}
+    key_env = "LLAMA_API_KEY"
     artifacts = {   # ggml-org's MXFP4 GGUFs (G15396)
         "20b": Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB), ("gpt-oss-20b-mxfp4.gguf",)),
         "120b": Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
@@ -203,9 +206,9 @@ class LlamaCpp(LocalBackend):
                             warnings=warnings, plan_applies=plan_applies,
                             unavailable=None if program else NOT_INSTALLED, command=command)
 
-    def exported(self, *, plan, host, port) -> tuple[list[str], dict[str, str]]:
-        command = replace(LlamaServerCommand.parse(plan.launch.argv), host=host, port=port)
-        return command.argv(), checked_env(plan.launch.env, {})
+    def container_command(self, *, plan) -> ContainerCommand:
+        command = replace(LlamaServerCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
+        return ContainerCommand(["/app/llama-server"], command.argv()[1:], checked_env(plan.launch.env, {}))
 
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)

@@ -177,7 +177,7 @@ class OllamaStream:
         # FIXED_LENGTH cannot be asked of Ollama: the benchmark's verdict says when a request stopped early
         import ollama
 
-        from gptoss_deploy.backends.bench import BenchError, StreamClock
+        from gptoss_deploy.backends.streaming import BenchError, StreamClock
 
         clock, final = StreamClock(deadline_s=deadline_s), None
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 
-from gptoss_deploy.backends.bench import BenchError, OutOfTime, Sample, StreamClock
+from gptoss_deploy.backends.streaming import BenchError, OutOfTime, Sample, StreamClock
 
 HTTP_TIMEOUT_S = 120.0
 MIN_WAIT_S = 0.1

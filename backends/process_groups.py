@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -18,6 +19,12 @@ import psutil
 # subprocess's Windows-only constants, by value (Windows API): so the Windows layer can be built anywhere.
 CREATE_NEW_PROCESS_GROUP = 0x00000200
 CTRL_BREAK_EVENT = 1
+
+
+def python_module(module: str) -> list[str]:
+    """The command that runs MODULE of this installation as a process of its own: -P keeps the working directory
+    off sys.path, so a project's own `backends/` package can never stand in for ours."""
+    return [sys.executable, "-P", "-m", module]
 
 
 class ProcessGroups(ABC):

@@ -3,9 +3,23 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gptoss_deploy.backends.base import WILDCARD_HOSTS, EndpointDescription
-from gptoss_deploy.backends.records import Deployment
+
+if TYPE_CHECKING:     # the record is the runtime's document: adapters read it, never build it
+    from gptoss_deploy.runtime.records import Deployment
+
+
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}   # a wildcard bind, and how this machine reaches it
+
+
+@dataclass(frozen=True)
+class EndpointDescription:
+    """How `up` tells a person about a deployment: a status after its name, then lines to copy."""
+
+    status: str
+    lines: list[str]
 
 
 def server_usage(record: Deployment, reused: bool) -> EndpointDescription:

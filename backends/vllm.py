@@ -7,9 +7,9 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from gptoss_deploy.backends.base import (LocalBackend, ServerLaunch, Several, checked_env, endpoint, parse_flags,
-                                         port_number, ready_deadline_s, relaunched)
-from gptoss_deploy.backends.engine_memory import EngineReport, Reported, plain
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, Several,
+                                         checked_env, endpoint, parse_flags, port_number, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
@@ -157,6 +157,8 @@ class Vllm(LocalBackend):
     }
 
     program = "vllm (on PATH or GPTOSS_VLLM)"
+    container_images = {"nvidia": "vllm/vllm-openai:latest", "amd": "rocm/vllm:latest"}    # vLLM's docs
+    key_env = "VLLM_API_KEY"
 
     def program_missing(self) -> str | None:
         return None if _program() else NOT_INSTALLED
@@ -187,9 +189,9 @@ class Vllm(LocalBackend):
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
 
-    def exported(self, *, plan, host, port) -> tuple[list[str], dict[str, str]]:
-        command = replace(VllmServeCommand.parse(plan.launch.argv), host=host, port=port)
-        return command.argv(), checked_env(plan.launch.env, PLANNED_ENV)
+    def container_command(self, *, plan) -> ContainerCommand:
+        command = replace(VllmServeCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
+        return ContainerCommand(["vllm", "serve"], command.argv()[2:], checked_env(plan.launch.env, PLANNED_ENV))
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return replace(VllmServeCommand.parse(plan.launch.argv), program=(_program() or "vllm",)).argv()

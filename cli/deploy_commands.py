@@ -24,19 +24,19 @@ MaxTtftOpt = Annotated[Optional[float], typer.Option(
 
 
 def _gates(min_decode, min_aggregate, max_ttft):
-    from gptoss_deploy.backends.bench import Gates
+    from gptoss_deploy.verify.bench import Gates
 
     return Gates(min_decode, min_aggregate, max_ttft)
 
 
 def _budget() -> float:
-    from gptoss_deploy.backends.bench import budget_s
+    from gptoss_deploy.verify.bench import budget_s
 
     return budget_s()
 
 
 def _store():
-    from gptoss_deploy.backends.state import StateStore, state_dir
+    from gptoss_deploy.runtime.state import StateStore, state_dir
 
     return StateStore(state_dir(), notify=Output.note)
 
@@ -110,10 +110,11 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
       gptoss-up --plan plan.json --name prod --port 8081
       gptoss-up --gguf ./gpt-oss-20b-mxfp4.gguf
     """
-    from gptoss_deploy.backends import deploy
     from gptoss_deploy.backends.base import UpOptions
     from gptoss_deploy.cli.render_deploy import render_deployment
     from gptoss_deploy.planner.gguf_info import read_gguf
+    from gptoss_deploy.runtime import deploy
+    from gptoss_deploy.runtime.fallback import up_stepping_down
 
     out = Output(json_out)
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
@@ -132,9 +133,9 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     store = _store()
     with out.progress() as progress:
         ladder = None if no_fallback or plan_file else _ladder(profile, flags, hardware, gguf_info)
-        record, reused = _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder)
+        record, reused = up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder)
         if not (no_bench or reused):
-            from gptoss_deploy.backends.verify import bench_record
+            from gptoss_deploy.verify.measure import bench_record
 
             with deploy.taken_down_if_interrupted(store, record):
                 benchmark = bench_record(record, store, gates, budget, progress)
@@ -149,9 +150,9 @@ LARGE_DOWNLOAD_BYTES = 2**30
 def _confirm_degraded(doc, options, hw, gguf_info, yes: bool) -> None:
     """A degraded plan says so again before a large download; on a terminal it asks first (not with --yes; a
     pipeline gets the warning and goes on, as it asked)."""
-    from gptoss_deploy.backends import deploy
     from gptoss_deploy.planner.errors import Cancelled
     from gptoss_deploy.planner.units import gib
+    from gptoss_deploy.runtime import deploy
 
     if doc.status != "degraded":
         return
@@ -168,8 +169,8 @@ def _confirm_degraded(doc, options, hw, gguf_info, yes: bool) -> None:
 def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
     """The fallback ladder below the plan these flags give (a saved plan is applied as it is: it has none)."""
     from gptoss_deploy.backends import REGISTRY
-    from gptoss_deploy.backends.fallback import Ladder
     from gptoss_deploy.planner.constraints import load_constraints
+    from gptoss_deploy.runtime.fallback import Ladder
 
     allowed = load_constraints(profile, flags, os.environ, REGISTRY)
     return Ladder(replan=lambda changes: _up_plan(profile, {**flags, **changes}, hardware, None, gguf_info,
@@ -177,51 +178,13 @@ def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
                   cloud_allowed=allowed.cloud and not allowed.local_only, model_fixed=gguf_info is not None)
 
 
-def _up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder):
-    """deploy.up, and while the launch runs out of memory, again one rung down LADDER (None: no fallback). The
-    plans that failed are recorded on the deployment; when the ladder ends in a failure, they go with the error."""
-    from gptoss_deploy.backends import deploy
-    from gptoss_deploy.backends.fallback import NO_RUNG, memory_failure
-    from gptoss_deploy.backends.records import Attempt
-    from gptoss_deploy.planner.errors import BackendError
-
-    attempts = []
-    while True:
-        try:
-            record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
-            break
-        except BackendError as err:
-            seen = memory_failure(str(err)) if ladder and doc.memory else None
-            # the context that ran: a local GGUF's own limit caps the plan's at launch
-            ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
-            below = ladder.below(doc, hw, ran) if seen else None
-            if seen and (below or attempts):
-                model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
-                argv = deploy.server_launch(doc, options, hw, gguf_info).argv  # as `up` ran it: the file, the port
-                attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=argv,
-                                        failure=seen[0], log_line=seen[1], next_step=below[2] if below else NO_RUNG))
-            if below is None and attempts:
-                stepped = sum(a.next_step != NO_RUNG for a in attempts)
-                tried = f"{stepped} smaller plan{'s' if stepped > 1 else ''}"
-                ended = "has none left" if seen else "the last failed for another reason"
-                raise BackendError(f"{err} (the fallback ladder tried {tried} and {ended}: see the lines above)",
-                                   details={"attempts": [a.model_dump(mode="json") for a in attempts]}) from None
-            if below is None:
-                raise
-            progress(f"{seen[0]} at context {ran:,} ({seen[1][:120]}): trying {below[2]}")
-            doc, hw = below[:2]
-    if attempts and not reused:
-        record = deploy.save_fields(store, record.name, attempts=attempts)
-    return record, reused
-
-
 def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     """Print what `up` would do: the server command, or for a cloud plan the API call."""
-    from gptoss_deploy.backends import deploy
     from gptoss_deploy.cli.plan_commands import prerequisites_json
     from gptoss_deploy.cli.render import render_prerequisites
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
     from gptoss_deploy.planner.documents import ApiCall
+    from gptoss_deploy.runtime import deploy
 
     needs = prerequisites_json(doc, hw)
     if isinstance(doc.launch, ApiCall):
@@ -236,7 +199,7 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
 def _report(out: Output, document: dict, benchmark, gates, render, launched: str | None = None) -> None:
     """Show DOCUMENT; a BENCHMARK that did not pass then exits 5 (in JSON mode the error document carries it). On
     the deployment LAUNCHED (its name) that worked, a run that could not measure is a warning unless gates were set."""
-    from gptoss_deploy.backends.verify import untrusted_figures, verification_failure
+    from gptoss_deploy.verify.measure import untrusted_figures, verification_failure
 
     failure = verification_failure(benchmark, document, gates, launch=launched is not None)
     if not (failure and out.json_mode):
@@ -256,8 +219,8 @@ def status_command(json_out: JsonOpt = False) -> None:
     Example:
       gptoss status --json
     """
-    from gptoss_deploy.backends.deploy import status
     from gptoss_deploy.cli.render_deploy import render_status
+    from gptoss_deploy.runtime.deploy import status
 
     records, notices = status(_store())
     out = Output(json_out)
@@ -278,7 +241,7 @@ def down_command(name: NameArg = None,
       gptoss down gpt-oss-20b-llamacpp
       gptoss down --all --yes
     """
-    from gptoss_deploy.backends.deploy import down
+    from gptoss_deploy.runtime.deploy import down
 
     if bool(name) == all_:
         raise UsageError("name one deployment, or pass --all (see `gptoss status`)")
@@ -307,9 +270,9 @@ def bench_command(name: NameArg = None,
       gptoss bench --url http://127.0.0.1:8080/v1
       gptoss bench --effort-sweep --json
     """
-    from gptoss_deploy.backends.deploy import save_benchmark, status
-    from gptoss_deploy.backends.verify import bench_record, bench_url
     from gptoss_deploy.cli.render_deploy import render_benchmark
+    from gptoss_deploy.runtime.deploy import save_benchmark, status
+    from gptoss_deploy.verify.measure import bench_record, bench_url
 
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     if url and name:
@@ -336,12 +299,12 @@ def bench_command(name: NameArg = None,
 def _sweep(name, url, model_id, gates, max_tokens, budget, out: Output) -> None:
     """`bench --effort-sweep`: the reasoning-effort profile of a deployment or a URL; no verdict, so no gates. Ctrl-C
     shows the rows finished so far, then exits 130."""
-    from gptoss_deploy.backends.deploy import status
-    from gptoss_deploy.backends.effort_sweep import BUDGET_S, MAX_TOKENS
-    from gptoss_deploy.backends.verify import sweep_record, sweep_url
     from gptoss_deploy.cli.render_deploy import render_effort_sweep
     from gptoss_deploy.planner.errors import Cancelled
     from gptoss_deploy.planner.units import seconds_setting
+    from gptoss_deploy.runtime.deploy import status
+    from gptoss_deploy.verify.effort_sweep import BUDGET_S, MAX_TOKENS
+    from gptoss_deploy.verify.measure import sweep_record, sweep_url
 
     if any(value is not None for value in vars(gates).values()):
         raise UsageError("--effort-sweep gives no verdict: drop --min-decode-tps, --min-aggregate-tps and "

@@ -13,12 +13,11 @@ from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, E
                                        ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
-FORMATS = ("kubernetes", "skypilot", "compose")
-FILE_NAMES = {"kubernetes": "kubernetes.yaml", "skypilot": "gpt-oss.sky.yaml", "compose": "compose.yaml"}
+from gptoss_deploy.export import TARGETS
 
 
 def export_command(
-        format_: Annotated[str, typer.Option("--format", metavar="|".join(FORMATS), help="What to write.")],
+        format_: Annotated[str, typer.Option("--format", metavar="|".join(TARGETS), help="What to write.")],
         profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None, context: ContextOpt = None,
         reasoning_effort: EffortOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None, nodes: NodesOpt = None,
         plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE",
@@ -46,14 +45,17 @@ def export_command(
       gptoss export --format skypilot --gpu H200 --model 120b --target-tps 5000 > gpt-oss.sky.yaml
       gptoss export --format compose --plan plan.json > compose.yaml
     """
-    from gptoss_deploy.backends import export_compose, export_kubernetes, export_skypilot
-    from gptoss_deploy.backends.base import check_name
+    import importlib
 
-    if format_ not in FORMATS:
-        raise UsageError(f"--format {format_[:40]!r}: choose one of {', '.join(FORMATS)}")
+    from gptoss_deploy.backends.base import check_name
+    from gptoss_deploy.export.common import ExportRequest
+
+    if format_ not in TARGETS:
+        raise UsageError(f"--format {format_[:40]!r}: choose one of {', '.join(TARGETS)}")
+    target = TARGETS[format_]
     if replicas is not None and target_tps is not None:
         raise UsageError("--replicas and --target-tps both set the replica count: give one")
-    if format_ == "compose" and (replicas or target_tps or min_replicas):
+    if target.one_node and (replicas or target_tps or min_replicas):
         raise UsageError("a compose file runs one node: --replicas, --target-tps and --min-replicas are for "
                          "kubernetes and skypilot")
     check_name(name)
@@ -63,23 +65,18 @@ def export_command(
     autoscale = _autoscale(sized, min_replicas, count)
     gpus = [d for d in doc.memory.devices if d.device != "cpu"] if doc.memory else []
     vendor = _vendor(hw, gpus[0].name) if gpus else None
-    gpu_name = gpus[0].name if gpus else None
+    request = ExportRequest(doc, name, count, vendor, gpus[0].name if gpus else None, image, autoscale)
     try:
-        if format_ == "compose":
-            text = export_compose.render(export_compose.compose(doc, name, vendor, image))
-        elif format_ == "skypilot":
-            text = export_skypilot.render(export_skypilot.service(doc, name, count, vendor, gpu_name, image,
-                                                                  autoscale))
-        else:
-            text = export_kubernetes.render(export_kubernetes.manifests(doc, name, count, vendor, gpu_name, image,
-                                                                        autoscale), name)
-    except ImportError:
+        text = importlib.import_module(f"gptoss_deploy.export.{target.module}").write(request)
+    except ModuleNotFoundError as err:
+        if err.name != "yaml":
+            raise
         raise BackendError("export writes YAML with PyYAML: pip install 'gptoss-deploy[k8s]'") from None
     if output is None:
         sys.stdout.write(text)
         return
     output.mkdir(parents=True, exist_ok=True)
-    written = output / FILE_NAMES[format_]
+    written = output / target.file_name
     written.write_text(text)
     sys.stderr.write(f"gptoss: wrote {written}\n")
 
@@ -126,7 +123,7 @@ def _autoscale(sized, min_replicas, count):
     if min_replicas > count:
         raise UsageError(f"--min-replicas {min_replicas} is above the {count} replica(s) to scale up to: raise "
                          "--replicas or --target-tps, or lower --min-replicas")
-    from gptoss_deploy.backends.export import Autoscale
+    from gptoss_deploy.export.common import Autoscale
 
     return Autoscale(min_replicas, sized.streams_per_replica, sized.requests_per_s())
 

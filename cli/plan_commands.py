@@ -166,7 +166,7 @@ def backends_command(json_out: JsonOpt = False) -> None:
 
 SCHEMAS = {   # document name -> (module, model): imported only when asked for
     "plan": ("gptoss_deploy.planner.documents", "PlanDocument"),
-    "deployment": ("gptoss_deploy.backends.records", "Deployment"),
+    "deployment": ("gptoss_deploy.runtime.records", "Deployment"),
     "hardware": ("gptoss_deploy.planner.hardware", "HardwareReport"),
 }
 

@@ -10,13 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from gptoss_deploy.backends.base import masked_env
-from gptoss_deploy.backends.engine_memory import PART_WORDS, WHERE_WORDS
-from gptoss_deploy.backends.records import Benchmark, Deployment, EngineMemory
-from gptoss_deploy.backends.verify import UNTRUSTED
 from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.units import gib, size, tokens_per_s
+from gptoss_deploy.runtime.engine_memory import PART_WORDS, WHERE_WORDS
+from gptoss_deploy.runtime.records import Benchmark, Deployment, EngineMemory
+from gptoss_deploy.verify.measure import UNTRUSTED
 
 BAR_WIDTH = 8             # the sweep's table fits an 80-column terminal
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unstable": "yellow"}

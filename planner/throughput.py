@@ -46,7 +46,7 @@ TP_ALLREDUCE_MS_PER_LAYER = 0.02
 # run FlashInfer/CUTLASS kernels under CUDA graphs (IX828: 3.72 ms per step at TP8 leaves 0.069). AMD Instinct has
 # no published single-stream row: the Ampere figure, the cautious one, stands in.
 VLLM_PER_LAYER_MS = {"ampere": 0.193, "hopper": 0.069}
-# The benchmark's concurrent streams (backends.bench runs this many): the aggregate prediction is made for it.
+# The benchmark's concurrent streams (verify.bench runs this many): the aggregate prediction is made for it.
 AGGREGATE_STREAMS = 4
 # Share of the dense FP16 matrix peak (planner.devices' convention per vendor) that llama.cpp's prefill reaches at
 # depth 0 on gpt-oss-20b. NVIDIA: RTX 4090 pp2048 8022 at 330 TFLOPS (G15396); Apple: M2 Ultra 120b pp2048 1245 at

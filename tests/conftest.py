@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gptoss_deploy.backends import deploy
-from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.cli import app as cli
+from gptoss_deploy.runtime import deploy
+from gptoss_deploy.runtime.state import StateStore
 
 
 @pytest.fixture(scope="session", autouse=True)

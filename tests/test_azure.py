@@ -13,8 +13,8 @@ import pytest
 from azure.ai.ml import MLClient
 
 from gptoss_deploy.backends import azure_provision
-from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.backends.openai_api import served_models
+from gptoss_deploy.runtime.records import Deployment
 from helpers import free_port, measured
 from fake_azure import FakeArm, FakeCredential
 from fake_reply import REASONING_CHUNKS

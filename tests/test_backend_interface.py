@@ -2,9 +2,11 @@
 and accepted by profiles; and the planner, which plans it, never imports a backend."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -88,6 +90,78 @@ def test_profiles_and_the_wizard_take_their_backend_names_from_the_registry(run_
 def test_an_unregistered_backend_is_named_with_the_valid_ones(run_cli, tmp_path):
     code, _, err = run_cli("plan", "--hardware", H100, "--backend", "tinyserve", "--json")
     assert code == 2 and "unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, lmstudio, foundry, bedrock, azure, hf-endpoints" in err
+
+
+# Who may import whom: cli -> verify, export -> runtime -> backends -> planner (profiles: data the planner reads).
+MAY_IMPORT = {"planner": {"profiles"}, "profiles": set(), "backends": {"planner", "profiles"},
+              "runtime": {"backends", "planner", "profiles"}, "verify": {"runtime", "backends", "planner"},
+              "export": {"runtime", "backends", "planner"},
+              "cli": {"verify", "export", "runtime", "backends", "planner", "profiles"}}
+SOURCE = Path(__file__).resolve().parent.parent
+
+
+def imported(path: Path) -> set[str]:
+    """The gptoss_deploy modules PATH imports, at its top or inside functions (an import run later is an arrow
+    too); not those only a type checker reads (`if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(
+        node.test) for n in ast.walk(node)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gptoss_deploy."):
+            for alias in node.names:      # `from gptoss_deploy.runtime import deploy` imports the module deploy
+                module = f"{node.module}.{alias.name}"
+                found.add(module if _source(module).exists() else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("gptoss_deploy."))
+    return found
+
+
+def _source(module: str) -> Path:
+    return SOURCE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def import_graph() -> dict[str, set[str]]:
+    graph = {}
+    for package in MAY_IMPORT:
+        for path in (SOURCE / package).glob("*.py"):
+            name = f"gptoss_deploy.{package}" + ("" if path.stem == "__init__" else f".{path.stem}")
+            graph[name] = imported(path) - {name}
+    return graph
+
+
+def test_every_import_points_the_one_way_and_none_goes_round():
+    graph = import_graph()
+    assert {module.split(".")[1] for module in graph} >= set(MAY_IMPORT) - {"profiles"}   # every package read
+    wrong_way = sorted(f"{module} imports {target}" for module, targets in graph.items() for target in targets
+                       if target.split(".")[1] not in MAY_IMPORT[module.split(".")[1]] | {module.split(".")[1]})
+    assert wrong_way == []
+
+    def circle_from(start: str) -> list[str] | None:
+        path, seen = [start], set()
+
+        def walk(module: str) -> list[str] | None:
+            for target in sorted(graph.get(module, ())):
+                if target == start:
+                    return path + [start]
+                if target not in seen:
+                    seen.add(target)
+                    path.append(target)
+                    if found := walk(target):
+                        return found
+                    path.pop()
+            return None
+        return walk(start)
+    assert [circle for module in graph if (circle := circle_from(module))] == []
+
+
+def test_the_direction_test_sees_an_import_that_goes_the_wrong_way(tmp_path):
+    module = tmp_path / "deploy.py"
+    module.write_text("def later():\n    from gptoss_deploy.cli.output import say\n"
+                      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from gptoss_deploy.verify import bench\n")
+    assert imported(module) == {"gptoss_deploy.cli.output"}
 
 
 def test_the_planner_never_imports_a_backend_or_the_cli():

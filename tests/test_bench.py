@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gptoss_deploy.backends.bench import StreamClock
 from gptoss_deploy.backends.openai_api import served_models
+from gptoss_deploy.backends.streaming import StreamClock
 from helpers import bench_exit_code, free_port, measured
 
 SERVER = Path(__file__).parent / "fake_openai_server.py"

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from gptoss_deploy.backends.effort_sweep import Task, load_tasks
-from gptoss_deploy.backends.records import Deployment
+from gptoss_deploy.runtime.records import Deployment
+from gptoss_deploy.verify.effort_sweep import Task, load_tasks
 
 from fake_reply import REASONING_CHUNKS
 from helpers import free_port

@@ -7,10 +7,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptoss_deploy.backends.engine_memory import compare
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.units import MIB
+from gptoss_deploy.runtime.engine_memory import compare
 from helpers import fixture_path, free_port, plan_for
 
 H100 = fixture_path("h100-sxm")

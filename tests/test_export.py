@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gptoss_deploy.backends.export import PORT
+from gptoss_deploy.export.common import PORT
 
 from golden import EXPORT_CASES as CASES
 from golden import EXPORT_DIR, exported, golden_environment

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gptoss_deploy.backends.fallback import memory_failure, smaller_context
+from gptoss_deploy.runtime.fallback import memory_failure, smaller_context
 
 from helpers import fixture_path, free_port
 from test_gguf import write_gguf

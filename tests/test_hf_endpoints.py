@@ -15,7 +15,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub.utils._http import default_client_factory
 
-from gptoss_deploy.backends.export import PORT
+from gptoss_deploy.export.common import PORT
 
 from fake_hf_endpoints import FakeHf
 from helpers import fixture_path, free_port

@@ -10,7 +10,7 @@ import httpx
 import psutil
 
 from gptoss_deploy.backends.llamacpp_replicas import Copies
-from gptoss_deploy.backends.process import port_in_use
+from gptoss_deploy.runtime.process import port_in_use
 from helpers import fixture_path, free_port
 from test_llamacpp_live import engines
 

@@ -15,8 +15,8 @@ import psutil
 import pytest
 from gguf import GGUFReader
 
-from gptoss_deploy.backends.bench import TIMINGS_TOLERANCE
-from gptoss_deploy.backends.process import port_in_use
+from gptoss_deploy.runtime.process import port_in_use
+from gptoss_deploy.verify.bench import TIMINGS_TOLERANCE
 from helpers import bench_exit_code, free_port, measured
 
 pytestmark = pytest.mark.usefixtures("roomy_bench_budget")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gptoss_deploy.backends.records import Deployment
+from gptoss_deploy.runtime.records import Deployment
 from helpers import fixture_path, free_port
 
 CPU_ONLY = fixture_path("cpu-only")

@@ -7,8 +7,8 @@ import threading
 import psutil
 import pytest
 
-from gptoss_deploy.backends.bench import TIMINGS_TOLERANCE
-from gptoss_deploy.backends.process import port_in_use
+from gptoss_deploy.runtime.process import port_in_use
+from gptoss_deploy.verify.bench import TIMINGS_TOLERANCE
 from helpers import fixture_path, free_port, measured
 from fake_ollama import FakeOllama
 from fake_reply import REASONING_CHUNKS

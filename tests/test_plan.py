@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.constraints import as_flags
 from gptoss_deploy.planner.errors import NoFitError, UsageError
 from gptoss_deploy.planner.hardware import load_hardware
-from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.plan import plan
 
 from helpers import HARDWARE_FIXTURES, constraints, fixture_path, plan_for

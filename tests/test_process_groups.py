@@ -6,9 +6,9 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from gptoss_deploy.backends.process import stop_group
 from gptoss_deploy.backends.process_groups import CREATE_NEW_PROCESS_GROUP, CTRL_BREAK_EVENT, WindowsGroups
 from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.runtime.process import stop_group
 
 
 class FakeProcess:

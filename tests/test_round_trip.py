@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from gptoss_deploy.backends.verify import UNTRUSTED
+from gptoss_deploy.verify.measure import UNTRUSTED
 from helpers import free_port
 
 pytestmark = pytest.mark.usefixtures("roomy_bench_budget")

@@ -13,8 +13,8 @@ import time
 import psutil
 import pytest
 
-from gptoss_deploy.backends.process import port_in_use
-from gptoss_deploy.backends.records import Deployment
+from gptoss_deploy.runtime.process import port_in_use
+from gptoss_deploy.runtime.records import Deployment
 from helpers import free_port
 
 UP = [sys.executable, "-c", "from gptoss_deploy.cli.app import up_main; up_main()"]
@@ -250,7 +250,7 @@ def test_the_log_filter_outlives_a_full_disk_so_the_server_keeps_running(tmp_pat
     def small_files():                                   # a disk that fills up: writes over 4 KiB fail
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
     chatty = "import sys\nfor i in range(2000): print('loading layer', i, flush=True)\nsys.exit(3)"
-    filtered = subprocess.run([sys.executable, "-m", "gptoss_deploy.backends.log_filter", str(tmp_path / "x.log"),
+    filtered = subprocess.run([sys.executable, "-m", "gptoss_deploy.runtime.log_filter", str(tmp_path / "x.log"),
                                "--", sys.executable, "-c", chatty], preexec_fn=small_files, timeout=60)
     assert filtered.returncode == 3                      # the server ran to its own end, its status passed on
     marker, first = (tmp_path / "x.log").read_text().splitlines()[:2]

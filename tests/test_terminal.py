@@ -166,8 +166,8 @@ def test_a_noisy_benchmark_shows_its_spread_and_the_machine_load(monkeypatch):
 
     from rich.console import Console
 
-    from gptoss_deploy.backends.records import Benchmark
     from gptoss_deploy.cli.render_deploy import render_benchmark
+    from gptoss_deploy.runtime.records import Benchmark
 
     samples = [{"ttft_ms": 300.0, "completion_tokens": 64, "decode_tokens_per_s": v, "server_decode_tokens_per_s": None}
                for v in (2.1, 3.6, 23.7)]

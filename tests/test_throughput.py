@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from gptoss_deploy.planner.catalog import MODELS
-from gptoss_deploy.planner.hardware import hardware_from_dict
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S
+from gptoss_deploy.planner.hardware import hardware_from_dict
 from gptoss_deploy.planner.throughput import predict
 from published_rows import (CALIBRATION, GB, HELD_OUT, SPARK_DEPTHS, Row, decode_error, fit_llamacpp, machine,
                             mean_abs, predicted, prefill_at, prefill_error, published_prompt_seconds)

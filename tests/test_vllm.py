@@ -7,10 +7,10 @@ import psutil
 import pytest
 
 from gptoss_deploy.backends.base import UpOptions
-from gptoss_deploy.backends.process import port_in_use
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.hardware import load_hardware
+from gptoss_deploy.runtime.process import port_in_use
 from helpers import fixture_path, free_port, measured
 
 H100 = fixture_path("h100-sxm")   # launched here with --force: this machine is not the H100 it describes

@@ -14,16 +14,16 @@ import psutil
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
                                         safe_name)
-from gptoss_deploy.backends.engine_memory import compare
-from gptoss_deploy.backends.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
+from gptoss_deploy.runtime.engine_memory import compare
+from gptoss_deploy.runtime.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
                                             port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
-from gptoss_deploy.backends.records import Benchmark, Deployment, Endpoint
-from gptoss_deploy.backends.recovery import marker
-from gptoss_deploy.backends.state import StateStore
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.runtime.records import Benchmark, Deployment, Endpoint
+from gptoss_deploy.runtime.recovery import marker
+from gptoss_deploy.runtime.state import StateStore
 
 Progress = Callable[[str], None]
 STATUS_LOCK_WAIT_S = 5.0         # commands hold the lock only to change records

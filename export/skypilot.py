@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import shlex
 
-from gptoss_deploy.backends.export import (CACHE_ENV, IMAGES, KEY_ENV, PORT, Autoscale, cache_gib, command, copies,
-                                           environment, gpus_per_container, leader_script, nodes, render_yaml,
-                                           require_exportable, startup_seconds, worker_script)
+from gptoss_deploy.backends.base import ContainerCommand
+from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, container, copies, engine_image,
+                                         gpus_per_container, key_env, leader_script, nodes, render_yaml,
+                                         require_exportable, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
@@ -31,9 +32,9 @@ def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gp
     """The service YAML's document: REPLICAS replicas of the planned node (llama.cpp's copies: one GPU each), or
     from AUTOSCALE's minimum up to that many, scaled by SkyServe on the requests per second one was planned for."""
     require_exportable(plan)
-    entrypoint, args = command(plan)
+    served = container(plan)
     gpus = gpus_per_container(plan, vendor)
-    resources: dict = {"image_id": f"docker:{image or IMAGES[(plan.backend, vendor)]}", "ports": PORT,
+    resources: dict = {"image_id": f"docker:{image or engine_image(plan, vendor)}", "ports": PORT,
                        "disk_size": cache_gib(plan) + IMAGE_DISK_GIB}
     if gpus:
         resources["accelerators"] = f"{accelerator(gpu_name)}:{gpus}"
@@ -41,18 +42,18 @@ def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gp
         resources["memory"] = f"{-(-plan.memory.cpu_bytes // 2**30)}+"
     return {
         "name": name, "resources": resources, **({"num_nodes": nodes(plan)} if nodes(plan) > 1 else {}),
-        "envs": {**environment(plan), **CACHE_ENV},
-        "secrets": {KEY_ENV[plan.backend]: None},
+        "envs": {**served.env, **CACHE_ENV},
+        "secrets": {key_env(plan): None},
         "service": {"readiness_probe": {"path": "/health", "initial_delay_seconds": startup_seconds(plan)},
                     **_replicas(replicas * copies(plan), copies(plan), autoscale)},
-        "run": _run(plan, entrypoint, args),
+        "run": _run(plan, served),
     }
 
 
-def _run(plan: PlanDocument, entrypoint: list[str], args: list[str]) -> str:
+def _run(plan: PlanDocument, served: ContainerCommand) -> str:
     """The command; over several nodes, the first leads and the others join it (SKYPILOT_NODE_RANK)."""
     if nodes(plan) == 1:
-        return shlex.join([*entrypoint, *args]) + "\n"
+        return shlex.join([*served.entrypoint, *served.args]) + "\n"
     return (f'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then\n  {leader_script(plan)}\n'
             f"else\n  {worker_script(LEADER)}\nfi\n")
 
@@ -63,6 +64,11 @@ def _replicas(count: int, per_replica: int, autoscale: Autoscale | None) -> dict
     return {"replica_policy": {
         "min_replicas": autoscale.min_replicas * per_replica, "max_replicas": count,
         "target_qps_per_replica": round(autoscale.requests_per_s_per_replica / per_replica, 2)}}
+
+
+def write(request: ExportRequest) -> str:
+    return render(service(request.plan, request.name, request.replicas, request.vendor, request.gpu_name,
+                          request.image, request.autoscale))
 
 
 def render(document: dict) -> str:

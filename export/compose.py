@@ -6,8 +6,8 @@ on consecutive host ports.
 """
 from __future__ import annotations
 
-from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, command, copies, environment,
-                                           gpus_per_container, nodes, render_yaml, require_exportable)
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, container, copies, engine_image, gpus_per_container,
+                                         key_env, nodes, render_yaml, require_exportable)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -22,14 +22,14 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
     if nodes(plan) > 1:
         raise UsageError(f"a compose file runs one node and this plan spans {nodes(plan)}: export --format "
                          "kubernetes or --format skypilot")
-    entrypoint, args = command(plan)
+    served = container(plan)
     gpus = gpus_per_container(plan, vendor)
     count = copies(plan)
     services = {}
     for n in range(count):
         service = {
-            "image": image or IMAGES[(plan.backend, vendor)], "entrypoint": entrypoint, "command": args,
-            "environment": {**environment(plan), **CACHE_ENV, KEY_ENV[plan.backend]: KEY_FROM_ENV},
+            "image": image or engine_image(plan, vendor), "entrypoint": served.entrypoint, "command": served.args,
+            "environment": {**served.env, **CACHE_ENV, key_env(plan): KEY_FROM_ENV},
             "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"], "shm_size": SHM_SIZE,
             "ipc": "host", "restart": "unless-stopped",
         }
@@ -43,6 +43,10 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
                 service["environment"]["HIP_VISIBLE_DEVICES"] = str(n)
         services[name if count == 1 else f"{name}-{n}"] = service
     return {"services": services, "volumes": {"models": {}}}
+
+
+def write(request: ExportRequest) -> str:
+    return render(compose(request.plan, request.name, request.vendor, request.image))
 
 
 def render(document: dict) -> str:

@@ -7,17 +7,24 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from gptoss_deploy.backends.process_groups import GROUPS, ProcessGroups
+from gptoss_deploy.backends.process_groups import GROUPS, ProcessGroups, python_module
 from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.planner.units import seconds_setting
+
+# What the engines print when memory runs out: llama.cpp's ggml allocators ("insufficient memory (attempted to
+# allocate ...)", "failed to allocate buffer"), CUDA's and torch's "out of memory", vLLM's KV-cache check ("No
+# available memory for the cache blocks") and its start-up check of free memory against --gpu-memory-utilization;
+# Ollama's refusal of a model larger than memory.
+OUT_OF_MEMORY_SIGNS = ("insufficient memory", "failed to allocate", "out of memory",
+                       "no available memory for the cache blocks", "less than desired gpu memory utilization",
+                       "requires more system memory")
 
 STOP_GRACE_S = 10.0       # vLLM frees GPU memory on TERM; give it time before KILL (GPTOSS_STOP_GRACE_S)
 POLL_INTERVAL_S = 0.25
@@ -71,12 +78,6 @@ def port_holder(port: int) -> PortHolder:
     return PortHolder(None, "another process (not visible to this user)")
 
 
-def python_module(module: str) -> list[str]:
-    """The command that runs MODULE of this installation: -P keeps the working directory off sys.path, so a
-    project's own `backends/` package can never stand in for ours."""
-    return [sys.executable, "-P", "-m", module]
-
-
 def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[str]) -> subprocess.Popen:
     """Start ARGV in a new session (its own process group); its output goes to LOG_PATH with SECRETS masked."""
     if shutil.which(argv[0]) is None:
@@ -88,12 +89,15 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
                             **GROUPS.popen_options())
 
 
+def memory_line(lines: Iterable[str]) -> str | None:
+    """The first of LINES (an engine's output) that shows memory ran out, or None."""
+    return next((line.strip() for line in lines if any(sign in line.lower() for sign in OUT_OF_MEMORY_SIGNS)), None)
+
+
 def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last run's last LINES of the log, joined by ' | ', led by the line that shows memory ran out where that
     came earlier (a traceback printed after it, as vLLM's engine core and the embedded engine print, pushes it out
     of the tail). An earlier run's lines are never read as this one's: the fallback ladder relaunches into one log."""
-    from gptoss_deploy.backends.fallback import memory_line
-
     kept = [line.strip() for line in last_run_lines(log_path) if line.strip()]
     cause = memory_line(kept[:-lines])
     return " | ".join(([cause, "..."] if cause else []) + kept[-lines:])
@@ -101,7 +105,7 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def last_run_lines(log_path: Path) -> list[str]:
     """The lines the last run wrote to the log (none when it cannot be read): earlier runs' are not this one's."""
-    from gptoss_deploy.backends.log_filter import RUN_MARKER
+    from gptoss_deploy.runtime.log_filter import RUN_MARKER
 
     try:
         lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()

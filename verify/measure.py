@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from gptoss_deploy.backends import get_backend
-from gptoss_deploy.backends.bench import BenchError, Gates, run_bench
-from gptoss_deploy.backends.records import Benchmark, Deployment
-from gptoss_deploy.backends.state import StateStore
+from gptoss_deploy.backends.streaming import BenchError
 from gptoss_deploy.planner.documents import Predicted
 from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationError
+from gptoss_deploy.runtime.records import Benchmark, Deployment
+from gptoss_deploy.runtime.state import StateStore
+from gptoss_deploy.verify.bench import Gates, run_bench
 
 
 def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: float,
@@ -74,7 +75,7 @@ def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str,
 
 
 def _sweep(client_for, price: dict | None, max_tokens: int, budget_s: float, progress) -> dict:
-    from gptoss_deploy.backends.effort_sweep import sweep
+    from gptoss_deploy.verify.effort_sweep import sweep
 
     try:
         result = sweep(client_for, price, max_tokens, budget_s, progress)

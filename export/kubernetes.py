@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gptoss_deploy.backends.export import (CACHE, CACHE_ENV, IMAGES, KEY_ENV, PORT, SHM, Autoscale, cache_gib,
-                                           command, copies, environment, gpus_per_container, leader_script, nodes,
-                                           render_yaml, require_exportable, startup_seconds, worker_script)
+from gptoss_deploy.backends.base import ContainerCommand
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ExportRequest, cache_gib, container, copies,
+                                         engine_image, gpus_per_container, key_env, leader_script, nodes, render_yaml,
+                                         require_exportable, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -41,7 +42,7 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
                          "--format skypilot")
     pods = replicas * copies(plan) * nodes(plan)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gptoss"}
-    pod = Pod(plan, name, vendor, gpu_name, image or IMAGES[(plan.backend, vendor)])
+    pod = Pod(plan, name, vendor, gpu_name, image or engine_image(plan, vendor))
     serving = labels
     if nodes(plan) > 1:
         workload = _leader_worker_set(plan, name, labels, replicas, pod)
@@ -50,7 +51,7 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
         workload = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
             "spec": {"replicas": pods, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": pod.spec(*command(plan), serves=True)}},
+                     "template": {"metadata": {"labels": labels}, "spec": pod.spec(container(plan), serves=True)}},
         }
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
                "spec": {"selector": serving, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
@@ -67,17 +68,20 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
 def _leader_worker_set(plan: PlanDocument, name: str, labels: dict, replicas: int, pod: Pod) -> dict:
     """REPLICAS groups of one pod per node (LeaderWorkerSet, kubernetes-sigs/lws): the leader runs Ray's head and
     the server, the workers join its Ray cluster; one pod's restart recreates its group, which Ray needs."""
-    shell = ["sh", "-c"]
+    served = container(plan)
+
+    def shell(script: str) -> ContainerCommand:
+        return ContainerCommand(["sh", "-c"], [script], served.env)
     return {
         "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
         "metadata": {"name": name, "labels": labels},
         "spec": {"replicas": replicas, "leaderWorkerTemplate": {
             "size": nodes(plan), "restartPolicy": "RecreateGroupOnPodRestart",
             "leaderTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "leader"}},
-                               "spec": pod.spec(shell, [leader_script(plan)], serves=True)},
+                               "spec": pod.spec(shell(leader_script(plan)), serves=True)},
             "workerTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "worker"}},
                                # LWS gives every pod of a group its leader's address
-                               "spec": pod.spec(shell, [worker_script("$LWS_LEADER_ADDRESS")], serves=False)},
+                               "spec": pod.spec(shell(worker_script("$LWS_LEADER_ADDRESS")), serves=False)},
         }},
     }
 
@@ -104,12 +108,13 @@ class Pod:
     gpu_name: str | None
     image: str
 
-    def spec(self, entrypoint: list[str], args: list[str], serves: bool) -> dict:
-        """A pod running ENTRYPOINT ARGS; one that SERVES has the port and the health probes."""
-        env = [{"name": k, "value": v} for k, v in {**environment(self.plan), **CACHE_ENV}.items()]
-        env.append({"name": KEY_ENV[self.plan.backend],
+    def spec(self, runs: ContainerCommand, serves: bool) -> dict:
+        """A pod running RUNS; one that SERVES has the port and the health probes."""
+        env = [{"name": k, "value": v} for k, v in {**runs.env, **CACHE_ENV}.items()]
+        env.append({"name": key_env(self.plan),
                     "valueFrom": {"secretKeyRef": {"name": secret_name(self.name), "key": "api-key"}}})
-        container = {"name": self.plan.backend, "image": self.image, "command": entrypoint, "args": args, "env": env}
+        container = {"name": self.plan.backend, "image": self.image, "command": runs.entrypoint, "args": runs.args,
+                     "env": env}
         if serves:
             health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": PROBE_PERIOD_S}
             container.update({
@@ -127,6 +132,11 @@ class Pod:
         if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
             pod["nodeSelector"] = {"nvidia.com/gpu.product": self.gpu_name.replace(" ", "-")}
         return pod
+
+
+def write(request: ExportRequest) -> str:
+    return render(manifests(request.plan, request.name, request.replicas, request.vendor, request.gpu_name,
+                            request.image, request.autoscale), request.name)
 
 
 def render(objects: list[dict], name: str) -> str:

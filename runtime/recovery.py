@@ -13,7 +13,7 @@ import psutil
 from pydantic import ValidationError
 
 from gptoss_deploy.backends.process_groups import GROUPS
-from gptoss_deploy.backends.records import Deployment
+from gptoss_deploy.runtime.records import Deployment
 
 MARKER_ENV = "GPTOSS_DEPLOYMENT"
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-from gptoss_deploy.backends.bench import OutOfTime, Sample, StreamClient, one_decimal, spent
+from gptoss_deploy.backends.streaming import OutOfTime, Sample, StreamClient, one_decimal
+from gptoss_deploy.verify.bench import spent
 
 EFFORTS = ("low", "medium", "high")
 MAX_TOKENS = 4096        # room for high effort's reasoning on these short tasks; a reply cut off before it answers

@@ -1,5 +1,5 @@
 """Run a server with its output copied into its log, secrets masked:
-`python -P -m gptoss_deploy.backends.log_filter LOG -- ARGV`.
+`python -P -m gptoss_deploy.runtime.log_filter LOG -- ARGV`.
 
 This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
 status once its output ends; a server killed by a signal (the out-of-memory killer's SIGKILL) kills it with the

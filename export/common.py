@@ -1,6 +1,6 @@
 """What every export target shares: the engine's image, its command listening for the cluster, the key's variable.
 
-Targets (export_kubernetes, export_compose) turn a plan into their own files with these.
+Each target (kubernetes, compose, skypilot) turns an ExportRequest into its own files with these.
 """
 from __future__ import annotations
 
@@ -8,22 +8,28 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from gptoss_deploy.backends.base import LOAD_BYTES_PER_S
+from gptoss_deploy.backends.base import CONTAINER_PORT, LOAD_BYTES_PER_S, ContainerCommand, LocalBackend
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
-PORT = 8000
+PORT = CONTAINER_PORT
 CACHE = "/models"
-# The engines' published images (vLLM's docs, llama.cpp's packages): --image replaces them.
-IMAGES = {("vllm", "nvidia"): "vllm/vllm-openai:latest", ("vllm", "amd"): "rocm/vllm:latest",
-          ("llamacpp", "nvidia"): "ghcr.io/ggml-org/llama.cpp:server-cuda",
-          ("llamacpp", "amd"): "ghcr.io/ggml-org/llama.cpp:server-rocm",
-          ("llamacpp", None): "ghcr.io/ggml-org/llama.cpp:server"}
-KEY_ENV = {"vllm": "VLLM_API_KEY", "llamacpp": "LLAMA_API_KEY"}     # each server reads its key from there
 CACHE_ENV = {"HF_HOME": CACHE, "LLAMA_CACHE": CACHE}                # where each engine keeps downloaded models
 SHM = "16Gi"                     # NCCL and vLLM's workers share tensors through /dev/shm
 DOWNLOAD_BYTES_PER_S = 100e6     # a first start downloads the model: readiness waits allow for it
 RAY_PORT = 6379                  # Ray's default: vLLM's multi-node launch joins the nodes through a Ray cluster
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What `gptoss export` asks a target for: the plan, what to call it, how many replicas, on whose GPUs."""
+    plan: PlanDocument
+    name: str
+    replicas: int
+    vendor: str | None                   # whose GPUs the pods ask for; None: a CPU plan
+    gpu_name: str | None
+    image: str | None = None             # --image: instead of the engine's own
+    autoscale: Autoscale | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Autoscale:
 
 
 def require_exportable(plan: PlanDocument) -> None:
-    if plan.backend not in KEY_ENV:
+    if not _adapter(plan).container_images:
         raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
                          "--backend vllm or --backend llamacpp")
 
@@ -63,24 +69,25 @@ def cache_gib(plan: PlanDocument) -> int:
     return math.ceil(plan.memory.breakdown.weights / plan.offload.data_parallel_size / 2**30 * 1.2)
 
 
-def command(plan: PlanDocument) -> tuple[list[str], list[str]]:
-    """The plan's server command (entrypoint, arguments), read as strictly as `up` reads it, listening on every
-    address at PORT (the key guards it)."""
-    argv, _ = _exported(plan)
-    if plan.backend == "vllm":
-        return ["vllm", "serve"], argv[2:]
-    return ["/app/llama-server"], argv[1:]
+def container(plan: PlanDocument) -> ContainerCommand:
+    """The plan's server in its engine's image, as its adapter reads the plan (strictly, as `up` does)."""
+    return _adapter(plan).container_command(plan=plan)
 
 
-def environment(plan: PlanDocument) -> dict[str, str]:
-    """The plan's environment for its server, only the variables its adapter plans (as `up` checks them)."""
-    return _exported(plan)[1]
+def engine_image(plan: PlanDocument, vendor: str | None) -> str:
+    """The engine's published image for VENDOR's GPUs (--image replaces it)."""
+    return _adapter(plan).container_images[vendor]
 
 
-def _exported(plan: PlanDocument) -> tuple[list[str], dict[str, str]]:
+def key_env(plan: PlanDocument) -> str:
+    """The variable the engine's server reads its API key from."""
+    return _adapter(plan).key_env
+
+
+def _adapter(plan: PlanDocument) -> LocalBackend:
     from gptoss_deploy.backends import get_backend
 
-    return get_backend(plan.backend).exported(plan=plan, host="0.0.0.0", port=PORT)
+    return get_backend(plan.backend)
 
 
 def nodes(plan: PlanDocument) -> int:
@@ -90,8 +97,8 @@ def nodes(plan: PlanDocument) -> int:
 
 def leader_script(plan: PlanDocument) -> str:
     """The first node of a multi-node replica: Ray's head, then the server, which waits for the workers' GPUs."""
-    entrypoint, args = command(plan)
-    return f"ray start --head --port={RAY_PORT} && exec {shlex.join([*entrypoint, *args])}"
+    served = container(plan)
+    return f"ray start --head --port={RAY_PORT} && exec {shlex.join([*served.entrypoint, *served.args])}"
 
 
 def worker_script(leader_address: str) -> str:

@@ -41,7 +41,7 @@ class Spent(_Document):
 
 
 class Benchmark(_Document):
-    """The micro-benchmark against the plan's prediction (backends.bench)."""
+    """The micro-benchmark against the plan's prediction (verify.bench)."""
 
     decode_tokens_per_s: float | None
     server_decode_tokens_per_s: float | None
@@ -68,12 +68,12 @@ class MemoryFigure(_Document):
     part: Literal["weights", "kv_cache", "compute"]
     planned_bytes: int = Field(ge=0)
     reported_bytes: int = Field(ge=0)
-    off_plan: bool = Field(default=False, description="beyond the tolerance (backends.engine_memory), where the "
+    off_plan: bool = Field(default=False, description="beyond the tolerance (runtime.engine_memory), where the "
                            "plan applies to the model that runs")
 
 
 class EngineMemory(_Document):
-    """What the engine itself said about its memory at start-up (backends.engine_memory), beside the plan."""
+    """What the engine itself said about its memory at start-up (runtime.engine_memory), beside the plan."""
 
     source: str = Field(description="where the figures were read, in words")
     figures: list[MemoryFigure]

@@ -10,29 +10,27 @@ Failures a smaller plan cannot fix (a missing program, a taken port, a bad flag)
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gptoss_deploy.backends import get_backend
+from gptoss_deploy.backends.base import UpOptions
+from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.gguf_info import GgufInfo
+from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.runtime import deploy
+from gptoss_deploy.runtime.deploy import Progress
+from gptoss_deploy.runtime.process import memory_line
+from gptoss_deploy.runtime.records import Attempt, Deployment
+from gptoss_deploy.runtime.state import StateStore
 
 CONTEXT_RUNGS = (65536, 32768, 16384, 8192)
-# What the engines print when memory runs out: llama.cpp's ggml allocators ("insufficient memory (attempted to
-# allocate ...)", "failed to allocate buffer"), CUDA's and torch's "out of memory", vLLM's KV-cache check ("No
-# available memory for the cache blocks") and its start-up check of free memory against --gpu-memory-utilization;
-# Ollama's refusal of a model larger than memory.
-OUT_OF_MEMORY_SIGNS = ("insufficient memory", "failed to allocate", "out of memory",
-                       "no available memory for the cache blocks", "less than desired gpu memory utilization",
-                       "requires more system memory")
 KILLED = "exited with status -9"          # SIGKILL at start-up: the kernel's out-of-memory killer, as a rule
 OUT_OF_MEMORY = "out of memory"
 KILLED_BY_KERNEL = "killed (SIGKILL), as the out-of-memory killer does"
 SMALLER_MODEL = "20b"
 NO_RUNG = "none: the fallback ladder has no rung left"      # the next step of a last failed attempt
-
-
-def memory_line(lines: Iterable[str]) -> str | None:
-    """The first of LINES (an engine's output) that shows memory ran out, or None."""
-    return next((line.strip() for line in lines if any(sign in line.lower() for sign in OUT_OF_MEMORY_SIGNS)), None)
 
 
 def memory_failure(message: str) -> tuple[str, str] | None:
@@ -87,3 +85,37 @@ class Ladder:
     def _again(self, **changes) -> tuple:
         self.changes.update(changes)
         return self.replan(dict(self.changes))
+
+
+def up_stepping_down(doc: PlanDocument, options: UpOptions, store: StateStore, hw: HardwareReport | None,
+                     gguf_info: GgufInfo | None, progress: Progress, ladder: Ladder | None) -> tuple[Deployment, bool]:
+    """deploy.up, and while the launch runs out of memory, again one rung down LADDER (None: no fallback). The
+    plans that failed are recorded on the deployment; when the ladder ends in a failure, they go with the error."""
+    attempts = []
+    while True:
+        try:
+            record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
+            break
+        except BackendError as err:
+            seen = memory_failure(str(err)) if ladder and doc.memory else None
+            # the context that ran: a local GGUF's own limit caps the plan's at launch
+            ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
+            below = ladder.below(doc, hw, ran) if seen else None
+            if seen and (below or attempts):
+                model = gguf_info.served_name if gguf_info and gguf_info.gpt_oss_size is None else doc.model
+                argv = deploy.server_launch(doc, options, hw, gguf_info).argv  # as `up` ran it: the file, the port
+                attempts.append(Attempt(model=model, backend=doc.backend, context_length=ran, argv=argv,
+                                        failure=seen[0], log_line=seen[1], next_step=below[2] if below else NO_RUNG))
+            if below is None and attempts:
+                stepped = sum(a.next_step != NO_RUNG for a in attempts)
+                tried = f"{stepped} smaller plan{'s' if stepped > 1 else ''}"
+                ended = "has none left" if seen else "the last failed for another reason"
+                raise BackendError(f"{err} (the fallback ladder tried {tried} and {ended}: see the lines above)",
+                                   details={"attempts": [a.model_dump(mode="json") for a in attempts]}) from None
+            if below is None:
+                raise
+            progress(f"{seen[0]} at context {ran:,} ({seen[1][:120]}): trying {below[2]}")
+            doc, hw = below[:2]
+    if attempts and not reused:
+        record = deploy.save_fields(store, record.name, attempts=attempts)
+    return record, reused

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gptoss_deploy.backends.records import Deployment
 from gptoss_deploy.planner.errors import BackendError, UsageError, validation_problem
+from gptoss_deploy.runtime.records import Deployment
 
 LOCK_TIMEOUT_S = 30.0   # commands hold the lock only to read and change records, never while a model loads
 
@@ -112,7 +112,7 @@ class StateStore:
         return typed
 
     def _recover(self, damage: _Damaged) -> dict[str, Deployment]:
-        from gptoss_deploy.backends.recovery import rediscover
+        from gptoss_deploy.runtime.recovery import rediscover
 
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         aside = self.root / f"deployments.damaged-{stamp}.json"

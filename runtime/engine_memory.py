@@ -3,12 +3,10 @@
 likely cause."""
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
-from gptoss_deploy.backends.records import EngineMemory, MemoryFigure
+from gptoss_deploy.backends.engine_report import EngineReport
 from gptoss_deploy.planner.documents import DeviceMemory, Memory
 from gptoss_deploy.planner.units import MIB, size
+from gptoss_deploy.runtime.records import EngineMemory, MemoryFigure
 
 # The plan's figures are estimates (compute buffers most of all) and engines round theirs: a difference is news
 # only when it is both this share of the plan's figure and this many bytes.
@@ -26,33 +24,6 @@ CAUSES = {
     "compute": "compute buffers follow the batch size (-ub) and the context; the plan's headroom on that device "
                "is what absorbs the difference",
 }
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class Reported:
-    """One figure an engine printed about its memory."""
-
-    where: str        # "GPUs", "host" or "each GPU"
-    part: str         # "weights", "kv_cache" or "compute"
-    bytes: int
-
-
-@dataclass(frozen=True)
-class EngineReport:
-    """What an engine's start-up log says about its memory, in the plan's terms (one figure per where and part)."""
-
-    source: str
-    figures: list[Reported] = field(default_factory=list)
-    max_concurrency: float | None = None
-    # vLLM gives its KV cache all the memory its budget leaves: the plan's figure to compare is that room, not
-    # the KV cache the planned context needs.
-    kv_takes_the_room: bool = False
-
-
-def plain(lines: list[str]) -> list[str]:
-    """LINES without terminal colours (llama.cpp colours its log on a terminal)."""
-    return [_ANSI.sub("", line) for line in lines]
 
 
 def compare(memory: Memory | None, report: EngineReport, plan_applies: bool) -> EngineMemory | None:
