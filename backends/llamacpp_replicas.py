@@ -23,6 +23,9 @@ from gptoss_deploy.backends.process_groups import on_stop_signals
 
 PASSED_HEADERS = ("Authorization", "Content-Type", "Accept")
 COPY_TIMEOUT_S = 600.0                # one request's answer: long generations stream for minutes
+# Connections waiting to be accepted: llama-server's own backlog, so a burst of clients (64 at once) waits its turn
+# where Python's default of 5 dropped or reset a third of them.
+LISTEN_BACKLOG = 512
 
 
 class Copies:
@@ -123,10 +126,11 @@ def main(args: list[str] | None = None) -> int:
     children = [subprocess.Popen(_with_address(server, "127.0.0.1", private),
                                  env={**os.environ, options.visible_env: device})
                 for device, private in zip(options.devices.split(","), ports)]
-    listener = ThreadingHTTPServer if ":" not in host else _IPv6Server
+    listener = _Listener if ":" not in host else _IPv6Listener
     proxy = listener((host, port), handler_for(Copies(ports)))
-    proxy.daemon_threads = True
-    on_stop_signals(lambda *_: proxy.shutdown())
+    # shutdown() waits for serve_forever() to return: from the signal handler, which runs in the thread serving,
+    # it would wait forever (and `down` would have to kill the router)
+    on_stop_signals(lambda *_: threading.Thread(target=proxy.shutdown, daemon=True).start())
     exited: list[subprocess.Popen] = []
     threading.Thread(target=_stop_when_a_copy_exits, args=(children, proxy, exited), daemon=True).start()
     try:
@@ -148,7 +152,12 @@ def _stop_when_a_copy_exits(children: list[subprocess.Popen], proxy: ThreadingHT
     proxy.shutdown()
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
+class _IPv6Listener(_Listener):
     address_family = socket.AF_INET6
 
 

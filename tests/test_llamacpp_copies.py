@@ -3,6 +3,13 @@ llama.cpp server (xllamacpp) per GPU behind one address, benchmarked through it 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +17,7 @@ import httpx
 import psutil
 
 from gptoss_deploy.backends.llamacpp_replicas import Copies
+from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.runtime.process import port_in_use
 from helpers import fixture_path, free_port
 from test_llamacpp_live import engines
@@ -82,3 +90,49 @@ def test_a_copy_that_dies_takes_the_deployment_down_and_status_says_so(run_cli, 
     assert not port_in_use("127.0.0.1", port)
     # in the words the fallback ladder reads as the out-of-memory killer's, had it happened while loading
     assert "a llama-server copy exited with status -9: stopping the others" in Path(record["log"]).read_text()
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:          # not listening yet, or a copy still loading
+        return False
+
+
+def test_a_burst_of_64_clients_at_the_copies_address_is_answered_whole(tmp_path):
+    """The router in front of the copies takes a burst as llama-server itself does (its listen backlog of 512),
+    rather than dropping the connections beyond Python's default queue of 5."""
+    port = free_port()
+    fake = Path(__file__).parent / "fake_openai_server.py"
+    router = subprocess.Popen([*python_module("gptoss_deploy.backends.llamacpp_replicas"), "--visible-env",
+                               "CUDA_VISIBLE_DEVICES", "--devices", "0,1", "--", sys.executable, str(fake), "--alias",
+                               "gpt-oss-20b", "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready(f"http://127.0.0.1:{port}/health"):
+            assert time.monotonic() < deadline and router.poll() is None
+            time.sleep(0.1)
+        together = threading.Barrier(64)
+        body = json.dumps({"model": "gpt-oss-20b", "stream": True, "max_tokens": 4,
+                           "messages": [{"role": "user", "content": "Say hi."}]}).encode()
+        request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+        def ask(_) -> tuple[float, bool]:
+            """Seconds to connect (a connection the listen queue dropped waits a second for its SYN to be sent
+            again), and whether the streamed answer came whole."""
+            together.wait()
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+                connected = time.monotonic() - started
+                client.sendall(request)
+                answer = b"".join(iter(lambda: client.recv(65536), b""))
+            return connected, answer.startswith(b"HTTP/1.0 200") and b"[DONE]" in answer
+        with ThreadPoolExecutor(64) as pool:
+            results = list(pool.map(ask, range(64)))
+        assert all(whole for _, whole in results)
+        assert max(connected for connected, _ in results) < 0.9
+    finally:
+        os.killpg(router.pid, signal.SIGTERM)
+        router.wait(timeout=30)
