@@ -96,6 +96,7 @@ class ContainerCommand:
     entrypoint: list[str]
     args: list[str]
     env: dict[str, str]
+    health: list[str] = field(default_factory=list)   # a command inside the container: does the server answer
 
 
 @dataclass

@@ -208,7 +208,8 @@ class LlamaCpp(LocalBackend):
 
     def container_command(self, *, plan) -> ContainerCommand:
         command = replace(LlamaServerCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
-        return ContainerCommand(["/app/llama-server"], command.argv()[1:], checked_env(plan.launch.env, {}))
+        return ContainerCommand(["/app/llama-server"], command.argv()[1:], checked_env(plan.launch.env, {}),
+                                health=["curl", "-f", f"http://localhost:{CONTAINER_PORT}/health"])
 
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)

@@ -157,7 +157,8 @@ class Vllm(LocalBackend):
     }
 
     program = "vllm (on PATH or GPTOSS_VLLM)"
-    container_images = {"nvidia": "vllm/vllm-openai:latest", "amd": "rocm/vllm:latest"}    # vLLM's docs
+    # vLLM's docs; on NVIDIA the release whose parser checks the plans' flags (tests/upstream, docs/sources.md)
+    container_images = {"nvidia": "vllm/vllm-openai:v0.33.0", "amd": "rocm/vllm:latest"}
     key_env = "VLLM_API_KEY"
 
     def program_missing(self) -> str | None:
@@ -191,7 +192,9 @@ class Vllm(LocalBackend):
 
     def container_command(self, *, plan) -> ContainerCommand:
         command = replace(VllmServeCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
-        return ContainerCommand(["vllm", "serve"], command.argv()[2:], checked_env(plan.launch.env, PLANNED_ENV))
+        return ContainerCommand(["vllm", "serve"], command.argv()[2:], checked_env(plan.launch.env, PLANNED_ENV),
+                                health=["python3", "-c", "import urllib.request; urllib.request.urlopen("
+                                        f"'http://localhost:{CONTAINER_PORT}/health')"])
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return replace(VllmServeCommand.parse(plan.launch.argv), program=(_program() or "vllm",)).argv()

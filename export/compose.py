@@ -6,8 +6,9 @@ on consecutive host ports.
 """
 from __future__ import annotations
 
-from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, container, copies, engine_image, gpus_per_container,
-                                         key_env, nodes, render_yaml, require_exportable)
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, container, copies, engine_image,
+                                         gpus_per_container, key_env, nodes, render_yaml, require_exportable,
+                                         startup_seconds)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -30,8 +31,12 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
         service = {
             "image": image or engine_image(plan, vendor), "entrypoint": served.entrypoint, "command": served.args,
             "environment": {**served.env, **CACHE_ENV, key_env(plan): KEY_FROM_ENV},
-            "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"], "shm_size": SHM_SIZE,
-            "ipc": "host", "restart": "unless-stopped",
+            "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"],
+            "shm_size": SHM_SIZE,             # vLLM's docs: this or `ipc: host`, which would share the host's IPC
+            # the engine's own probe, at the port it serves here (llama.cpp's image probes 8080 by itself)
+            "healthcheck": {"test": ["CMD", *served.health], "interval": "30s",
+                            "start_period": f"{startup_seconds(plan)}s"},
+            "restart": "unless-stopped",
         }
         if vendor == "nvidia":
             ids = [str(n * gpus + i) for i in range(gpus)]

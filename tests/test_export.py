@@ -323,3 +323,19 @@ def test_a_saved_plan_without_host_or_port_exports_listening_for_the_cluster(run
     _, objects = export(run_cli, "--plan", str(tampered(run_cli, tmp_path, drop_address, *CPU_PLAN)))
     args = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--host") + 1] == "0.0.0.0" and args[args.index("--port") + 1] == str(PORT)
+
+
+@pytest.mark.parametrize("flags", [CPU_PLAN, H100_PLAN])
+def test_compose_probes_the_port_it_serves_and_keeps_the_hosts_ipc_to_itself(run_cli, flags):
+    code, out, err = run_cli("export", "--format", "compose", *flags)
+    assert code == 0, err
+    [service] = yaml.safe_load(out)["services"].values()
+    probe = " ".join(service["healthcheck"]["test"])
+    assert f"localhost:{PORT}/health" in probe and "8080" not in probe
+    assert "ipc" not in service and service["shm_size"]
+
+
+def test_vllm_runs_the_release_its_flags_were_checked_against(run_cli):
+    _, objects = export(run_cli, *H100_PLAN)
+    image = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "vllm/vllm-openai:v0.33.0"

@@ -34,7 +34,7 @@ def test_the_instance_is_the_first_where_vllm_holds_the_model_with_the_planned_f
     small, big = planned(run_cli, "20b")["launch"]["api"], planned(run_cli, "120b")["launch"]["api"]
     assert (small["instance_type"], small["instance_size"]) == ("nvidia-l4", "x1")
     assert (big["instance_type"], big["instance_size"]) == ("nvidia-a100", "x1")
-    assert big["image"] == {"vLLM": {"url": "vllm/vllm-openai:latest", "port": PORT, "tensorParallelSize": 1}}
+    assert big["image"] == {"vLLM": {"url": "vllm/vllm-openai:v0.33.0", "port": PORT, "tensorParallelSize": 1}}
     args = big["args"]
     assert args[args.index("--max-model-len") + 1] == "32768" and "--host" not in args and "--port" not in args
     assert args[:3] == ["--served-model-name", "gpt-oss-120b", "openai/gpt-oss-120b"]
