@@ -21,26 +21,31 @@ from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.runtime import deploy
 from gptoss_deploy.runtime.deploy import Progress
-from gptoss_deploy.runtime.process import memory_line
+from gptoss_deploy.runtime.process import ServerFailed, memory_line
 from gptoss_deploy.runtime.records import Attempt, Deployment
 from gptoss_deploy.runtime.state import StateStore
 
 CONTEXT_RUNGS = (65536, 32768, 16384, 8192)
-KILLED = "exited with status -9"          # SIGKILL at start-up: the kernel's out-of-memory killer, as a rule
+KILLED_STATUS = -9                        # SIGKILL at start-up: the kernel's out-of-memory killer, as a rule
+KILLED = f"exited with status {KILLED_STATUS}"     # as the copies' router logs a copy so killed
 OUT_OF_MEMORY = "out of memory"
 KILLED_BY_KERNEL = "killed (SIGKILL), as the out-of-memory killer does"
 SMALLER_MODEL = "20b"
 NO_RUNG = "none: the fallback ladder has no rung left"      # the next step of a last failed attempt
 
 
-def memory_failure(message: str) -> tuple[str, str] | None:
-    """What went wrong in a failed launch whose MESSAGE (with its log tail, lines joined by ' | ') shows memory ran
-    out, and the line that shows it: (OUT_OF_MEMORY or KILLED_BY_KERNEL, line); None when nothing in it does."""
-    lines = message.split(" | ")
-    if line := memory_line(lines):
+def memory_failure(err: BackendError) -> tuple[str, str] | None:
+    """Whether a failed launch ran out of memory, and the line that shows it: (OUT_OF_MEMORY or KILLED_BY_KERNEL,
+    line); None when nothing does. A server that never became ready is read from its status and its log's lines;
+    another failure (an adapter's: Ollama refusing a model) from its message."""
+    if not isinstance(err, ServerFailed):
+        return (OUT_OF_MEMORY, err.message) if memory_line([err.message]) else None
+    if err.returncode == KILLED_STATUS:
+        return KILLED_BY_KERNEL, err.message.split(";")[0]
+    if line := memory_line(err.log_lines):
         return OUT_OF_MEMORY, line
-    killed = next((line.strip() for line in lines if KILLED in line), None)
-    return (KILLED_BY_KERNEL, killed.split(";")[0]) if killed else None
+    killed = next((line for line in err.log_lines if KILLED in line), None)     # a copy the router watched
+    return (KILLED_BY_KERNEL, killed) if killed else None
 
 
 def smaller_context(context: int) -> int | None:
@@ -97,7 +102,7 @@ def up_stepping_down(doc: PlanDocument, options: UpOptions, store: StateStore, h
             record, reused = deploy.up(doc, options, store, hw, gguf_info, progress)
             break
         except BackendError as err:
-            seen = memory_failure(str(err)) if ladder and doc.memory else None
+            seen = memory_failure(err) if ladder and doc.memory else None
             # the context that ran: a local GGUF's own limit caps the plan's at launch
             ran = min(doc.context_length, (gguf_info and gguf_info.context_length) or doc.context_length)
             below = ladder.below(doc, hw, ran) if seen else None

@@ -119,18 +119,28 @@ def _last_run(lines: list[str], marker: str) -> int:
     return next((i + 1 for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(marker)), 0)
 
 
+class ServerFailed(BackendError):
+    """A supervised server that never became ready: its exit status (None: it still ran at the deadline) and its
+    last run's log lines, for the fallback ladder to read; the message shows the log's tail."""
+
+    def __init__(self, message: str, returncode: int | None, log_path: Path | None):
+        self.returncode = returncode
+        self.log_lines = [line.strip() for line in last_run_lines(log_path) if line.strip()] if log_path else []
+        super().__init__(message)
+
+
 def wait_until(ready: Callable[[], bool], process: subprocess.Popen | None, deadline_s: float,
                what: str, log_path: Path | None) -> None:
     """Poll READY until it answers True; fail early when PROCESS exits, and at the deadline."""
     give_up = time.monotonic() + deadline_s
     while not ready():
         if process is not None and process.poll() is not None:
-            # the log's lines after " | ", each apart: the fallback ladder reads the one that shows memory ran out
-            raise BackendError(f"{what} exited with status {process.returncode} before it was ready; "
-                               f"log {log_path} | {log_tail(log_path) if log_path else ''}")
+            raise ServerFailed(f"{what} exited with status {process.returncode} before it was ready; log {log_path} "
+                               f"| {log_tail(log_path) if log_path else ''}", process.returncode, log_path)
         if time.monotonic() > give_up:
-            raise BackendError(f"{what} was not ready after {deadline_s:.0f} s; raise --ready-timeout if the "
-                               f"model is still loading; log {log_path}: {log_tail(log_path) if log_path else ''}")
+            raise ServerFailed(f"{what} was not ready after {deadline_s:.0f} s; raise --ready-timeout if the model "
+                               f"is still loading; log {log_path}: {log_tail(log_path) if log_path else ''}", None,
+                               log_path)
         time.sleep(POLL_INTERVAL_S)
 
 

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.runtime.fallback import memory_failure, smaller_context
+from gptoss_deploy.runtime.log_filter import RUN_MARKER
+from gptoss_deploy.runtime.process import ServerFailed
 
 from helpers import fixture_path, free_port
 from test_gguf import write_gguf
@@ -60,18 +63,27 @@ def test_a_failure_a_smaller_plan_cannot_fix_does_not_step_down(run_cli, state, 
     assert code == 4 and "was not ready after 2 s" in err and "trying" not in err and state.records() == {}
 
 
-def test_memory_failures_are_told_from_other_failures():
-    assert memory_failure("the server exited with status 1 before it was ready; log x | a | llama_init_from_model: "
-                          "failed to allocate buffer for kv cache | b") == ("out of memory", "llama_init_from_model: "
-                                                                            "failed to allocate buffer for kv cache")
-    assert memory_failure("... | ValueError: No available memory for the cache blocks. Try increasing") is not None
-    assert memory_failure("... | torch.OutOfMemoryError: CUDA out of memory. Tried to allocate") is not None
-    assert memory_failure("the server exited with status -9 before it was ready; log x | loading") == (
+def exited(tmp_path, returncode: int, *lines: str) -> ServerFailed:
+    """A server that exited with RETURNCODE after writing LINES to its log (after an earlier run's)."""
+    log = tmp_path / "server.log"
+    log.write_text(f"{RUN_MARKER} earlier\nfailed to allocate: not this run\n{RUN_MARKER} this one\n" +
+                   "".join(f"{line}\n" for line in lines))
+    return ServerFailed(f"the server exited with status {returncode} before it was ready", returncode, log)
+
+
+def test_memory_failures_are_told_from_other_failures(tmp_path):
+    assert memory_failure(exited(tmp_path, 1, "a", "llama_init_from_model: failed to allocate buffer for kv cache",
+                                 "b")) == ("out of memory", "llama_init_from_model: failed to allocate buffer for kv cache")
+    assert memory_failure(exited(tmp_path, 1, "ValueError: No available memory for the cache blocks. Try increasing"))
+    assert memory_failure(exited(tmp_path, 1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate"))
+    assert memory_failure(exited(tmp_path, -9, "loading")) == (
         "killed (SIGKILL), as the out-of-memory killer does", "the server exited with status -9 before it was ready")
-    assert memory_failure("the server exited with status 1 before it was ready; log x | a llama-server copy exited "
-                          "with status -9: stopping the others")[0] == "killed (SIGKILL), as the out-of-memory killer does"
-    assert memory_failure("could not start llama-server: not found or not executable") is None
-    assert memory_failure("port 18080 is taken by nginx") is None
+    assert memory_failure(exited(tmp_path, 1, "a llama-server copy exited with status -9: stopping the others"))[0] \
+        == "killed (SIGKILL), as the out-of-memory killer does"
+    assert memory_failure(exited(tmp_path, 1, "error: invalid argument: --chat-template-kwargs")) is None
+    assert memory_failure(BackendError("could not start llama-server: not found or not executable")) is None
+    assert memory_failure(BackendError("port 18080 is taken by nginx")) is None
+    assert memory_failure(BackendError("Ollama: model requires more system memory (66.2 GiB) than is available"))
     assert [smaller_context(c) for c in (131072, 65536, 40000, 8192)] == [65536, 32768, 32768, None]
 
 
