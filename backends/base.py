@@ -188,7 +188,7 @@ def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | S
         values, rest = rest[:count], rest[count:]
         try:
             converted = [convert(value) for value in values]
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):     # KeyError: a value outside a converter's closed set
             raise UsageError(f"the plan's {where} has {flag} {' '.join(values)!r}, which is not a valid value") \
                 from None
         found[flag] = tuple(converted) if isinstance(flags[flag], Several) else converted[0]
@@ -200,6 +200,24 @@ def require_loopback(host: str, server: str) -> None:
     if not is_loopback(host):
         raise UsageError(f"{server} takes no API key that gptoss can set, so gptoss serves it on 127.0.0.1 only; put "
                          "an authenticating proxy in front of it to reach it from elsewhere")
+
+
+def word(text: str) -> str:
+    """A converter of a saved plan's text value (a model, an alias, a host): something, on one line."""
+    if not text.strip() or not text.isprintable():
+        raise ValueError(text)
+    return text
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """A converter of a whole number from LOW to HIGH, for a saved plan's flag: anything else never reaches the
+    engine (a negative --ctx-size aborts llama-server)."""
+    def convert(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+    return convert
 
 
 def port_number(text: str) -> int:

@@ -10,13 +10,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, checked_env,
-                                         endpoint, parse_flags, port_number, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, bounded,
+                                         checked_env, endpoint, parse_flags, port_number, ready_deadline_s, relaunched,
+                                         word)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import MODELS, Artifact
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
@@ -60,12 +61,15 @@ ZERO_MEANS_OFF = ("--cache-ram", "--ctx-checkpoints")   # 0 is a setting (none k
 CPU_MOE_STEPS = 4        # the fallback ladder moves the experts of a quarter of the layers to RAM at each step
 
 # llama-server's flags as gptoss plans them (LCS): the converter checks a saved plan's value; None: a switch.
-FLAGS = {"-hf": str, "--model": str, "--alias": str, "--ctx-size": int, "--jinja": None, "-ub": int, "-b": int,
-         "--n-gpu-layers": int, "--flash-attn": lambda v: {"on": v, "off": v, "auto": v}[v], "--n-cpu-moe": int,
+BATCH = bounded(1, 1 << 16)
+FLAGS = {"-hf": word, "--model": word, "--alias": word, "--ctx-size": bounded(1, MAX_CONTEXT), "--jinja": None,
+         "-ub": BATCH, "-b": BATCH, "--n-gpu-layers": bounded(0, 999),
+         "--flash-attn": lambda v: {"on": v, "off": v, "auto": v}[v], "--n-cpu-moe": bounded(0, 999),
          "--tensor-split": lambda v: ",".join(f"{float(x):g}" for x in v.split(",")),
          "--temp": lambda v: str(float(v)), "--top-p": lambda v: str(float(v)),
-         "--chat-template-kwargs": _json_object, "--host": str, "--port": port_number, "--api-key-file": str,
-         "--cache-ram": int, "--ctx-checkpoints": int, "--fit": lambda v: {"on": v, "off": v}[v], "--log-verbosity": int}
+         "--chat-template-kwargs": _json_object, "--host": word, "--port": port_number, "--api-key-file": word,
+         "--cache-ram": bounded(0, 1 << 20), "--ctx-checkpoints": bounded(0, 1024),
+         "--fit": lambda v: {"on": v, "off": v}[v], "--log-verbosity": bounded(0, 5)}
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class LlamaServerCommand:
         missing = [flag for flag in ("--alias", "--ctx-size") if flag not in flags]
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
-        return cls(model=flags.get("-hf") or flags["--model"], from_hub="-hf" in flags,
+        return cls(model=flags["-hf"] if "-hf" in flags else flags["--model"], from_hub="-hf" in flags,
                    alias=flags["--alias"], ctx_size=flags["--ctx-size"],
                    ubatch=flags.get("-ub", 512), batch=flags.get("-b", 2048),
                    gpu_layers=flags.get("--n-gpu-layers", 0), flash_attn=flags.get("--flash-attn"),
@@ -182,6 +186,8 @@ class LlamaCpp(LocalBackend):
         launch = plan.launch
         checked_env(launch.env, {})
         planned = LlamaServerCommand.parse(launch.argv)
+        if not launch.model_files:
+            raise UsageError("the plan's launch.model_files is empty: a llama.cpp plan names its GGUF files")
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port)
         warnings, plan_applies = [], True
         if gguf is not None:
@@ -213,7 +219,7 @@ class LlamaCpp(LocalBackend):
 
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)
-        cached = f"<{plan.launch.model_ref}/{plan.launch.model_files[0]}>"
+        cached = f"<{plan.launch.model_ref}/{(plan.launch.model_files or ['?'])[0]}>"
         return _here(replace(planned, from_hub=False, model=cached), plan, hardware, executable()).argv()
 
     def prepare(self, *, launch, plan, progress) -> None:

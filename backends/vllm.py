@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, Several,
-                                         checked_env, endpoint, parse_flags, port_number, ready_deadline_s, relaunched)
+                                         bounded, checked_env, endpoint, parse_flags, port_number, ready_deadline_s,
+                                         relaunched, word)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.catalog import Artifact
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
@@ -40,16 +41,17 @@ def _utilization(text: str) -> str:
 
 
 # `vllm serve`'s flags as gptoss plans them (VR): the converter checks a saved plan's value; None: a switch.
-FLAGS = {"--served-model-name": Several(str), "--host": str, "--port": port_number, "--tensor-parallel-size": int,
-         "--data-parallel-size": int, "--pipeline-parallel-size": int,
+GPUS = bounded(1, 64)
+FLAGS = {"--served-model-name": Several(word), "--host": word, "--port": port_number, "--tensor-parallel-size": GPUS,
+         "--data-parallel-size": GPUS, "--pipeline-parallel-size": GPUS,
          "--distributed-executor-backend": lambda v: {"ray": v}[v], "--gpu-memory-utilization": _utilization,
-         "--max-model-len": int, "--max-num-batched-tokens": int,
+         "--max-model-len": bounded(1, MAX_CONTEXT), "--max-num-batched-tokens": bounded(1, 1 << 20),
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
          "--async-scheduling": None}
 OPTIONAL_FLAGS = ("--data-parallel-size", "--pipeline-parallel-size", "--distributed-executor-backend")
 # The recipe's per-family settings (Tuning.args), in the order they are rendered.
 TUNING_FLAGS = {"--kv-cache-dtype": lambda v: {"fp8": v}[v],
-                "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": int,
+                "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": bounded(1, 1024),
                 "-cc.pass_config.fuse_rope_kvcache=True": None, "-cc.use_inductor_graph_partition=True": None}
 
 
@@ -130,6 +132,8 @@ class VllmServeCommand:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
         tuning = [arg for flag in TUNING_FLAGS if flag in flags
                   for arg in ((flag,) if flags[flag] is True else (flag, str(flags[flag])))]
+        if argv[2].startswith("-") or not argv[2].strip() or not argv[2].isprintable():
+            raise UsageError(f"the plan's launch.argv serves {argv[2][:80]!r}, not a model")
         return cls(model=argv[2], served_model_names=flags["--served-model-name"], host=flags["--host"],
                    port=flags["--port"], tensor_parallel_size=flags["--tensor-parallel-size"],
                    data_parallel_size=flags.get("--data-parallel-size", 1),

@@ -44,15 +44,14 @@ def _store():
 def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info, launching: bool):
     """The plan `up` applies, and the machine it runs on (read once: --hardware, else probed; none for cloud).
     LAUNCHING: a --hardware file must describe this machine (a dry run, or --force, may plan for another)."""
-    from gptoss_deploy.backends import REGISTRY, get_backend
+    from gptoss_deploy.backends import REGISTRY, get_backend, load_saved_plan
     from gptoss_deploy.planner.constraints import for_gguf, load_constraints
     from gptoss_deploy.planner.plan import plan
-    from gptoss_deploy.planner.saved_plan import load_plan
 
     if plan_file:
         if profile or hardware or any(v is not None for v in flags.values()):
             raise UsageError("--plan applies a saved plan as it is: drop the planning flags, or drop --plan")
-        doc = load_plan(plan_file)
+        doc = load_saved_plan(plan_file)
         backend = get_backend(doc.backend)
         hw = None if backend.cloud else hardware_report(None)
     else:

@@ -75,23 +75,28 @@ def export_command(
     if output is None:
         sys.stdout.write(text)
         return
-    output.mkdir(parents=True, exist_ok=True)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file: give a directory to write {target.file_name} in")
     written = output / target.file_name
-    written.write_text(text)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        written.write_text(text)
+    except OSError as err:
+        raise UsageError(f"--output {output}: cannot write {target.file_name} there ({err.strerror}); give a "
+                         "directory you can write") from None
     sys.stderr.write(f"gptoss: wrote {written}\n")
 
 
 def _plan(profile, model, backend, context, effort, hardware, gpu, nodes, plan_file):
-    from gptoss_deploy.backends import REGISTRY
+    from gptoss_deploy.backends import REGISTRY, load_saved_plan
     from gptoss_deploy.planner.constraints import load_constraints
     from gptoss_deploy.planner.plan import plan
-    from gptoss_deploy.planner.saved_plan import load_plan
 
     flags = planning_flags(model, backend, context, effort, False)
     if plan_file:
         if profile or hardware or gpu or nodes or any(v is not None for v in flags.values()):
             raise UsageError("--plan exports a saved plan as it is: drop the planning flags, or drop --plan")
-        return load_plan(plan_file), None, None
+        return load_saved_plan(plan_file), None, None
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     if constraints.backend != "auto" and REGISTRY[constraints.backend].cloud:
         raise UsageError(f"{constraints.backend} ({constraints.source('backend')}) is a cloud service, which runs no "

@@ -41,9 +41,11 @@ class Autoscale:
 
 
 def require_exportable(plan: PlanDocument) -> None:
+    """An engine with a published image, and a saved plan whose command it reads (strictly, as `up` does)."""
     if not _adapter(plan).container_images:
         raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
                          "--backend vllm or --backend llamacpp")
+    container(plan)
 
 
 def copies(plan: PlanDocument) -> int:
@@ -76,7 +78,11 @@ def container(plan: PlanDocument) -> ContainerCommand:
 
 def engine_image(plan: PlanDocument, vendor: str | None) -> str:
     """The engine's published image for VENDOR's GPUs (--image replaces it)."""
-    return _adapter(plan).container_images[vendor]
+    images = _adapter(plan).container_images
+    if vendor not in images:
+        raise UsageError(f"{_adapter(plan).title} has no published image for {vendor or 'a machine without GPUs'}: "
+                         "pass --image")
+    return images[vendor]
 
 
 def key_env(plan: PlanDocument) -> str:

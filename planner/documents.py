@@ -5,13 +5,33 @@ Field order is the order `gptoss-plan --json` writes, so a validated plan dumps 
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from gptoss_deploy.planner.catalog import MAX_CONTEXT
 
 Effort = Literal["low", "medium", "high"]
+# A hub repository, an Ollama tag, a file name: letters, digits, '_' and '-', dots only between them (never '..'),
+# at most one '/' or ':' between two such parts. A saved plan's reference can name nothing outside the model cache.
+_PART = r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
+MODEL_REF = rf"{_PART}(?:[/:]{_PART})?"
+FILE_NAME = _PART
+
+
+def _matching(pattern: str, what: str):
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{value[:80]!r} is not {what}")
+        return value
+    return AfterValidator(check)
+
+
+ModelRef = Annotated[str, _matching(MODEL_REF, "a hub repository or tag (letters, digits, '.', '_', '-', one '/' or "
+                                               "':')"), Field(json_schema_extra={"pattern": f"^{MODEL_REF}$"})]
+FileName = Annotated[str, _matching(FILE_NAME, "a file name in the model's repository"),
+                     Field(json_schema_extra={"pattern": f"^{FILE_NAME}$"})]
 
 
 class _Document(BaseModel):
@@ -20,13 +40,14 @@ class _Document(BaseModel):
 
 
 class Offload(_Document):
-    n_cpu_moe: int = Field(ge=0, description="llama.cpp --n-cpu-moe: layers whose MoE experts stay in RAM")
-    tensor_parallel_size: int = Field(ge=1)
-    data_parallel_size: int = Field(default=1, ge=1, description="vLLM --data-parallel-size: copies of the "
+    # Bounded like the engines' flags: a saved plan's count becomes containers, pods and GPUs to ask for.
+    n_cpu_moe: int = Field(ge=0, le=999, description="llama.cpp --n-cpu-moe: layers whose MoE experts stay in RAM")
+    tensor_parallel_size: int = Field(ge=1, le=64)
+    data_parallel_size: int = Field(default=1, ge=1, le=64, description="vLLM --data-parallel-size: copies of the "
                                     "tensor-parallel group, on the other GPUs")
     pipeline_parallel_size: int = Field(default=1, ge=1, le=64, description="vLLM --pipeline-parallel-size: one "
                                         "stage per node where the plan spans nodes")
-    gpu_layers: int | None = Field(default=None, ge=0, description="Ollama: whole layers on the GPU")
+    gpu_layers: int | None = Field(default=None, ge=0, le=999, description="Ollama: whole layers on the GPU")
 
 
 class Breakdown(_Document):
@@ -82,8 +103,8 @@ class ServerCommand(_Document):
 
     argv: list[str] = Field(min_length=1)
     env: dict[str, str]
-    model_ref: str
-    model_files: list[str] | None = None
+    model_ref: ModelRef = Field(description="the model's hub repository or tag")
+    model_files: list[FileName] | None = Field(default=None, min_length=1)
     served_model: str | None = None
     request: dict[str, JsonValue] | None = Field(default=None, description="Ollama: the per-request options")
     base_url: str
@@ -108,6 +129,17 @@ class CandidateDocument(_Document):
     predicted: Predicted
     price: Price | None = Field(default=None, description="cloud plans: per 1M tokens or per hour")
     launch: ServerCommand | ApiCall
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CandidateDocument:
+        """A cloud plan calls an API; a local one runs a server command within the memory it was planned for."""
+        cloud = isinstance(self.launch, ApiCall)
+        if (self.status == "cloud") != cloud:
+            raise ValueError(f"status {self.status!r} with a launch that " +
+                             ("calls an API" if cloud else "runs a server command"))
+        if not cloud and self.memory is None:
+            raise ValueError("a local plan needs its memory (null here): save the plan again with gptoss-plan --json")
+        return self
 
 
 class Alternative(CandidateDocument):

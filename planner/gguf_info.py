@@ -45,6 +45,8 @@ _STRUCT_CODES = {"UINT8": "B", "INT8": "b", "UINT16": "H", "INT16": "h", "UINT32
 
 def read_gguf(path: Path) -> GgufInfo:
     """Read PATH's metadata (not its tensors): a bad path or a file that is not GGUF is a usage error."""
+    if path.is_dir():
+        raise UsageError(f"--gguf {path} is a directory: give the .gguf file in it (the first shard of a split model)")
     if not path.is_file():
         raise UsageError(f"--gguf {path}: no such file")
     try:

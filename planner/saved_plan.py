@@ -22,7 +22,9 @@ def load_plan(path: Path) -> PlanDocument:
     if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
         raise UsageError(f"plan file {path}: not a schema_version {SCHEMA_VERSION} plan from `gptoss-plan --json`")
     if "error" in document:
-        raise UsageError(f"plan file {path} holds an error, not a plan: {document['error'].get('message')}")
+        error = document["error"]
+        said = error.get("message") if isinstance(error, dict) else error
+        raise UsageError(f"plan file {path} holds an error, not a plan: {' '.join(str(said).split())[:200]}")
     try:
         return PlanDocument.model_validate(document)
     except ValidationError as err:

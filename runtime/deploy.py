@@ -278,12 +278,17 @@ def _clean_stale(store: StateStore, record: Deployment) -> None:
     store.forget(record.name)
 
 
-def _stop_server(record: Deployment) -> None:
+def _stop_server(record: Deployment) -> bool:
     """Stop the group its log filter leads, then the server itself if it outlived that: on Windows a group is
-    found from its leader's process tree, which a dead leader no longer shows."""
+    found from its leader's process tree, which a dead leader no longer shows. Only what the record proves gptoss
+    started (a pid with its start time) is signalled: returns whether anything was."""
+    if record.pid_started_at is None:
+        return False
     stop_group(record.pid, record.pid_started_at)
-    if record.engine_pid and alive(record.engine_pid, record.engine_started_at):
+    if record.engine_pid and record.engine_started_at is not None and \
+            alive(record.engine_pid, record.engine_started_at):
         stop_group(record.engine_pid, record.engine_started_at)
+    return True
 
 
 def _running(record: Deployment) -> bool:
@@ -390,8 +395,11 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
                     continue
             backend.teardown(record=record, progress=progress)
         elif record.pid:
-            _stop_server(record)
-            _wait_port_free(record)
+            if _stop_server(record):
+                _wait_port_free(record)
+            else:
+                progress(f"{name}: process {record.pid} was left alone: the record lacks the start time that proves "
+                         "gptoss started it; stop it by hand if it is yours")
         elif record.cloud_resources:           # what an adapter set up in a server that is not ours
             for left in backend.release(created=record.cloud_resources, progress=progress):
                 progress(f"{name}: {left}")

@@ -135,3 +135,21 @@ def test_a_hardware_file_with_a_typo_and_other_mistakes_names_them_all(run_cli, 
     code, _, err = run_cli("plan", "--hardware", path)
     assert code == 2 and "field gpus.0.memory_bandwith_gbps: Extra inputs are not permitted" in err
     assert "field memory.total_bytes: Input should be greater than 0" in err and err.count("\n") == 1
+
+
+def test_down_never_signals_a_process_its_record_cannot_prove_it_started(run_cli, state):
+    """A hand-edited record without the start time names a pid that may be anyone's now: left alone, said so."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        port = free_port()
+        state.root.mkdir(parents=True, exist_ok=True)
+        (state.root / "deployments.json").write_text(json.dumps({"schema_version": 1, "deployments": {"x": {
+            "name": "x", "backend": "llamacpp", "state": "running", "pid": bystander.pid, "pid_started_at": None,
+            "host": "127.0.0.1", "port": port, "endpoint": {"base_url": f"http://127.0.0.1:{port}/v1"}}}}))
+        code, _, err = run_cli("down", "x")
+        assert code == 0 and f"process {bystander.pid} was left alone" in err
+        assert bystander.poll() is None                      # still running, never signalled
+        assert state.records() == {}
+    finally:
+        bystander.kill()
+        bystander.wait()

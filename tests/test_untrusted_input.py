@@ -14,6 +14,10 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12)
+# What a hand edit or an attacker puts in a field: each type's edge, a path, another backend's name, a newline.
+HOSTILE_VALUES = [None, "", [], {}, -1, 0, 2**40, "-5", "99999999999", "../../../etc", "/etc/passwd", "bedrock",
+                  "llamacpp", "vllm", "cloud", True, "a\nb", {"message": "boom"}]
+HOSTILE = st.sampled_from(HOSTILE_VALUES)
 CPU_ONLY = fixture_path("cpu-only")
 
 
@@ -39,10 +43,10 @@ def replaced(document, path, value):
     return copy
 
 
-def mutations(document) -> st.SearchStrategy:
+def mutations(document, values: st.SearchStrategy = HOSTILE | JSON_VALUES) -> st.SearchStrategy:
     every = list(paths(document))
     return st.builds(lambda i, value: replaced(document, every[i], value),
-                     st.integers(min_value=0, max_value=len(every) - 1), JSON_VALUES)
+                     st.integers(min_value=0, max_value=len(every) - 1), values)
 
 
 def noise() -> st.SearchStrategy[bytes]:
@@ -82,6 +86,21 @@ def test_any_plan_file_applies_or_exits_2(run_cli, tmp_path, data):
     path = tmp_path / "plan.json"
     path.write_bytes(content)
     assert_answered(*run_cli("up", "--plan", path, "--dry-run", "--json"), allowed=(0, 2))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_any_saved_plan_exports_or_exits_2(run_cli, tmp_path, data):
+    """Export reads a saved plan as `up` does: whatever a llama.cpp or vLLM plan holds, files or one line."""
+    if not hasattr(test_any_saved_plan_exports_or_exits_2, "plans"):
+        test_any_saved_plan_exports_or_exits_2.plans = [
+            json.loads(run_cli("plan", "--json", *flags)[1])
+            for flags in (("--hardware", CPU_ONLY), ("--gpu", "H100", "--model", "120b"), ("--gpu", "RTX 3090:2"))]
+    plan = data.draw(st.sampled_from(test_any_saved_plan_exports_or_exits_2.plans))
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data.draw(mutations(plan))))
+    export_format = data.draw(st.sampled_from(["kubernetes", "skypilot", "compose"]))
+    assert_answered(*run_cli("export", "--format", export_format, "--plan", path), allowed=(0, 2))
 
 
 TOML_VALUES = st.one_of(st.integers(min_value=-2**70, max_value=2**70).map(str), st.floats(allow_nan=False).map(repr),
@@ -156,3 +175,39 @@ def test_what_the_properties_found_exits_2_naming_the_file(run_cli, tmp_path, sm
                              (crafted, ("up", "--gguf", crafted, "--hardware", CPU_ONLY, "--dry-run"), "past the end")]:
         code, _, err = run_cli(*args)
         assert code == 2 and said in err and str(path) in err and err.count("\n") == 1, err
+
+
+def test_the_hand_edited_plans_of_issue_26_exit_2_naming_what_is_wrong(run_cli, tmp_path):
+    plan = json.loads(run_cli("plan", "--hardware", CPU_ONLY, "--json")[1])
+    at = plan["launch"]["argv"].index("--ctx-size") + 1
+    for path, value, said in [(("memory",), None, "a local plan needs its memory"),
+                              (("launch", "model_files"), [], "model_files: List should have at least 1 item"),
+                              (("launch", "model_ref"), "../../../etc", "'../../../etc' is not a hub repository"),
+                              (("backend",), "bedrock", "backend bedrock is a cloud service, but the plan's launch "
+                                                        "runs a server command"),
+                              (("error",), "boom", "holds an error, not a plan: boom"),
+                              (("launch", "argv", at), "-5", "--ctx-size '-5', which is not a valid value"),
+                              (("launch", "argv", at), "99999999999", "--ctx-size '99999999999'"),
+                              (("offload", "data_parallel_size"), 2**40, "offload.data_parallel_size: Input should "
+                                                                         "be less than or equal to 64")]:
+        saved = tmp_path / "t.json"
+        saved.write_text(json.dumps(replaced(plan, path, value)))
+        for args in (("up", "--plan", saved, "--dry-run"), ("export", "--format", "compose", "--plan", saved)):
+            code, out, err = run_cli(*args)
+            assert code == 2 and said in err and err.count("\n") == 1, (path, err)
+    saved.write_text(json.dumps(replaced(plan, ("launch", "model_files"), None)))   # what only `up` downloads
+    code, _, err = run_cli("up", "--plan", saved, "--dry-run")
+    assert code == 2 and "launch.model_files is empty" in err
+
+
+def test_a_path_or_url_of_the_wrong_kind_is_exit_2_saying_what_to_give(run_cli, tmp_path):
+    a_file = tmp_path / "hostname"
+    a_file.write_text("mine\n")
+    for args, said in [(("export", "--format", "compose", "--hardware", CPU_ONLY, "--output", a_file),
+                        "is a file: give a directory to write compose.yaml in"),
+                       (("bench", "--url", "not a url"), "is not a server's address: give its http(s) base URL"),
+                       (("bench", "--url", "file:///etc/passwd"), "is not a server's address"),
+                       (("up", "--gguf", tmp_path, "--dry-run"), "is a directory: give the .gguf file in it")]:
+        code, out, err = run_cli(*args)
+        assert code == 2 and said in err and err.count("\n") == 1, (args, err)
+    assert a_file.read_text() == "mine\n"

@@ -59,8 +59,14 @@ def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens:
 
 def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str, str]:
     """BASE_URL without a trailing slash and the model to ask for there (MODEL, checked, else the first listed)."""
+    from urllib.parse import urlsplit
+
     from gptoss_deploy.backends.openai_api import served_models
 
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {base_url[:80]!r} is not a server's address: give its http(s) base URL, e.g. "
+                         "http://127.0.0.1:8080/v1")
     base_url = base_url.rstrip("/")
     models = served_models(base_url, api_key)
     if models is None:
