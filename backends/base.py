@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import math
 import re
 from abc import ABC, abstractmethod
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from gptoss_deploy.backends.engine_report import EngineReport
     from gptoss_deploy.planner.documents import PlanDocument
 
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
+SECRET_PARTS = ("PAT", "PWD", "PASS", "AUTH")      # whole parts of a name only: GITHUB_PAT, not PATH
 API_KEY_ENV = "OPENAI_API_KEY"
 CONTAINER_PORT = 8000     # where an exported server listens inside its container
 
@@ -150,8 +152,28 @@ def is_loopback(host: str) -> bool:
 
 
 def masked_env(env: dict[str, str]) -> dict[str, str]:
-    """ENV as it may be shown or stored: values of secret-looking names masked."""
-    return {k: "***" if any(word in k.upper() for word in SECRET_WORDS) else v for k, v in env.items()}
+    """ENV as it may be shown or stored: values of secret-looking names masked, and a password inside a URL."""
+    return {k: "***" if secret_name(k) else _url_password_masked(v) for k, v in env.items()}
+
+
+def secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS) or any(part in SECRET_PARTS for part in upper.split("_"))
+
+
+def url_password(value: str) -> str | None:
+    """The password of a URL with credentials (postgres://user:PASSWORD@host/db), or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(value).password if "@" in value and "://" in value else None
+    except ValueError:
+        return None
+
+
+def _url_password_masked(value: str) -> str:
+    password = url_password(value)
+    return value.replace(f":{password}@", ":***@") if password else value
 
 
 @dataclass(frozen=True)
@@ -207,6 +229,17 @@ def word(text: str) -> str:
     if not text.strip() or not text.isprintable():
         raise ValueError(text)
     return text
+
+
+def configured_program(variable: str) -> str | None:
+    """The program the GPTOSS_* VARIABLE names, if set. One that exists but cannot be run (a directory, a file
+    without the execute bit) is a usage error naming the variable; one that does not exist here is left to the
+    launch, which says so (a dry run may show another machine's path)."""
+    value = os.environ.get(variable)
+    if value and os.path.exists(value) and (os.path.isdir(value) or not os.access(value, os.X_OK)):
+        raise UsageError(f"{variable}={value} is not a program this user can run: point it at the executable, or "
+                         "unset it")
+    return value or None
 
 
 def bounded(low: int, high: int) -> Callable[[str], int]:

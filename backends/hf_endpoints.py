@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,30 +131,35 @@ class HfEndpoints(CloudBackend):
         from huggingface_hub.errors import HfHubHTTPError
 
         _require_planned(plan.launch.api)
+        _poll_s()                                     # a bad setting fails before anything is created
         missing = self.credentials_missing()
         if missing:
             raise BackendError(missing)
         api, hub = plan.launch.api, HfApi()
         try:
-            namespace = hub.whoami()["name"]
+            with reaching_the_hub():
+                namespace = hub.whoami()["name"]
         except HfHubHTTPError as err:
             raise BackendError(f"Hugging Face refused the token ({_status(err)}): run `hf auth login`, or set "
                                "HF_TOKEN to a token with Inference Endpoints access") from None
-        price = _check_instance(hub, namespace, api)
+        with reaching_the_hub():
+            price = _check_instance(hub, namespace, api)
         name = options.name or f"gpt-oss-{plan.model.removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
         progress(f"creating Inference Endpoint {namespace}/{name} on {api['instance_type']} {api['instance_size']}")
         try:
-            endpoint = hub.create_inference_endpoint(
-                name, repository=api["repository"], framework="pytorch", task="text-generation",
-                accelerator=api["accelerator"], vendor=api["vendor"], region=api["region"],
-                instance_type=api["instance_type"], instance_size=api["instance_size"], min_replica=1,
-                max_replica=1, custom_image=api["image"], container_args=api["args"], env=api["env"],
-                type="authenticated", tags=[TAG], namespace=namespace)
+            with reaching_the_hub():
+                endpoint = hub.create_inference_endpoint(
+                    name, repository=api["repository"], framework="pytorch", task="text-generation",
+                    accelerator=api["accelerator"], vendor=api["vendor"], region=api["region"],
+                    instance_type=api["instance_type"], instance_size=api["instance_size"], min_replica=1,
+                    max_replica=1, custom_image=api["image"], container_args=api["args"], env=api["env"],
+                    type="authenticated", tags=[TAG], namespace=namespace)
         except HfHubHTTPError as err:
             raise BackendError(f"Hugging Face would not create the endpoint ({_status(err)}): check the "
                                "account's billing and quota for this instance") from None
         try:
-            _wait_running(endpoint, progress)
+            with reaching_the_hub():
+                _wait_running(endpoint, progress)
         except BaseException:
             endpoint.delete()
             raise
@@ -170,11 +177,13 @@ class HfEndpoints(CloudBackend):
         hub = HfApi()
         for _, full_name in record.cloud_resources or []:
             namespace, name = full_name.split("/", 1)
-            endpoint = hub.get_inference_endpoint(name, namespace=namespace)
-            if TAG not in (endpoint.raw.get("tags") or []):
-                raise BackendError(f"{full_name} does not carry the tag {TAG}: gptoss deletes only what it created")
-            progress(f"deleting Inference Endpoint {full_name}")
-            endpoint.delete()
+            with reaching_the_hub():
+                endpoint = hub.get_inference_endpoint(name, namespace=namespace)
+                if TAG not in (endpoint.raw.get("tags") or []):
+                    raise BackendError(f"{full_name} does not carry the tag {TAG}: gptoss deletes only what it "
+                                       "created")
+                progress(f"deleting Inference Endpoint {full_name}")
+                endpoint.delete()
 
     def resources_summary(self, record) -> str:
         return ", ".join(f"Inference Endpoint {name}" for _, name in record.cloud_resources or [])
@@ -227,6 +236,18 @@ def _wait_running(endpoint, progress) -> None:
             raise BackendError(f"Inference Endpoint {endpoint.name} was not running after {READY_TIMEOUT_S:.0f} s")
         progress(f"Inference Endpoint {endpoint.name}: {endpoint.status}")
         time.sleep(_poll_s())
+
+
+@contextmanager
+def reaching_the_hub() -> Iterator[None]:
+    """A call to Hugging Face that cannot reach it (no network, a wrong HF_ENDPOINT) is one line and exit 4."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TransportError as err:
+        raise BackendError(f"cannot reach Hugging Face ({type(err).__name__}): check the network, or HF_ENDPOINT "
+                           "if it is set") from None
 
 
 def _poll_s() -> float:

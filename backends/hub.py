@@ -1,6 +1,7 @@
 """Model files from the Hugging Face hub, through huggingface_hub's cache: free disk checked first, progress reported."""
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -116,6 +117,10 @@ def fetch(repo: str, files: list[str], size_bytes: int, progress=lambda _: None)
             if _offline():
                 raise BackendError(f"{repo}/{filename} is not in the model cache {cache_dir()} and HF_HUB_OFFLINE "
                                    "is set: unset it to download, or pass --gguf PATH to a local copy") from None
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:     # the disk filled while downloading
+                raise BackendError(f"the disk holding {cache_dir()} filled up while downloading {repo}/{filename}: "
+                                   "free some space, set HF_HUB_CACHE to a bigger disk, or pass --gguf PATH") \
+                    from None
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise BackendError(f"could not download {repo}/{filename} ({first_line}); check the network and "
                                "HF_TOKEN, or pass --gguf PATH to a local copy") from None

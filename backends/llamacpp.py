@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, bounded,
-                                         checked_env, endpoint, parse_flags, port_number, ready_deadline_s, relaunched,
-                                         word)
+                                         checked_env, configured_program, endpoint, parse_flags, port_number,
+                                         ready_deadline_s, relaunched, word)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process_groups import python_module
@@ -31,7 +31,7 @@ NOT_INSTALLED = ("llama.cpp is not installed: put llama-server on PATH (or set G
 
 def executable() -> list[str] | None:
     """llama-server from GPTOSS_LLAMA_SERVER or PATH, else the engine in the xllamacpp wheel; None if neither."""
-    configured = os.environ.get("GPTOSS_LLAMA_SERVER") or shutil.which("llama-server")
+    configured = configured_program("GPTOSS_LLAMA_SERVER") or shutil.which("llama-server")
     if configured:
         return [configured]
     if importlib.util.find_spec("xllamacpp"):

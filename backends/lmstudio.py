@@ -8,7 +8,6 @@ get --mlx/--gguf/-y, server start --port/--bind.
 """
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -18,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_deploy.backends.base import (NAME_PATTERN, LocalBackend, ServerLaunch, endpoint, port_number,
-                                         require_loopback)
+from gptoss_deploy.backends.base import (NAME_PATTERN, LocalBackend, ServerLaunch, configured_program, endpoint,
+                                         port_number, require_loopback)
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
@@ -177,7 +176,7 @@ def _address(argv: list[str]) -> tuple[str, int]:
 
 
 def _lms() -> str | None:
-    found = os.environ.get("GPTOSS_LMS") or shutil.which("lms")
+    found = configured_program("GPTOSS_LMS") or shutil.which("lms")
     bundled = Path.home() / ".lmstudio" / "bin" / "lms"     # where LM Studio puts it before `lms bootstrap`
     return found or (str(bundled) if bundled.is_file() else None)
 

@@ -1,15 +1,14 @@
 """vLLM: the `vllm serve` command for a placement, and whether this machine can run it (VR)."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, Several,
-                                         bounded, checked_env, endpoint, parse_flags, port_number, ready_deadline_s,
-                                         relaunched, word)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, Several, bounded,
+                                         checked_env, configured_program, endpoint, parse_flags, port_number,
+                                         ready_deadline_s, relaunched, word)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
@@ -232,7 +231,7 @@ class Vllm(LocalBackend):
 
 
 def _program() -> str | None:
-    return os.environ.get("GPTOSS_VLLM") or shutil.which("vllm")
+    return configured_program("GPTOSS_VLLM") or shutil.which("vllm")
 
 
 def _unavailable(plan, hardware, program: str | None) -> str | None:

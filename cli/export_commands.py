@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,10 @@ from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, E
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
 from gptoss_deploy.export import TARGETS
+
+# An OCI image reference as registries take it: [host[:port]/]path[:tag][@digest], no spaces, no newlines.
+IMAGE_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[\w][\w.-]{0,127})?"
+                             r"(?:@sha256:[a-f0-9]{64})?")
 
 
 def export_command(
@@ -59,6 +64,8 @@ def export_command(
         raise UsageError("a compose file runs one node: --replicas, --target-tps and --min-replicas are for "
                          "kubernetes and skypilot")
     check_name(name)
+    if image is not None and not IMAGE_REFERENCE.fullmatch(image):
+        raise UsageError(f"--image {image[:80]!r} is not an image reference (registry/name:tag or @sha256:...)")
     doc, hw, placement = _plan(profile, model, backend, context, reasoning_effort, hardware, gpu, nodes, plan_file)
     sized = _capacity(placement, hw, target_tps, concurrency, min_replicas)
     count = replicas or (sized.replicas if sized and sized.replicas else 1)

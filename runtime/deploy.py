@@ -13,7 +13,7 @@ import psutil
 
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
-                                        safe_name)
+                                        safe_name, secret_name, url_password)
 from gptoss_deploy.runtime.engine_memory import compare
 from gptoss_deploy.runtime.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
                                             port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
@@ -47,6 +47,9 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
     stop_grace_s()                             # checked now: a bad value must not surface while cleaning up
     backend = get_backend(doc.backend)
     if backend.cloud:
+        if options.host or options.port:
+            raise UsageError(f"--host and --port place a server on this machine; {backend.title} serves from the "
+                             "cloud at its own address: drop them")
         return _up_cloud(backend, doc, options, store, progress)
     launch = backend.server_launch(plan=doc, options=options, hardware=hardware, gguf=gguf)
     if launch.unavailable:
@@ -169,17 +172,19 @@ def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
         raise
 
 
-MIN_SECRET_CHARS = 8   # masking a short value ("1") would mangle the log, and such a value guards nothing
+MIN_SECRET_CHARS = 4   # masking a shorter value ("1", "on") would mangle the log, and such a value guards nothing
 
 
 def _secrets(api_key: str | None, launch: ServerLaunch) -> list[str]:
-    """What must never reach a log, masked by value wherever it shows: the API key, the tokens in the
-    environment the server inherits, and the Hugging Face token from its file (a server downloading from the
-    hub uses it too)."""
+    """What must never reach a log, masked by value wherever it shows: the API key, the values of secret-looking
+    variables in the environment the server inherits, passwords inside URLs there, and the Hugging Face token
+    from its file (a server downloading from the hub uses it too)."""
     from huggingface_hub import get_token
 
-    named = [v for k, v in {**os.environ, **launch.env}.items() if masked_env({k: v})[k] != v]
-    return [s for s in (api_key, *named, get_token()) if s and len(s) >= MIN_SECRET_CHARS]
+    environment = {**os.environ, **launch.env}
+    named = [v for k, v in environment.items() if secret_name(k)]
+    passwords = [p for p in map(url_password, environment.values()) if p]
+    return [s for s in (api_key, *named, *passwords, get_token()) if s and len(s) >= MIN_SECRET_CHARS]
 
 
 def _check_port(launch: ServerLaunch, store: StateStore) -> None:

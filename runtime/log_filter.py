@@ -3,7 +3,8 @@
 
 This process leads the server's process group (so `gptoss down` stops both) and exits with the server's
 status once its output ends; a server killed by a signal (the out-of-memory killer's SIGKILL) kills it with the
-same. Secrets arrive in the environment (GPTOSS_REDACT, one per line), never argv.
+same. Secrets arrive on its standard input, one per line, read to the end before the server starts: never in argv
+or the environment, where `ps` and /proc/PID/environ would show them.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def redact(line: str, secrets: list[str]) -> str:
 
 def main(argv: list[str]) -> int:
     log_path, server_argv = argv[0], argv[argv.index("--") + 1:]
-    secrets = [s for s in os.environ.pop("GPTOSS_REDACT", "").splitlines() if s]
+    secrets = [s for s in sys.stdin.read().splitlines() if s]
     log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # this user's eyes only
     with contextlib.suppress(OSError):       # a full disk stops the logging, never the server (_copy)
         _append(log, redact(f"{RUN_MARKER} {shlex.join(server_argv)}".replace("\n", "\\n") + "\n", secrets))

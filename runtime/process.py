@@ -83,10 +83,12 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path, secrets: list[st
     if shutil.which(argv[0]) is None:
         raise BackendError(f"could not start {argv[0]}: not found or not executable")
     log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)   # logs may quote what the server saw
-    return subprocess.Popen([*python_module(f"{__package__}.log_filter"), str(log_path), "--", *argv],
-                            env={**os.environ, **env, "GPTOSS_REDACT": "\n".join(secrets)},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            **GROUPS.popen_options())
+    process = subprocess.Popen([*python_module(f"{__package__}.log_filter"), str(log_path), "--", *argv],
+                               env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, text=True, **GROUPS.popen_options())
+    with process.stdin:          # the secrets to mask, by a pipe: never in its argv or environment
+        process.stdin.write("\n".join(secrets))
+    return process
 
 
 def memory_line(lines: Iterable[str]) -> str | None:

@@ -264,6 +264,8 @@ def test_llamacpp_copies_become_pods_of_one_gpu(run_cli):
     (["--format", "kubernetes", "--gpu", "H100", "--replicas", "2", "--min-replicas", "3"], "above the 2 replica(s)"),
     (["--format", "kubernetes", "--hardware", str(fixture_path("cpu-only")), "--model", "20b", "--min-replicas", "1"],
      "llama.cpp's metrics need its API key"),
+    (["--format", "compose", "--gpu", "H100", "--image", "vllm/vllm-openai\nprivileged: true"],
+     "is not an image reference"),
 ])
 def test_what_export_cannot_do_is_exit_2_with_the_fix(run_cli, flags, said):
     code, out, err = run_cli("export", *flags)

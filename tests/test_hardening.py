@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import psutil
 import pytest
 
 from helpers import fixture_path, free_port
@@ -68,6 +69,7 @@ def test_state_logs_and_secrets_are_private_to_the_user(run_cli, state, smollm2,
     ("--ready-timeout", "inf", "--ready-timeout"),
     ("--ready-timeout", "nan", "--ready-timeout"),
     ("--host", "not a host!", "--host"),
+    ("GPTOSS_LLAMA_SERVER", "/tmp", "GPTOSS_LLAMA_SERVER=/tmp is not a program this user can run"),
 ])
 def test_a_bad_setting_exits_2_before_anything_starts(run_cli, state, smollm2, monkeypatch, setting, value, message):
     flags = ["--port", str(free_port()), "--no-bench"]
@@ -95,16 +97,22 @@ def test_every_secret_the_tool_handled_is_masked_by_its_value(state, smollm2, st
     monkeypatch.setenv("HF_TOKEN_PATH", str(token_file))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("FAKE_SERVER_ECHO_KEY", "1")     # the generated key, printed under no variable name
-    monkeypatch.setenv("FAKE_SERVER_ECHO", "hub login hf_from_the_token_file_0123")
+    monkeypatch.setenv("GITHUB_PAT", "ghp7")             # short, and named unlike the known token shapes
+    monkeypatch.setenv("DATABASE_URL", "postgres://app:s3cret-pw@db:5432/app")     # a password inside a URL
+    monkeypatch.setenv("FAKE_SERVER_ECHO", "hub login hf_from_the_token_file_0123 pat ghp7 db "
+                                           "postgres://app:s3cret-pw@db:5432/app")
     started = subprocess.run([*UP, "--gguf", str(smollm2), "--host", "0.0.0.0", "--port", str(free_port("0.0.0.0")),
                               "--no-bench", "--json"], capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     record = json.loads(started.stdout)
     key = state.read_secret(record["name"])
     log = (state.root / "logs" / f"{record['name']}.log").read_text()
-    assert "api key ***" in log and "hub login ***" in log
+    assert "api key ***" in log and "hub login *** pat *** db postgres://app:***@db:5432/app" in log
     for text in (log, started.stdout, started.stderr, state.path.read_text()):
-        assert key not in text and "hf_from_the_token_file" not in text
+        assert key not in text and "hf_from_the_token_file" not in text and "s3cret-pw" not in text
+    # the log filter got the secrets through a pipe: nothing in its environment or command line shows them
+    log_filter = psutil.Process(record["pid"])
+    assert key not in " ".join([*log_filter.cmdline(), *log_filter.environ().values()])
 
 
 def test_launching_another_machines_plan_is_refused_unless_forced(run_cli, state, smollm2, tmp_path):

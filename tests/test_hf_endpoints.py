@@ -152,3 +152,29 @@ def test_a_saved_plan_asking_for_what_gptoss_never_plans_creates_nothing(run_cli
     code, out, err = run_cli("up", "--plan", saved, "--no-bench")
     assert code == 2 and said in err
     assert hf.created == [] and state.records() == {}
+
+
+def unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+def test_an_unreachable_hub_and_a_bad_poll_setting_are_one_line_before_anything_is_created(run_cli, state,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    huggingface_hub.set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(unreachable)))
+    try:
+        monkeypatch.setenv("GPTOSS_HF_POLL_S", "abc")
+        code, _, err = run_cli("up", "--hardware", CPU_ONLY, "--backend", "hf-endpoints", "--model", "20b")
+        assert code == 2 and "GPTOSS_HF_POLL_S" in err and err.count("\n") == 1
+        monkeypatch.setenv("GPTOSS_HF_POLL_S", "0")
+        code, _, err = run_cli("up", "--hardware", CPU_ONLY, "--backend", "hf-endpoints", "--model", "20b")
+        assert code == 4 and "cannot reach Hugging Face (ConnectError): check the network" in err
+        assert err.count("\n") == 1 and state.records() == {}
+    finally:
+        huggingface_hub.set_client_factory(default_client_factory)
+
+
+def test_a_cloud_endpoint_has_no_host_or_port_of_ours_to_set(run_cli, state):
+    code, _, err = run_cli("up", "--hardware", CPU_ONLY, "--backend", "hf-endpoints", "--model", "20b", "--host",
+                           "0.0.0.0")
+    assert code == 2 and "--host and --port place a server on this machine" in err and state.records() == {}

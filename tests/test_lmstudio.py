@@ -152,3 +152,10 @@ def test_the_dry_run_shows_the_lms_commands(run_cli, lms, saved_plan):
     code, out, err = run_cli("up", "--plan", saved_plan, "--dry-run")
     assert code == 0, err
     assert "runs: " in out and "lms load openai/gpt-oss-20b --context-length 32768 --gpu max" in " ".join(out.split())
+
+
+def test_a_lms_setting_that_names_a_directory_is_exit_2_naming_it(run_cli, state, monkeypatch, tmp_path):
+    monkeypatch.setenv("GPTOSS_LMS", str(tmp_path))
+    code, _, err = run_cli("up", "--backend", "lmstudio", "--no-bench")
+    assert code == 2 and f"GPTOSS_LMS={tmp_path} is not a program this user can run" in err
+    assert err.count("\n") == 1
