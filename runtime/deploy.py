@@ -239,7 +239,24 @@ def _require_model(base_url: str, port: int, model: str, models: list[str] | Non
 def _check_identity(record: Deployment, store: StateStore) -> None:
     models = get_backend(record.backend).served_models(base_url=record.endpoint.base_url,
                                                        api_key=store.read_secret(record.name))
+    if models is None and record.pid:          # ours, running, yet silent: say why rather than blame the port
+        stopped = _stopped_engine(record)
+        if stopped:
+            raise BackendError(f"deployment {record.name}'s server (pid {stopped}) is stopped (SIGSTOP or Ctrl-Z): "
+                               f"resume it with `kill -CONT {stopped}`, or `gptoss down {record.name}`")
+        raise BackendError(f"deployment {record.name} runs but does not answer on port {record.port}; it may be "
+                           f"busy: try again, or `gptoss down {record.name}` and start it again")
     _require_model(record.endpoint.base_url, record.port, record.model, models)
+
+
+def _stopped_engine(record: Deployment) -> int | None:
+    """The pid of this deployment's server or its log filter where one is stopped (state T), else None."""
+    for pid, started_at in ((record.engine_pid, record.engine_started_at), (record.pid, record.pid_started_at)):
+        if pid and alive(pid, started_at):
+            with suppress(psutil.Error):
+                if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                    return pid
+    return None
 
 
 def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore) -> Deployment:

@@ -341,3 +341,18 @@ def test_a_state_lock_that_cannot_be_taken_exits_4_naming_it(run_cli, tmp_path, 
     code, _, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
     assert code == 4 and f"cannot take the state lock {tmp_path / 'state' / 'state.lock'}" in err
     assert "GPTOSS_STATE_DIR" in err and stand_ins() == []
+
+
+def test_up_again_on_a_deployment_whose_server_is_stopped_says_so_and_how_to_resume(run_cli, state, smollm2,
+                                                                                    llama_server):
+    port = free_port()
+    record = json.loads(run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench", "--json")[1])
+    engine = psutil.Process(record["engine_pid"])
+    engine.suspend()                                     # SIGSTOP: Ctrl-Z in the terminal that ran it, or a debugger
+    try:
+        code, _, err = run_cli("up", "--gguf", smollm2, "--port", port, "--no-bench")
+        assert code == 4 and f"server (pid {engine.pid}) is stopped (SIGSTOP or Ctrl-Z): resume it with " \
+                              f"`kill -CONT {engine.pid}`" in err
+        assert "another server holds the port" not in err
+    finally:
+        engine.resume()
