@@ -42,7 +42,7 @@ def test_llama_servers_buffers_add_up_per_place_whatever_the_log_around_them():
     assert figures == {("GPUs", "weights"): 17000.0, ("host", "weights"): 42000.0,
                        ("GPUs", "kv_cache"): 1200.0, ("GPUs", "compute"): 2000.0,
                        ("host", "compute"): 0.77 + 75.23}
-    assert LLAMACPP.reported_memory(["srv  init: listening on http://127.0.0.1:8080"]) is None
+    assert LLAMACPP.reported_memory(["srv  init: listening on http://127.0.0.1:39217"]) is None
 
 
 def plan_4090_120b():
