@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import math
 import re
 from abc import ABC, abstractmethod
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from gptoss_deploy.backends.engine_report import EngineReport
     from gptoss_deploy.planner.documents import PlanDocument
 
-SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
-SECRET_PARTS = ("PAT", "PWD", "PASS", "AUTH")      # whole parts of a name only: GITHUB_PAT, not PATH
 API_KEY_ENV = "OPENAI_API_KEY"
 CONTAINER_PORT = 8000     # where an exported server listens inside its container
 
@@ -151,123 +148,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def masked_env(env: dict[str, str]) -> dict[str, str]:
-    """ENV as it may be shown or stored: values of secret-looking names masked, and a password inside a URL."""
-    return {k: "***" if secret_name(k) else _url_password_masked(v) for k, v in env.items()}
-
-
-def secret_name(name: str) -> bool:
-    upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS) or any(part in SECRET_PARTS for part in upper.split("_"))
-
-
-def url_password(value: str) -> str | None:
-    """The password of a URL with credentials (postgres://user:PASSWORD@host/db), or None."""
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(value).password if "@" in value and "://" in value else None
-    except ValueError:
-        return None
-
-
-def _url_password_masked(value: str) -> str:
-    password = url_password(value)
-    return value.replace(f":{password}@", ":***@") if password else value
-
-
-@dataclass(frozen=True)
-class Several:
-    """A flag that takes one or more values (vLLM's --served-model-name A B): each checked by CONVERT."""
-
-    convert: Callable[[str], object]
-
-
-def parse_flags(argv: list[str], flags: Mapping[str, Callable[[str], object] | Several | None],
-                where: str = "launch.argv") -> dict[str, object]:
-    """ARGV's flags, strictly: each one known (FLAGS maps it to a converter, Several(converter), or None for a
-    switch) and given once. A saved plan is untrusted input: anything else is a usage error naming the flag and
-    WHERE in the plan it is, never passed through."""
-    found: dict[str, object] = {}
-    rest = list(argv)
-    while rest:
-        flag = rest.pop(0)
-        if flag not in flags:
-            raise UsageError(f"the plan's {where} has a flag gptoss does not plan: {flag!r}")
-        if flag in found:
-            raise UsageError(f"the plan's {where} gives {flag} twice")
-        convert = flags[flag]
-        if convert is None:
-            found[flag] = True
-            continue
-        count = 1
-        if isinstance(convert, Several):
-            while count < len(rest) and not rest[count].startswith("-"):
-                count += 1
-            convert = convert.convert
-        if not rest:
-            raise UsageError(f"the plan's {where} ends without a value for {flag}")
-        values, rest = rest[:count], rest[count:]
-        try:
-            converted = [convert(value) for value in values]
-        except (ValueError, TypeError, KeyError):     # KeyError: a value outside a converter's closed set
-            raise UsageError(f"the plan's {where} has {flag} {' '.join(values)!r}, which is not a valid value") \
-                from None
-        found[flag] = tuple(converted) if isinstance(flags[flag], Several) else converted[0]
-    return found
-
-
 def require_loopback(host: str, server: str) -> None:
     """SERVER takes no API key gptoss can set: it is served on loopback only, and any other --host is refused."""
     if not is_loopback(host):
         raise UsageError(f"{server} takes no API key that gptoss can set, so gptoss serves it on 127.0.0.1 only; put "
                          "an authenticating proxy in front of it to reach it from elsewhere")
-
-
-def word(text: str) -> str:
-    """A converter of a saved plan's text value (a model, an alias, a host): something, on one line."""
-    if not text.strip() or not text.isprintable():
-        raise ValueError(text)
-    return text
-
-
-def configured_program(variable: str) -> str | None:
-    """The program the GPTOSS_* VARIABLE names, if set. One that exists but cannot be run (a directory, a file
-    without the execute bit) is a usage error naming the variable; one that does not exist here is left to the
-    launch, which says so (a dry run may show another machine's path)."""
-    value = os.environ.get(variable)
-    if value and os.path.exists(value) and (os.path.isdir(value) or not os.access(value, os.X_OK)):
-        raise UsageError(f"{variable}={value} is not a program this user can run: point it at the executable, or "
-                         "unset it")
-    return value or None
-
-
-def bounded(low: int, high: int) -> Callable[[str], int]:
-    """A converter of a whole number from LOW to HIGH, for a saved plan's flag: anything else never reaches the
-    engine (a negative --ctx-size aborts llama-server)."""
-    def convert(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise ValueError(text)
-        return value
-    return convert
-
-
-def port_number(text: str) -> int:
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise ValueError(text)
-    return port
-
-
-def checked_env(env: Mapping[str, str], allowed: Mapping[str, tuple[str, ...]],
-                where: str = "launch.env") -> dict[str, str]:
-    """A plan's server environment, limited to the variables (and values) the backend plans: a saved plan that
-    sets anything else (PYTHONPATH, LD_PRELOAD...) is refused."""
-    for name, value in env.items():
-        if name not in allowed or (allowed[name] and value not in allowed[name]):
-            raise UsageError(f"the plan's {where} sets {name}={value!r}, which gptoss does not plan")
-    return dict(env)
 
 
 LOAD_BYTES_PER_S = 100e6   # a slow disk: the readiness deadline only has to outlast a healthy load

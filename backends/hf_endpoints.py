@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend, checked_env, parse_flags
+from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend
+from gptoss_deploy.backends.flags import checked_env, parse_flags
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import CloudQuote

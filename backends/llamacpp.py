@@ -10,10 +10,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, bounded,
-                                         checked_env, configured_program, endpoint, parse_flags, port_number,
-                                         ready_deadline_s, relaunched, word)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, endpoint,
+                                         ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
+from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import MachineClass

@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_deploy.backends.base import (NAME_PATTERN, LocalBackend, ServerLaunch, configured_program, endpoint,
-                                         port_number, require_loopback)
+from gptoss_deploy.backends.base import LocalBackend, NAME_PATTERN, ServerLaunch, endpoint, require_loopback
+from gptoss_deploy.backends.flags import configured_program, port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError

@@ -7,7 +7,8 @@ import os
 import shutil
 from urllib.parse import urlsplit
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, checked_env, endpoint, host_port
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, host_port
+from gptoss_deploy.backends.flags import checked_env
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError

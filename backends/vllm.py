@@ -6,10 +6,11 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, Several, bounded,
-                                         checked_env, configured_program, endpoint, parse_flags, port_number,
-                                         ready_deadline_s, relaunched, word)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, endpoint,
+                                         ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
+from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
+                                          word)
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support

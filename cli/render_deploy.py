@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from gptoss_deploy.backends.base import masked_env
+from gptoss_deploy.backends.masking import masked_env
 from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
 from gptoss_deploy.planner.documents import PlanDocument

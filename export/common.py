@@ -8,7 +8,7 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from gptoss_deploy.backends.base import CONTAINER_PORT, LOAD_BYTES_PER_S, ContainerCommand, LocalBackend
+from gptoss_deploy.backends.base import CONTAINER_PORT, ContainerCommand, LOAD_BYTES_PER_S, LocalBackend
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 

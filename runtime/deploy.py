@@ -12,15 +12,15 @@ from datetime import datetime, timezone
 import psutil
 
 from gptoss_deploy.backends import get_backend
-from gptoss_deploy.backends.base import (API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, masked_env,
-                                        safe_name, secret_name, url_password)
-from gptoss_deploy.runtime.engine_memory import compare
-from gptoss_deploy.runtime.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
-                                            port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
+from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, safe_name
+from gptoss_deploy.backends.masking import masked_env, secret_name, url_password
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.runtime.engine_memory import compare
+from gptoss_deploy.runtime.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
+                                            port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
 from gptoss_deploy.runtime.records import Benchmark, Deployment, Endpoint
 from gptoss_deploy.runtime.recovery import marker
 from gptoss_deploy.runtime.state import StateStore
