@@ -5,6 +5,7 @@ secret with no value here: `sky serve up --secret KEY` passes it from the launch
 """
 from __future__ import annotations
 
+import re
 import shlex
 
 from gptoss_deploy.backends.base import ContainerCommand
@@ -16,15 +17,27 @@ from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
 # SkyPilot's accelerator names for the cloud GPUs (`sky show-gpus`): ours, except the 40 GB A100, which it calls A100.
 ACCELERATORS = {gpu.name: ("A100" if key == "A100-40GB" else key) for key, gpu in CLOUD_GPUS.items()}
+VENDOR_WORDS = {"NVIDIA", "GeForce", "Tesla", "AMD", "Radeon", "Instinct"}
+CONSUMER_LINES = {"RTX", "GTX", "TITAN", "Titan"}     # named by their product words together: RTX4090
+MEMORY_VARIANTS = {"A100": "80GB", "V100": "32GB"}    # the larger variant has a name of its own in SkyPilot's catalog
 IMAGE_DISK_GIB = 50             # the engine's image and the OS beside the model's files
 LEADER = '$(echo "$SKYPILOT_NODE_IPS" | head -n1)'     # SkyPilot lists a replica's node addresses, the first first
 
 
 def accelerator(gpu_name: str) -> str:
-    """SkyPilot's name for GPU_NAME: the table's, else the product words run together as its catalogs write
-    consumer cards (NVIDIA GeForce RTX 4090: RTX4090)."""
-    vendor_words = {"NVIDIA", "GeForce", "AMD", "Radeon", "Instinct"}
-    return ACCELERATORS.get(gpu_name) or "".join(w for w in gpu_name.split() if w not in vendor_words)
+    """SkyPilot's name for GPU_NAME as a driver reports it: the table's; a datacenter GPU by its model, with the
+    memory where SkyPilot's catalog tells variants apart by it (Tesla V100-SXM2-32GB: V100-32GB; Tesla T4: T4;
+    AMD's "Aqua Vanjaram [Instinct MI300X]": MI300X); a consumer card's product words run together, as its
+    catalogs write them (NVIDIA GeForce RTX 4090: RTX4090)."""
+    if gpu_name in ACCELERATORS:
+        return ACCELERATORS[gpu_name]
+    marketed = re.search(r"\[(.+)\]", gpu_name)            # amd-smi: the codename, then the product in brackets
+    words = [w for w in (marketed[1] if marketed else gpu_name).split() if w not in VENDOR_WORDS]
+    if not words or words[0] in CONSUMER_LINES:
+        return "".join(words)
+    model = words[0].split("-")[0]
+    memory = MEMORY_VARIANTS.get(model)
+    return f"{model}-{memory}" if memory and memory in gpu_name else model
 
 
 def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gpu_name: str | None,

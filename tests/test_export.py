@@ -341,3 +341,12 @@ def test_vllm_runs_the_release_its_flags_were_checked_against(run_cli):
     _, objects = export(run_cli, *H100_PLAN)
     image = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "vllm/vllm-openai:v0.33.0"
+
+
+@pytest.mark.parametrize("hardware, asked", [("t4-cloud-vm", "T4:1"), ("mi300x", "MI300X:1")])
+def test_skypilot_names_a_probed_gpu_as_its_catalog_does(run_cli, hardware, asked):
+    """The driver's names ("Tesla T4", amd-smi's "Aqua Vanjaram [Instinct MI300X]") are not SkyPilot's: its reader
+    accepts any name, so only a launch would have failed."""
+    code, out, err = run_cli("export", "--format", "skypilot", "--hardware", fixture_path(hardware))
+    assert code == 0, err
+    assert yaml.safe_load(out)["resources"]["accelerators"] == asked
