@@ -40,12 +40,13 @@ class Autoscale:
     requests_per_s_per_replica: float    # its planned output rate, in answers of a typical length
 
 
-def require_exportable(plan: PlanDocument) -> None:
-    """An engine with a published image, and a saved plan whose command it reads (strictly, as `up` does)."""
+def exportable(plan: PlanDocument) -> ContainerCommand:
+    """The plan's server in its engine's published image, its command read as strictly as `up` reads it; an
+    engine without an image is a usage error."""
     if not _adapter(plan).container_images:
         raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
                          "--backend vllm or --backend llamacpp")
-    container(plan)
+    return _adapter(plan).container_command(plan=plan)
 
 
 def copies(plan: PlanDocument) -> int:
@@ -69,11 +70,6 @@ def startup_seconds(plan: PlanDocument) -> int:
 def cache_gib(plan: PlanDocument) -> int:
     """Room for one copy of the model's files, with a fifth to spare."""
     return math.ceil(plan.memory.breakdown.weights / plan.offload.data_parallel_size / 2**30 * 1.2)
-
-
-def container(plan: PlanDocument) -> ContainerCommand:
-    """The plan's server in its engine's image, as its adapter reads the plan (strictly, as `up` does)."""
-    return _adapter(plan).container_command(plan=plan)
 
 
 def engine_image(plan: PlanDocument, vendor: str | None) -> str:
@@ -101,9 +97,8 @@ def nodes(plan: PlanDocument) -> int:
     return plan.offload.pipeline_parallel_size
 
 
-def leader_script(plan: PlanDocument) -> str:
+def leader_script(served: ContainerCommand) -> str:
     """The first node of a multi-node replica: Ray's head, then the server, which waits for the workers' GPUs."""
-    served = container(plan)
     return f"ray start --head --port={RAY_PORT} && exec {shlex.join([*served.entrypoint, *served.args])}"
 
 

@@ -6,9 +6,8 @@ on consecutive host ports.
 """
 from __future__ import annotations
 
-from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, container, copies, engine_image,
-                                         gpus_per_container, key_env, nodes, render_yaml, require_exportable,
-                                         startup_seconds)
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, copies, engine_image, exportable,
+                                         gpus_per_container, key_env, nodes, render_yaml, startup_seconds)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -19,11 +18,10 @@ SHM_SIZE = "16gb"                  # compose's byte units: the same 16 GiB /dev/
 def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None = None,
             host: str = "127.0.0.1") -> dict:
     """The compose document: one service per container the plan needs, and the model cache volume."""
-    require_exportable(plan)
+    served = exportable(plan)
     if nodes(plan) > 1:
         raise UsageError(f"a compose file runs one node and this plan spans {nodes(plan)}: export --format "
                          "kubernetes or --format skypilot")
-    served = container(plan)
     gpus = gpus_per_container(plan, vendor)
     count = copies(plan)
     services = {}

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 
 from gptoss_deploy.backends.base import ContainerCommand
-from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ExportRequest, cache_gib, container, copies,
-                                         engine_image, gpus_per_container, key_env, leader_script, nodes, render_yaml,
-                                         require_exportable, startup_seconds, worker_script)
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ExportRequest, cache_gib, copies,
+                                         engine_image, exportable, gpus_per_container, key_env, leader_script, nodes,
+                                         render_yaml, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -33,7 +33,7 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
               image: str | None = None, autoscale: Autoscale | None = None) -> list[dict]:
     """Model-cache claim, Deployment and Service for PLAN, REPLICAS times the planned node (at most that many, from
     AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
-    require_exportable(plan)
+    served = exportable(plan)
     if autoscale and plan.backend != "vllm":
         raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_RUNNING}; llama.cpp's metrics need "
                          "its API key to scrape: give --replicas, or export --format skypilot")
@@ -45,13 +45,13 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
     pod = Pod(plan, name, vendor, gpu_name, image or engine_image(plan, vendor))
     serving = labels
     if nodes(plan) > 1:
-        workload = _leader_worker_set(plan, name, labels, replicas, pod)
+        workload = _leader_worker_set(plan, served, name, labels, replicas, pod)
         serving = {**labels, "app.kubernetes.io/component": "leader"}      # only the leaders serve
     else:
         workload = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
             "spec": {"replicas": pods, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": pod.spec(container(plan), serves=True)}},
+                     "template": {"metadata": {"labels": labels}, "spec": pod.spec(served, serves=True)}},
         }
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
                "spec": {"selector": serving, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
@@ -65,10 +65,10 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
     return [claim, workload, service, _autoscaler(name, labels, pods, autoscale)]
 
 
-def _leader_worker_set(plan: PlanDocument, name: str, labels: dict, replicas: int, pod: Pod) -> dict:
+def _leader_worker_set(plan: PlanDocument, served: ContainerCommand, name: str, labels: dict, replicas: int,
+                      pod: Pod) -> dict:
     """REPLICAS groups of one pod per node (LeaderWorkerSet, kubernetes-sigs/lws): the leader runs Ray's head and
     the server, the workers join its Ray cluster; one pod's restart recreates its group, which Ray needs."""
-    served = container(plan)
 
     def shell(script: str) -> ContainerCommand:
         return ContainerCommand(["sh", "-c"], [script], served.env)
@@ -78,7 +78,7 @@ def _leader_worker_set(plan: PlanDocument, name: str, labels: dict, replicas: in
         "spec": {"replicas": replicas, "leaderWorkerTemplate": {
             "size": nodes(plan), "restartPolicy": "RecreateGroupOnPodRestart",
             "leaderTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "leader"}},
-                               "spec": pod.spec(shell(leader_script(plan)), serves=True)},
+                               "spec": pod.spec(shell(leader_script(served)), serves=True)},
             "workerTemplate": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "worker"}},
                                # LWS gives every pod of a group its leader's address
                                "spec": pod.spec(shell(worker_script("$LWS_LEADER_ADDRESS")), serves=False)},

@@ -9,9 +9,9 @@ import re
 import shlex
 
 from gptoss_deploy.backends.base import ContainerCommand
-from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, container, copies, engine_image,
-                                         gpus_per_container, key_env, leader_script, nodes, render_yaml,
-                                         require_exportable, startup_seconds, worker_script)
+from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, copies, engine_image,
+                                         exportable, gpus_per_container, key_env, leader_script, nodes, render_yaml,
+                                         startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
@@ -44,8 +44,7 @@ def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gp
             image: str | None = None, autoscale: Autoscale | None = None) -> dict:
     """The service YAML's document: REPLICAS replicas of the planned node (llama.cpp's copies: one GPU each), or
     from AUTOSCALE's minimum up to that many, scaled by SkyServe on the requests per second one was planned for."""
-    require_exportable(plan)
-    served = container(plan)
+    served = exportable(plan)
     gpus = gpus_per_container(plan, vendor)
     resources: dict = {"image_id": f"docker:{image or engine_image(plan, vendor)}", "ports": PORT,
                        "disk_size": cache_gib(plan) + IMAGE_DISK_GIB}
@@ -67,7 +66,7 @@ def _run(plan: PlanDocument, served: ContainerCommand) -> str:
     """The command; over several nodes, the first leads and the others join it (SKYPILOT_NODE_RANK)."""
     if nodes(plan) == 1:
         return shlex.join([*served.entrypoint, *served.args]) + "\n"
-    return (f'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then\n  {leader_script(plan)}\n'
+    return (f'if [ "$SKYPILOT_NODE_RANK" = 0 ]; then\n  {leader_script(served)}\n'
             f"else\n  {worker_script(LEADER)}\nfi\n")
 
 
