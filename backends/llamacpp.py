@@ -1,6 +1,7 @@
 """llama.cpp (llama-server): the command for a placement, the model file, and how to run it (G15396, LCS)."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -277,6 +278,7 @@ def _verbosity_for_build(command: LlamaServerCommand, program: list[str] | None)
     return replace(command, log_verbosity=None) if build and build < QUIET_LOG_BUILD else command
 
 
+@functools.cache       # one question a process: `up` reads the launch again on the fallback ladder's rungs
 def llama_server_build(executable_path: str) -> int | None:
     """The build number `llama-server --version` prints ("version: 9181 (abc123)"); None when it says none."""
     try:
