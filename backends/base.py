@@ -256,12 +256,21 @@ class LocalBackend(Backend):
     # key from; an engine without images is not exported.
     container_images: ClassVar[Mapping[str | None, str]] = {}
     key_env: ClassVar[str | None] = None
+    # The Placement fields its launch renders, each by the words it is written with in the command, environment or
+    # load request (any one of them); and those it leaves to the engine, with why. A field in neither is dropped,
+    # which tests/test_backend_interface.py fails on.
+    renders: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    leaves_to_engine: ClassVar[Mapping[str, str]] = {}
 
     def artifact(self, model: ModelSpec) -> Artifact:
         return self.artifacts[model.size]
 
     def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
         return None
+
+    def placement_reasons(self, placement: Placement, hw: HardwareReport) -> list[str]:
+        """The plan's reasons for how PLACEMENT offloads, split and caches, in its engine's flags."""
+        return []
 
     program: ClassVar[str]                               # what runs the server, in words
 

@@ -34,6 +34,10 @@ class FoundryLocal(LocalBackend):
     has_health = False                          # Foundry's web service has no /health
     takes_effort = False                        # its chat completions document no reasoning effort
     program = "Foundry Local's native runtime (it comes in the foundry-local-sdk wheel)"
+    # Its catalog model loads as built: nothing of a placement is a setting of Foundry Local's.
+    leaves_to_engine = {"context_length": "the catalog model runs at the context it was built for",
+                        "gpu_layers": "the CUDA variant runs wholly on the GPU (unsupported() demands it)",
+                        "ubatch": "Foundry Local has no batch-size setting"}
 
     def program_missing(self) -> str | None:
         return self.sdk_missing()               # the runtime is the SDK's: one install gives both

@@ -22,7 +22,8 @@ from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
-from gptoss_deploy.planner.units import GIB, MIB
+from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
+from gptoss_deploy.planner.units import GIB, MIB, gib, tokens_per_s
 
 DEFAULT_PORT = 8080
 READY_BASE_S = 60.0
@@ -155,6 +156,11 @@ class LlamaCpp(LocalBackend):
     container_images = {"nvidia": "ghcr.io/ggml-org/llama.cpp:server-cuda",     # llama.cpp's packages
                         "amd": "ghcr.io/ggml-org/llama.cpp:server-rocm", None: "ghcr.io/ggml-org/llama.cpp:server"}
     key_env = "LLAMA_API_KEY"
+    renders = {"context_length": ("--ctx-size",), "ubatch": ("-ub",), "cpu_layers": ("--n-cpu-moe", "--n-gpu-layers"),
+               "tensor_split": ("--tensor-split",), "data_parallel_size": ("--devices",),   # a server per copy, at up
+               "prompt_cache_bytes": ("--cache-ram",), "context_checkpoints": ("--ctx-checkpoints",)}
+    leaves_to_engine = {"gpu_layers": "--n-gpu-layers 999 puts every layer on the GPUs; --n-cpu-moe says which "
+                                      "experts stay in RAM"}
     artifacts = {   # ggml-org's MXFP4 GGUFs (G15396)
         "20b": Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB), ("gpt-oss-20b-mxfp4.gguf",)),
         "120b": Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
@@ -181,6 +187,9 @@ class LlamaCpp(LocalBackend):
         return {"argv": command.argv(), "env": {}, "model_ref": placement.artifact.ref,
                 "model_files": list(placement.artifact.files), "served_model": placement.model.name,
                 "base_url": endpoint(command.host, command.port)}
+
+    def placement_reasons(self, placement, hw) -> list[str]:
+        return [reason for reason in (_offload_reason(placement, hw), _host_cache_reason(placement, hw)) if reason]
 
     def server_launch(self, *, plan, options, hardware, gguf: GgufInfo | None) -> ServerLaunch:
         """The llama-server command for PLAN, with the model as a local file (fetched by `prepare`)."""
@@ -316,3 +325,40 @@ def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
 
 
 LLAMACPP = LlamaCpp()
+
+
+def _offload_reason(placement, hw) -> str | None:
+    gpus = [d for d in placement.devices if d.device != "cpu"]
+    if gpus and placement.cpu_layers:
+        return (f"offload: --n-cpu-moe {placement.cpu_layers}: the MoE experts of {placement.cpu_layers} of "
+                f"{placement.model.layers} layers stay in RAM so the rest fits "
+                f"{gib(sum(d.available_bytes for d in gpus))} of free GPU memory")
+    if placement.data_parallel_size > 1:
+        return (f"GPUs: each of {placement.data_parallel_size} GPUs holds the whole model, so each runs its own "
+                f"{LLAMACPP.title} copy behind one address: streams run side by side (predicted "
+                f"{tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} streams), each at "
+                "one GPU's speed")
+    if placement.tensor_split:
+        return (f"GPUs: one {LLAMACPP.title} server splits the layers over {len(gpus)} GPUs (--tensor-split "
+                f"{','.join(f'{share:g}' for share in placement.tensor_split)}): no one GPU holds the model at this "
+                "context, so each adds memory, not speed")
+    return None
+
+
+def _host_cache_reason(placement, hw) -> str | None:
+    """What llama-server may keep in RAM beyond the model, set rather than left to its growing defaults."""
+    if placement.context_checkpoints is None:
+        return None
+    held = gib(placement.devices[-1].cache_bytes)
+    fit = ("; --fit off: the engine runs this placement rather than its own search; --log-verbosity 4: it prints "
+           "its buffers, which gptoss-up records beside these figures")
+    if placement.prompt_cache_bytes or placement.context_checkpoints:
+        return (f"memory: llama-server keeps {held} of RAM for its prompt cache (--cache-ram "
+                f"{placement.prompt_cache_bytes // MIB}) and {placement.context_checkpoints} context "
+                f"checkpoint{'' if placement.context_checkpoints == 1 else 's'} a slot (--ctx-checkpoints), out of "
+                f"what the plan leaves; its defaults (8,192 MiB and 32) would grow "
+                f"past the plan{fit}")
+    why = ("unified memory is the GPU's too" if any(g.unified_memory for g in hw.gpus)
+           else "the plan leaves too little RAM for them")
+    return (f"memory: no prompt cache and no context checkpoints (--cache-ram 0 --ctx-checkpoints 0): {why}, and "
+            f"llama-server's defaults would grow into it after start-up{fit}")

@@ -22,6 +22,7 @@ from gptoss_deploy.backends.flags import configured_program, port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.explain import whole_layers_reason
 from gptoss_deploy.planner.placement import LAYERS, MIN_CONTEXT
 
 DEFAULT_PORT = 1234
@@ -62,6 +63,11 @@ class LmStudio(LocalBackend):
     checks_identity_when_ready = False          # the model is listed once loaded (after_ready)
     has_health = False                          # LM Studio's server has no /health
     program = "lms (LM Studio's CLI: on PATH, ~/.lmstudio/bin, or GPTOSS_LMS)"
+    renders = {"context_length": ("context_length",), "gpu_layers": ("gpu",), "cpu_layers": ("gpu",)}   # lms load's
+    leaves_to_engine = {"ubatch": "lms load has no batch size; LM Studio sets its own"}
+
+    def placement_reasons(self, placement, hw) -> list[str]:
+        return whole_layers_reason(placement, self.title)
 
     def program_missing(self) -> str | None:
         return None if _lms() else NOT_INSTALLED

@@ -12,6 +12,7 @@ from gptoss_deploy.backends.flags import checked_env
 from gptoss_deploy.planner.backend import MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.explain import whole_layers_reason
 from gptoss_deploy.planner.placement import LAYERS, OLLAMA_NUM_BATCH
 from gptoss_deploy.planner.units import GB
 
@@ -33,6 +34,12 @@ class Ollama(LocalBackend):
     sdk_module, extra = "ollama", "ollama"      # the official client: pull, create, the NDJSON benchmark
 
     program = "ollama (installed here, or running where OLLAMA_HOST says)"
+    renders = {"context_length": ("OLLAMA_CONTEXT_LENGTH", "num_ctx"), "ubatch": ("num_batch",)}
+    leaves_to_engine = {field: "Ollama puts as many whole layers on the GPU as its own estimate allows; the plan "
+                               "predicts its split" for field in ("cpu_layers", "gpu_layers")}
+
+    def placement_reasons(self, placement, hw) -> list[str]:
+        return whole_layers_reason(placement, self.title)
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return [shutil.which("ollama") or "ollama", "serve"]   # unless an Ollama already answers: then nothing

@@ -16,7 +16,8 @@ from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
-from gptoss_deploy.planner.units import GIB
+from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
+from gptoss_deploy.planner.units import GIB, tokens_per_s
 
 DEFAULT_PORT = 8000
 READY_BASE_S = 300.0              # vLLM compiles kernels and captures CUDA graphs before it serves
@@ -164,9 +165,36 @@ class Vllm(LocalBackend):
     # vLLM's docs; on NVIDIA the release whose parser checks the plans' flags (tests/upstream, docs/sources.md)
     container_images = {"nvidia": "vllm/vllm-openai:v0.33.0", "amd": "rocm/vllm:latest"}
     key_env = "VLLM_API_KEY"
+    renders = {"context_length": ("--max-model-len",), "tensor_parallel_size": ("--tensor-parallel-size",),
+               "data_parallel_size": ("--data-parallel-size",), "pipeline_parallel_size": ("--pipeline-parallel-size",),
+               "gpu_memory_utilization": ("--gpu-memory-utilization",),
+               "max_num_batched_tokens": ("--max-num-batched-tokens",)}
 
     def program_missing(self) -> str | None:
         return None if _program() else NOT_INSTALLED
+
+    def placement_reasons(self, placement, hw) -> list[str]:
+        """Why this many GPUs split the model (tensor parallel) and why this many copies of it (data parallel)."""
+        tp, copies = placement.tensor_parallel_size, placement.data_parallel_size
+        memory = (f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
+                  f"--max-num-batched-tokens {placement.max_num_batched_tokens}")
+        name = hw.gpus[0].name if hw.gpus else "one GPU"
+        if placement.pipeline_parallel_size > 1:
+            return [f"nodes: --pipeline-parallel-size {placement.pipeline_parallel_size}: one node cannot hold the "
+                    f"model and its KV cache, so each of {placement.pipeline_parallel_size} nodes holds a stage of its "
+                    f"layers, split over its {tp} {name}(s) by --tensor-parallel-size {tp} ({memory}); vLLM joins the "
+                    "nodes with Ray, and the prediction leaves out the network between them"]
+        if tp == 1:
+            split = f"GPUs: one {name} holds the whole model and its KV cache ({memory})"
+        else:
+            split = (f"GPUs: --tensor-parallel-size {tp}: one {name} cannot hold the model and the KV cache, so {tp} "
+                     f"split each layer ({memory})")
+        if copies > 1:
+            return [f"{split}; --data-parallel-size {copies}: the other GPUs serve copies, so streams run side by "
+                    f"side (predicted {tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} "
+                    "streams) instead of waiting on all-reduces"]
+        spare = len(hw.gpus) - tp
+        return [f"{split}; {spare} GPU(s) cannot hold another copy and stay idle" if spare > 0 else split]
 
     def build_launch(self, placement, settings) -> dict:
         arch = placement.compute_capability or ""

@@ -67,6 +67,9 @@ class LocalEngine(Protocol):
 
     def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict: ...
 
+    def placement_reasons(self, placement: Placement, hw: HardwareReport) -> list[str]:
+        """How PLACEMENT offloads, splits and caches, in the engine's own flags: the plan's explanation quotes it."""
+
 
 class CloudService(Protocol):
     """A hosted endpoint. Nothing is called on the network while planning."""

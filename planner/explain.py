@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, Constraints
 from gptoss_deploy.planner.devices import EXPERIMENTAL, find_spec, is_datacenter, serves_through_vllm_first, vllm_support
 from gptoss_deploy.planner.hardware import HardwareReport
-from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
-from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate, predict_decode
+from gptoss_deploy.planner.placement import EXPERTS, WHOLE_MODEL, Placement, Rejection, fit_expert_offload
+from gptoss_deploy.planner.throughput import predict_decode
 from gptoss_deploy.planner.units import MIB, gib, tokens_per_s
 
 if TYPE_CHECKING:
@@ -43,14 +43,10 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
         reasons.append(_below_floor_reason(chosen, others, c, backends))
     if placement is not None:
         reasons.append(_context_reason(chosen, c))
-        offload = _offload_reason(placement, backends[chosen.backend].title, hw)
-        if offload:
-            reasons.append(offload)
+        reasons.extend(backends[chosen.backend].placement_reasons(placement, hw))   # in its engine's words
         hint = apple_wired_limit_hint(placement, hw, c)
         if hint:
             reasons.append(hint)
-        if placement.context_checkpoints is not None:
-            reasons.append(_host_cache_reason(placement, hw))
         reasons.append("quantization: native MXFP4 experts; other GGUF quants keep the experts in MXFP4 "
                        "and save under 5%, so they are not worth the quality risk")
         unknown = [g.name for g in hw.gpus if not g.memory_bandwidth_gbps and not find_spec(g.name)]
@@ -145,68 +141,13 @@ def _price_words(candidate: Candidate) -> str:
     return "price not in our data"
 
 
-def _host_cache_reason(placement: Placement, hw: HardwareReport) -> str:
-    """What llama-server may keep in RAM beyond the model, set rather than left to its growing defaults."""
-    held = gib(placement.devices[-1].cache_bytes)
-    fit = ("; --fit off: the engine runs this placement rather than its own search; --log-verbosity 4: it prints "
-           "its buffers, which gptoss-up records beside these figures")
-    if placement.prompt_cache_bytes or placement.context_checkpoints:
-        return (f"memory: llama-server keeps {held} of RAM for its prompt cache (--cache-ram "
-                f"{placement.prompt_cache_bytes // MIB}) and {placement.context_checkpoints} context "
-                f"checkpoint{'' if placement.context_checkpoints == 1 else 's'} a slot (--ctx-checkpoints), out of "
-                f"what the plan leaves; its defaults (8,192 MiB and 32) would grow "
-                f"past the plan{fit}")
-    why = ("unified memory is the GPU's too" if any(g.unified_memory for g in hw.gpus)
-           else "the plan leaves too little RAM for them")
-    return (f"memory: no prompt cache and no context checkpoints (--cache-ram 0 --ctx-checkpoints 0): {why}, and "
-            f"llama-server's defaults would grow into it after start-up{fit}")
-
-
-def _offload_reason(placement: Placement, title: str, hw: HardwareReport) -> str | None:
-    gpus = [d for d in placement.devices if d.device != "cpu"]
-    free = gib(sum(d.available_bytes for d in gpus))
-    if placement.offload == EXPERTS and gpus and placement.cpu_layers:
-        return (f"offload: --n-cpu-moe {placement.cpu_layers}: the MoE experts of {placement.cpu_layers} of "
-                f"{placement.model.layers} layers stay in RAM so the rest fits {free} of free GPU memory")
-    if placement.offload == EXPERTS and placement.data_parallel_size > 1:
-        return (f"GPUs: each of {placement.data_parallel_size} GPUs holds the whole model, so each runs its own "
-                f"{title} copy behind one address: streams run side by side (predicted "
-                f"{tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} streams), each at "
-                "one GPU's speed")
-    if placement.offload == EXPERTS and placement.tensor_split:
-        return (f"GPUs: one {title} server splits the layers over {len(gpus)} GPUs (--tensor-split "
-                f"{','.join(f'{share:g}' for share in placement.tensor_split)}): no one GPU holds the model at this "
-                "context, so each adds memory, not speed")
-    if placement.offload == LAYERS and gpus and placement.cpu_layers:
-        return (f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
-                f"to fit {free} of free GPU memory")
-    if placement.offload == WHOLE_MODEL:
-        return _gpu_split_reason(placement, hw)
-    return None
-
-
-def _gpu_split_reason(placement: Placement, hw: HardwareReport) -> str:
-    """vLLM: why this many GPUs split the model (tensor parallel) and why this many copies of it (data parallel)."""
-    tp, copies = placement.tensor_parallel_size, placement.data_parallel_size
-    memory = (f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
-              f"--max-num-batched-tokens {placement.max_num_batched_tokens}")
-    name = hw.gpus[0].name if hw.gpus else "one GPU"
-    if placement.pipeline_parallel_size > 1:
-        return (f"nodes: --pipeline-parallel-size {placement.pipeline_parallel_size}: one node cannot hold the model "
-                f"and its KV cache, so each of {placement.pipeline_parallel_size} nodes holds a stage of its layers, "
-                f"split over its {tp} {name}(s) by --tensor-parallel-size {tp} ({memory}); vLLM joins the nodes with "
-                "Ray, and the prediction leaves out the network between them")
-    if tp == 1:
-        split = f"GPUs: one {name} holds the whole model and its KV cache ({memory})"
-    else:
-        split = (f"GPUs: --tensor-parallel-size {tp}: one {name} cannot hold the model and the KV cache, so {tp} "
-                 f"split each layer ({memory})")
-    if copies > 1:
-        return (f"{split}; --data-parallel-size {copies}: the other GPUs serve copies, so streams run side by side "
-                f"(predicted {tokens_per_s(predict_aggregate(placement, hw))} over {AGGREGATE_STREAMS} streams) "
-                "instead of waiting on all-reduces")
-    spare = len(hw.gpus) - tp
-    return f"{split}; {spare} GPU(s) cannot hold another copy and stay idle" if spare > 0 else split
+def whole_layers_reason(placement: Placement, title: str) -> list[str]:
+    """Engines that offload whole layers (Ollama, LM Studio): how many run on the CPU, in no flag of theirs."""
+    if not placement.cpu_layers or not any(d.device != "cpu" for d in placement.devices):
+        return []
+    free = gib(sum(d.available_bytes for d in placement.devices if d.device != "cpu"))
+    return [f"offload: {title} runs {placement.cpu_layers} of {placement.model.layers} whole layers on the CPU "
+            f"to fit {free} of free GPU memory"]
 
 
 def _vllm_notes(chosen: Candidate, hw: HardwareReport) -> list[str]:

@@ -3,6 +3,7 @@ and accepted by profiles; and the planner, which plans it, never imports a backe
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,9 +17,13 @@ from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, re
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.cli.wizard import ask
 from gptoss_deploy.planner.backend import MachineClass
-from gptoss_deploy.planner.placement import WHOLE_MODEL
+from gptoss_deploy.planner.errors import NoFitError
+from gptoss_deploy.planner.gpus import node_from_spec
+from gptoss_deploy.planner.hardware import EXAMPLES, load_hardware
+from gptoss_deploy.planner.placement import WHOLE_MODEL, Placement
+from gptoss_deploy.planner.plan import plan
 
-from helpers import constraints, fixture_path
+from helpers import FIXTURES, constraints, fixture_path
 
 H100 = fixture_path("h100-sxm")
 
@@ -90,6 +95,55 @@ def test_profiles_and_the_wizard_take_their_backend_names_from_the_registry(run_
 def test_an_unregistered_backend_is_named_with_the_valid_ones(run_cli, tmp_path):
     code, _, err = run_cli("plan", "--hardware", H100, "--backend", "tinyserve", "--json")
     assert code == 2 and "unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, lmstudio, foundry, bedrock, azure, hf-endpoints" in err
+
+
+# What a placement tells an engine. A field the placement sets (off its default) that an adapter neither renders nor
+# leaves to its engine with a reason is dropped: the plan predicts what will not run.
+ENGINE_FIELDS = ("context_length", "cpu_layers", "ubatch", "tensor_parallel_size", "data_parallel_size",
+                 "pipeline_parallel_size", "tensor_split", "gpu_layers", "gpu_memory_utilization",
+                 "max_num_batched_tokens", "prompt_cache_bytes", "context_checkpoints")
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Placement)}
+MACHINES = [*(load_hardware(p) for p in sorted(FIXTURES.glob("*.json"))), *(load_hardware(p) for p in sorted(EXAMPLES.glob("*.json"))),
+            node_from_spec("L4:2", nodes=2), node_from_spec("H100:8")]
+
+
+def words_of(launch: dict, here: list[str]) -> set[str]:
+    """Every word a launch is written with: its argv, what runs here, its variables, its load request's keys."""
+    request = launch.get("request") or {}
+    return {*launch["argv"], *here, *launch["env"], *request, *request.get("options", {})}
+
+
+def dropped_fields(backend, hardware) -> dict[str, set[str]]:
+    """For every model BACKEND plans on HARDWARE: the placement's set fields that its launch does not carry."""
+    dropped = {}
+    for model in ("20b", "120b"):
+        try:
+            planned = plan(hardware, constraints(flags={"backend": backend.name, "model": model}), REGISTRY)
+        except NoFitError:
+            continue
+        placement = planned.chosen.placement
+        written = words_of(planned.chosen.launch, backend.command_here(plan=planned.document(), hardware=hardware))
+        set_fields = {name for name in ENGINE_FIELDS if getattr(placement, name) != DEFAULTS[name]}
+        dropped[model] = {name for name in set_fields if name not in backend.leaves_to_engine and
+                          not written & set(backend.renders.get(name, ()))}
+    return dropped
+
+
+@pytest.mark.parametrize("name", [name for name, backend in REGISTRY.items() if not backend.cloud])
+def test_every_adapter_carries_every_placement_field_it_is_given(name):
+    backend, placements = REGISTRY[name], 0
+    for hardware in MACHINES:
+        for model, dropped in dropped_fields(backend, hardware).items():
+            placements += 1
+            assert not dropped, f"{name} drops {sorted(dropped)} of {model} on {hardware.gpus[:1] or 'CPU'}"
+    assert placements >= 2
+
+
+def test_an_adapter_that_drops_a_planned_split_is_caught_and_its_plan_quotes_no_other_engines_flags(tinyserve):
+    eight_h100 = node_from_spec("H100:8")
+    assert dropped_fields(TinyServe(), eight_h100)["120b"] >= {"data_parallel_size", "gpu_memory_utilization"}
+    chosen = plan(eight_h100, constraints(flags={"backend": "tinyserve"}), REGISTRY)
+    assert not [reason for reason in chosen.reasons if "--gpu-memory-utilization" in reason]
 
 
 # Who may import whom: cli -> verify, export -> runtime -> backends -> planner (profiles: data the planner reads).
