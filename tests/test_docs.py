@@ -22,3 +22,9 @@ def test_every_source_key_cited_in_the_code_is_listed_in_docs_sources():
     cited = set(re.findall(r"\b(G15396|SPARK|IK1075|LCS|OAI|HFCFG|VR|CBO|OLL|AWS|AZ|STX33|V22331|IX828|SMC3090)\b",
                            "\n".join(line.split("#", 1)[1] for line in code.splitlines() if "#" in line)))
     assert cited and cited <= keys, cited - keys
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    """A newcomer's second command is what CI runs: a change to one that forgets the other is caught here."""
+    [test_command] = [block for block in re.findall(r"```bash\n(.*?)\n```", README, re.DOTALL) if "pytest" in block]
+    assert (ROOT / ".ci" / "run").read_text().splitlines()[-1] == test_command

@@ -70,29 +70,39 @@ def test_compose_files_have_the_shape_compose_reads_and_match_their_golden_file(
 SKYPILOT = Path(sys.prefix) / "skypilot"
 SKY_READS = """
 import json, sys, sky
-task = sky.Task.from_yaml(sys.argv[1])
-[resources] = task.resources
-print(json.dumps({"readiness": task.service.readiness_path, "delay": task.service.initial_delay_seconds,
-                  "replicas": task.service.min_replicas, "accelerators": resources.accelerators,
-                  "ports": resources.ports, "image": resources.image_id, "memory": resources.memory,
-                  "secrets": [ref.name for ref in task.managed_secret_refs], "envs": task.envs, "run": task.run}))
+for path in sys.argv[1:]:
+    task = sky.Task.from_yaml(path)
+    [resources] = task.resources
+    print(json.dumps({"readiness": task.service.readiness_path, "delay": task.service.initial_delay_seconds,
+                      "replicas": task.service.min_replicas, "accelerators": resources.accelerators,
+                      "ports": resources.ports, "image": resources.image_id, "memory": resources.memory,
+                      "secrets": [ref.name for ref in task.managed_secret_refs], "envs": task.envs, "run": task.run}))
 """
+SKYPILOT_CASES = [c for c in CASES if CASES[c][1] == "skypilot"]
 
 
-def sky_reads(path, home) -> dict:
+@pytest.fixture(scope="module")
+def sky_read(tmp_path_factory) -> dict[str, tuple[str, dict]]:
+    """Each SkyPilot case's text and what SkyPilot's reader understood of it, read in one process (its import takes
+    seconds)."""
     assert SKYPILOT.is_dir(), f"SkyPilot reads these files: pip install --target {SKYPILOT} skypilot"
-    result = subprocess.run([sys.executable, "-c", SKY_READS, str(path)], capture_output=True, text=True,
-                            env={**os.environ, "HOME": str(home), "PYTHONPATH": str(SKYPILOT)}, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][1] == "skypilot"])
-def test_skypilot_reads_the_service_as_planned_and_it_matches_its_golden_file(case, tmp_path):
+    home = tmp_path_factory.mktemp("sky-home")
+    texts = {}
     with golden_environment():
-        text = exported(case)
-    (tmp_path / "gpt-oss.sky.yaml").write_text(text)
-    read = sky_reads(tmp_path / "gpt-oss.sky.yaml", tmp_path)
+        for case in SKYPILOT_CASES:
+            texts[case] = exported(case)
+            (home / case).write_text(texts[case])
+    result = subprocess.run([sys.executable, "-c", SKY_READS, *(str(home / case) for case in SKYPILOT_CASES)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HOME": str(home), "PYTHONPATH": str(SKYPILOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    reads = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {case: (texts[case], read) for case, read in zip(SKYPILOT_CASES, reads, strict=True)}
+
+
+@pytest.mark.parametrize("case", SKYPILOT_CASES)
+def test_skypilot_reads_the_service_as_planned_and_it_matches_its_golden_file(case, sky_read):
+    text, read = sky_read[case]
     document = yaml.safe_load(text)
     assert read["readiness"] == "/health" and read["ports"] == [str(PORT)]
     policy = document["service"].get("replica_policy", {"min_replicas": document["service"].get("replicas")})

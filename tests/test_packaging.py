@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from uv import find_uv_bin
 
 from fake_hub import FakeHub
 from helpers import free_port
@@ -28,8 +29,8 @@ def wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("source") / "gptoss-deploy"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__"))
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
-                   check=True, capture_output=True)
+    subprocess.run([find_uv_bin(), "build", "-q", "--wheel", "--out-dir", str(out), str(source)], check=True,
+                   capture_output=True)
     [built] = out.glob("gptoss_deploy-*.whl")
     return built
 
@@ -44,9 +45,11 @@ def installed(wheel, tmp_path_factory) -> Path:
     """A fresh venv with the wheel installed as README command 1 installs the checkout (its extras); its bin/."""
     [extras] = re.findall(r"pip install -q -e '\.(\[[a-z,]+\])'", readme_command(1))
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}{extras}"], check=True,
-                   capture_output=True)
+    # uv, as the test command installs with: the same resolution as pip, from the cache that install filled
+    uv = find_uv_bin()
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{wheel}{extras}"],
+                   check=True, capture_output=True)
     return venv / "bin"
 
 
