@@ -39,7 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-ctxcp", "--ctx-checkpoints", type=int)
     parser.add_argument("-fit", "--fit", choices=["on", "off"])
     parser.add_argument("-lv", "--verbosity", "--log-verbosity", dest="verbosity", type=int)
+    # as llama-server reads it (common/arg.cpp: set_env("LLAMA_ARG_THREADS")); unset: the engine's own count
+    parser.add_argument("-t", "--threads", type=int, default=_threads_from_env())
     return parser
+
+
+def _threads_from_env() -> int | None:
+    value = os.environ.get("LLAMA_ARG_THREADS", "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"LLAMA_ARG_THREADS={value[:20]!r}: a number of threads, 1 or more, or unset")
+    return int(value)
 
 
 def cpu_moe_overrides(layers: int) -> str:
@@ -88,6 +99,8 @@ def params_from_args(args: argparse.Namespace):
         params.fit_params = args.fit == "on"
     if args.verbosity is not None:
         params.verbosity = args.verbosity
+    if args.threads is not None:
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = args.threads
     return params
 
 

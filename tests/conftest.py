@@ -25,6 +25,22 @@ def ctrl_c_as_at_a_terminal():
     yield
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`pytest -n auto`: two workers a core. Many tests wait (on a server's readiness, a deadline, a benchmark's
+    streams) rather than compute: on the 2-core runner 4 workers ran the suite in 234 s, 2 in 298 s, 1 in 503 s."""
+    return 2 * (os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_engine_thread():
+    """The real engine runs one thread in tests (LLAMA_ARG_THREADS, llama-server's own variable). The suite runs on
+    several workers (pytest -n auto), and llama.cpp's threads spin while they wait for each other: two
+    engines of two threads on a 2-core runner measured 0.3 tok/s each, 288 s for two benchmarks; one thread each,
+    40 tok/s and 17 s (tests/bench_engine_contention.sh)."""
+    os.environ.setdefault("LLAMA_ARG_THREADS", "1")
+    yield
+
+
 @pytest.fixture
 def run_cli(capsys, monkeypatch, tmp_path):
     """Run `gptoss ARGS...` in-process through the same error mapping as the installed scripts."""
@@ -84,3 +100,4 @@ def stand_in(tmp_path, monkeypatch):
         return started
 
     return install
+

@@ -182,3 +182,14 @@ def test_a_context_beyond_a_memory_limit_steps_down_on_the_real_engine(run_cli, 
     assert "insufficient memory (attempted to allocate 720.00 MB)" in attempt["log_line"]
     assert attempt["argv"][attempt["argv"].index("--model") + 1] == str(model)       # what ran, not the plan's -hf     # the KV cache at 32,768
     assert "out of memory at context 32,768" in launched.stderr
+
+
+def test_the_embedded_engine_reads_llama_servers_thread_count_variable(monkeypatch):
+    from gptoss_deploy.backends.llamacpp_embedded import _parser, params_from_args
+
+    monkeypatch.setenv("LLAMA_ARG_THREADS", "3")
+    params = params_from_args(_parser().parse_args(["--model", "m.gguf"]))
+    assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 3
+    monkeypatch.setenv("LLAMA_ARG_THREADS", "all")
+    with pytest.raises(SystemExit, match="LLAMA_ARG_THREADS='all': a number of threads"):
+        _parser()
