@@ -48,8 +48,8 @@ def installed(wheel, tmp_path_factory) -> Path:
     # uv, as the test command installs with: the same resolution as pip, from the cache that install filled
     uv = find_uv_bin()
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{wheel}{extras}"],
-                   check=True, capture_output=True)
+    subprocess.run([uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
+                    f"{wheel}{extras}"], check=True, capture_output=True)          # compiled, as pip installs
     return venv / "bin"
 
 
