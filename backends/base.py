@@ -212,8 +212,9 @@ class Backend(ABC):
             found = False
         return None if found else f"{self.title} needs its SDK: pip install 'gptoss-deploy[{self.extra}]'"
 
-    def prerequisites(self, *, plan: PlanDocument, hardware: HardwareReport) -> list[Prerequisite]:
-        """What PLAN needs from this installation and HARDWARE, each checked here without touching the network."""
+    def prerequisites(self, *, model: str, hardware: HardwareReport) -> list[Prerequisite]:
+        """What serving MODEL needs from this installation and HARDWARE, each checked here without touching the
+        network."""
         if self.sdk_module is None:
             return []
         return [Prerequisite(f"the {self.sdk_module} Python package (extra {self.extra})", self.sdk_missing() is None,
@@ -281,16 +282,16 @@ class LocalBackend(Backend):
     def unavailable(self) -> str | None:
         return self.sdk_missing() or self.program_missing()
 
-    def download_bytes(self, plan: PlanDocument) -> int | None:
-        """Bytes `up` downloads into the Hugging Face cache for PLAN, all of it (looking into the cache would import
+    def download_bytes(self, model: str) -> int | None:
+        """Bytes `up` downloads into the Hugging Face cache for MODEL, all of it (looking into the cache would import
         huggingface_hub while planning; `up --dry-run` says what is cached); None where the engine keeps its own
         store."""
-        return self.artifacts[plan.model.removeprefix("gpt-oss-")].disk_bytes
+        return self.artifacts[model.removeprefix("gpt-oss-")].disk_bytes
 
-    def prerequisites(self, *, plan, hardware) -> list[Prerequisite]:
+    def prerequisites(self, *, model, hardware) -> list[Prerequisite]:
         missing = self.program_missing()
-        found = [*super().prerequisites(plan=plan, hardware=hardware), Prerequisite(self.program, missing is None, missing)]
-        download = self.download_bytes(plan)
+        found = [*super().prerequisites(model=model, hardware=hardware), Prerequisite(self.program, missing is None, missing)]
+        download = self.download_bytes(model)
         if download is not None and hardware.disk is not None:
             from gptoss_deploy.backends.hub import DISK_MARGIN_BYTES
 
@@ -382,9 +383,9 @@ class CloudBackend(Backend):
     def credentials_missing(self) -> str | None:
         """How to sign in when no credentials are configured here (looked for, never tried); None when some are."""
 
-    def prerequisites(self, *, plan, hardware) -> list[Prerequisite]:
+    def prerequisites(self, *, model, hardware) -> list[Prerequisite]:
         missing = self.credentials_missing()
-        return [*super().prerequisites(plan=plan, hardware=hardware), Prerequisite(self.credentials, missing is None,
+        return [*super().prerequisites(model=model, hardware=hardware), Prerequisite(self.credentials, missing is None,
                                                                                    missing)]
 
     @abstractmethod

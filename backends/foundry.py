@@ -42,7 +42,7 @@ class FoundryLocal(LocalBackend):
     def program_missing(self) -> str | None:
         return self.sdk_missing()               # the runtime is the SDK's: one install gives both
 
-    def download_bytes(self, plan) -> int | None:
+    def download_bytes(self, model) -> int | None:
         return None                             # Foundry Local keeps its own model cache
 
     def unsupported(self, model, hw) -> str | None:

@@ -72,7 +72,7 @@ class LmStudio(LocalBackend):
     def program_missing(self) -> str | None:
         return None if _lms() else NOT_INSTALLED
 
-    def download_bytes(self, plan) -> int | None:
+    def download_bytes(self, model) -> int | None:
         return None                             # LM Studio keeps its own models folder
 
     def build_launch(self, placement, settings) -> dict:

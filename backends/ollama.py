@@ -44,7 +44,7 @@ class Ollama(LocalBackend):
     def command_here(self, *, plan, hardware) -> list[str]:
         return [shutil.which("ollama") or "ollama", "serve"]   # unless an Ollama already answers: then nothing
 
-    def download_bytes(self, plan) -> int | None:
+    def download_bytes(self, model) -> int | None:
         return None                              # Ollama pulls into its own model store, not the HF cache
 
     def program_missing(self) -> str | None:

@@ -185,7 +185,7 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     from gptoss_deploy.planner.documents import ApiCall
     from gptoss_deploy.runtime import deploy
 
-    needs = prerequisites_json(doc, hw)
+    needs = prerequisites_json(doc.backend, doc.model, hw)
     if isinstance(doc.launch, ApiCall):
         out.result({"dry_run": True, "api": doc.launch.api, "prerequisites": needs, "plan": doc.to_json()},
                    lambda console: (render_dry_run_api(console, doc), render_prerequisites(console, needs)))

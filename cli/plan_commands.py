@@ -107,14 +107,18 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
             suggestion = None
         constraints = load_constraints(profile, flags, os.environ, REGISTRY, ask(constraints, suggestion, REGISTRY))
     result = plan(hw, constraints, REGISTRY)
-    from gptoss_deploy.cli.render import render_plan
-
     doc = result.to_json()
-    doc["prerequisites"] = prerequisites_json(result.document(), hw)
+    doc["prerequisites"] = prerequisites_json(result.chosen.backend, result.chosen.model.name, hw)
     if target_tps is not None or concurrency is not None or usd_per_gpu_hour is not None:
         doc["capacity"] = _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour)
     step = next_step(result, hardware, gpu, nodes, target_tps, concurrency)
-    Output(json_out).result(doc, lambda console: render_plan(console, result, doc, step, verbose))
+    Output(json_out).result(doc, lambda console: _render(console, result, doc, step, verbose))
+
+
+def _render(console, result, doc, step, verbose) -> None:
+    from gptoss_deploy.cli.render import render_plan      # its typed documents cost start-up time: --json skips them
+
+    render_plan(console, result, doc, step, verbose)
 
 
 def _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour) -> dict:
@@ -125,11 +129,11 @@ def _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour) -> dict:
     return capacity(result.chosen.placement, result.hardware, target_tps, concurrency, usd_per_gpu_hour).to_json()
 
 
-def prerequisites_json(doc, hw) -> list[dict]:
-    """What the plan DOC needs on this machine, checked here (backends.base.Backend.prerequisites)."""
+def prerequisites_json(backend: str, model: str, hw) -> list[dict]:
+    """What serving MODEL through BACKEND needs on this machine, checked here (backends.base.Backend.prerequisites)."""
     from gptoss_deploy.backends import get_backend
 
-    return [need.to_json() for need in get_backend(doc.backend).prerequisites(plan=doc, hardware=hw)]
+    return [need.to_json() for need in get_backend(backend).prerequisites(model=model, hardware=hw)]
 
 
 def profiles_command(json_out: JsonOpt = False) -> None:
