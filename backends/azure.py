@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, per_token_quote
 from gptoss_deploy.backends.usage import EndpointDescription
-from gptoss_deploy.planner.backend import CloudQuote
+from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.placement import Rejection
 from gptoss_deploy.planner.throughput import predict
@@ -60,7 +60,7 @@ class Azure(CloudBackend):
         }
         if settings.azure_mode == "managed":
             return _managed_quote(model, offer, api, settings)
-        return per_token_quote({"api": api}, offer, api["region"])
+        return per_token_quote(ApiLaunch(api), offer, api["region"])
 
     def describe_call(self, api: dict) -> str:
         on = f" on {api['instance_type']}" if api.get("instance_type") else ""
@@ -119,7 +119,7 @@ def _managed_quote(model, offer: CloudOffer, api: dict, settings) -> CloudQuote 
               f"{api['tensor_parallel_size']}); billed per hour while it exists")
     price = {"usd_per_hour": None, "note": f"{api['instance_type']}: see Azure's VM pricing for {api['region']}; "
                                            "billed per hour while the endpoint exists"}
-    return CloudQuote({"api": api}, offer, (reason,), price, predict(placed, size.hardware()))
+    return CloudQuote(ApiLaunch(api), offer, (reason,), price, predict(placed, size.hardware()))
 
 
 AZURE = Azure()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_deploy.backends.usage import WILDCARD_HOSTS, EndpointDescription, server_usage
-from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass
+from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote, LaunchSettings, LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -302,7 +302,7 @@ class LocalBackend(Backend):
         return found
 
     @abstractmethod
-    def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict:
+    def build_launch(self, placement: Placement, settings: LaunchSettings) -> LocalLaunch:
         """The plan's command for PLACEMENT: a pure function (golden files hold its output)."""
 
     def command_here(self, *, plan: PlanDocument, hardware: HardwareReport | None) -> list[str]:
@@ -401,9 +401,9 @@ class CloudBackend(Backend):
         """What `down` would delete, in words, for the confirmation question."""
 
 
-def per_token_quote(launch: dict, offer: CloudOffer, where: str) -> CloudQuote:
+def per_token_quote(launch: ApiLaunch, offer: CloudOffer, where: str) -> CloudQuote:
     """A pay-per-token endpoint: the offer's list price, and a warning outside the regions that offer it."""
-    api = launch["api"]
+    api = launch.api
     reasons = [f"cloud: {api['model_id']} in {where}; {offer.price_note}"]
     if offer.regions and api["region"] and api["region"] not in offer.regions:
         reasons.append(f"warning: {offer.service} offers gpt-oss in {', '.join(offer.regions)}; check that "

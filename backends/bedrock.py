@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, per_token_quote
 from gptoss_deploy.backends.usage import EndpointDescription
+from gptoss_deploy.planner.backend import ApiLaunch
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError
 
@@ -57,13 +58,13 @@ class Bedrock(CloudBackend):
 
     def quote(self, model, settings):
         offer = self.offers[model.size]
-        launch = {"api": {
+        launch = ApiLaunch({
             "service": "bedrock-runtime",
             "region": settings.region,          # None: the AWS config's region at launch, else DEFAULT_REGION
             "model_id": offer.model_id,
             "operation": "ConverseStream",
             "additionalModelRequestFields": {"reasoning_effort": settings.reasoning_effort},
-        }}
+        })
         return per_token_quote(launch, offer, settings.region or f"the AWS config's region (else {DEFAULT_REGION})")
 
     def describe_call(self, api: dict) -> str:

@@ -9,6 +9,7 @@ from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, re
 from gptoss_deploy.backends.flags import port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.backends.process_groups import python_module
+from gptoss_deploy.planner.backend import LocalLaunch
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.placement import LAYERS
@@ -54,10 +55,10 @@ class FoundryLocal(LocalBackend):
                     f"this machine has {have}")
         return None
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         port = settings.port or DEFAULT_PORT
-        return {"argv": ["foundry_service", "--alias", ALIAS, "--host", settings.host, "--port", str(port)],
-                "env": {}, "model_ref": ALIAS, "base_url": endpoint(settings.host, port)}
+        return LocalLaunch(["foundry_service", "--alias", ALIAS, "--host", settings.host, "--port", str(port)], {},
+                           ALIAS, endpoint(settings.host, port))
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         argv = plan.launch.argv

@@ -21,7 +21,7 @@ from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend
 from gptoss_deploy.backends.flags import checked_env, parse_flags
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
-from gptoss_deploy.planner.backend import CloudQuote
+from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
 from gptoss_deploy.planner.catalog import CloudOffer
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
@@ -102,7 +102,7 @@ class HfEndpoints(CloudBackend):
             return chosen
         instance, placed = chosen
         launch = VLLM.build_launch(placed, settings)
-        argv = launch["argv"][3:]                          # after `vllm serve MODEL`
+        argv = launch.argv[3:]                          # after `vllm serve MODEL`
         args = [a for i, a in enumerate(argv) if a not in _IMAGE_OWNS and argv[i - 1] not in _IMAGE_OWNS]
         image = {"url": VLLM.container_images["nvidia"], "port": CONTAINER_PORT,
                  "tensorParallelSize": placed.tensor_parallel_size}
@@ -112,13 +112,13 @@ class HfEndpoints(CloudBackend):
                "vendor": DEFAULT_VENDOR, "region": settings.region or DEFAULT_REGION, "accelerator": "gpu",
                "instance_type": instance.instance_type, "instance_size": instance.instance_size,
                "gpus": f"{instance.count}x {CLOUD_GPUS[instance.gpu].name}", "image": {"vLLM": image},
-               "args": args, "env": launch["env"], "served_model": placed.model.name,
+               "args": args, "env": launch.env, "served_model": placed.model.name,
                "context_length": placed.context_length, "reasoning_effort": settings.reasoning_effort,
                "model_id": OFFERS[model.size].model_id}
         reason = (f"cloud: Hugging Face Inference Endpoints, {instance.instance_type} {instance.instance_size} "
                   f"({api['gpus']}): the first instance, fewest GPUs first, where vLLM holds {model.name} at "
                   f"{placed.context_length} tokens; billed per hour while it exists")
-        return CloudQuote({"api": api}, OFFERS[model.size], (reason,),
+        return CloudQuote(ApiLaunch(api), OFFERS[model.size], (reason,),
                           {"usd_per_hour": None, "note": _PRICE_NOTE}, predict(placed, instance.hardware()))
 
     def describe_call(self, api: dict) -> str:

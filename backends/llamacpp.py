@@ -17,7 +17,7 @@ from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process_groups import python_module
-from gptoss_deploy.planner.backend import MachineClass
+from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, Artifact
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
@@ -172,7 +172,7 @@ class LlamaCpp(LocalBackend):
     def program_missing(self) -> str | None:
         return None if executable() else NOT_INSTALLED
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         uses_gpu = any(d.device != "cpu" for d in placement.devices)
         command = LlamaServerCommand(
             model=placement.artifact.ref, from_hub=True, alias=placement.model.name,
@@ -184,9 +184,8 @@ class LlamaCpp(LocalBackend):
             host=settings.host, port=settings.port or DEFAULT_PORT,
             cache_ram_mib=placement.prompt_cache_bytes // MIB, ctx_checkpoints=placement.context_checkpoints,
             fit="off", log_verbosity=BUFFER_REPORT_VERBOSITY)
-        return {"argv": command.argv(), "env": {}, "model_ref": placement.artifact.ref,
-                "model_files": list(placement.artifact.files), "served_model": placement.model.name,
-                "base_url": endpoint(command.host, command.port)}
+        return LocalLaunch(command.argv(), {}, placement.artifact.ref, endpoint(command.host, command.port),
+                           model_files=placement.artifact.files, served_model=placement.model.name)
 
     def placement_reasons(self, placement, hw) -> list[str]:
         return [reason for reason in (_offload_reason(placement, hw), _host_cache_reason(placement, hw)) if reason]

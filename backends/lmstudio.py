@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gptoss_deploy.backends.base import LocalBackend, NAME_PATTERN, ServerLaunch, endpoint, require_loopback
 from gptoss_deploy.backends.flags import configured_program, port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
+from gptoss_deploy.planner.backend import LocalLaunch
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.explain import whole_layers_reason
@@ -75,7 +76,7 @@ class LmStudio(LocalBackend):
     def download_bytes(self, model) -> int | None:
         return None                             # LM Studio keeps its own models folder
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         port = settings.port or DEFAULT_PORT
         gpus = [d for d in placement.devices if d.device != "cpu"]
         # Apple Silicon: LM Studio's MLX engine, on Apple's own framework; elsewhere its llama.cpp engine.
@@ -83,9 +84,8 @@ class LmStudio(LocalBackend):
         request = LoadRequest(format="mlx" if apple else "gguf", context_length=placement.context_length,
                               gpu=_gpu_ratio(placement.gpu_layers or 0, placement.model.layers),
                               identifier=placement.model.name)
-        return {"argv": ["lms", "server", "start", "--port", str(port), "--bind", settings.host], "env": {},
-                "model_ref": MODEL_KEYS[placement.model.size], "request": request.model_dump(),
-                "base_url": endpoint(settings.host, port)}
+        return LocalLaunch(["lms", "server", "start", "--port", str(port), "--bind", settings.host], {},
+                           MODEL_KEYS[placement.model.size], endpoint(settings.host, port), request=request.model_dump())
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan.launch.argv)

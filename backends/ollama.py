@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, host_port
 from gptoss_deploy.backends.flags import checked_env
-from gptoss_deploy.planner.backend import MachineClass
+from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import Artifact
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.explain import whole_layers_reason
@@ -51,20 +51,17 @@ class Ollama(LocalBackend):
         """Ollama installed here, or running where OLLAMA_HOST says (not checked: nothing is called)."""
         return None if shutil.which("ollama") or os.environ.get("OLLAMA_HOST") else NOT_INSTALLED
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         port = settings.port or DEFAULT_PORT
-        return {
-            "argv": ["ollama", "serve"],
+        return LocalLaunch(
+            ["ollama", "serve"],
             # Ollama's default context (4096) silently truncates prompts: always set it.
-            "env": {"OLLAMA_HOST": host_port(settings.host, port),
-                    "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
-            "model_ref": placement.artifact.ref,
+            {"OLLAMA_HOST": host_port(settings.host, port), "OLLAMA_CONTEXT_LENGTH": str(placement.context_length)},
+            placement.artifact.ref, endpoint(settings.host, port),
             # num_batch as planned: above 4k (32k) context Ollama raises its own to 1024 (2048) where it predicts
             # room, and its compute buffer outgrows the plan's.
-            "request": {"model": placement.artifact.ref, "think": settings.reasoning_effort,
-                        "options": {"num_ctx": placement.context_length, "num_batch": placement.ubatch}},
-            "base_url": endpoint(settings.host, port),
-        }
+            request={"model": placement.artifact.ref, "think": settings.reasoning_effort,
+                     "options": {"num_ctx": placement.context_length, "num_batch": placement.ubatch}})
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan, options)

@@ -11,7 +11,7 @@ from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, Local
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
-from gptoss_deploy.planner.backend import MachineClass
+from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.errors import UsageError
@@ -196,7 +196,7 @@ class Vllm(LocalBackend):
         spare = len(hw.gpus) - tp
         return [f"{split}; {spare} GPU(s) cannot hold another copy and stay idle" if spare > 0 else split]
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         arch = placement.compute_capability or ""
         tuning = tuning_for(arch)
         model = tuning.model_120b if tuning.model_120b and placement.model.size == "120b" else placement.artifact.ref
@@ -207,8 +207,8 @@ class Vllm(LocalBackend):
             gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}", max_model_len=placement.context_length,
             max_num_batched_tokens=placement.max_num_batched_tokens, async_scheduling=False,
             tuning_args=tuning.args)
-        return {"argv": command.argv(), "env": dict(tuning.env), "model_ref": model,
-                "served_model": placement.model.name, "base_url": endpoint(command.host, command.port)}
+        return LocalLaunch(command.argv(), dict(tuning.env), model, endpoint(command.host, command.port),
+                           served_model=placement.model.name)
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         launch = plan.launch

@@ -38,10 +38,40 @@ class LaunchSettings:
 
 
 @dataclass(frozen=True)
+class LocalLaunch:
+    """A local engine's launch, as build_launch plans it: the command and its variables, what it loads, where it
+    answers, and (Ollama, LM Studio) the load request sent once it runs. The plan's `launch` section."""
+
+    argv: list[str]
+    env: dict[str, str]
+    model_ref: str
+    base_url: str
+    model_files: tuple[str, ...] = ()
+    served_model: str | None = None
+    request: dict | None = None
+
+    def to_json(self) -> dict:
+        optional = {"model_files": list(self.model_files) or None, "served_model": self.served_model,
+                    "request": self.request}
+        return {"argv": list(self.argv), "env": dict(self.env), "model_ref": self.model_ref,
+                **{name: value for name, value in optional.items() if value is not None}, "base_url": self.base_url}
+
+
+@dataclass(frozen=True)
+class ApiLaunch:
+    """A cloud service's launch: the API call `up` makes."""
+
+    api: dict
+
+    def to_json(self) -> dict:
+        return {"api": self.api}
+
+
+@dataclass(frozen=True)
 class CloudQuote:
     """A cloud backend's answer for one model: the API call, the offer, the reasons and price it states."""
 
-    launch: dict
+    launch: ApiLaunch
     offer: CloudOffer
     reasons: tuple[str, ...]
     price: dict
@@ -65,7 +95,7 @@ class LocalEngine(Protocol):
     def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
         """Why it cannot serve MODEL on HW whatever the memory (its catalog, its devices); None: placement decides."""
 
-    def build_launch(self, placement: Placement, settings: LaunchSettings) -> dict: ...
+    def build_launch(self, placement: Placement, settings: LaunchSettings) -> LocalLaunch: ...
 
     def placement_reasons(self, placement: Placement, hw: HardwareReport) -> list[str]:
         """How PLACEMENT offloads, splits and caches, in the engine's own flags: the plan's explanation quotes it."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.planner.backend import CloudQuote, LaunchSettings, MachineClass, PlannedBackend
+from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote, LaunchSettings, LocalLaunch, MachineClass, PlannedBackend
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, ModelSpec
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S, MIN_CAPPED_CONTEXT, Constraints
 from gptoss_deploy.planner.devices import is_datacenter, serves_through_vllm_first
@@ -29,7 +29,7 @@ class Candidate:
     model: ModelSpec
     backend: str
     status: str                        # "ok" | "degraded" | "cloud"
-    launch: dict
+    launch: LocalLaunch | ApiLaunch
     placement: Placement | None = None
     prediction: Prediction | None = None
     quote: CloudQuote | None = None
@@ -269,7 +269,7 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
         "reasoning_effort": constraints.reasoning_effort,
     }
     if placement is None:
-        api = candidate.launch["api"]
+        api = candidate.launch.api
         doc.update(offload={"n_cpu_moe": 0, "tensor_parallel_size": api.get("tensor_parallel_size", 1),
                             "data_parallel_size": 1},
                    memory=None,
@@ -282,7 +282,7 @@ def candidate_json(candidate: Candidate, constraints: Constraints) -> dict:
         doc.update(offload=_offload_json(placement), memory=_memory_json(placement),
                    predicted={**candidate.prediction.to_json(),
                               "full_prompt_ttft_s": _round(candidate.full_prompt_ttft_s())})
-    doc["launch"] = candidate.launch
+    doc["launch"] = candidate.launch.to_json()
     return doc
 
 

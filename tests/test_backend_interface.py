@@ -16,7 +16,7 @@ from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, ready_deadline_s
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.cli.wizard import ask
-from gptoss_deploy.planner.backend import MachineClass
+from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.gpus import node_from_spec
 from gptoss_deploy.planner.hardware import EXAMPLES, load_hardware
@@ -42,11 +42,10 @@ class TinyServe(LocalBackend):
     def program_missing(self):
         return None
 
-    def build_launch(self, placement, settings) -> dict:
+    def build_launch(self, placement, settings) -> LocalLaunch:
         port = settings.port or 9999
-        return {"argv": ["tinyserve", placement.artifact.ref, "--ctx", str(placement.context_length),
-                         "--host", settings.host, "--port", str(port)],
-                "env": {}, "model_ref": placement.artifact.ref, "base_url": endpoint(settings.host, port)}
+        return LocalLaunch(["tinyserve", placement.artifact.ref, "--ctx", str(placement.context_length), "--host",
+                            settings.host, "--port", str(port)], {}, placement.artifact.ref, endpoint(settings.host, port))
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = options.host or "127.0.0.1", options.port or 9999     # rebuilt from the plan's fields
@@ -107,10 +106,10 @@ MACHINES = [*(load_hardware(p) for p in sorted(FIXTURES.glob("*.json"))), *(load
             node_from_spec("L4:2", nodes=2), node_from_spec("H100:8")]
 
 
-def words_of(launch: dict, here: list[str]) -> set[str]:
+def words_of(launch: LocalLaunch, here: list[str]) -> set[str]:
     """Every word a launch is written with: its argv, what runs here, its variables, its load request's keys."""
-    request = launch.get("request") or {}
-    return {*launch["argv"], *here, *launch["env"], *request, *request.get("options", {})}
+    request = launch.request or {}
+    return {*launch.argv, *here, *launch.env, *request, *request.get("options", {})}
 
 
 def dropped_fields(backend, hardware) -> dict[str, set[str]]:

@@ -128,7 +128,7 @@ def test_a_launch_whose_benchmark_could_not_measure_is_up_with_a_warning(run_cli
     assert code == 0, err
     record = json.loads(out)
     assert record["state"] == "running" and record["benchmark"]["verdict"] == "invalid"
-    assert f"warning: the benchmark could not measure this launch (invalid" in err
+    assert "warning: the benchmark could not measure this launch (invalid" in err
     assert f"gptoss bench {record['name']}" in err
     code, out, _ = run_cli("status")
     assert code == 0 and "invalid" in out                          # the figure is marked where it is shown

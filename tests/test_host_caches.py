@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import psutil
-import pytest
 
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.backends.llamacpp_embedded import _parser, params_from_args

@@ -105,7 +105,7 @@ def test_full_gpu_fit_offloads_nothing_and_predicts_the_calibrated_speed():
 def test_small_gpu_gets_the_smallest_expert_offload_that_fits():
     result = plan_for("laptop-rtx4060-8gb", "laptop")
     n = result.chosen.placement.cpu_layers
-    argv = result.chosen.launch["argv"]
+    argv = result.chosen.launch.argv
     assert 0 < n < 24
     assert argv[argv.index("--n-cpu-moe") + 1] == str(n)
     assert result.binding_constraint.startswith("GPU memory")
@@ -128,7 +128,7 @@ def test_120b_with_every_expert_in_ram_runs_on_an_8_gb_gpu_as_the_guide_says(tmp
 
 
 def test_llamacpp_command_has_the_flags_that_matter():
-    argv = plan_for("rtx4090-desktop", model="20b", context="65536").chosen.launch["argv"]
+    argv = plan_for("rtx4090-desktop", model="20b", context="65536").chosen.launch.argv
     assert argv[:3] == ["llama-server", "-hf", "ggml-org/gpt-oss-20b-GGUF"]
     assert argv[argv.index("--ctx-size") + 1] == "65536"
     assert "--jinja" in argv and argv[argv.index("--flash-attn") + 1] == "on"
