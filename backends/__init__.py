@@ -39,4 +39,6 @@ def load_saved_plan(path: Path):
         raise UsageError(f"plan file {path}: backend {doc.backend} " + (
             "is a cloud service, but the plan's launch runs a server command" if REGISTRY[doc.backend].cloud else
             "runs a local server, but the plan's launch calls an API"))
+    if REGISTRY[doc.backend].cloud:
+        REGISTRY[doc.backend].check_planned(doc)
     return doc

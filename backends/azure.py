@@ -7,9 +7,12 @@ import shlex
 from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.flags import checked_fields, one_of, optional, text_matching, whole_number
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
-from gptoss_deploy.planner.catalog import CloudOffer
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
+from gptoss_deploy.planner.constraints import EFFORTS
+from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import Rejection
 from gptoss_deploy.planner.throughput import predict
 
@@ -61,6 +64,24 @@ class Azure(CloudBackend):
         if settings.azure_mode == "managed":
             return _managed_quote(model, offer, api, settings)
         return per_token_quote(ApiLaunch(api), offer, api["region"])
+
+    def check_planned(self, plan) -> None:
+        from gptoss_deploy.backends.azure_sizes import AZURE_GPU_SIZES
+
+        api, size = plan.launch.api, plan.model.removeprefix("gpt-oss-")
+        name = optional(text_matching(r"[\w.()-]{1,90}"))       # Azure's names for groups and workspaces
+        fields = {"service": one_of("azure-ai-foundry"), "deployment": one_of("serverless", "managed"),
+                  "region": text_matching(r"[a-z0-9]{2,40}"),
+                  "model_id": text_matching(r"azureml://registries/[\w./:-]{1,300}"),   # a profile may name another
+                  "reasoning_effort": one_of(*EFFORTS), "subscription_id": optional(text_matching(r"[0-9a-fA-F-]{36}")),
+                  "resource_group": name, "workspace": name}
+        if isinstance(api, dict) and api.get("deployment") == "managed":
+            fields |= {"instance_type": one_of(*(s.instance_type for s in AZURE_GPU_SIZES)),
+                       "instance_count": whole_number(1, 1), "gpus": text_matching(r"[\w .-]{1,80}"),
+                       "tensor_parallel_size": whole_number(1, 8), "context_length": whole_number(1, MAX_CONTEXT)}
+        checked_fields(api, fields, "launch.api")
+        if size not in self.offers:
+            raise UsageError(f"the plan's model {plan.model} is not offered on {self.title}")
 
     def describe_call(self, api: dict) -> str:
         on = f" on {api['instance_type']}" if api.get("instance_type") else ""

@@ -373,6 +373,11 @@ class CloudBackend(Backend):
     def describe_call(self, api: dict) -> str:
         """The plan's API call as one line for people: service, operation, model, where."""
 
+    @abstractmethod
+    def check_planned(self, plan: PlanDocument) -> None:
+        """A saved plan's API call, strictly (backends.flags.checked_fields): only what quote() plans for the plan's
+        model, or a usage error naming the field."""
+
     def unavailable(self) -> str | None:
         """Why it cannot be used from this installation, with the fix; None when it can."""
         return self.sdk_missing()

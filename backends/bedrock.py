@@ -9,12 +9,15 @@ import os
 from pathlib import Path
 
 from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.flags import checked_fields, object_of, one_of, optional, text_matching
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch
 from gptoss_deploy.planner.catalog import CloudOffer
+from gptoss_deploy.planner.constraints import EFFORTS
 from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
+AWS_REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"    # us-west-2, eu-central-1, us-gov-west-1
 # Where Bedrock serves both gpt-oss models in-region: AWS "Supported foundation models" page, checked 2026-11.
 OFFERED_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "ap-northeast-1", "ap-south-1", "ap-southeast-3",
                    "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2", "sa-east-1")
@@ -55,6 +58,13 @@ class Bedrock(CloudBackend):
         if any(Path(name).expanduser().is_file() for name in files):
             return None
         return "no AWS credentials found: run `aws configure` (or `aws sso login`), or set AWS_PROFILE"
+
+    def check_planned(self, plan) -> None:
+        offer = self.offers.get(plan.model.removeprefix("gpt-oss-"))
+        checked_fields(plan.launch.api, {
+            "service": one_of("bedrock-runtime"), "region": optional(text_matching(AWS_REGION)),
+            "model_id": one_of(offer.model_id if offer else None), "operation": one_of("ConverseStream"),
+            "additionalModelRequestFields": object_of({"reasoning_effort": one_of(*EFFORTS)})}, "launch.api")
 
     def quote(self, model, settings):
         offer = self.offers[model.size]

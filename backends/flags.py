@@ -4,6 +4,7 @@ untrusted input: what does not parse is a usage error naming where it is, and ne
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -95,3 +96,41 @@ def checked_env(env: Mapping[str, str], allowed: Mapping[str, tuple[str, ...]],
         if name not in allowed or (allowed[name] and value not in allowed[name]):
             raise UsageError(f"the plan's {where} sets {name}={value!r}, which gptoss does not plan")
     return dict(env)
+
+
+def checked_fields(values: object, fields: Mapping[str, Callable[[object], bool]], where: str) -> dict:
+    """A saved plan's object (a cloud call) strictly: every field FIELDS names present and accepted by its check,
+    and no other. A mismatch is a usage error naming the field, so nothing unplanned reaches a cloud API."""
+    if not isinstance(values, dict):
+        raise UsageError(f"the plan's {where} is not an object")
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UsageError(f"the plan's {where} has a field gptoss does not plan: {unknown[0][:40]!r}")
+    for name, accepts in fields.items():
+        if name not in values:
+            raise UsageError(f"the plan's {where} lacks {name}")
+        if not accepts(values[name]):
+            raise UsageError(f"the plan's {where}.{name} is {str(values[name])[:80]!r}, which gptoss does not plan")
+    return values
+
+
+def one_of(*allowed: object) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and value in allowed
+
+
+def text_matching(pattern: str) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and re.fullmatch(pattern, value) is not None
+
+
+def whole_number(low: int, high: int) -> Callable[[object], bool]:
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def object_of(fields: Mapping[str, Callable[[object], bool]]) -> Callable[[object], bool]:
+    """An object with exactly FIELDS, each accepted."""
+    return lambda value: (isinstance(value, dict) and set(value) == set(fields)
+                          and all(accepts(value[name]) for name, accepts in fields.items()))
+
+
+def optional(accepts: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or accepts(value)

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend
-from gptoss_deploy.backends.flags import checked_env, parse_flags
+from gptoss_deploy.backends.flags import checked_env, checked_fields, one_of, parse_flags, text_matching, whole_number
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
-from gptoss_deploy.planner.catalog import CloudOffer
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
+from gptoss_deploy.planner.constraints import EFFORTS
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -63,10 +64,8 @@ INSTANCES = tuple(HfInstance(f"nvidia-{kind}", f"x{count}", gpu, count) for coun
 
 
 def _require_planned(api: dict) -> None:
-    """A saved plan's endpoint as gptoss plans it: one of the gpt-oss repositories, vLLM's image, vLLM's flags and
-    variables. The endpoint would run whatever image, model and arguments the file names: anything else is exit 2."""
-    if api.get("repository") not in {offer.model_id for offer in OFFERS.values()}:
-        raise UsageError(f"the plan's launch.api.repository is {api.get('repository')!r}, not a gpt-oss model")
+    """A saved plan's endpoint image, flags and variables as gptoss plans them: the endpoint would run whatever
+    image and arguments the file names."""
     image = api.get("image")
     vllm = image.get("vLLM") if isinstance(image, dict) and list(image) == ["vLLM"] else None
     if not (isinstance(vllm, dict) and vllm.get("url") == VLLM.container_images["nvidia"]
@@ -86,6 +85,20 @@ class HfEndpoints(CloudBackend):
     title = "Hugging Face Inference Endpoints"
     offers = OFFERS
     credentials = "a Hugging Face token (HF_TOKEN, or `hf auth login`)"
+
+    def check_planned(self, plan) -> None:
+        offer = self.offers.get(plan.model.removeprefix("gpt-oss-"))
+        repository = one_of(offer.model_id if offer else None)
+        name = text_matching(r"[a-z0-9][a-z0-9-]{0,62}")
+        checked_fields(plan.launch.api, {
+            "service": one_of("hf-inference-endpoints"), "repository": repository, "model_id": repository,
+            "vendor": name, "region": name, "accelerator": one_of("gpu"),
+            "instance_type": one_of(*{i.instance_type for i in INSTANCES}),
+            "instance_size": one_of(*{i.instance_size for i in INSTANCES}), "gpus": text_matching(r"[\w .-]{1,80}"),
+            "image": lambda _: True, "args": lambda _: True, "env": lambda _: True,      # below, field by field
+            "served_model": one_of(plan.model), "context_length": whole_number(1, MAX_CONTEXT),
+            "reasoning_effort": one_of(*EFFORTS)}, "launch.api")
+        _require_planned(plan.launch.api)
 
     def credentials_missing(self) -> str | None:
         """HF_TOKEN, or the token file `hf auth login` writes, looked for without calling anything."""
@@ -131,7 +144,7 @@ class HfEndpoints(CloudBackend):
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError
 
-        _require_planned(plan.launch.api)
+        self.check_planned(plan)
         _poll_s()                                     # a bad setting fails before anything is created
         missing = self.credentials_missing()
         if missing:

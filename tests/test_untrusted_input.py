@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +16,9 @@ JSON_VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12)
 # What a hand edit or an attacker puts in a field: each type's edge, a path, another backend's name, a newline.
+DELETED = object()      # the field taken out
 HOSTILE_VALUES = [None, "", [], {}, -1, 0, 2**40, "-5", "99999999999", "../../../etc", "/etc/passwd", "bedrock",
-                  "llamacpp", "vllm", "cloud", True, "a\nb", {"message": "boom"}]
+                  "llamacpp", "vllm", "cloud", True, "a\nb", {"message": "boom"}, DELETED]
 HOSTILE = st.sampled_from(HOSTILE_VALUES)
 CPU_ONLY = fixture_path("cpu-only")
 
@@ -34,12 +36,15 @@ def paths(document, prefix=()):
 
 def replaced(document, path, value):
     if not path:
-        return value
+        return {} if value is DELETED else value
     copy = json.loads(json.dumps(document))
     target = copy
     for part in path[:-1]:
         target = target[part]
-    target[path[-1]] = value
+    if value is DELETED:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
     return copy
 
 
@@ -78,7 +83,9 @@ def test_any_plan_file_applies_or_exits_2(run_cli, tmp_path, data):
             json.loads(run_cli("plan", "--hardware", fixture_path(name), "--json", *flags)[1])
             for name, flags in (("laptop-rtx4060-8gb", ()), ("h100-sxm", ()), ("cpu-only", ("--backend", "ollama")),
                                 ("cpu-only", ("--profile", "aws")), ("rtx4090-desktop", ("--backend", "lmstudio")),
-                                ("rtx4090-desktop", ("--backend", "foundry")))]
+                                ("rtx4090-desktop", ("--backend", "foundry")), ("cpu-only", ("--backend", "azure")),
+                                ("cpu-only", ("--backend", "azure", "--azure-mode", "managed")),
+                                ("cpu-only", ("--backend", "hf-endpoints")))]
         test_any_plan_file_applies_or_exits_2.plans.append(json.loads(run_cli(   # vLLM over two nodes
             "plan", "--gpu", "L4:2", "--nodes", "2", "--model", "120b", "--backend", "vllm", "--json")[1]))
     plan = data.draw(st.sampled_from(test_any_plan_file_applies_or_exits_2.plans))
@@ -211,3 +218,21 @@ def test_a_path_or_url_of_the_wrong_kind_is_exit_2_saying_what_to_give(run_cli, 
         code, out, err = run_cli(*args)
         assert code == 2 and said in err and err.count("\n") == 1, (args, err)
     assert a_file.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("flags, field, value, said", [
+    (("--profile", "aws"), "model_id", DELETED, "the plan's launch.api lacks model_id"),
+    (("--profile", "aws"), "model_id", "openai.gpt-oss-20b-1:0", "launch.api.model_id is 'openai.gpt-oss-20b-1:0'"),
+    (("--profile", "aws"), "region", "us-east-1; rm -rf", "launch.api.region is 'us-east-1; rm -rf'"),
+    (("--backend", "azure"), "model_id", "https://evil.example/model", "launch.api.model_id"),
+    (("--backend", "azure", "--azure-mode", "managed"), "instance_type", "Standard_ND96_evil", "instance_type"),
+    (("--backend", "hf-endpoints"), "instance_type", DELETED, "the plan's launch.api lacks instance_type"),
+    (("--backend", "hf-endpoints"), "extra", "field", "a field gptoss does not plan: 'extra'")])
+def test_a_saved_cloud_call_is_only_what_gptoss_plans(run_cli, tmp_path, flags, field, value, said):
+    """A cloud plan's API call is checked field by field before any API is called: nothing missing, nothing added."""
+    plan = json.loads(run_cli("plan", "--hardware", CPU_ONLY, "--json", *flags)[1])
+    saved = tmp_path / "t.json"
+    saved.write_text(json.dumps(replaced(plan, ("launch", "api", field), value)))
+    for args in (("up", "--plan", saved, "--dry-run"), ("up", "--plan", saved, "--yes")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and said in err and err.count("\n") == 1, err
