@@ -72,7 +72,8 @@ def export_command(
     autoscale = _autoscale(sized, min_replicas, count)
     gpus = [d for d in doc.memory.devices if d.device != "cpu"] if doc.memory else []
     vendor = _vendor(hw, gpus[0].name) if gpus else None
-    request = ExportRequest(doc, name, count, vendor, gpus[0].name if gpus else None, image, autoscale)
+    request = ExportRequest(doc, name, count, vendor, gpus[0].name if gpus else None, image, autoscale,
+                            hw.cpu.physical_cores if hw else None)
     try:
         text = importlib.import_module(f"gptoss_deploy.export.{target.module}").write(request)
     except ModuleNotFoundError as err:

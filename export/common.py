@@ -18,6 +18,11 @@ CACHE_ENV = {"HF_HOME": CACHE, "LLAMA_CACHE": CACHE}                # where each
 SHM = "16Gi"                     # NCCL and vLLM's workers share tensors through /dev/shm
 DOWNLOAD_BYTES_PER_S = 100e6     # a first start downloads the model: readiness waits allow for it
 RAY_PORT = 6379                  # Ray's default: vLLM's multi-node launch joins the nodes through a Ray cluster
+# A container's RAM beyond the plan's host share of the model: the engine's runtime (Python, a CUDA context per GPU
+# worker, tokenizer, HTTP server). Our allowance, not a published figure: a memory limit below it is an OOM kill.
+RUNTIME_BYTES, RUNTIME_BYTES_PER_GPU = 2 * 2**30, 2 * 2**30
+GPU_SERVER_CPUS = 4              # a GPU server's host work: scheduling, tokenizing, detokenizing, HTTP
+SAVED_CPU_PLAN_CPUS = 8          # a saved CPU plan does not say how many cores it was planned on
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,23 @@ class ExportRequest:
     gpu_name: str | None
     image: str | None = None             # --image: instead of the engine's own
     autoscale: Autoscale | None = None
+    cpu_cores: int | None = None         # the planned node's physical cores; None: a saved plan, which omits them
+
+
+@dataclass(frozen=True)
+class ContainerSize:
+    """What one container asks of its node: CPUs (a CPU plan: the cores it was planned on) and RAM in GiB."""
+    cpus: int
+    memory_gib: int
+
+
+def container_size(request: ExportRequest) -> ContainerSize:
+    plan, gpus = request.plan, gpus_per_container(request.plan, request.vendor)
+    host_share = plan.memory.cpu_bytes / copies(plan)
+    memory = math.ceil((host_share + RUNTIME_BYTES + gpus * RUNTIME_BYTES_PER_GPU) / 2**30)
+    computes_on_cpu = not gpus or plan.offload.n_cpu_moe        # llama.cpp runs experts on the CPU: its cores count
+    cpus = (request.cpu_cores or SAVED_CPU_PLAN_CPUS) if computes_on_cpu else GPU_SERVER_CPUS
+    return ContainerSize(cpus, memory)
 
 
 @dataclass(frozen=True)

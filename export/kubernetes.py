@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 
 from gptoss_deploy.backends.base import ContainerCommand
-from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ExportRequest, cache_gib, copies,
-                                         engine_image, exportable, gpus_per_container, key_env, leader_script, nodes,
-                                         render_yaml, startup_seconds, worker_script)
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ContainerSize, ExportRequest,
+                                         cache_gib, container_size, copies, engine_image, exportable,
+                                         gpus_per_container, key_env, leader_script, nodes, render_yaml,
+                                         startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -29,10 +30,10 @@ def secret_name(name: str) -> str:
     return f"{name}-api-key"
 
 
-def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gpu_name: str | None,
-              image: str | None = None, autoscale: Autoscale | None = None) -> list[dict]:
-    """Model-cache claim, Deployment and Service for PLAN, REPLICAS times the planned node (at most that many, from
-    AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
+def manifests(request: ExportRequest) -> list[dict]:
+    """Model-cache claim, Deployment and Service for the request's plan, REPLICAS times the planned node (at most
+    that many, from AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
+    plan, name, replicas, autoscale = request.plan, request.name, request.replicas, request.autoscale
     served = exportable(plan)
     if autoscale and plan.backend != "vllm":
         raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_RUNNING}; llama.cpp's metrics need "
@@ -42,7 +43,8 @@ def manifests(plan: PlanDocument, name: str, replicas: int, vendor: str | None, 
                          "--format skypilot")
     pods = replicas * copies(plan) * nodes(plan)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gptoss"}
-    pod = Pod(plan, name, vendor, gpu_name, image or engine_image(plan, vendor))
+    pod = Pod(plan, name, request.vendor, request.gpu_name, request.image or engine_image(plan, request.vendor),
+              container_size(request))
     serving = labels
     if nodes(plan) > 1:
         workload = _leader_worker_set(plan, served, name, labels, replicas, pod)
@@ -107,14 +109,19 @@ class Pod:
     vendor: str | None
     gpu_name: str | None
     image: str
+    size: ContainerSize
 
     def spec(self, runs: ContainerCommand, serves: bool) -> dict:
         """A pod running RUNS; one that SERVES has the port and the health probes."""
-        env = [{"name": k, "value": v} for k, v in {**runs.env, **CACHE_ENV}.items()]
+        # llama-server's threads: the CPUs the pod is given, not the node's cores it would count by itself
+        threads = {"LLAMA_ARG_THREADS": str(self.size.cpus)} if self.plan.backend == "llamacpp" else {}
+        env = [{"name": k, "value": v} for k, v in {**runs.env, **CACHE_ENV, **threads}.items()]
         env.append({"name": key_env(self.plan),
                     "valueFrom": {"secretKeyRef": {"name": secret_name(self.name), "key": "api-key"}}})
         container = {"name": self.plan.backend, "image": self.image, "command": runs.entrypoint, "args": runs.args,
-                     "env": env}
+                     "env": env,
+                     # Pod Security "restricted" but for runAsNonRoot: the engines' images run as root
+                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
         if serves:
             health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": PROBE_PERIOD_S}
             container.update({
@@ -123,10 +130,13 @@ class Pod:
                 "startupProbe": {**health,
                                  "failureThreshold": math.ceil(startup_seconds(self.plan) / PROBE_PERIOD_S)}})
         container["volumeMounts"] = [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}]
+        needs = {"cpu": str(self.size.cpus), "memory": f"{self.size.memory_gib}Gi"}
         gpus = gpus_per_container(self.plan, self.vendor)
-        if gpus:
-            container["resources"] = {"limits": {GPU_RESOURCE[self.vendor]: gpus}}
-        pod = {"containers": [container],
+        container["resources"] = {"requests": needs,
+                                  "limits": {**needs, **({GPU_RESOURCE[self.vendor]: gpus} if gpus else {})}}
+        pod = {"automountServiceAccountToken": False,      # the server never calls the Kubernetes API
+               "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+               "containers": [container],
                "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": f"{self.name}-models"}},
                            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]}
         if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
@@ -135,8 +145,7 @@ class Pod:
 
 
 def write(request: ExportRequest) -> str:
-    return render(manifests(request.plan, request.name, request.replicas, request.vendor, request.gpu_name,
-                            request.image, request.autoscale), request.name)
+    return render(manifests(request), request.name)
 
 
 def render(objects: list[dict], name: str) -> str:

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gptoss_deploy.export.common import PORT
+from gptoss_deploy.export.common import PORT, SAVED_CPU_PLAN_CPUS
 
 from golden import EXPORT_CASES as CASES
 from golden import EXPORT_DIR, exported, golden_environment
@@ -208,7 +208,7 @@ def test_a_plan_over_nodes_runs_ray_and_one_server_per_replica(run_cli):
     assert serve[serve.index("--distributed-executor-backend") + 1] == "ray"
     assert "ray start --address=$LWS_LEADER_ADDRESS:6379" in worker["args"][0]
     assert "readinessProbe" in leader and "readinessProbe" not in worker
-    assert leader["resources"] == worker["resources"] == {"limits": {"nvidia.com/gpu": 2}}
+    assert leader["resources"] == worker["resources"] and leader["resources"]["limits"]["nvidia.com/gpu"] == 2
     service = next(o for o in objects if o["kind"] == "Service")
     assert service["spec"]["selector"]["app.kubernetes.io/component"] == "leader"
     sky = yaml.safe_load(run_cli("export", *CASES["skypilot-2-nodes-of-2x-l4-120b.yaml"])[1])
@@ -239,7 +239,7 @@ def test_the_pod_runs_the_plans_flags_with_the_key_from_a_secret(run_cli):
     key = next(e for e in c["env"] if e["name"] == "VLLM_API_KEY")
     assert key == {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "gpt-oss-api-key", "key": "api-key"}}}
     assert "kubectl create secret generic gpt-oss-api-key" in text
-    assert c["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     capacity = json.loads(run_cli("plan", "--json", *CASES["h100-120b-5000tps.yaml"][2:])[1])["capacity"]
     assert deployment["spec"]["replicas"] == capacity["replicas"]
@@ -248,14 +248,14 @@ def test_the_pod_runs_the_plans_flags_with_the_key_from_a_secret(run_cli):
 
 def test_amd_pods_ask_for_amd_gpus_in_the_rocm_image(run_cli):
     c = container(export(run_cli, *CASES["mi300x-120b.yaml"][2:])[1])
-    assert c["resources"]["limits"] == {"amd.com/gpu": 1} and c["image"] == "rocm/vllm:latest"
+    assert c["resources"]["limits"]["amd.com/gpu"] == 1 and c["image"] == "rocm/vllm:latest"
     assert {"name": "VLLM_ROCM_USE_AITER", "value": "1"} in c["env"]
 
 
 def test_llamacpp_copies_become_pods_of_one_gpu(run_cli):
     objects = export(run_cli, *CASES["2x-rtx3090-20b-copies.yaml"][2:])[1]
     deployment = next(o for o in objects if o["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 2 and container(objects)["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert deployment["spec"]["replicas"] == 2 and container(objects)["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container(objects)["command"] == ["/app/llama-server"]
 
 
@@ -360,3 +360,42 @@ def test_skypilot_names_a_probed_gpu_as_its_catalog_does(run_cli, hardware, aske
     code, out, err = run_cli("export", "--format", "skypilot", "--hardware", fixture_path(hardware))
     assert code == 0, err
     assert yaml.safe_load(out)["resources"]["accelerators"] == asked
+
+
+def pod_templates(objects: list[dict]) -> list[dict]:
+    """Every pod a workload runs: a Deployment's template, a LeaderWorkerSet's leader and worker templates."""
+    for o in objects:
+        if o["kind"] == "Deployment":
+            yield o["spec"]["template"]["spec"]
+        elif o["kind"] == "LeaderWorkerSet":
+            template = o["spec"]["leaderWorkerTemplate"]
+            yield from (template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"])
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][1] == "kubernetes"])
+def test_every_pod_asks_for_its_cpus_and_memory_and_runs_without_privileges(case):
+    """What a namespace with quotas and Pod Security `restricted` (runAsNonRoot aside: the images run as root) needs."""
+    with golden_environment():
+        objects = list(yaml.safe_load_all(exported(case)))
+    for pod in pod_templates(objects):
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        [c] = pod["containers"]
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        asked = c["resources"]["requests"]
+        assert set(asked) == {"cpu", "memory"} and {k: c["resources"]["limits"][k] for k in asked} == asked
+
+
+def test_a_cpu_plans_pod_asks_for_the_cores_and_ram_it_was_planned_on_and_its_engine_uses_them(run_cli, tmp_path):
+    machine = fixture_path("cpu-only-64core")
+    plan = json.loads(run_cli("plan", "--json", "--hardware", machine)[1])
+    cores = json.loads(machine.read_text())["cpu"]["physical_cores"]
+    assert cores != SAVED_CPU_PLAN_CPUS
+    c = container(export(run_cli, "--hardware", machine)[1])
+    asked = c["resources"]["requests"]
+    assert asked["cpu"] == str(cores) and int(asked["memory"].removesuffix("Gi")) * 2**30 > plan["memory"]["cpu_bytes"]
+    assert {"name": "LLAMA_ARG_THREADS", "value": str(cores)} in c["env"]       # not the node's own core count
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(plan))
+    c = container(export(run_cli, "--plan", saved)[1])
+    assert c["resources"]["requests"]["cpu"] == str(SAVED_CPU_PLAN_CPUS)         # a saved plan omits its cores
