@@ -344,6 +344,14 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
     if hw.nodes > 1 and hw.gpus_per_node() not in TENSOR_PARALLEL_SIZES:
         return Rejection(backend, model, f"{backend} splits each node's GPUs by tensor parallelism, which takes 1, 2, "
                          f"4 or 8; these nodes have {hw.gpus_per_node()}", "GPU count")
+    if hw.nodes > 1:
+        one_node = hw.model_copy(update={"nodes": 1, "gpus": hw.gpus[:hw.gpus_per_node()]})
+        alone = fit_whole_model(backend, model, one_node, context_target, artifact)
+        if isinstance(alone, Placement) and alone.context_length >= context_target:
+            return Rejection(backend, model, (
+                f"one node ({_gpu_name(one_node.gpus)}) holds {model.name} at {alone.context_length:,} tokens: "
+                f"plan it without --nodes and run {hw.nodes} replicas (`gptoss export --replicas {hw.nodes}`), which "
+                f"serve {hw.nodes} times the streams a pipeline over {hw.nodes} nodes would"), "nodes")
     gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
     sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * 128
     per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer

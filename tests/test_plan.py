@@ -8,6 +8,7 @@ import pytest
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.constraints import as_flags
 from gptoss_deploy.planner.errors import NoFitError, UsageError
+from gptoss_deploy.planner.gpus import node_from_spec
 from gptoss_deploy.planner.hardware import load_hardware
 from gptoss_deploy.planner.plan import plan
 
@@ -204,14 +205,12 @@ def test_blackwell_gets_the_recipes_fp8_kv_cache_and_no_variable_vllm_has_droppe
     assert argv_value(doc, "--kv-cache-dtype") == "fp8"
 
 
-@pytest.mark.parametrize("fixture,flags", [("h100-sxm", {}), ("b200", {}), ("2x-h100", {}), ("h100-sxm", {"nodes": 2})])
-def test_vllm_plans_leave_async_scheduling_to_vllm(fixture, flags):
+@pytest.mark.parametrize("fixture", ["h100-sxm", "b200", "2x-h100", "2 nodes of 2x L4"])
+def test_vllm_plans_leave_async_scheduling_to_vllm(fixture):
     """vLLM schedules asynchronously by default and turns it off where it cannot (a pipeline over nodes, where an
     explicit --async-scheduling failed: GPUStack#3836): no plan asks for it."""
-    hw = load_hardware(fixture_path(fixture))
-    if flags.get("nodes"):
-        hw = hw.model_copy(update={"nodes": 2, "gpus": hw.gpus + [g.model_copy(update={"index": 1}) for g in hw.gpus]})
-    doc = plan(hw, constraints("server", {"backend": "vllm"}), REGISTRY).to_json()
+    hw = node_from_spec("L4:2", 2) if fixture == "2 nodes of 2x L4" else load_hardware(fixture_path(fixture))
+    doc = plan(hw, constraints("server", {"backend": "vllm", "model": "120b"}), REGISTRY).to_json()
     assert doc["backend"] == "vllm" and "--async-scheduling" not in doc["launch"]["argv"]
 
 
@@ -429,3 +428,10 @@ def test_context_takes_thousands_of_tokens_as_k(given, tokens):
 def test_cloud_backend_with_local_flag_is_a_usage_error():
     with pytest.raises(UsageError, match="--local forbids cloud"):
         constraints("auto", {"backend": "bedrock", "local_only": True}, {})
+
+
+def test_nodes_asked_for_a_model_one_node_holds_say_to_run_replicas_instead(run_cli):
+    """Two H100 nodes for 120b: one H100 holds it, so two replicas serve twice the streams of a pipeline over both."""
+    code, _, err = run_cli("plan", "--gpu", "H100", "--nodes", "2", "--model", "120b", "--json")
+    assert code == 3 and "one node (NVIDIA H100 80GB HBM3) holds gpt-oss-120b at 32,768 tokens" in err
+    assert "run 2 replicas (`gptoss export --replicas 2`)" in err
