@@ -138,7 +138,7 @@ def _autoscale(sized, min_replicas, count):
                          "--replicas or --target-tps, or lower --min-replicas")
     from gptoss_deploy.export.common import Autoscale
 
-    return Autoscale(min_replicas, sized.streams_per_replica, sized.requests_per_s())
+    return Autoscale(min_replicas, sized.requests_per_s())
 
 
 def _vendor(hw, gpu_name: str) -> str:

@@ -58,7 +58,6 @@ def container_size(request: ExportRequest) -> ContainerSize:
 class Autoscale:
     """Between MIN_REPLICAS and the planned count, scaled on the load one replica was planned for."""
     min_replicas: int
-    streams_per_replica: int             # concurrent requests one replica is planned to run
     requests_per_s_per_replica: float    # its planned output rate, in answers of a typical length
 
 

@@ -20,9 +20,12 @@ from gptoss_deploy.planner.errors import UsageError
 
 GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 PROBE_PERIOD_S = 10
-# vLLM's gauge of the requests each server is running (its /metrics), read by the autoscaler through a custom
-# metrics adapter; llama.cpp's /metrics sits behind its API key, which a cluster's scraper does not hold.
-REQUESTS_RUNNING = "vllm:num_requests_running"
+# vLLM's gauge of the requests waiting for room on each server (its /metrics), read by the autoscaler through a
+# custom metrics adapter; llama.cpp's /metrics sits behind its API key, which a cluster's scraper does not hold.
+# Running requests are capped by a replica's KV cache, so a saturated replica's running gauge stays flat while its
+# queue grows: the queue is the signal. 5 waiting a pod: vLLM production-stack's KEDA trigger
+# (docs/source/use_cases/autoscaling-keda.rst at 183a136).
+REQUESTS_WAITING, WAITING_PER_POD = "vllm:num_requests_waiting", 5
 SCALE_DOWN_WINDOW_S = 600    # a new replica takes minutes to load: do not give one back on a short lull
 
 
@@ -36,15 +39,21 @@ def manifests(request: ExportRequest) -> list[dict]:
     plan, name, replicas, autoscale = request.plan, request.name, request.replicas, request.autoscale
     served = exportable(plan)
     if autoscale and plan.backend != "vllm":
-        raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_RUNNING}; llama.cpp's metrics need "
+        raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_WAITING}; llama.cpp's metrics need "
                          "its API key to scrape: give --replicas, or export --format skypilot")
     if autoscale and nodes(plan) > 1:
         raise UsageError("autoscaling a replica of several nodes is not written: give --replicas, or export "
                          "--format skypilot")
     pods = replicas * copies(plan) * nodes(plan)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "gptoss"}
+    # One pod keeps the model in a claim across restarts. Several would share it only where the storage class offers
+    # ReadWriteMany (EBS and PD do not: every pod would stay Pending), so each has a volume of its own, made and
+    # deleted with it, and a new pod downloads the model (its start-up allowance counts the download).
+    shared = pods == 1 and autoscale is None
+    cache = ({"persistentVolumeClaim": {"claimName": f"{name}-models"}} if shared else
+             {"ephemeral": {"volumeClaimTemplate": {"spec": _cache_claim(plan)}}})
     pod = Pod(plan, name, request.vendor, request.gpu_name, request.image or engine_image(plan, request.vendor),
-              container_size(request))
+              container_size(request), cache)
     serving = labels
     if nodes(plan) > 1:
         workload = _leader_worker_set(plan, served, name, labels, replicas, pod)
@@ -53,18 +62,21 @@ def manifests(request: ExportRequest) -> list[dict]:
         workload = {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
             "spec": {"replicas": pods, "selector": {"matchLabels": labels},
+                     # a rollout stops a pod before it starts its successor: no spare GPU or second attachment needed
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
                      "template": {"metadata": {"labels": labels}, "spec": pod.spec(served, serves=True)}},
         }
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
                "spec": {"selector": serving, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": f"{name}-models",
-                                                                                "labels": labels},
-             # pods on several nodes share one cache only where the storage class offers ReadWriteMany
-             "spec": {"accessModes": ["ReadWriteMany" if pods > 1 else "ReadWriteOnce"],
-                      "resources": {"requests": {"storage": f"{cache_gib(plan)}Gi"}}}}
+    claim = [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+              "metadata": {"name": f"{name}-models", "labels": labels}, "spec": _cache_claim(plan)}] if shared else []
     if autoscale is None:
-        return [claim, workload, service]
-    return [claim, workload, service, _autoscaler(name, labels, pods, autoscale)]
+        return [*claim, workload, service]
+    return [*claim, workload, service, _autoscaler(name, labels, pods, autoscale)]
+
+
+def _cache_claim(plan: PlanDocument) -> dict:
+    return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{cache_gib(plan)}Gi"}}}
 
 
 def _leader_worker_set(plan: PlanDocument, served: ContainerCommand, name: str, labels: dict, replicas: int,
@@ -89,14 +101,14 @@ def _leader_worker_set(plan: PlanDocument, served: ContainerCommand, name: str, 
 
 
 def _autoscaler(name: str, labels: dict, pods: int, autoscale: Autoscale) -> dict:
-    """Pods added while they run more requests, on average, than one replica was planned for."""
+    """Pods added while requests queue on them: more than WAITING_PER_POD waiting, on average."""
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name, "labels": labels},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                  "minReplicas": autoscale.min_replicas, "maxReplicas": pods,
                  "metrics": [{"type": "Pods", "pods": {
-                     "metric": {"name": REQUESTS_RUNNING},
-                     "target": {"type": "AverageValue", "averageValue": str(autoscale.streams_per_replica)}}}],
+                     "metric": {"name": REQUESTS_WAITING},
+                     "target": {"type": "AverageValue", "averageValue": str(WAITING_PER_POD)}}}],
                  "behavior": {"scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_S}}},
     }
 
@@ -110,6 +122,7 @@ class Pod:
     gpu_name: str | None
     image: str
     size: ContainerSize
+    cache: dict                  # the model cache's volume source: the claim, or one of the pod's own
 
     def spec(self, runs: ContainerCommand, serves: bool) -> dict:
         """A pod running RUNS; one that SERVES has the port and the health probes."""
@@ -137,7 +150,7 @@ class Pod:
         pod = {"automountServiceAccountToken": False,      # the server never calls the Kubernetes API
                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                "containers": [container],
-               "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": f"{self.name}-models"}},
+               "volumes": [{"name": "models", **self.cache},
                            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]}
         if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
             pod["nodeSelector"] = {"nvidia.com/gpu.product": self.gpu_name.replace(" ", "-")}
@@ -153,6 +166,6 @@ def render(objects: list[dict], name: str) -> str:
     head = (f"# gptoss export: create the API key first (it is never written here):\n"
             f"#   kubectl create secret generic {secret_name(name)} --from-literal=api-key=$(openssl rand -hex 24)\n")
     if objects[-1]["kind"] == "HorizontalPodAutoscaler":
-        head += (f"# The autoscaler reads {REQUESTS_RUNNING} from each pod's /metrics through a custom metrics adapter\n"
+        head += (f"# The autoscaler reads {REQUESTS_WAITING} from each pod's /metrics through a custom metrics adapter\n"
                  "# (prometheus-adapter, or your cloud's managed Prometheus); without one it keeps the minimum.\n")
     return render_yaml(objects, head)

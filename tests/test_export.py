@@ -37,8 +37,15 @@ def test_the_objects_validate_against_the_kubernetes_schemas_and_match_their_gol
     objects = list(yaml.safe_load_all(text))
     autoscaled = "--min-replicas" in CASES[case]
     workload = "LeaderWorkerSet" if "--nodes" in CASES[case] else "Deployment"
-    assert [o["kind"] for o in objects] == ["PersistentVolumeClaim", workload, "Service",
+    [pods] = [o["spec"]["replicas"] * o["spec"].get("leaderWorkerTemplate", {}).get("size", 1) for o in objects
+              if o["kind"] == workload]
+    shared_claim = pods == 1 and not autoscaled          # several pods: a cache volume each (no ReadWriteMany)
+    assert [o["kind"] for o in objects] == [*(["PersistentVolumeClaim"] if shared_claim else []), workload, "Service",
                                             *(["HorizontalPodAutoscaler"] if autoscaled else [])]
+    for pod in pod_templates(objects):
+        [cache] = [v for v in pod["volumes"] if v["name"] == "models"]
+        claim = cache["persistentVolumeClaim"] if shared_claim else cache["ephemeral"]["volumeClaimTemplate"]["spec"]
+        assert shared_claim or claim["accessModes"] == ["ReadWriteOnce"]
     for obj in objects:
         if obj["kind"] == "LeaderWorkerSet":
             validate_leader_worker_set(obj)
@@ -138,8 +145,9 @@ def test_autoscaling_scales_between_the_minimum_and_the_sized_count_on_the_plann
     assert scaler["spec"]["scaleTargetRef"]["name"] == "gpt-oss"
     assert (scaler["spec"]["minReplicas"], scaler["spec"]["maxReplicas"]) == (1, capacity["replicas"])
     [metric] = scaler["spec"]["metrics"]
-    assert metric["pods"]["metric"]["name"] == "vllm:num_requests_running"     # vLLM's own gauge (/metrics)
-    assert metric["pods"]["target"]["averageValue"] == str(capacity["streams_per_replica"])
+    # vLLM's own gauge of its queue (/metrics): its running requests stop at the KV cache's room, its queue does not
+    assert metric["pods"]["metric"]["name"] == "vllm:num_requests_waiting"
+    assert metric["pods"]["target"]["averageValue"] == "5"
     policy = yaml.safe_load(run_cli("export", *CASES["skypilot-h100-120b-autoscale-1-to-5000tps.yaml"])[1])[
         "service"]["replica_policy"]
     assert (policy["min_replicas"], policy["max_replicas"]) == (1, capacity["replicas"])
