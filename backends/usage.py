@@ -14,6 +14,9 @@ if TYPE_CHECKING:     # the record is the runtime's document: adapters read it, 
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}   # a wildcard bind, and how this machine reaches it
 
 
+KEYLESS_API_KEY_LINE = "OPENAI_API_KEY=unused   # the server checks no key; the openai SDK needs one set"
+
+
 @dataclass(frozen=True)
 class EndpointDescription:
     """How `up` tells a person about a deployment: a status after its name, then lines to copy."""
@@ -36,6 +39,8 @@ def server_usage(record: Deployment, reused: bool) -> EndpointDescription:
     if endpoint.api_key_file:
         lines.append(f"  export {endpoint.api_key_env}=$(cat {shlex.quote(endpoint.api_key_file)})")
         auth = ["-H", f"Authorization: Bearer ${endpoint.api_key_env}"]
+    else:     # the official openai SDK will not start without a key, even for a server that checks none
+        lines.append(f"  export {KEYLESS_API_KEY_LINE}")
     body = json.dumps({"model": endpoint.model, "messages": [{"role": "user", "content": "Hello!"}]})
     curl = ["curl", f"{endpoint.base_url}/chat/completions", "-H", "Content-Type: application/json", *auth,
             "-d", body]

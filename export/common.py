@@ -83,8 +83,9 @@ def gpus_per_container(plan: PlanDocument, vendor: str | None) -> int:
 
 
 def startup_seconds(plan: PlanDocument) -> int:
-    """How long a first start may take before the server answers: download, load, and five minutes of warm-up."""
-    weights = plan.memory.breakdown.weights
+    """How long a first start may take before the server answers: download, load, and five minutes of warm-up. The
+    copies of a data-parallel plan share one download and load side by side: one copy's weights count."""
+    weights = plan.memory.breakdown.weights / plan.offload.data_parallel_size
     return math.ceil(weights * (1 / DOWNLOAD_BYTES_PER_S + 1 / LOAD_BYTES_PER_S) + 300)
 
 

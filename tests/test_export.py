@@ -407,3 +407,13 @@ def test_a_cpu_plans_pod_asks_for_the_cores_and_ram_it_was_planned_on_and_its_en
     saved.write_text(json.dumps(plan))
     c = container(export(run_cli, "--plan", saved)[1])
     assert c["resources"]["requests"]["cpu"] == str(SAVED_CPU_PLAN_CPUS)         # a saved plan omits its cores
+
+
+def test_the_startup_allowance_counts_one_copy_of_the_weights_not_each_data_parallel_copy(run_cli):
+    """Eight copies of 120b on 8 H100s download it once and load side by side: a pod that never starts is
+    restarted after one copy's download and load, not eight (3 h 9 min)."""
+    objects = export(run_cli, "--gpu", "H100:8", "--model", "120b")[1]
+    probe = container(objects)["startupProbe"]
+    one = json.loads(run_cli("plan", "--json", "--gpu", "H100", "--model", "120b")[1])
+    assert container(export(run_cli, "--gpu", "H100", "--model", "120b")[1])["startupProbe"] == probe
+    assert probe["failureThreshold"] * probe["periodSeconds"] < 3600 and one["offload"]["data_parallel_size"] == 1

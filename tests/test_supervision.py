@@ -292,6 +292,18 @@ def test_up_prints_how_to_call_the_endpoint(run_cli, state, smollm2, llama_serve
     assert f"listening on all interfaces: other machines use this machine's address, port {port}" in out
 
 
+def test_the_printed_lines_are_enough_for_the_official_openai_sdk_on_a_keyless_server(run_cli, state, smollm2,
+                                                                                      llama_server, tmp_path):
+    code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench")
+    exports = [line.strip() for line in out.splitlines() if line.strip().startswith("export ")]
+    assert code == 0 and [e.split("=")[0] for e in exports] == ["export OPENAI_BASE_URL", "export OPENAI_API_KEY"]
+    client = ("import openai; print([m.id for m in openai.OpenAI().models.list()])")   # reads both variables
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    answer = subprocess.run(["sh", "-c", "\n".join([*exports, f"{sys.executable} -c '{client}'"])],   # as pasted
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert answer.returncode == 0 and "SmolLM2-135M-Instruct.Q4_1" in answer.stdout, answer.stderr
+
+
 def test_a_model_loading_in_one_up_does_not_hold_up_other_deployments(run_cli, state, smollm2, llama_server,
                                                                       monkeypatch):
     code, out, _ = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--no-bench", "--json", "--name", "ready")
