@@ -104,9 +104,11 @@ class Deployment(_Document):
     name: str
     backend: str
     model: str | None = None
-    pid: int | None = Field(default=None, description="the process group leader; null for cloud and a found Ollama")
+    # ge=2: never 0, -1 (every process the user owns, to os.kill) or init
+    pid: int | None = Field(default=None, ge=2, description="the process group leader; null for cloud and a found "
+                            "Ollama")
     pid_started_at: float | None = None
-    engine_pid: int | None = Field(default=None, description="the server itself, which the group leader logs for")
+    engine_pid: int | None = Field(default=None, ge=2, description="the server itself, which the group leader logs for")
     engine_started_at: float | None = None
     state: Literal["starting", "running", "ready"]
     host: str | None = None
@@ -124,7 +126,7 @@ class Deployment(_Document):
     memory: EngineMemory | None = Field(default=None, description="the engine's own report of its memory at "
                                         "start-up beside the plan's figures; absent where the engine reports none")
     created_at: str | None = None
-    launcher_pid: int | None = None
+    launcher_pid: int | None = Field(default=None, ge=2)
     launcher_started_at: float | None = None
     region: str | None = None
     account: str | None = Field(default=None, description="AWS: the account the preflight signed in to")

@@ -3,6 +3,7 @@ exit 2 (or 3: nothing fits), never exit 1 (a crash); whatever the state file hol
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -158,6 +159,34 @@ def test_any_state_file_is_read_or_recovered(run_cli, tmp_path, monkeypatch, con
     code, out, err = run_cli("status", "--json")
     assert code == 0, err
     json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def stranger():
+    """A process gptoss did not start, leading a group of its own, that state files below name by its pid."""
+    process = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_down_on_any_state_file_signals_nothing_it_cannot_prove_it_started(run_cli, tmp_path, monkeypatch, stranger,
+                                                                          data):
+    record = {**STATE_RECORD, "pid": stranger.pid, "engine_pid": stranger.pid}    # a pid, no proof of its start
+    content = data.draw(mutations({"schema_version": 1, "deployments": {"x": record}}).map(
+        lambda d: json.dumps(d).encode()) | noise())
+    root = tmp_path / "state"
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(root))
+    root.mkdir(exist_ok=True)
+    (root / "deployments.json").write_bytes(content)
+    args = data.draw(st.sampled_from([("down", "x"), ("down", "--all"), ("down", "--all", "--json")]))
+    code, _, err = run_cli(*args)
+    # a damaged file is kept aside with a notice of its own line before the answer
+    assert code in (0, 2, 4) and "internal error" not in err and "Traceback" not in err, err
+    assert not code or err.splitlines()[-1].startswith("gptoss: error: ")
+    assert stranger.poll() is None                      # alive: its start time was never the record's
 
 
 def test_what_the_properties_found_exits_2_naming_the_file(run_cli, tmp_path, smollm2):
