@@ -270,7 +270,7 @@ class LocalBackend(Backend):
         return None
 
     def placement_reasons(self, placement: Placement, hw: HardwareReport) -> list[str]:
-        """The plan's reasons for how PLACEMENT offloads, split and caches, in its engine's flags."""
+        """The plan's reasons for how PLACEMENT offloads, splits and caches, in its engine's flags."""
         return []
 
     program: ClassVar[str]                               # what runs the server, in words
