@@ -3,7 +3,9 @@ exit 2 (or 3: nothing fits), never exit 1 (a crash); whatever the state file hol
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -265,3 +267,52 @@ def test_a_saved_cloud_call_is_only_what_gptoss_plans(run_cli, tmp_path, flags, 
     for args in (("up", "--plan", saved, "--dry-run"), ("up", "--plan", saved, "--yes")):
         code, _, err = run_cli(*args)
         assert code == 2 and said in err and err.count("\n") == 1, err
+
+
+# Every variable gptoss reads, with a command that parses it. A new variable in the code fails the test below until
+# it is listed here, and so gets the generated values of the test after it.
+READS_IT = {
+    "plan": ("plan", "--json", "--hardware", CPU_ONLY),
+    "dry run": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY),
+    "dry run, vLLM": ("up", "--dry-run", "--json", "--gpu", "H100", "--model", "20b", "--backend", "vllm"),
+    "dry run, LM Studio": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY, "--backend", "lmstudio"),
+    "dry run, all interfaces": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY, "--host", "0.0.0.0"),
+    "status": ("status", "--json"),
+    "down": ("down", "--all"),
+    "bench": ("bench", "--url", "http://127.0.0.1:9/v1", "--json"),
+    "sweep": ("bench", "--url", "http://127.0.0.1:9/v1", "--effort-sweep", "--json"),
+    "azure": ("up", "--backend", "azure", "--hardware", CPU_ONLY, "--yes", "--json"),
+    "hf endpoints": ("up", "--backend", "hf-endpoints", "--hardware", CPU_ONLY, "--yes", "--json"),
+}
+ENVIRONMENT = {
+    "GPTOSS_PROFILE": "plan", "GPTOSS_MODEL": "plan", "GPTOSS_BACKEND": "plan", "GPTOSS_CONTEXT": "plan",
+    "GPTOSS_REASONING_EFFORT": "plan", "GPTOSS_CLOUD": "plan", "GPTOSS_LOCAL": "plan", "GPTOSS_AZURE_MODE": "plan",
+    "GPTOSS_DEBUG": "plan", "GPTOSS_LLAMA_SERVER": "dry run", "GPTOSS_VLLM": "dry run, vLLM",
+    "GPTOSS_LMS": "dry run, LM Studio", "GPTOSS_API_KEY": "dry run, all interfaces", "GPTOSS_STATE_DIR": "status",
+    "GPTOSS_DEPLOYMENT": "status", "GPTOSS_STOP_GRACE_S": "down", "GPTOSS_BENCH_BUDGET_S": "bench",
+    "GPTOSS_SWEEP_BUDGET_S": "sweep", "GPTOSS_AZURE_TIMEOUT_S": "azure", "GPTOSS_AZURE_POLL_S": "azure",
+    "GPTOSS_HF_POLL_S": "hf endpoints",
+}
+ENV_VALUES = st.sampled_from(["", " ", "-5", "0", "1e999", "nan", "abc", "9" * 30, "/tmp", "/etc/passwd", "a\nb",
+                              "../../../etc", "1", "true", "llamacpp", "120b", "high", "managed"]) | st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=20)
+
+
+def test_every_variable_the_code_reads_is_in_the_table():
+    root = Path(__file__).parent.parent
+    code = "\n".join(p.read_text() for folder in ("planner", "backends", "runtime", "verify", "export", "cli")
+                     for p in (root / folder).glob("*.py"))
+    assert set(re.findall(r"GPTOSS_[A-Z_]+[A-Z]", code)) == set(ENVIRONMENT)
+
+
+@pytest.mark.parametrize("variable", ENVIRONMENT)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=ENV_VALUES)
+def test_any_value_of_any_variable_is_taken_or_refused_in_words(run_cli, tmp_path, monkeypatch, variable, value):
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("HOME", str(tmp_path))        # no user's cloud credentials: nothing is created anywhere
+    if variable == "GPTOSS_STATE_DIR":
+        value = str(tmp_path / value.lstrip("/"))    # hostile, but never a system directory
+    monkeypatch.setenv(variable, value)
+    code, _, err = run_cli(*READS_IT[ENVIRONMENT[variable]])
+    assert code != 1 and "internal error" not in err and "Traceback" not in err, (variable, value, err)
