@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import fixture_path
+from helpers import fixture_path, free_port
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 JSON_VALUES = st.recursive(
@@ -316,3 +316,30 @@ def test_any_value_of_any_variable_is_taken_or_refused_in_words(run_cli, tmp_pat
     monkeypatch.setenv(variable, value)
     code, _, err = run_cli(*READS_IT[ENVIRONMENT[variable]])
     assert code != 1 and "internal error" not in err and "Traceback" not in err, (variable, value, err)
+
+
+RECORDED = {}     # a deployment's record as `up` writes it (its plan and benchmark included), made once
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_field_of_a_recorded_deployment_is_read_or_recovered(run_cli, tmp_path, monkeypatch, stand_in, smollm2,
+                                                                 data):
+    """Every field of a real record, its plan and benchmark rows included, mutated: status and down answer."""
+    root = tmp_path / "state"
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(root))
+    if not RECORDED:
+        stand_in("llama-server")
+        monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", "60")
+        code, out, err = run_cli("up", "--gguf", smollm2, "--port", free_port(), "--json")
+        assert code == 0, err
+        assert run_cli("down", "--all")[0] == 0
+        RECORDED.update(json.loads(out))
+        assert RECORDED["benchmark"]["samples"] and RECORDED["plan"]["memory"]
+    record = {**RECORDED, "pid": None, "pid_started_at": None, "engine_pid": None, "launcher_pid": None}
+    content = data.draw(mutations({"schema_version": 1, "deployments": {record["name"]: record}}))
+    root.mkdir(exist_ok=True)
+    (root / "deployments.json").write_text(json.dumps(content))
+    for args in (("status", "--json"), ("status",), ("down", "--all")):
+        code, _, err = run_cli(*args)
+        assert code in (0, 2, 4) and "internal error" not in err and "Traceback" not in err, (args, err)
