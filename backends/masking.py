@@ -8,7 +8,7 @@ SECRET_PARTS = ("PAT", "PWD", "PASS", "AUTH")      # whole parts of a name only:
 
 def masked_env(env: dict[str, str]) -> dict[str, str]:
     """ENV as it may be shown or stored: values of secret-looking names masked, and a password inside a URL."""
-    return {k: "***" if secret_name(k) else _url_password_masked(v) for k, v in env.items()}
+    return {k: "***" if secret_name(k) else url_masked(v) for k, v in env.items()}
 
 
 def secret_name(name: str) -> bool:
@@ -26,6 +26,7 @@ def url_password(value: str) -> str | None:
         return None
 
 
-def _url_password_masked(value: str) -> str:
+def url_masked(value: str) -> str:
+    """VALUE with the password of a URL in it shown as ***."""
     password = url_password(value)
     return value.replace(f":{password}@", ":***@") if password else value

@@ -343,3 +343,20 @@ def test_any_field_of_a_recorded_deployment_is_read_or_recovered(run_cli, tmp_pa
     for args in (("status", "--json"), ("status",), ("down", "--all")):
         code, _, err = run_cli(*args)
         assert code in (0, 2, 4) and "internal error" not in err and "Traceback" not in err, (args, err)
+
+
+URLS = st.sampled_from(["", "not a url", "file:///etc/passwd", "ftp://127.0.0.1/v1", "http://", "http://[::1",
+                        "http://127.0.0.1:0/v1", "http://127.0.0.1:99999/v1", "http://user:secret@127.0.0.1:9/v1",
+                        "https://127.0.0.1:9/v1", "http://127.0.0.1:9/v1\n", "//127.0.0.1:9"]) | st.text(
+    st.characters(exclude_characters="\x00:/", exclude_categories=["Cs"]), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(url=URLS)
+def test_bench_takes_any_url_or_refuses_it_in_words(run_cli, tmp_path, monkeypatch, url):
+    """Nothing listens on these (loopback port 9 or an address that does not parse): exit 2 or 4, never 1."""
+    monkeypatch.setenv("GPTOSS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("GPTOSS_BENCH_BUDGET_S", "5")
+    code, _, err = run_cli("bench", "--url", url, "--json")
+    assert code in (2, 4) and err.splitlines()[-1].startswith("gptoss: error: "), (url, err)
+    assert "secret" not in err                                      # a password in the URL is never echoed

@@ -61,16 +61,22 @@ def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str,
     """BASE_URL without a trailing slash and the model to ask for there (MODEL, checked, else the first listed)."""
     from urllib.parse import urlsplit
 
+    from gptoss_deploy.backends.masking import url_masked
     from gptoss_deploy.backends.openai_api import served_models
 
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {base_url[:80]!r} is not a server's address: give its http(s) base URL, e.g. "
-                         "http://127.0.0.1:8080/v1")
+    try:
+        parts = urlsplit(base_url)
+        parts.port                                     # a port out of range or not a number raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not base_url.isprintable():
+        raise UsageError(f"--url {url_masked(base_url)[:80]!r} is not a server's address: give its http(s) base URL, "
+                         "e.g. http://127.0.0.1:8080/v1")
     base_url = base_url.rstrip("/")
     models = served_models(base_url, api_key)
     if models is None:
-        raise BackendError(f"nothing answers at {base_url} (GET /health and /v1/models); is the server up?")
+        raise BackendError(f"nothing answers at {url_masked(base_url)} (GET /health and /v1/models); is the server "
+                           "up?")
     if not model:
         if not models:
             raise BackendError(f"{base_url} lists no models; pass --model-id")
