@@ -142,7 +142,11 @@ def _address(plan, options) -> tuple[str, int]:
 
 def _num_batch(plan) -> int:
     """The batch the plan sized Ollama's compute buffer for; a plan saved before it said so: Ollama's default."""
-    batch = ((plan.launch.request or {}).get("options") or {}).get("num_batch", OLLAMA_NUM_BATCH)
+    options = (plan.launch.request or {}).get("options") or {}
+    if not isinstance(options, dict):
+        raise UsageError(f"the plan's launch.request.options {str(options)[:20]!r} is not an object: make the plan "
+                         "again with gptoss plan --json")
+    batch = options.get("num_batch", OLLAMA_NUM_BATCH)
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 65536:
         raise UsageError(f"the plan's launch.request.options.num_batch {str(batch)[:20]!r} is not a batch size "
                          "(1 to 65536): make the plan again with gptoss plan --json")
