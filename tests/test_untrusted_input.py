@@ -105,7 +105,8 @@ def test_any_saved_plan_exports_or_exits_2(run_cli, tmp_path, data):
     if not hasattr(test_any_saved_plan_exports_or_exits_2, "plans"):
         test_any_saved_plan_exports_or_exits_2.plans = [
             json.loads(run_cli("plan", "--json", *flags)[1])
-            for flags in (("--hardware", CPU_ONLY), ("--gpu", "H100", "--model", "120b"), ("--gpu", "RTX 3090:2"))]
+            for flags in (("--hardware", CPU_ONLY), ("--gpu", "H100", "--model", "120b"), ("--gpu", "RTX 3090:2"),
+                          ("--hardware", CPU_ONLY, "--profile", "aws"))]
     plan = data.draw(st.sampled_from(test_any_saved_plan_exports_or_exits_2.plans))
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(data.draw(mutations(plan))))
@@ -267,6 +268,9 @@ def test_a_saved_cloud_call_is_only_what_gptoss_plans(run_cli, tmp_path, flags, 
     for args in (("up", "--plan", saved, "--dry-run"), ("up", "--plan", saved, "--yes")):
         code, _, err = run_cli(*args)
         assert code == 2 and said in err and err.count("\n") == 1, err
+    saved.write_text(json.dumps(plan))                   # as planned: export says what it exports instead
+    code, _, err = run_cli("export", "--format", "compose", "--plan", saved)
+    assert code == 2 and "export runs vLLM and llama.cpp plans" in err, err
 
 
 # Every variable gptoss reads, with a command that parses it. A new variable in the code fails the test below until
