@@ -1,15 +1,14 @@
 """The backend interface (one object per adapter owns everything backend-specific) and what adapters share."""
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gptoss_deploy.backends.addresses import check_host, check_name, endpoint
 from gptoss_deploy.backends.usage import WILDCARD_HOSTS, EndpointDescription, server_usage
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote, LaunchSettings, LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
@@ -26,24 +25,9 @@ API_KEY_ENV = "OPENAI_API_KEY"
 CONTAINER_PORT = 8000     # where an exported server listens inside its container
 
 
-# A deployment's name becomes file names in the state dir: nothing that could leave it, or hide in it.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-NAME_RULE = "1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 # llama-server reads --api-key-file line by line, skipping lines that begin with # (LCS): such a key, or one with
 # white space, would leave the server open while we report it protected.
 MIN_API_KEY_CHARS = 16
-HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
-
-
-def check_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise UsageError(f"--name {name[:80]!r}: use {NAME_RULE}")
-    return name
-
-
-def safe_name(name: str) -> str:
-    """NAME with what a deployment name may not hold replaced (Ollama's tags carry a colon)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:63] or "deployment"
 
 
 def _check_api_key(key: str) -> None:
@@ -53,14 +37,6 @@ def _check_api_key(key: str) -> None:
                if len(key) < MIN_API_KEY_CHARS else None)
     if problem:
         raise UsageError(f"GPTOSS_API_KEY {problem}; set another key, or unset it to have one generated")
-
-
-def _check_host(host: str) -> None:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if not HOST_NAME.fullmatch(host):
-            raise UsageError(f"--host {host[:80]!r} is neither an IP address nor a host name") from None
 
 
 @dataclass(frozen=True)
@@ -81,7 +57,7 @@ class UpOptions:
         if self.name is not None:
             check_name(self.name)
         if self.host is not None:
-            _check_host(self.host)
+            check_host(self.host)
         if self.api_key is not None:
             _check_api_key(self.api_key)
         if self.ready_timeout_s is not None and not (math.isfinite(self.ready_timeout_s) and self.ready_timeout_s > 0):
@@ -129,30 +105,6 @@ class ServerLaunch:
     def base_url(self) -> str:
         # A wildcard bind is reached locally over loopback; other machines use this machine's address.
         return endpoint(WILDCARD_HOSTS.get(self.host, self.host), self.port)
-
-
-def host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"     # an IPv6 address goes in brackets
-
-
-def endpoint(host: str, port: int) -> str:
-    return f"http://{host_port(host, port)}/v1"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def require_loopback(host: str, server: str) -> None:
-    """SERVER takes no API key gptoss can set: it is served on loopback only, and any other --host is refused."""
-    if not is_loopback(host):
-        raise UsageError(f"{server} takes no API key that gptoss can set, so gptoss serves it on 127.0.0.1 only; put "
-                         "an authenticating proxy in front of it to reach it from elsewhere")
 
 
 LOAD_BYTES_PER_S = 100e6   # a slow disk: the readiness deadline only has to outlast a healthy load
@@ -290,7 +242,8 @@ class LocalBackend(Backend):
 
     def prerequisites(self, *, model, hardware) -> list[Prerequisite]:
         missing = self.program_missing()
-        found = [*super().prerequisites(model=model, hardware=hardware), Prerequisite(self.program, missing is None, missing)]
+        found = [*super().prerequisites(model=model, hardware=hardware),
+                 Prerequisite(self.program, missing is None, missing)]
         download = self.download_bytes(model)
         if download is not None and hardware.disk is not None:
             from gptoss_deploy.backends.hub import DISK_MARGIN_BYTES

@@ -5,7 +5,8 @@ Foundry's OpenAI-compatible web service; `down` stops that process, which unload
 """
 from __future__ import annotations
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, require_loopback
+from gptoss_deploy.backends.addresses import endpoint, require_loopback
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch
 from gptoss_deploy.backends.flags import port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.backends.process_groups import python_module

@@ -11,8 +11,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, endpoint,
-                                         ready_deadline_s, relaunched)
+from gptoss_deploy.backends.addresses import endpoint
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, ready_deadline_s,
+                                         relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch

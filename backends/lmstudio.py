@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gptoss_deploy.backends.base import LocalBackend, NAME_PATTERN, ServerLaunch, endpoint, require_loopback
+from gptoss_deploy.backends.addresses import NAME_PATTERN, endpoint, require_loopback
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch
 from gptoss_deploy.backends.flags import configured_program, port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.backend import LocalLaunch

@@ -7,7 +7,8 @@ import os
 import shutil
 from urllib.parse import urlsplit
 
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, host_port
+from gptoss_deploy.backends.addresses import endpoint, host_port
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch
 from gptoss_deploy.backends.flags import checked_env
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import Artifact

@@ -52,7 +52,7 @@ def export_command(
     """
     import importlib
 
-    from gptoss_deploy.backends.base import check_name
+    from gptoss_deploy.backends.addresses import check_name
     from gptoss_deploy.export.common import ExportRequest
 
     if format_ not in TARGETS:

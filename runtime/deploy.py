@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 import psutil
 
 from gptoss_deploy.backends import get_backend
-from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions, is_loopback, safe_name
+from gptoss_deploy.backends.addresses import is_loopback, safe_name
+from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions
 from gptoss_deploy.backends.masking import masked_env, secret_name, url_password
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError

@@ -13,7 +13,8 @@ from typing import ClassVar
 import pytest
 
 from gptoss_deploy.backends import REGISTRY
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, endpoint, ready_deadline_s
+from gptoss_deploy.backends.addresses import endpoint
+from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, ready_deadline_s
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.cli.wizard import ask
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
