@@ -64,10 +64,11 @@ class Autoscale:
 def exportable(plan: PlanDocument) -> ContainerCommand:
     """The plan's server in its engine's published image, its command read as strictly as `up` reads it; an
     engine without an image is a usage error."""
-    if _adapter(plan).cloud or not _adapter(plan).container_images:      # a cloud service has no image to run
+    adapter = _adapter(plan)
+    if adapter.cloud or not adapter.container_images:      # a cloud service has no image to run
         raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
                          "--backend vllm or --backend llamacpp")
-    return _adapter(plan).container_command(plan=plan)
+    return adapter.container_command(plan=plan)
 
 
 def copies(plan: PlanDocument) -> int:
