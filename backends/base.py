@@ -72,6 +72,22 @@ class ContainerCommand:
     args: list[str]
     env: dict[str, str]
     health: list[str] = field(default_factory=list)   # a command inside the container: does the server answer
+    key_file: str | None = None      # where the server reads its API key from a file; None: from the key variable
+
+
+# A UID no image names, above the range of a node's own users (checkov CKV_K8S_40): for an image that needs none.
+NONROOT_UID = 10001
+ROCM_DEVICES_NEED_ROOT = ("AMD GPUs' device files (/dev/kfd, /dev/dri) belong to the node's video and render groups, "
+                          "whose numbers differ from node to node: root reaches them on every node")
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """An engine's published image for one kind of machine, and the user it runs as in a cluster."""
+
+    ref: str
+    user: int | None     # a non-root UID it runs as; None: root
+    why: str             # why that user: the image's own below 10000, or what keeps it root
 
 
 @dataclass
@@ -205,10 +221,12 @@ class LocalBackend(Backend):
     checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
     has_health: ClassVar[bool] = True                    # GET /health says whether it still loads (llama-server)
     host_caches: ClassVar[bool] = False                  # its prompt cache and checkpoints sized by the plan
-    # Exports: the engine's published image by GPU vendor (None: no GPU) and the variable its server reads its API
-    # key from; an engine without images is not exported.
-    container_images: ClassVar[Mapping[str | None, str]] = {}
+    # Exports: the engine's published image by GPU vendor (None: no GPU), the variable its server reads its API key
+    # from, and what it writes beyond its model cache and /tmp ("": its root filesystem can be read-only); an
+    # engine without images is not exported.
+    container_images: ClassVar[Mapping[str | None, ContainerImage]] = {}
     key_env: ClassVar[str | None] = None
+    container_writes: ClassVar[str] = ""
     # The Placement fields its launch renders, each by the words it is written with in the command, environment or
     # load request (any one of them); and those it leaves to the engine, with why. A field in neither is dropped,
     # which tests/test_backend_interface.py fails on.
@@ -278,9 +296,10 @@ class LocalBackend(Backend):
     def after_ready(self, *, launch: ServerLaunch, plan: PlanDocument, progress: Progress) -> None:
         """Once the server answers: whatever must happen before it serves the model."""
 
-    def container_command(self, *, plan: PlanDocument) -> ContainerCommand:
+    def container_command(self, *, plan: PlanDocument, key_file: str | None = None) -> ContainerCommand:
         """PLAN's server as a container in a cluster runs it: read as strictly as `up` reads it (a saved plan's
-        extra flag or variable is exit 2), listening on every address at CONTAINER_PORT (its key guards it)."""
+        extra flag or variable is exit 2), listening on every address at CONTAINER_PORT (its key guards it), its
+        key read from KEY_FILE where the server can read one."""
         raise UsageError(f"{self.title} plans cannot be exported")
 
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:

@@ -68,7 +68,7 @@ def _require_planned(api: dict) -> None:
     image and arguments the file names."""
     image = api.get("image")
     vllm = image.get("vLLM") if isinstance(image, dict) and list(image) == ["vLLM"] else None
-    if not (isinstance(vllm, dict) and vllm.get("url") == VLLM.container_images["nvidia"]
+    if not (isinstance(vllm, dict) and vllm.get("url") == VLLM.container_images["nvidia"].ref
             and vllm.get("port") == CONTAINER_PORT
             and set(vllm) <= {"url", "port", "tensorParallelSize", "dataParallelSize"}):
         raise UsageError(f"the plan's launch.api.image is {image!r}, not the vLLM image gptoss plans")
@@ -117,7 +117,7 @@ class HfEndpoints(CloudBackend):
         launch = VLLM.build_launch(placed, settings)
         argv = launch.argv[3:]                          # after `vllm serve MODEL`
         args = [a for i, a in enumerate(argv) if a not in _IMAGE_OWNS and argv[i - 1] not in _IMAGE_OWNS]
-        image = {"url": VLLM.container_images["nvidia"], "port": CONTAINER_PORT,
+        image = {"url": VLLM.container_images["nvidia"].ref, "port": CONTAINER_PORT,
                  "tensorParallelSize": placed.tensor_parallel_size}
         if placed.data_parallel_size > 1:
             image["dataParallelSize"] = placed.data_parallel_size

@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.addresses import endpoint
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, ready_deadline_s,
-                                         relaunched)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, NONROOT_UID, ROCM_DEVICES_NEED_ROOT, ContainerCommand,
+                                         ContainerImage, LocalBackend, ServerLaunch, ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
@@ -53,6 +53,8 @@ def _json_object(text: str) -> str:
 # them by default, and at 4 print every debug line, prompts included: they run without the flag.
 BUFFER_REPORT_VERBOSITY = 4
 QUIET_LOG_BUILD = 9181
+LLAMACPP_BUILD = 11549    # the build our engine embeds, and the containers run
+LLAMACPP_IMAGES = "ghcr.io/ggml-org/llama.cpp"
 BUILD_LINE = re.compile(r"version: (\d+)")
 # One line per buffer, e.g. "load_tensors:   CUDA0 model buffer size = 11536.18 MiB",
 # "llama_kv_cache:  CUDA0 KV buffer size = 1536.00 MiB", "sched_reserve:  CUDA_Host compute buffer size = 47.51 MiB"
@@ -154,8 +156,14 @@ class LlamaCpp(LocalBackend):
                   "the best fit for desktops and laptops")
     serves_gguf_files = True
     host_caches = True
-    container_images = {"nvidia": "ghcr.io/ggml-org/llama.cpp:server-cuda",     # llama.cpp's packages
-                        "amd": "ghcr.io/ggml-org/llama.cpp:server-rocm", None: "ghcr.io/ggml-org/llama.cpp:server"}
+    # llama.cpp's packages of the build the engine we ship embeds (xllamacpp 2026.10.11549 is llama.cpp b11549: its
+    # version ends in the build number, scripts/generate-release-version.sh). Their Dockerfiles set no USER, and
+    # llama-server needs no root: it writes only its cache (LLAMA_CACHE, the exports' volume) and logs to stdout.
+    container_images = {
+        "nvidia": ContainerImage(f"{LLAMACPP_IMAGES}:server-cuda-b{LLAMACPP_BUILD}", NONROOT_UID, ""),
+        "amd": ContainerImage(f"{LLAMACPP_IMAGES}:server-rocm-b{LLAMACPP_BUILD}", None, ROCM_DEVICES_NEED_ROOT),
+        None: ContainerImage(f"{LLAMACPP_IMAGES}:server-b{LLAMACPP_BUILD}", NONROOT_UID, ""),
+    }
     key_env = "LLAMA_API_KEY"
     renders = {"context_length": ("--ctx-size",), "ubatch": ("-ub",), "cpu_layers": ("--n-cpu-moe", "--n-gpu-layers"),
                "tensor_split": ("--tensor-split",), "data_parallel_size": ("--devices",),   # a server per copy, at up
@@ -222,10 +230,11 @@ class LlamaCpp(LocalBackend):
                             warnings=warnings, plan_applies=plan_applies,
                             unavailable=None if program else NOT_INSTALLED, command=command)
 
-    def container_command(self, *, plan) -> ContainerCommand:
-        command = replace(LlamaServerCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
+    def container_command(self, *, plan, key_file=None) -> ContainerCommand:
+        command = replace(LlamaServerCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT,
+                          api_key_file=key_file)
         return ContainerCommand(["/app/llama-server"], command.argv()[1:], checked_env(plan.launch.env, {}),
-                                health=["curl", "-f", f"http://localhost:{CONTAINER_PORT}/health"])
+                                health=["curl", "-f", f"http://localhost:{CONTAINER_PORT}/health"], key_file=key_file)
 
     def command_here(self, *, plan, hardware) -> list[str]:
         planned = LlamaServerCommand.parse(plan.launch.argv)

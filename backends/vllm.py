@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.addresses import endpoint
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, LocalBackend, ServerLaunch, ready_deadline_s,
-                                         relaunched)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, ROCM_DEVICES_NEED_ROOT, ContainerCommand, ContainerImage,
+                                         LocalBackend, ServerLaunch, ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
@@ -21,6 +21,7 @@ from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregat
 from gptoss_deploy.planner.units import GIB, tokens_per_s
 
 DEFAULT_PORT = 8000
+VLLM_RELEASE = "0.33.0"           # the release whose parser checks our flags (tests/upstream/run.sh)
 READY_BASE_S = 300.0              # vLLM compiles kernels and captures CUDA graphs before it serves
 NOT_INSTALLED = ("vLLM is not installed: `pip install vllm` on Linux with a supported GPU (docs.vllm.ai), "
                  "or set GPTOSS_VLLM to its executable; or choose --backend llamacpp")
@@ -163,9 +164,17 @@ class Vllm(LocalBackend):
     }
 
     program = "vllm (on PATH or GPTOSS_VLLM)"
-    # vLLM's docs; on NVIDIA the release whose parser checks the plans' flags (tests/upstream, docs/sources.md)
-    container_images = {"nvidia": "vllm/vllm-openai:v0.33.0", "amd": "rocm/vllm:latest"}
+    # vLLM's own images of the release whose parser checks the plans' flags (tests/upstream, docs/sources.md). The
+    # CUDA image ships a `vllm` user, UID 2000, whose HOME is writable (vLLM PR 40275, 2026-04; its
+    # vllm-nonroot-entrypoint.sh); another UID has no passwd entry, and torch's compile cache fails at import.
+    container_images = {
+        "nvidia": ContainerImage(f"vllm/vllm-openai:v{VLLM_RELEASE}", 2000,
+                                 "2000 is the vllm user vLLM's image ships (its passwd entry and writable HOME): a UID "
+                                 "without a passwd entry fails at torch's import"),
+        "amd": ContainerImage(f"vllm/vllm-openai-rocm:v{VLLM_RELEASE}", None, ROCM_DEVICES_NEED_ROOT),
+    }
     key_env = "VLLM_API_KEY"
+    container_writes = "vLLM compiles kernels at start into caches under its HOME (torch.compile, Triton, FlashInfer)"
     renders = {"context_length": ("--max-model-len",), "tensor_parallel_size": ("--tensor-parallel-size",),
                "data_parallel_size": ("--data-parallel-size",), "pipeline_parallel_size": ("--pipeline-parallel-size",),
                "gpu_memory_utilization": ("--gpu-memory-utilization",),
@@ -223,7 +232,7 @@ class Vllm(LocalBackend):
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, weights),
                             unavailable=_unavailable(plan, hardware, program), command=command)
 
-    def container_command(self, *, plan) -> ContainerCommand:
+    def container_command(self, *, plan, key_file=None) -> ContainerCommand:     # vLLM reads no key file
         command = replace(VllmServeCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
         return ContainerCommand(["vllm", "serve"], command.argv()[2:], checked_env(plan.launch.env, PLANNED_ENV),
                                 health=["python3", "-c", "import urllib.request; urllib.request.urlopen("

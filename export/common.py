@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from gptoss_deploy.backends.base import CONTAINER_PORT, ContainerCommand, LOAD_BYTES_PER_S, LocalBackend
+from gptoss_deploy.backends.base import CONTAINER_PORT, ContainerCommand, ContainerImage, LOAD_BYTES_PER_S, LocalBackend
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
 
@@ -23,6 +23,7 @@ RAY_PORT = 6379                  # Ray's default: vLLM's multi-node launch joins
 RUNTIME_BYTES, RUNTIME_BYTES_PER_GPU = 2 * 2**30, 2 * 2**30
 GPU_SERVER_CPUS = 4              # a GPU server's host work: scheduling, tokenizing, detokenizing, HTTP
 SAVED_CPU_PLAN_CPUS = 8          # a saved CPU plan does not say how many cores it was planned on
+UNKNOWN_IMAGE_USER = "gptoss does not know which user an image given by --image runs as"
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,14 @@ class Autoscale:
     requests_per_s_per_replica: float    # its planned output rate, in answers of a typical length
 
 
-def exportable(plan: PlanDocument) -> ContainerCommand:
-    """The plan's server in its engine's published image, its command read as strictly as `up` reads it; an
-    engine without an image is a usage error."""
-    adapter = _adapter(plan)
+def exportable(plan: PlanDocument, key_file: str | None = None) -> ContainerCommand:
+    """The plan's server in its engine's published image, its command read as strictly as `up` reads it, its key
+    read from KEY_FILE where the engine reads one; an engine without an image is a usage error."""
+    adapter = engine_of(plan)
     if adapter.cloud or not adapter.container_images:      # a cloud service has no image to run
         raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
                          "--backend vllm or --backend llamacpp")
-    return adapter.container_command(plan=plan)
+    return adapter.container_command(plan=plan, key_file=key_file)
 
 
 def copies(plan: PlanDocument) -> int:
@@ -95,21 +96,26 @@ def cache_gib(plan: PlanDocument) -> int:
     return math.ceil(plan.memory.breakdown.weights / plan.offload.data_parallel_size / 2**30 * 1.2)
 
 
-def engine_image(plan: PlanDocument, vendor: str | None) -> str:
-    """The engine's published image for VENDOR's GPUs (--image replaces it)."""
-    images = _adapter(plan).container_images
-    if vendor not in images:
-        raise UsageError(f"{_adapter(plan).title} has no published image for {vendor or 'a machine without GPUs'}: "
+def container_image(plan: PlanDocument, vendor: str | None, image: str | None) -> ContainerImage:
+    """The engine's published image for VENDOR's GPUs; IMAGE (--image) in its place runs as the published one does
+    (it is most often built from it)."""
+    adapter = engine_of(plan)
+    published = adapter.container_images.get(vendor)
+    if image:
+        return replace(published, ref=image) if published else ContainerImage(image, None, UNKNOWN_IMAGE_USER)
+    if published is None:
+        raise UsageError(f"{adapter.title} has no published image for {vendor or 'a machine without GPUs'}: "
                          "pass --image")
-    return images[vendor]
+    return published
 
 
 def key_env(plan: PlanDocument) -> str:
     """The variable the engine's server reads its API key from."""
-    return _adapter(plan).key_env
+    return engine_of(plan).key_env
 
 
-def _adapter(plan: PlanDocument) -> LocalBackend:
+def engine_of(plan: PlanDocument) -> LocalBackend:
+    """The adapter of PLAN's engine: its image, command and key variable."""
     from gptoss_deploy.backends import get_backend
 
     return get_backend(plan.backend)

@@ -6,7 +6,7 @@ on consecutive host ports.
 """
 from __future__ import annotations
 
-from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, copies, engine_image, exportable,
+from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, container_image, copies, exportable,
                                          gpus_per_container, key_env, nodes, render_yaml, startup_seconds)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
@@ -23,11 +23,11 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
         raise UsageError(f"a compose file runs one node and this plan spans {nodes(plan)}: export --format "
                          "kubernetes or --format skypilot")
     gpus = gpus_per_container(plan, vendor)
-    count = copies(plan)
+    count, image_ref = copies(plan), container_image(plan, vendor, image).ref
     services = {}
     for n in range(count):
         service = {
-            "image": image or engine_image(plan, vendor), "entrypoint": served.entrypoint, "command": served.args,
+            "image": image_ref, "entrypoint": served.entrypoint, "command": served.args,
             "environment": {**served.env, **CACHE_ENV, key_env(plan): KEY_FROM_ENV},
             "ports": [f"{host}:{PORT + n}:{PORT}"], "volumes": [f"models:{CACHE}"],
             "shm_size": SHM_SIZE,             # vLLM's docs: this or `ipc: host`, which would share the host's IPC

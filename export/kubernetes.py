@@ -4,15 +4,18 @@ One pod is one replica of the planned node (vLLM: its tensor-parallel group and 
 copies become pods of one GPU each, since the router that joins them locally is not in the engine's image. A plan
 over several nodes becomes a LeaderWorkerSet: a group of one pod per node for each replica, joined by Ray.
 The API key comes from a Secret the user creates (never a value here); the model cache is a PersistentVolumeClaim.
+Pods run as Pod Security "restricted" asks where the engine's image allows it; what checkov would still report is
+waived on the object with its reason (tests/test_export.py runs checkov).
 """
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 
-from gptoss_deploy.backends.base import ContainerCommand
+from gptoss_deploy.backends.base import ContainerCommand, ContainerImage
 from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale, ContainerSize, ExportRequest,
-                                         cache_gib, container_size, copies, engine_image, exportable,
+                                         cache_gib, container_image, container_size, copies, engine_of, exportable,
                                          gpus_per_container, key_env, leader_script, nodes, render_yaml,
                                          startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
@@ -27,6 +30,8 @@ PROBE_PERIOD_S = 10
 # (docs/source/use_cases/autoscaling-keda.rst at 183a136).
 REQUESTS_WAITING, WAITING_PER_POD = "vllm:num_requests_waiting", 5
 SCALE_DOWN_WINDOW_S = 600    # a new replica takes minutes to load: do not give one back on a short lull
+KEY_DIR = "/var/run/secrets/gptoss"    # the Secret, mounted: an engine that reads a key file reads it here
+HIGH_UID = 10000             # checkov CKV_K8S_40: UIDs below it may be a node's own users
 
 
 def secret_name(name: str) -> str:
@@ -37,7 +42,7 @@ def manifests(request: ExportRequest) -> list[dict]:
     """Model-cache claim, Deployment and Service for the request's plan, REPLICAS times the planned node (at most
     that many, from AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
     plan, name, replicas, autoscale = request.plan, request.name, request.replicas, request.autoscale
-    served = exportable(plan)
+    served = exportable(plan, key_file=f"{KEY_DIR}/api-key")
     if autoscale and plan.backend != "vllm":
         raise UsageError(f"autoscaling on Kubernetes reads vLLM's {REQUESTS_WAITING}; llama.cpp's metrics need "
                          "its API key to scrape: give --replicas, or export --format skypilot")
@@ -52,7 +57,7 @@ def manifests(request: ExportRequest) -> list[dict]:
     shared = pods == 1 and autoscale is None
     cache = ({"persistentVolumeClaim": {"claimName": f"{name}-models"}} if shared else
              {"ephemeral": {"volumeClaimTemplate": {"spec": _cache_claim(plan)}}})
-    pod = Pod(plan, name, request.vendor, request.gpu_name, request.image or engine_image(plan, request.vendor),
+    pod = Pod(plan, name, request.vendor, request.gpu_name, container_image(plan, request.vendor, request.image),
               container_size(request), cache)
     serving = labels
     if nodes(plan) > 1:
@@ -66,13 +71,14 @@ def manifests(request: ExportRequest) -> list[dict]:
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
                      "template": {"metadata": {"labels": labels}, "spec": pod.spec(served, serves=True)}},
         }
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+    workload["metadata"]["annotations"] = _waivers(pod, served, workers=nodes(plan) > 1)
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": name, "labels": labels, "annotations": _waivers()},
                "spec": {"selector": serving, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}}
     claim = [{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
               "metadata": {"name": f"{name}-models", "labels": labels}, "spec": _cache_claim(plan)}] if shared else []
-    if autoscale is None:
-        return [*claim, workload, service]
-    return [*claim, workload, service, _autoscaler(name, labels, pods, autoscale)]
+    objects = [*claim, workload, service, _network_policy(name, labels, nodes(plan))]
+    return objects if autoscale is None else [*objects, _autoscaler(name, labels, pods, autoscale)]
 
 
 def _cache_claim(plan: PlanDocument) -> dict:
@@ -100,6 +106,41 @@ def _leader_worker_set(plan: PlanDocument, served: ContainerCommand, name: str, 
     }
 
 
+def _network_policy(name: str, labels: dict, nodes_per_replica: int) -> dict:
+    """Traffic in on the API port only; the pods of a replica over nodes also reach each other (Ray, NCCL). Out is
+    left open: a first start downloads the model."""
+    ingress: list[dict] = [{"ports": [{"protocol": "TCP", "port": PORT}]}]
+    if nodes_per_replica > 1:
+        ingress.append({"from": [{"podSelector": {"matchLabels": labels}}]})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "labels": labels, "annotations": _waivers()},
+            "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"], "ingress": ingress}}
+
+
+def _waivers(pod: Pod | None = None, served: ContainerCommand | None = None, workers: bool = False) -> dict[str, str]:
+    """The checkov findings these objects keep, each with its reason, as the annotations checkov reads; with POD,
+    those of its containers; with WORKERS, those of pods that serve nothing."""
+    reasons = {"CKV_K8S_21": "no namespace is written: the objects go where they are applied (kubectl apply -n NS)"}
+    if pod is not None and served is not None:
+        image, engine = pod.image, engine_of(pod.plan)
+        if "@sha256:" not in image.ref:
+            reasons["CKV_K8S_43"] = ("a tag: the release gptoss checks its flags against (gptoss export --image "
+                                     "REF@sha256:DIGEST pins a digest)")
+        if image.user is None:
+            reasons["CKV_K8S_23"] = f"runs as root: {image.why}"
+        if image.user is None or image.user < HIGH_UID:
+            reasons["CKV_K8S_40"] = image.why
+        if served.key_file is None:
+            reasons["CKV_K8S_35"] = (f"{engine.title} reads its API key from {engine.key_env} only (or argv, which ps "
+                                     "shows); the value comes from the Secret")
+        if engine.container_writes:
+            reasons["CKV_K8S_22"] = f"{engine.container_writes}: its root filesystem stays writable"
+    if workers:
+        reasons["CKV_K8S_8"] = reasons["CKV_K8S_9"] = ("a worker serves no HTTP and has nothing to probe: it lives "
+                                                      "as long as its Ray node, and a restart recreates its group")
+    return {f"checkov.io/skip{n}": f"{check}={reason}" for n, (check, reason) in enumerate(reasons.items(), 1)}
+
+
 def _autoscaler(name: str, labels: dict, pods: int, autoscale: Autoscale) -> dict:
     """Pods added while requests queue on them: more than WAITING_PER_POD waiting, on average."""
     return {
@@ -120,7 +161,7 @@ class Pod:
     name: str
     vendor: str | None
     gpu_name: str | None
-    image: str
+    image: ContainerImage
     size: ContainerSize
     cache: dict                  # the model cache's volume source: the claim, or one of the pod's own
 
@@ -129,12 +170,25 @@ class Pod:
         # llama-server's threads: the CPUs the pod is given, not the node's cores it would count by itself
         threads = {"LLAMA_ARG_THREADS": str(self.size.cpus)} if self.plan.backend == "llamacpp" else {}
         env = [{"name": k, "value": v} for k, v in {**runs.env, **CACHE_ENV, **threads}.items()]
-        env.append({"name": key_env(self.plan),
-                    "valueFrom": {"secretKeyRef": {"name": secret_name(self.name), "key": "api-key"}}})
-        container = {"name": self.plan.backend, "image": self.image, "command": runs.entrypoint, "args": runs.args,
-                     "env": env,
-                     # Pod Security "restricted" but for runAsNonRoot: the engines' images run as root
-                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+        mounts = [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}]
+        volumes = [{"name": "models", **self.cache}, {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]
+        key = {"secretName": secret_name(self.name), "items": [{"key": "api-key", "path": "api-key"}]}
+        if runs.key_file:                                   # the engine reads the key from the Secret's file
+            mounts.append({"name": "api-key", "mountPath": KEY_DIR, "readOnly": True})
+            volumes.append({"name": "api-key", "secret": key})
+        else:
+            env.append({"name": key_env(self.plan), "valueFrom": {"secretKeyRef": {"name": key["secretName"],
+                                                                                   "key": "api-key"}}})
+        read_only = not engine_of(self.plan).container_writes
+        if read_only:                                       # what it writes beside its cache goes to /tmp
+            mounts.append({"name": "tmp", "mountPath": "/tmp"})
+            volumes.append({"name": "tmp", "emptyDir": {}})
+        container = {"name": self.plan.backend, "image": self.image.ref, "imagePullPolicy": "Always",
+                     "command": runs.entrypoint, "args": runs.args, "env": env,
+                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                         "readOnlyRootFilesystem": read_only,
+                                         **({"runAsNonRoot": True, "runAsUser": self.image.user}
+                                            if self.image.user is not None else {})}}
         if serves:
             health = {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": PROBE_PERIOD_S}
             container.update({
@@ -142,29 +196,35 @@ class Pod:
                 "readinessProbe": health, "livenessProbe": {**health, "failureThreshold": 6},
                 "startupProbe": {**health,
                                  "failureThreshold": math.ceil(startup_seconds(self.plan) / PROBE_PERIOD_S)}})
-        container["volumeMounts"] = [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}]
+        container["volumeMounts"] = mounts
         needs = {"cpu": str(self.size.cpus), "memory": f"{self.size.memory_gib}Gi"}
         gpus = gpus_per_container(self.plan, self.vendor)
         container["resources"] = {"requests": needs,
                                   "limits": {**needs, **({GPU_RESOURCE[self.vendor]: gpus} if gpus else {})}}
+        security = {"seccompProfile": {"type": "RuntimeDefault"}}
+        if self.image.user is not None:                     # its volumes writable by its user's group
+            security["fsGroup"] = self.image.user
         pod = {"automountServiceAccountToken": False,      # the server never calls the Kubernetes API
-               "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-               "containers": [container],
-               "volumes": [{"name": "models", **self.cache},
-                           {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]}
+               "securityContext": security, "containers": [container], "volumes": volumes}
         if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
             pod["nodeSelector"] = {"nvidia.com/gpu.product": self.gpu_name.replace(" ", "-")}
         return pod
 
 
 def write(request: ExportRequest) -> str:
-    return render(manifests(request), request.name)
+    objects = manifests(request)
+    image = container_image(request.plan, request.vendor, request.image)
+    return render(objects, request.name, as_root=None if image.user is not None else image)
 
 
-def render(objects: list[dict], name: str) -> str:
-    """The objects as one YAML stream, headed by how to create the Secret they read the API key from."""
+def render(objects: list[dict], name: str, as_root: ContainerImage | None = None) -> str:
+    """The objects as one YAML stream, headed by how to create the Secret they read the API key from, and by why
+    the engine's image runs as root where it must (AS_ROOT)."""
     head = (f"# gptoss export: create the API key first (it is never written here):\n"
             f"#   kubectl create secret generic {secret_name(name)} --from-literal=api-key=$(openssl rand -hex 24)\n")
+    if as_root:
+        head += "".join(f"# {line}\n" for line in textwrap.wrap(
+            f"Pod Security 'restricted' but for runAsNonRoot: {as_root.ref} runs as root, since {as_root.why}.", 116))
     if objects[-1]["kind"] == "HorizontalPodAutoscaler":
         head += (f"# The autoscaler reads {REQUESTS_WAITING} from each pod's /metrics through a custom metrics adapter\n"
                  "# (prometheus-adapter, or your cloud's managed Prometheus); without one it keeps the minimum.\n")

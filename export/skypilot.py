@@ -9,9 +9,9 @@ import re
 import shlex
 
 from gptoss_deploy.backends.base import ContainerCommand
-from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, copies, engine_image,
-                                         exportable, gpus_per_container, key_env, leader_script, nodes, render_yaml,
-                                         startup_seconds, worker_script)
+from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, container_image,
+                                         copies, exportable, gpus_per_container, key_env, leader_script, nodes,
+                                         render_yaml, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
@@ -46,7 +46,7 @@ def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gp
     from AUTOSCALE's minimum up to that many, scaled by SkyServe on the requests per second one was planned for."""
     served = exportable(plan)
     gpus = gpus_per_container(plan, vendor)
-    resources: dict = {"image_id": f"docker:{image or engine_image(plan, vendor)}", "ports": PORT,
+    resources: dict = {"image_id": f"docker:{container_image(plan, vendor, image).ref}", "ports": PORT,
                        "disk_size": cache_gib(plan) + IMAGE_DISK_GIB}
     if gpus:
         resources["accelerators"] = f"{accelerator(gpu_name)}:{gpus}"
