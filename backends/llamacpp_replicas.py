@@ -23,8 +23,8 @@ from gptoss_deploy.backends.process_groups import on_stop_signals
 
 PASSED_HEADERS = ("Authorization", "Content-Type", "Accept")
 COPY_TIMEOUT_S = 600.0                # one request's answer: long generations stream for minutes
-# Connections waiting to be accepted: llama-server's own backlog, so a burst of clients (64 at once) waits its turn
-# where Python's default of 5 dropped or reset a third of them.
+# Connections waiting to be accepted: llama-server's own backlog, so a burst of clients (256 at once) waits its turn
+# where Python's default of 5 reset a quarter of them (tests/bench_router_burst.py).
 LISTEN_BACKLOG = 512
 
 
