@@ -10,9 +10,10 @@ import shlex
 
 from gptoss_deploy.backends.base import ContainerCommand
 from gptoss_deploy.export.common import (CACHE_ENV, PORT, Autoscale, ExportRequest, cache_gib, container_image,
-                                         copies, exportable, gpus_per_container, key_env, leader_script, nodes,
-                                         render_yaml, startup_seconds, worker_script)
+                                         container_size, copies, exportable, gpus_per_container, key_env,
+                                         leader_script, nodes, render_yaml, startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS
 
 # SkyPilot's accelerator names for the cloud GPUs (`sky show-gpus`): ours, except the 40 GB A100, which it calls A100.
@@ -20,6 +21,14 @@ ACCELERATORS = {gpu.name: ("A100" if key == "A100-40GB" else key) for key, gpu i
 VENDOR_WORDS = {"NVIDIA", "GeForce", "Tesla", "AMD", "Radeon", "Instinct"}
 CONSUMER_LINES = {"RTX", "GTX", "TITAN", "Titan"}     # named by their product words together: RTX4090
 MEMORY_VARIANTS = {"A100": "80GB", "V100": "32GB"}    # the larger variant has a name of its own in SkyPilot's catalog
+# SkyPilot's GPU names: skypilot-catalog's catalogs/v8/common/accelerators.csv (at 001ca54; v8 is the schema
+# SkyPilot 0.14 reads), TPUs left out. SkyPilot's offline reader takes any name: only a launch would refuse one.
+SKYPILOT_GPUS = frozenset({"A10", "A100", "A100-80GB", "A100-80GB-SXM", "A10G", "A30", "A40", "A4000", "A6000",
+    "A800", "B200", "GH200", "GTX1660S", "Gaudi HL-205", "H100", "H100-MEGA", "H100-NVL", "H100-NVLINK", "H100-SXM",
+    "H200", "H200-SXM", "K80", "L4", "L40", "L40S", "M4000", "M60", "MI300X", "P100", "P4", "P4000", "RTX3060",
+    "RTX3070", "RTX3080", "RTX3090", "RTX4000-Ada", "RTX4090", "RTX5060", "RTX5090", "RTX6000", "RTX6000-Ada",
+    "RTX6000Ada", "RTXA4000", "RTXA4500", "RTXA5000", "RTXA6000", "RTXPRO6000S", "RTXPRO6000WS", "Radeon MI25",
+    "Radeon Pro V520", "T4", "T4g", "V100", "V100-32GB"})
 IMAGE_DISK_GIB = 50             # the engine's image and the OS beside the model's files
 LEADER = '$(echo "$SKYPILOT_NODE_IPS" | head -n1)'     # SkyPilot lists a replica's node addresses, the first first
 
@@ -40,26 +49,35 @@ def accelerator(gpu_name: str) -> str:
     return f"{model}-{memory}" if memory and memory in gpu_name else model
 
 
-def service(plan: PlanDocument, name: str, replicas: int, vendor: str | None, gpu_name: str | None,
-            image: str | None = None, autoscale: Autoscale | None = None) -> dict:
+def service(request: ExportRequest) -> dict:
     """The service YAML's document: REPLICAS replicas of the planned node (llama.cpp's copies: one GPU each), or
     from AUTOSCALE's minimum up to that many, scaled by SkyServe on the requests per second one was planned for."""
+    plan, name, vendor = request.plan, request.name, request.vendor
     served = exportable(plan)
     gpus = gpus_per_container(plan, vendor)
-    resources: dict = {"image_id": f"docker:{container_image(plan, vendor, image).ref}", "ports": PORT,
+    size = container_size(request)      # what Kubernetes pods ask for: SkyPilot picks a VM with at least as much
+    resources: dict = {"image_id": f"docker:{container_image(plan, vendor, request.image).ref}", "ports": PORT,
+                       "cpus": f"{size.cpus}+", "memory": f"{size.memory_gib}+",
                        "disk_size": cache_gib(plan) + IMAGE_DISK_GIB}
     if gpus:
-        resources["accelerators"] = f"{accelerator(gpu_name)}:{gpus}"
-    else:     # a CPU plan: at least the memory it was planned to use
-        resources["memory"] = f"{-(-plan.memory.cpu_bytes // 2**30)}+"
+        resources["accelerators"] = f"{_catalog_name(request.gpu_name or '')}:{gpus}"
     return {
         "name": name, "resources": resources, **({"num_nodes": nodes(plan)} if nodes(plan) > 1 else {}),
         "envs": {**served.env, **CACHE_ENV},
         "secrets": {key_env(plan): None},
         "service": {"readiness_probe": {"path": "/health", "initial_delay_seconds": startup_seconds(plan)},
-                    **_replicas(replicas * copies(plan), copies(plan), autoscale)},
+                    **_replicas(request.replicas * copies(plan), copies(plan), request.autoscale)},
         "run": _run(plan, served),
     }
+
+
+def _catalog_name(gpu_name: str) -> str:
+    name = accelerator(gpu_name)
+    if name not in SKYPILOT_GPUS:
+        raise UsageError(f"SkyPilot's catalog offers no {gpu_name} (it would be {name!r}): no cloud would launch "
+                         "it; export --format kubernetes or compose for this machine, or plan with --gpu and a GPU "
+                         "SkyPilot offers (H100, L4, ...)")
+    return name
 
 
 def _run(plan: PlanDocument, served: ContainerCommand) -> str:
@@ -79,8 +97,7 @@ def _replicas(count: int, per_replica: int, autoscale: Autoscale | None) -> dict
 
 
 def write(request: ExportRequest) -> str:
-    return render(service(request.plan, request.name, request.replicas, request.vendor, request.gpu_name,
-                          request.image, request.autoscale))
+    return render(service(request))
 
 
 def render(document: dict) -> str:

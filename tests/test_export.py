@@ -385,6 +385,16 @@ def test_skypilot_names_a_probed_gpu_as_its_catalog_does(run_cli, hardware, aske
     assert yaml.safe_load(out)["resources"]["accelerators"] == asked
 
 
+@pytest.mark.parametrize("machine,named", [("laptop-rtx4060-8gb", "NVIDIA GeForce RTX 4060 Laptop GPU"),
+                                           ("radeon-7900xtx", "Navi 31 [Radeon RX 7900 XT/7900 XTX/7900 GRE/7900M]")])
+def test_a_gpu_skypilots_catalog_does_not_offer_is_refused_before_a_launch_would_fail(run_cli, machine, named):
+    """SkyPilot's offline reader takes any accelerator name; no cloud offers these, so only `sky serve up` would
+    fail: the export says so, exit 2."""
+    code, out, err = run_cli("export", "--format", "skypilot", "--hardware", fixture_path(machine), "--model", "20b")
+    assert code == 2 and out == "" and f"SkyPilot's catalog offers no {named}" in err
+    assert run_cli("export", "--format", "kubernetes", "--hardware", fixture_path(machine), "--model", "20b")[0] == 0
+
+
 def pod_templates(objects: list[dict]) -> list[dict]:
     """Every pod a workload runs: a Deployment's template, a LeaderWorkerSet's leader and worker templates."""
     for o in objects:
