@@ -25,6 +25,7 @@ from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
 from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
 from gptoss_deploy.planner.units import GIB, MIB, gib, tokens_per_s
+from gptoss_deploy.planner.vendors import GPU_VENDORS, NVIDIA
 
 DEFAULT_PORT = 8080
 READY_BASE_S = 60.0
@@ -105,7 +106,7 @@ class LlamaServerCommand:
     log_verbosity: int | None = None
     program: tuple[str, ...] = ("llama-server",)
     copies_on: tuple[str, ...] = ()         # devices for one copy each (llamacpp_replicas), as VISIBLE_ENV names them
-    visible_env: str = "CUDA_VISIBLE_DEVICES"
+    visible_env: str = NVIDIA.visible_devices
 
     def argv(self) -> list[str]:
         copies = [*python_module(f"{__package__}.llamacpp_replicas"), "--visible-env", self.visible_env,
@@ -317,8 +318,8 @@ def _copies_on(plan, hardware) -> dict:
     """The GPUs that hold one copy each, as the child process must be told: the variable of their vendor, and
     each one's entry in that variable as this process has it (the plan numbers GPUs as this process sees them)."""
     indices = [int(d.device.removeprefix("gpu")) for d in plan.memory.devices if d.device != "cpu"]
-    vendor = next((g.vendor for g in hardware.gpus if g.index == indices[0]), "nvidia")
-    variable = "HIP_VISIBLE_DEVICES" if vendor == "amd" else "CUDA_VISIBLE_DEVICES"
+    vendor = next((g.vendor for g in hardware.gpus if g.index == indices[0]), NVIDIA.name)
+    variable = GPU_VENDORS[vendor].visible_devices or NVIDIA.visible_devices
     visible = [v.strip() for v in os.environ[variable].split(",")] if os.environ.get(variable) else None
     return {"visible_env": variable,
             "copies_on": tuple(visible[i] if visible and i < len(visible) else str(i) for i in indices)}

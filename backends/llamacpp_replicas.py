@@ -20,6 +20,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from gptoss_deploy.backends.process_groups import on_stop_signals
+from gptoss_deploy.planner.vendors import GPU_VENDORS
 
 PASSED_HEADERS = ("Authorization", "Content-Type", "Accept")
 COPY_TIMEOUT_S = 600.0                # one request's answer: long generations stream for minutes
@@ -116,7 +117,8 @@ def _with_address(argv: list[str], host: str, port: int) -> list[str]:
 
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llama-server copies (gptoss)")
-    parser.add_argument("--visible-env", required=True, choices=["CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES"])
+    parser.add_argument("--visible-env", required=True,
+                        choices=[v.visible_devices for v in GPU_VENDORS.values() if v.visible_devices])
     parser.add_argument("--devices", required=True, help="one device per copy, comma-separated")
     parser.add_argument("server", nargs=argparse.REMAINDER, help="-- then the llama-server command")
     options = parser.parse_args(args)

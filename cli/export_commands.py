@@ -13,6 +13,7 @@ import typer
 from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, EffortOpt, GpuOpt, HardwareOpt,
                                        ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
+from gptoss_deploy.planner.vendors import vendor_named
 
 from gptoss_deploy.export import TARGETS
 
@@ -145,4 +146,8 @@ def _vendor(hw, gpu_name: str) -> str:
     """Whose GPU resource the pods ask for: the hardware's, or for a saved plan the GPU's name."""
     if hw is not None and hw.gpus:
         return hw.gpus[0].vendor
-    return "nvidia" if gpu_name.startswith("NVIDIA") else "amd"
+    vendor = vendor_named(gpu_name)
+    if vendor is None:
+        raise UsageError(f"the saved plan's GPU {gpu_name[:80]!r} is none gptoss knows the maker of: export with "
+                         "--gpu or --hardware instead of --plan")
+    return vendor.name

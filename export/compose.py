@@ -10,6 +10,7 @@ from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, ExportRequest, 
                                          gpus_per_container, key_env, nodes, render_yaml, startup_seconds)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.vendors import GPU_VENDORS, Vendor
 
 KEY_FROM_ENV = "${GPTOSS_API_KEY:?set GPTOSS_API_KEY}"
 SHM_SIZE = "16gb"                  # compose's byte units: the same 16 GiB /dev/shm as the other targets
@@ -36,20 +37,26 @@ def compose(plan: PlanDocument, name: str, vendor: str | None, image: str | None
                             "start_period": f"{startup_seconds(plan)}s"},
             "restart": "unless-stopped",
         }
-        if vendor == "nvidia":
-            ids = [str(n * gpus + i) for i in range(gpus)]
-            service["deploy"] = {"resources": {"reservations": {"devices": [
-                {"driver": "nvidia", "device_ids": ids, "capabilities": ["gpu"]}]}}}
-        elif vendor == "amd":     # ROCm containers see the GPUs through these devices (AMD's docker guide)
-            service.update(devices=["/dev/kfd", "/dev/dri"], group_add=["video"])
-            if count > 1:
-                service["environment"]["HIP_VISIBLE_DEVICES"] = str(n)
+        if vendor:
+            service.update(_gpus(GPU_VENDORS[vendor], [str(n * gpus + i) for i in range(gpus)], count > 1,
+                                 service["environment"]))
         services[name if count == 1 else f"{name}-{n}"] = service
     return {"services": services, "volumes": {"models": {}}}
 
 
 def write(request: ExportRequest) -> str:
     return render(compose(request.plan, request.name, request.vendor, request.image))
+
+
+def _gpus(vendor: Vendor, ids: list[str], shared: bool, environment: dict) -> dict:
+    """What gives a service the GPUs IDS: a runtime's reservation by id (NVIDIA's toolkit), or the device files with
+    the GPUs limited by the vendor's variable where other services share them (ROCm)."""
+    if vendor.compose_driver:
+        return {"deploy": {"resources": {"reservations": {"devices": [
+            {"driver": vendor.compose_driver, "device_ids": ids, "capabilities": ["gpu"]}]}}}}
+    if shared and vendor.visible_devices:
+        environment[vendor.visible_devices] = ",".join(ids)
+    return {"devices": list(vendor.container_devices), "group_add": list(vendor.container_groups)}
 
 
 def render(document: dict) -> str:

@@ -20,8 +20,8 @@ from gptoss_deploy.export.common import (CACHE, CACHE_ENV, PORT, SHM, Autoscale,
                                          startup_seconds, worker_script)
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import UsageError
+from gptoss_deploy.planner.vendors import GPU_VENDORS, Vendor
 
-GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 PROBE_PERIOD_S = 10
 # vLLM's gauge of the requests waiting for room on each server (its /metrics), read by the autoscaler through a
 # custom metrics adapter; llama.cpp's /metrics sits behind its API key, which a cluster's scraper does not hold.
@@ -165,6 +165,10 @@ class Pod:
     size: ContainerSize
     cache: dict                  # the model cache's volume source: the claim, or one of the pod's own
 
+    @property
+    def gpu_vendor(self) -> Vendor:
+        return GPU_VENDORS[self.vendor or ""]
+
     def spec(self, runs: ContainerCommand, serves: bool) -> dict:
         """A pod running RUNS; one that SERVES has the port and the health probes."""
         # llama-server's threads: the CPUs the pod is given, not the node's cores it would count by itself
@@ -200,14 +204,15 @@ class Pod:
         needs = {"cpu": str(self.size.cpus), "memory": f"{self.size.memory_gib}Gi"}
         gpus = gpus_per_container(self.plan, self.vendor)
         container["resources"] = {"requests": needs,
-                                  "limits": {**needs, **({GPU_RESOURCE[self.vendor]: gpus} if gpus else {})}}
+                                  "limits": {**needs, **({self.gpu_vendor.kubernetes_resource: gpus} if gpus else {})}}
         security = {"seccompProfile": {"type": "RuntimeDefault"}}
         if self.image.user is not None:                     # its volumes writable by its user's group
             security["fsGroup"] = self.image.user
         pod = {"automountServiceAccountToken": False,      # the server never calls the Kubernetes API
                "securityContext": security, "containers": [container], "volumes": volumes}
-        if self.vendor == "nvidia" and self.gpu_name:     # NVIDIA's GPU feature discovery labels nodes by product
-            pod["nodeSelector"] = {"nvidia.com/gpu.product": self.gpu_name.replace(" ", "-")}
+        label = self.gpu_vendor.kubernetes_product_label if self.vendor else None
+        if label and self.gpu_name:                       # nodes labelled by GPU product: only the planned one
+            pod["nodeSelector"] = {label: self.gpu_name.replace(" ", "-")}
         return pod
 
 

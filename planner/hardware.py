@@ -6,11 +6,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gptoss_deploy.planner.errors import UsageError, validation_problems
 from gptoss_deploy.planner.files import read_user_text
 from gptoss_deploy.planner.units import gib
+from gptoss_deploy.planner.vendors import GPU_VENDORS
 
 SCHEMA_VERSION = 1
 
@@ -40,13 +41,20 @@ class Memory(_Strict):
 
 class Gpu(_Strict):
     index: int = Field(ge=0)
-    vendor: Literal["nvidia", "apple", "amd"]
+    vendor: str = Field(json_schema_extra={"enum": list(GPU_VENDORS)})     # one of planner/vendors.py's records
     name: str
     memory_total_bytes: int = Field(gt=0)
     memory_free_bytes: int = Field(ge=0)
     memory_bandwidth_gbps: float | None = Field(default=None, gt=0)
     compute_capability: str | None = None
     unified_memory: bool = False
+
+    @field_validator("vendor")
+    @classmethod
+    def _known_vendor(cls, vendor: str) -> str:
+        if vendor not in GPU_VENDORS:
+            raise ValueError(f"vendor {vendor[:40]!r} is none of {', '.join(GPU_VENDORS)}")
+        return vendor
 
     @model_validator(mode="after")
     def _free_within_total(self) -> Gpu:

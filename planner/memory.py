@@ -9,9 +9,6 @@ from gptoss_deploy.planner.units import MIB
 # llama.cpp compute buffers are 2.7 GB at -ub 2048 for both models (G15396); they scale with the ubatch,
 # dominated by the 201088-wide logits.
 LLAMACPP_COMPUTE_BYTES_AT_UB2048 = 2.7e9
-# Per-GPU runtime reserve: CUDA/ROCm context and library workspaces (a typical CUDA context is 0.3-0.5 GiB),
-# Metal's is smaller. Estimates, not measured on gpt-oss.
-RUNTIME_BYTES = {"nvidia": 512 * MIB, "amd": 512 * MIB, "apple": 256 * MIB, "cpu": 0}
 # Ollama reserves 457 MiB per GPU on top of its own estimate (ollama discover/gpu.go CudaMinimumMemory).
 OLLAMA_RUNTIME_BYTES = 457 * MIB
 # Never plan a device to the last byte: drivers, the desktop and other processes move.

@@ -10,10 +10,11 @@ from gptoss_deploy.planner.catalog import MXFP4_BYTES_PER_PARAM, SLIDING_WINDOW,
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.hardware import Gpu, HardwareReport
 from gptoss_deploy.planner.memory import (
-    MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, RUNTIME_BYTES, DeviceUse, headroom_bytes, kv_cache_bytes,
+    MIN_HEADROOM_BYTES, OLLAMA_RUNTIME_BYTES, DeviceUse, headroom_bytes, kv_cache_bytes,
     llamacpp_compute_bytes,
 )
 from gptoss_deploy.planner.units import GIB, MIB, gib
+from gptoss_deploy.planner.vendors import GPU_VENDORS
 
 # Offload kinds: llama.cpp keeps MoE experts of some layers in RAM (--n-cpu-moe); Ollama runs whole layers on the
 # CPU (num_gpu); vLLM needs the whole model in GPU memory.
@@ -132,7 +133,7 @@ def fit_expert_offload(backend: str, model: ModelSpec, hw: HardwareReport, conte
         if small:
             return small
     need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT) + llamacpp_compute_bytes(512)
-            + sum(RUNTIME_BYTES[g.vendor] for g in hw.gpus))
+            + sum(GPU_VENDORS[g.vendor].runtime_bytes for g in hw.gpus))
     return Rejection(backend, model, (
         f"{model.name} on {backend} needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
         f"plus headroom; {_free_summary(hw)}"), "RAM" if hw.gpus[0].unified_memory else "GPU memory + RAM")
@@ -150,7 +151,7 @@ def _experts_with_gpus(backend, model, artifact, hw, context, ubatch) -> Placeme
     gpus = list(hw.gpus)
     kv = kv_cache_bytes(model, context, sliding_tokens=128 + ubatch)  # llama.cpp keeps window + ubatch SWA cells
     compute = llamacpp_compute_bytes(ubatch)
-    room = [g.memory_free_bytes - RUNTIME_BYTES[g.vendor] - headroom_bytes(g.memory_free_bytes) - compute
+    room = [g.memory_free_bytes - GPU_VENDORS[g.vendor].runtime_bytes - headroom_bytes(g.memory_free_bytes) - compute
             for g in gpus]
     if min(room) <= 0:
         return None
@@ -171,7 +172,7 @@ def _experts_with_gpus(backend, model, artifact, hw, context, ubatch) -> Placeme
     shares = [r / sum(room) for r in room]
     devices = tuple(
         DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes, weights_bytes=int(gpu_weights * s),
-                  kv_cache_bytes=int(kv * s), compute_bytes=compute, runtime_bytes=RUNTIME_BYTES[g.vendor],
+                  kv_cache_bytes=int(kv * s), compute_bytes=compute, runtime_bytes=GPU_VENDORS[g.vendor].runtime_bytes,
                   headroom_bytes=headroom_bytes(g.memory_free_bytes))
         for g, s in zip(gpus, shares)
     ) + (cpu,)
@@ -308,7 +309,7 @@ def _vllm_engine_bytes(model: ModelSpec, artifact: Artifact, group: int, batched
 def _vllm_fixed_bytes(model: ModelSpec, artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
     """What each GPU of a group (tensor parallel, and pipeline stages over nodes) holds before the KV cache."""
     return (artifact.loaded_bytes / group + _vllm_engine_bytes(model, artifact, group, batched)
-            + RUNTIME_BYTES[gpu.vendor])
+            + GPU_VENDORS[gpu.vendor].runtime_bytes)
 
 
 def _replicas(gpus: list[Gpu], tp: int, batched: int, kv_per_gpu: float, model: ModelSpec,
@@ -372,7 +373,7 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
             break
     if not options:
         need = artifact.loaded_bytes + _vllm_engine_bytes(model, artifact, 1, 1024) \
-            + RUNTIME_BYTES[gpus[0].vendor] + kv_cache_bytes(model, MIN_CONTEXT)
+            + GPU_VENDORS[gpus[0].vendor].runtime_bytes + kv_cache_bytes(model, MIN_CONTEXT)
         return Rejection(backend, model, (
             f"{model.name} on {backend} needs {gib(need)} of GPU memory; this machine has "
             f"{gib(sum(g.memory_free_bytes for g in gpus))} free on {_gpu_name(gpus)}"), "GPU memory")
@@ -385,7 +386,7 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         DeviceUse(f"gpu{g.index}", g.name, g.memory_free_bytes,
                   weights_bytes=int(artifact.loaded_bytes / group), kv_cache_bytes=int(kv_per_gpu),
                   compute_bytes=int(_vllm_engine_bytes(model, artifact, group, batched)),
-                  runtime_bytes=RUNTIME_BYTES[g.vendor],
+                  runtime_bytes=GPU_VENDORS[g.vendor].runtime_bytes,
                   headroom_bytes=int(g.memory_free_bytes - utilization * g.memory_total_bytes))
         for g in used
     )

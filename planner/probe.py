@@ -12,11 +12,14 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
 from gptoss_deploy.planner.probe_amd import read_amd_gpus
 from gptoss_deploy.planner.units import GIB, gib
+from gptoss_deploy.planner.vendors import AMD, NVIDIA
 
 Runner = Callable[[list[str]], str]
 
@@ -45,14 +48,45 @@ def probe(env: Mapping[str, str] = os.environ, nvml=None, run: Runner = run_comm
         "disk": read_disk(model_cache_dir(env)),
         "notes": notes,
     }
-    if system == "darwin" and report["arch"] == "arm64":
-        report["gpus"] = read_apple_gpu(run, vm.total, vm.available, notes)
-    else:
-        report["gpus"] = (read_nvidia_gpus(nvml, env.get("CUDA_VISIBLE_DEVICES"), notes, (vm.total, vm.available))
-                          or read_amd_gpus(root, (vm.total, vm.available), env.get("HIP_VISIBLE_DEVICES"), notes))
+    sources = Sources(env, nvml, run, root, system, report["arch"], (vm.total, vm.available))
+    report["gpus"] = next(filter(None, (read(sources, notes) for read in GPU_READERS)), [])
     if not report["gpus"]:
         notes.append("no usable GPU found: planning for the CPU only")
     return hardware_from_dict(report, "probe")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the GPU readers read from: the environment, NVML, a command runner, the filesystem's root, the system
+    and its memory (total, available), which integrated GPUs share."""
+    env: Mapping[str, str]
+    nvml: Any
+    run: Runner
+    root: Path
+    system: str
+    arch: str
+    system_memory: tuple[int, int]
+
+
+def _apple(sources: Sources, notes: list[str]) -> list[dict]:
+    if sources.system != "darwin" or sources.arch != "arm64":
+        return []
+    return read_apple_gpu(sources.run, *sources.system_memory, notes)
+
+
+def _nvidia(sources: Sources, notes: list[str]) -> list[dict]:
+    if sources.system == "darwin":          # no NVIDIA driver there
+        return []
+    return read_nvidia_gpus(sources.nvml, sources.env.get(NVIDIA.visible_devices), notes, sources.system_memory)
+
+
+def _amd(sources: Sources, notes: list[str]) -> list[dict]:
+    return read_amd_gpus(sources.root, sources.system_memory, sources.env.get(AMD.visible_devices), notes)
+
+
+# The GPU readers, asked in turn: the first that finds GPUs describes them. A new vendor (planner/vendors.py) adds
+# its reader here.
+GPU_READERS: list[Callable[[Sources, list[str]], list[dict]]] = [_apple, _nvidia, _amd]
 
 
 def _arch(machine: str) -> str:

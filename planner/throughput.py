@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gptoss_deploy.planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement
+from gptoss_deploy.planner.vendors import CPU, GPU_VENDORS
 
 # Share of peak memory bandwidth that decode reaches once the per-layer cost is separated (G15396 + SPARK).
 DECODE_BANDWIDTH_EFFICIENCY = 0.937
@@ -32,13 +33,8 @@ DECODE_BANDWIDTH_EFFICIENCY = 0.937
 # 8.6) reads 147.5 tok/s on an RTX 3090 (SMC3090, llama.cpp CUDA, 20b) where its 936 GB/s would give ~210 at the
 # Ada/Hopper share. Volta (7.0) is said to fall short too, but no published gpt-oss row was found: it keeps the default.
 DECODE_BANDWIDTH_EFFICIENCY_BY_ARCH = {"8.6": 0.55}
-# Fixed cost per layer per token, in ms: kernel launches and synchronisation that bandwidth does not explain.
-PER_LAYER_MS = {
-    "nvidia": 0.0734,   # G15396 RTX 4090 + SPARK GB10 (20b)
-    "apple": 0.211,     # G15396 M2 Ultra 120b
-    "amd": 0.157,       # STX33 Strix Halo 120b (ROCm); the RX 7900 XT 20b report (~94 tok/s) is held out
-    "cpu": 0.293,       # IK1075 Ryzen 9 7950X, 16 threads
-}
+# The fixed cost per layer per token (kernel launches and synchronisation that bandwidth does not explain) is each
+# device kind's `per_layer_ms` (planner/vendors.py).
 # Two all-reduces per layer under tensor parallelism, ~10 us each over NVLink (estimate, not calibrated).
 TP_ALLREDUCE_MS_PER_LAYER = 0.02
 # vLLM's fixed cost per layer per decode step, in ms, by GPU generation: Ampere runs Triton attention and Marlin
@@ -48,12 +44,9 @@ TP_ALLREDUCE_MS_PER_LAYER = 0.02
 VLLM_PER_LAYER_MS = {"ampere": 0.193, "hopper": 0.069}
 # The benchmark's concurrent streams (verify.bench runs this many): the aggregate prediction is made for it.
 AGGREGATE_STREAMS = 4
-# Share of the dense FP16 matrix peak (planner.devices' convention per vendor) that llama.cpp's prefill reaches at
-# depth 0 on gpt-oss-20b. NVIDIA: RTX 4090 pp2048 8022 at 330 TFLOPS (G15396); Apple: M2 Ultra 120b pp2048 1245 at
-# 27.2 TFLOPS of shader FP32 (G15396), through PREFILL_RATE_BY_MODEL; AMD: Strix Halo 120b pp2048 998 (STX33) the
-# same way, at the 47.5 TFLOPS of the table entry its name finds (8050S and 8060S share one PCI name). A pp2048 row
-# is read at depth 1024, the middle of its batch.
-PREFILL_COMPUTE_EFFICIENCY = {"nvidia": 0.180, "apple": 0.663, "amd": 0.300}
+# The share of the dense FP16 matrix peak that llama.cpp's prefill reaches at depth 0 on gpt-oss-20b is each
+# vendor's `prefill_efficiency` (planner/vendors.py, with its rows). A pp2048 row is read at depth 1024, the middle
+# of its batch.
 # ...times this where a generation's rows stand apart: GB10 (DGX Spark, 12.1) reads 20b pp2048 3783 (SPARK), 1.245
 # times the 4090's share of its peak (its row comes from a build two months newer than the guide's).
 PREFILL_EFFICIENCY_BY_ARCH = {"12.1": 1.245}
@@ -120,8 +113,7 @@ def _decode_efficiency(hw: HardwareReport, device: str) -> float:
     if device == "cpu":
         return DECODE_BANDWIDTH_EFFICIENCY
     gpu = _gpu(hw, device)
-    arch = gpu.compute_capability if gpu.vendor == "nvidia" else None
-    return DECODE_BANDWIDTH_EFFICIENCY_BY_ARCH.get(arch or "", DECODE_BANDWIDTH_EFFICIENCY)
+    return DECODE_BANDWIDTH_EFFICIENCY_BY_ARCH.get(gpu.compute_capability or "", DECODE_BANDWIDTH_EFFICIENCY)
 
 
 def roofline_decode(placement: Placement, hw: HardwareReport) -> float:
@@ -146,10 +138,10 @@ def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> flo
     if gpu_devices:
         vendor = _gpu(hw, gpu_devices[0]).vendor
         gpu_layers = layers if placement.offload == EXPERTS else layers - placement.cpu_layers
-        seconds += gpu_layers * PER_LAYER_MS[vendor] / 1000
-        seconds += placement.cpu_layers * PER_LAYER_MS["cpu"] / 1000
+        seconds += gpu_layers * GPU_VENDORS[vendor].per_layer_ms / 1000
+        seconds += placement.cpu_layers * CPU.per_layer_ms / 1000
     else:
-        seconds += layers * PER_LAYER_MS["cpu"] / 1000
+        seconds += layers * CPU.per_layer_ms / 1000
     return seconds
 
 
@@ -162,9 +154,8 @@ def _batch_compute_seconds(placement: Placement, hw: HardwareReport, streams: in
 
 
 def _prefill_flops_per_s(gpu) -> float:
-    arch = gpu.compute_capability if gpu.vendor == "nvidia" else None
-    return (gpu_fp16_tflops(gpu) * 1e12 * PREFILL_COMPUTE_EFFICIENCY[gpu.vendor]
-            * PREFILL_EFFICIENCY_BY_ARCH.get(arch or "", 1.0))
+    return (gpu_fp16_tflops(gpu) * 1e12 * GPU_VENDORS[gpu.vendor].prefill_efficiency
+            * PREFILL_EFFICIENCY_BY_ARCH.get(gpu.compute_capability or "", 1.0))     # NVIDIA's "12.1", never AMD's gfx
 
 
 def _cpu_prefill_flops_per_s(hw: HardwareReport) -> float:

@@ -502,3 +502,19 @@ def test_the_startup_allowance_counts_one_copy_of_the_weights_not_each_data_para
     one = json.loads(run_cli("plan", "--json", "--gpu", "H100", "--model", "120b")[1])
     assert container(export(run_cli, "--gpu", "H100", "--model", "120b")[1])["startupProbe"] == probe
     assert probe["failureThreshold"] * probe["periodSeconds"] < 3600 and one["offload"]["data_parallel_size"] == 1
+
+
+def test_a_saved_plan_asks_for_the_gpus_of_its_maker_read_from_the_gpus_name(run_cli, tmp_path):
+    """A saved plan keeps GPU names, not vendors: "Tesla T4" was exported as an AMD GPU in ROCm's image."""
+    for machine, resource, image in (("t4-cloud-vm", "nvidia.com/gpu", "server-cuda"),
+                                     ("mi300x", "amd.com/gpu", "rocm")):
+        saved = tmp_path / f"{machine}.json"
+        saved.write_text(run_cli("plan", "--json", "--hardware", fixture_path(machine))[1])
+        c = container(export(run_cli, "--plan", saved)[1])
+        assert resource in c["resources"]["limits"] and image in c["image"], machine
+    plan = json.loads((tmp_path / "mi300x.json").read_text())
+    for device in plan["memory"]["devices"]:
+        device["name"] = "Mystery Accelerator 9000" if device["device"] != "cpu" else device["name"]
+    (tmp_path / "odd.json").write_text(json.dumps(plan))
+    code, out, err = run_cli("export", "--format", "kubernetes", "--plan", tmp_path / "odd.json")
+    assert code == 2 and "none gptoss knows the maker of" in err
