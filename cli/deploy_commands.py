@@ -247,8 +247,8 @@ def down_command(name: NameArg = None,
     out = Output(json_out)
     with out.progress() as progress:
         result = down(_store(), None if all_ else [name], progress, out.confirmer(yes))
-    lines = [f"stopped {n}" for n in result["stopped"]] + [f"kept {n}" for n in result["kept"]]
-    out.result(result, lambda console: say(console, "\n".join(lines) or "nothing was running"))
+    lines = [f"stopped {n}" for n in result.stopped] + [f"kept {n}" for n in result.kept]
+    out.result(result.to_json(), lambda console: say(console, "\n".join(lines) or "nothing was running"))
 
 
 def bench_command(name: NameArg = None,
@@ -316,13 +316,13 @@ def _sweep(name, url, model_id, gates, max_tokens, budget, out: Output) -> None:
         else:
             store = _store()
             record = _pick(status(store)[0], name)
-            sweep = {"name": record.name, **sweep_record(record, store, max_tokens, budget, progress)}
-    document = {"effort_sweep": sweep}
-    if sweep["stopped"] == "interrupted":
+            sweep = sweep_record(record, store, max_tokens, budget, progress)
+    document = {"effort_sweep": sweep.to_json()}
+    if sweep.stopped == "interrupted":
         if not out.json_mode:
             out.result(document, lambda console: render_effort_sweep(console, sweep))
-        raise Cancelled(f"interrupted after {sweep['tasks']} of {sweep['tasks_shipped']} tasks"
-                        + (": the rows above are those" if sweep["tasks"] and not out.json_mode else ""),
+        raise Cancelled(f"interrupted after {sweep.tasks} of {sweep.tasks_shipped} tasks"
+                        + (": the rows above are those" if sweep.tasks and not out.json_mode else ""),
                         details=document)
     out.result(document, lambda console: render_effort_sweep(console, sweep))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -17,6 +18,9 @@ from gptoss_deploy.planner.units import gib, size, tokens_per_s
 from gptoss_deploy.runtime.engine_memory import PART_WORDS, WHERE_WORDS
 from gptoss_deploy.runtime.records import Benchmark, Deployment, EngineMemory
 from gptoss_deploy.verify.measure import UNTRUSTED
+
+if TYPE_CHECKING:
+    from gptoss_deploy.verify.effort_sweep import EffortSweep
 
 BAR_WIDTH = 8             # the sweep's table fits an 80-column terminal
 VERDICT_STYLE = {"pass": "green", "fail": "red", "invalid": "yellow", "unstable": "yellow"}
@@ -131,32 +135,32 @@ def _decode(bench: Benchmark | None) -> str:
     return f"{figure} ({bench.verdict}: not this deployment's speed)" if bench.verdict in UNTRUSTED else figure
 
 
-def render_effort_sweep(console: Console, sweep: dict) -> None:
+def render_effort_sweep(console: Console, sweep: EffortSweep) -> None:
     """One row per effort, with bars for the reasoning it spent and the time it took, then the notes."""
     from rich.bar import Bar
 
-    efforts = sweep["efforts"]
+    efforts = sweep.efforts
     if not efforts:                              # stopped before one task was answered at every effort
-        for note in sweep["notes"]:
+        for note in sweep.notes:
             say(console, f"  - {note}")
         return
-    most_reasoning = max(e["reasoning_tokens"] for e in efforts) or 1
-    longest = max(e["e2e_ms"] or 0 for e in efforts) or 1
-    table = Table(title=f"Reasoning effort: {sweep['tasks']} tasks each (tokens: totals; times: medians, to the first "
+    most_reasoning = max(e.reasoning_tokens for e in efforts) or 1
+    longest = max(e.e2e_ms or 0 for e in efforts) or 1
+    table = Table(title=f"Reasoning effort: {sweep.tasks} tasks each (tokens: totals; times: medians, to the first "
                         "answer token and to the end)",
                   show_header=True, header_style="bold", box=box.SIMPLE_HEAD, padding=0)
     for column in ("effort", "right", "reasoning", "", "answer", "to answer", "to end", "", "cost"):
         table.add_column(column, justify="left" if column in ("effort", "") else "right", no_wrap=True,
                          width=None if column else BAR_WIDTH, min_width=len(column) or None)
-    first_answers, ends = _times([e["first_answer_ms"] for e in efforts]), _times([e["e2e_ms"] for e in efforts])
+    first_answers, ends = _times([e.first_answer_ms for e in efforts]), _times([e.e2e_ms for e in efforts])
     for e, first_answer, end in zip(efforts, first_answers, ends):
-        table.add_row(e["effort"], f"{e['correct']}/{sweep['tasks']}", f"{e['reasoning_tokens']:,}",
-                      Bar(most_reasoning, 0, e["reasoning_tokens"], width=BAR_WIDTH, color="magenta"),
-                      f"{e['answer_tokens']:,}", first_answer, end,
-                      Bar(longest, 0, e["e2e_ms"] or 0, width=BAR_WIDTH, color="cyan"),
-                      "-" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}")
+        table.add_row(e.effort, f"{e.correct}/{sweep.tasks}", f"{e.reasoning_tokens:,}",
+                      Bar(most_reasoning, 0, e.reasoning_tokens, width=BAR_WIDTH, color="magenta"),
+                      f"{e.answer_tokens:,}", first_answer, end,
+                      Bar(longest, 0, e.e2e_ms or 0, width=BAR_WIDTH, color="cyan"),
+                      "-" if e.cost_usd is None else f"${e.cost_usd:.4f}")
     console.print(table)
-    for note in sweep["notes"]:
+    for note in sweep.notes:
         say(console, f"  - {note}")
 
 

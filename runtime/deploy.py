@@ -394,8 +394,18 @@ def status(store: StateStore) -> tuple[list[Deployment], list[Ended | Unlogged]]
     return list(records.values()), notices
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What `down` did: the deployments it stopped, and those it kept (the user said no to deleting them)."""
+    stopped: list[str]
+    kept: list[str]
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"stopped": self.stopped, "kept": self.kept}
+
+
 def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,
-         confirm: Callable[[str], bool] = lambda _: True) -> dict[str, list[str]]:
+         confirm: Callable[[str], bool] = lambda _: True) -> Stopped:
     """Stop NAMES (None: all). TERM then KILL to each process group; the port is free afterwards.
     A cloud deployment's adapter deletes what this tool created for it, and nothing else, once CONFIRM agrees.
     Returns the names stopped and the names kept (the user said no)."""
@@ -429,7 +439,7 @@ def down(store: StateStore, names: list[str] | None, progress: Progress = lambda
         with store.locked():
             store.forget(name)
         stopped.append(name)
-    return {"stopped": stopped, "kept": kept}
+    return Stopped(stopped, kept)
 
 
 def _wait_port_free(record: Deployment, timeout_s: float = 10.0) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from gptoss_deploy.backends.streaming import OutOfTime, Sample, StreamClient, one_decimal
 from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS
 from gptoss_deploy.planner.units import seconds_setting
+from gptoss_deploy.runtime.records import Benchmark
 
 SINGLE_STREAM_REQUESTS = 3
 CONCURRENCY = AGGREGATE_STREAMS         # the plan predicts aggregate throughput for this many streams
@@ -60,8 +61,8 @@ def budget_s() -> float:
 
 def run_bench(client: StreamClient, *, predicted_decode: float | None = None, roofline_decode: float | None = None,
               gates: Gates = Gates(), price: dict | None = None, budget_s: float = BUDGET_S,
-              progress: Callable[[str], None] = lambda _: None) -> dict:
-    """Measure CLIENT and judge it: returns the `benchmark` document of the Deployment JSON.
+              progress: Callable[[str], None] = lambda _: None) -> Benchmark:
+    """Measure CLIENT and judge it: the `benchmark` document of the Deployment JSON.
 
     The run stops at BUDGET_S seconds, mid-request if need be, and reports what finished by then. PRICE (USD per
     1M input and output tokens, for cloud endpoints) turns the tokens spent into a cost."""
@@ -93,7 +94,7 @@ def run_bench(client: StreamClient, *, predicted_decode: float | None = None, ro
     wall_s = time.monotonic() - started
     result["spent"] = spent([*finished, *samples, *(parallel or [])], price, wall_s)
     result["wall_s"] = round(wall_s, 1)
-    return result
+    return Benchmark.model_validate(result)
 
 
 def _fitting(tokens: int, warm_up: Sample, deadline: float) -> int:

@@ -10,7 +10,7 @@ import statistics
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 
 from gptoss_deploy.backends.streaming import OutOfTime, Sample, StreamClient, one_decimal
@@ -45,9 +45,55 @@ def load_tasks() -> list[Task]:
         return [Task(t["prompt"], t["answer"], tuple(t["accept"])) for t in tomllib.load(shipped)["task"]]
 
 
+@dataclass(frozen=True)
+class TaskReply:
+    """One task's reply at one effort: right or not, and what it spent."""
+    prompt: str
+    right: bool
+    answer: str                      # its first 200 characters
+    reasoning_tokens: int
+    answer_tokens: int
+    first_answer_ms: float | None    # None: it reached the token limit before it answered
+    e2e_ms: float | None
+
+
+@dataclass(frozen=True)
+class EffortRow:
+    """One effort over the tasks every effort answered: totals of tokens, medians of times."""
+    effort: str
+    correct: int
+    unanswered: int
+    reasoning_tokens: int
+    answer_tokens: int
+    first_answer_ms: float | None
+    e2e_ms: float | None
+    cost_usd: float | None
+    tasks: list[TaskReply]
+
+
+@dataclass(frozen=True)
+class EffortSweep:
+    """The `effort_sweep` document: the efforts side by side on the same TASKS, and why there are fewer than
+    shipped where the run STOPPED early ("budget" or "interrupted")."""
+    tasks: int
+    tasks_shipped: int
+    max_tokens: int
+    budget_s: float
+    wall_s: float
+    stopped: str | None
+    efforts: list[EffortRow]
+    notes: list[str]
+    name: str | None = None          # the deployment swept; None: a URL
+
+    def to_json(self) -> dict:
+        document = asdict(self)
+        name = document.pop("name")
+        return {"name": name, **document} if name else document
+
+
 def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tokens: int = MAX_TOKENS,
-          budget_s: float = BUDGET_S, progress: Callable[[str], None] = lambda _: None) -> dict:
-    """Ask every task at every effort through CLIENT_FOR(effort); returns the `effort_sweep` document.
+          budget_s: float = BUDGET_S, progress: Callable[[str], None] = lambda _: None) -> EffortSweep:
+    """Ask every task at every effort through CLIENT_FOR(effort).
 
     Each task is asked at the three efforts in turn, so that when the BUDGET_S wall time runs out or Ctrl-C stops it,
     every effort has answered the same tasks: the document compares those (`stopped` says why there are fewer)."""
@@ -68,9 +114,8 @@ def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tok
         stopped = "interrupted"
     done = min(len(r) for r in replies.values())        # the tasks every effort answered
     efforts = [_summary(effort, tasks[:done], replies[effort][:done], price) for effort in EFFORTS] if done else []
-    return {"tasks": done, "tasks_shipped": len(tasks), "max_tokens": max_tokens, "budget_s": budget_s,
-            "wall_s": round(time.monotonic() - started, 1), "stopped": stopped, "efforts": efforts,
-            "notes": _notes(efforts, price, max_tokens, _stop_note(stopped, done, len(tasks), budget_s))}
+    return EffortSweep(done, len(tasks), max_tokens, budget_s, round(time.monotonic() - started, 1), stopped, efforts,
+                       _notes(efforts, price, max_tokens, _stop_note(stopped, done, len(tasks), budget_s)))
 
 
 def _stop_note(stopped: str | None, done: int, shipped: int, budget_s: float) -> str | None:
@@ -80,27 +125,24 @@ def _stop_note(stopped: str | None, done: int, shipped: int, budget_s: float) ->
     return f"the sweep {why} after {done} of {shipped} tasks: each effort is compared on those {done}"
 
 
-def _summary(effort: str, tasks: list[Task], replies: list[Sample], price: dict | None) -> dict:
-    rows = [{"prompt": task.prompt, "right": task.is_right(reply.answer), "answer": reply.answer.strip()[:200],
-             "reasoning_tokens": reply.reasoning_tokens, "answer_tokens": reply.answer_tokens,
-             "first_answer_ms": one_decimal(reply.answer_ttft_ms), "e2e_ms": one_decimal(reply.e2e_ms)}
+def _summary(effort: str, tasks: list[Task], replies: list[Sample], price: dict | None) -> EffortRow:
+    rows = [TaskReply(task.prompt, task.is_right(reply.answer), reply.answer.strip()[:200], reply.reasoning_tokens,
+                      reply.answer_tokens, one_decimal(reply.answer_ttft_ms), one_decimal(reply.e2e_ms))
             for task, reply in zip(tasks, replies)]
     answered = [r.answer_ttft_ms for r in replies if r.answer_ttft_ms is not None]
-    return {"effort": effort, "correct": sum(row["right"] for row in rows), "unanswered": len(replies) - len(answered),
-            "reasoning_tokens": sum(r.reasoning_tokens for r in replies),
-            "answer_tokens": sum(r.answer_tokens for r in replies),
-            "first_answer_ms": one_decimal(statistics.median(answered)) if answered else None,
-            "e2e_ms": one_decimal(statistics.median(r.e2e_ms for r in replies)),
-            "cost_usd": spent(replies, price, sum(r.e2e_ms for r in replies) / 1000)["cost_usd"],
-            "tasks": rows}
+    return EffortRow(effort, sum(row.right for row in rows), len(replies) - len(answered),
+                     sum(r.reasoning_tokens for r in replies), sum(r.answer_tokens for r in replies),
+                     one_decimal(statistics.median(answered)) if answered else None,
+                     one_decimal(statistics.median(r.e2e_ms for r in replies)),
+                     spent(replies, price, sum(r.e2e_ms for r in replies) / 1000)["cost_usd"], rows)
 
 
-def _notes(efforts: list[dict], price: dict | None, max_tokens: int, stop: str | None) -> list[str]:
+def _notes(efforts: list[EffortRow], price: dict | None, max_tokens: int, stop: str | None) -> list[str]:
     notes = [stop] if stop else []
-    if not any(e["reasoning_tokens"] for e in efforts):
+    if not any(e.reasoning_tokens for e in efforts):
         notes.append("no reply had a reasoning channel: this model or server ignores reasoning effort (gpt-oss "
                      "reasons at every effort), so the rows differ by chance only")
-    cut = sum(e["unanswered"] for e in efforts)
+    cut = sum(e.unanswered for e in efforts)
     if cut:
         notes.append(f"{cut} replies reached --max-tokens {max_tokens} before they answered (counted wrong): "
                      "raise it to see what those efforts get right")

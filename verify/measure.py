@@ -1,6 +1,9 @@
 """Benchmark a deployment (or any OpenAI-compatible URL) over the protocol it speaks, against its prediction."""
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.streaming import BenchError
 from gptoss_deploy.planner.documents import Predicted
@@ -8,6 +11,9 @@ from gptoss_deploy.planner.errors import BackendError, UsageError, VerificationE
 from gptoss_deploy.runtime.records import Benchmark, Deployment
 from gptoss_deploy.runtime.state import StateStore
 from gptoss_deploy.verify.bench import Gates, run_bench
+
+if TYPE_CHECKING:
+    from gptoss_deploy.verify.effort_sweep import EffortSweep
 
 
 def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: float,
@@ -32,7 +38,7 @@ def bench_url(base_url: str, model: str | None, api_key: str | None, gates: Gate
 
 
 def sweep_record(record: Deployment, store: StateStore, max_tokens: int, budget_s: float,
-                 progress=lambda _: None) -> dict:
+                 progress=lambda _: None) -> EffortSweep:
     """The reasoning-effort sweep on a recorded deployment, priced at its plan's price."""
     backend = get_backend(record.backend)
     if not backend.takes_effort:
@@ -41,12 +47,13 @@ def sweep_record(record: Deployment, store: StateStore, max_tokens: int, budget_
     backend.require_sdk()
     api_key = store.read_secret(record.name)
     price = record.plan.price.model_dump() if record.plan.price else None
-    return _sweep(lambda effort: backend.stream_client(record=record, api_key=api_key, effort=effort), price,
-                  max_tokens, budget_s, progress)
+    swept = _sweep(lambda effort: backend.stream_client(record=record, api_key=api_key, effort=effort), price,
+                   max_tokens, budget_s, progress)
+    return replace(swept, name=record.name)
 
 
 def sweep_url(base_url: str, model: str | None, api_key: str | None, max_tokens: int, budget_s: float,
-              progress=lambda _: None) -> dict:
+              progress=lambda _: None) -> EffortSweep:
     """The sweep on a server we did not start. Effort goes both as OpenAI's `reasoning_effort` (vLLM, LM Studio)
     and as llama-server's chat_template_kwargs (gptoss-facts.md: launch commands)."""
     from gptoss_deploy.backends.openai_api import OpenAIStream
@@ -86,14 +93,14 @@ def _served(base_url: str, model: str | None, api_key: str | None) -> tuple[str,
     return base_url, model
 
 
-def _sweep(client_for, price: dict | None, max_tokens: int, budget_s: float, progress) -> dict:
+def _sweep(client_for, price: dict | None, max_tokens: int, budget_s: float, progress) -> EffortSweep:
     from gptoss_deploy.verify.effort_sweep import sweep
 
     try:
         result = sweep(client_for, price, max_tokens, budget_s, progress)
     except BenchError as err:
         raise BackendError(f"effort sweep failed: {err}") from None
-    if result["stopped"] == "budget" and not result["tasks"]:
+    if result.stopped == "budget" and not result.tasks:
         raise BackendError(f"the effort sweep's {budget_s:g} s budget ran out before one task was answered at every "
                            "effort: raise --budget, or lower --max-tokens")
     return result
@@ -107,7 +114,7 @@ def _run(client, predicted: Predicted | None, gates: Gates, budget_s: float, pro
                            gates=gates, price=price, budget_s=budget_s, progress=progress)
     except BenchError as err:
         raise BackendError(f"benchmark failed: {err}") from None
-    return Benchmark.model_validate(result)
+    return result
 
 
 def verification_failure(benchmark: Benchmark | None, document: dict, gates: Gates, *,
