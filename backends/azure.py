@@ -6,7 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.base import CloudBackend, Provisioned, per_token_quote
 from gptoss_deploy.backends.flags import checked_fields, one_of, optional, text_matching, whole_number
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
@@ -87,7 +87,7 @@ class Azure(CloudBackend):
         on = f" on {api['instance_type']}" if api.get("instance_type") else ""
         return f"{api['service']} {api['deployment']} {api['model_id']}{on} ({api['region']})"
 
-    def provision(self, *, plan, options, progress) -> dict:
+    def provision(self, *, plan, options, progress) -> Provisioned:
         from gptoss_deploy.backends.azure_provision import provision
 
         return provision(plan, options, progress)

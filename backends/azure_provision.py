@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from gptoss_deploy.backends.base import CloudEndpoint, Provisioned
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, UsageError
 
@@ -112,7 +113,7 @@ def _message(err) -> str:
     return (getattr(error, "message", None) or str(err)).splitlines()[0]
 
 
-def provision(doc: PlanDocument, options, progress) -> dict:
+def provision(doc: PlanDocument, options, progress) -> Provisioned:
     """Create the endpoint (serverless, with a marketplace subscription where Azure asks for one; or managed
     online on the planned GPU size), wait until it serves, and return where it is. A failure deletes what this
     run created."""
@@ -134,11 +135,9 @@ def provision(doc: PlanDocument, options, progress) -> dict:
         if isinstance(err, BackendError | KeyboardInterrupt):
             raise
         raise azure_error(err, f"creating {kind.replace('_', ' ')} {name}") from None
-    return {"protocol": "azure", "region": api["region"], **coordinates,
-            "endpoint": {"name": name, "kind": kind, "base_url": f"{scoring_uri.rstrip('/')}/v1",
-                         "model": doc.model, "model_id": api["model_id"], "api_key_env": "OPENAI_API_KEY",
-                         "api_key_file": None},
-            "cloud_resources": created}
+    return Provisioned("azure", api["region"], CloudEndpoint(
+        doc.model, f"{scoring_uri.rstrip('/')}/v1", "OPENAI_API_KEY", api["model_id"], name=name, kind=kind),
+        [(kind_, resource) for kind_, resource in created], coordinates=coordinates)
 
 
 def _create_managed(client, name: str, api: dict, tags: dict, created: list, progress) -> str:

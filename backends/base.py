@@ -90,6 +90,33 @@ class ContainerImage:
     why: str             # why that user: the image's own below 10000, or what keeps it root
 
 
+@dataclass(frozen=True)
+class CloudEndpoint:
+    """How clients call a cloud deployment: an OpenAI-compatible base URL, or Bedrock's region and model id."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None       # where clients read the key from, in words
+    model_id: str | None = None
+    region: str | None = None
+    name: str | None = None              # the endpoint's name at the service
+    kind: str | None = None              # Azure: "serverless_endpoint" or "online_endpoint"
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """What a cloud adapter's provision did: how and where it serves, as whom, and what `down` deletes."""
+
+    protocol: str                        # how clients speak to it: "bedrock", "azure", "openai"
+    region: str
+    endpoint: CloudEndpoint
+    cloud_resources: list[tuple[str, str]] = field(default_factory=list)    # kind, name: what `down` deletes
+    account: str | None = None           # whose account it runs in, as the service's sign-in said
+    identity: str | None = None
+    coordinates: Mapping[str, str] = field(default_factory=dict)   # the adapter's own record fields (Azure's workspace)
+    warnings: list[str] = field(default_factory=list)
+
+
 @dataclass
 class ServerLaunch:
     """A local server, decided: what runs (argv None: a server that already runs), where, serving what."""
@@ -366,8 +393,9 @@ class CloudBackend(Backend):
                                                                                    missing)]
 
     @abstractmethod
-    def provision(self, *, plan: PlanDocument, options: UpOptions, progress: Progress) -> dict:
-        """Check access, create what the service needs; the record's fields. A failure deletes what it created."""
+    def provision(self, *, plan: PlanDocument, options: UpOptions, progress: Progress) -> Provisioned:
+        """Check access, create what the service needs, and say where it serves. A failure deletes what it
+        created."""
 
     @abstractmethod
     def teardown(self, *, record: dict, progress: Progress) -> None:

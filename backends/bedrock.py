@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CloudBackend, per_token_quote
+from gptoss_deploy.backends.base import CloudBackend, CloudEndpoint, Provisioned, per_token_quote
 from gptoss_deploy.backends.flags import checked_fields, object_of, one_of, optional, text_matching
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch
@@ -81,17 +81,15 @@ class Bedrock(CloudBackend):
         region = api["region"] or f"the AWS config's region, else {DEFAULT_REGION}"
         return f"{api['service']} {api['operation']} {api['model_id']} ({region})"
 
-    def provision(self, *, plan, options, progress) -> dict:
+    def provision(self, *, plan, options, progress) -> Provisioned:
         """Nothing to create on Bedrock: check access, and record where and how to call the model."""
         api = plan.launch.api
         region, model_id = launch_region(api), api["model_id"]
         who = preflight(region, model_id, progress)
         base_url = openai_base_url(region)
-        return {"protocol": "bedrock", "region": region, **who,
-                "endpoint": {"region": region, "model_id": model_id, "model": model_id, "base_url": base_url,
-                             "api_key_env": "OPENAI_API_KEY (a Bedrock API key)" if base_url else None,
-                             "api_key_file": None},
-                "cloud_resources": []}
+        return Provisioned("bedrock", region, CloudEndpoint(
+            model_id, base_url, "OPENAI_API_KEY (a Bedrock API key)" if base_url else None, model_id, region),
+            account=who["account"], identity=who["identity"])
 
     def teardown(self, *, record, progress) -> None:
         """Nothing was created on Bedrock, so nothing is deleted."""

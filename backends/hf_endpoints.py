@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend
+from gptoss_deploy.backends.base import CONTAINER_PORT, CloudBackend, CloudEndpoint, Provisioned
 from gptoss_deploy.backends.flags import checked_env, checked_fields, one_of, parse_flags, text_matching, whole_number
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
@@ -138,7 +138,7 @@ class HfEndpoints(CloudBackend):
         return (f"{api['service']} {api['repository']} on {api['instance_type']} {api['instance_size']} "
                 f"({api['vendor']} {api['region']})")
 
-    def provision(self, *, plan, options, progress) -> dict:
+    def provision(self, *, plan, options, progress) -> Provisioned:
         """Create the endpoint (vLLM with the planned flags, tagged as ours), wait until it runs; on any failure,
         delete it again."""
         from huggingface_hub import HfApi
@@ -177,13 +177,11 @@ class HfEndpoints(CloudBackend):
         except BaseException:
             endpoint.delete()
             raise
-        return {"protocol": "openai", "region": f"{api['vendor']} {api['region']}", "account": namespace,
-                "warnings": [f"{api['instance_type']} {api['instance_size']} is billed ${price:g} per hour "
-                             "(Hugging Face's price at creation) while the endpoint exists"],
-                "endpoint": {"name": name, "base_url": f"{endpoint.url.rstrip('/')}/v1",
-                             "model": api["served_model"], "api_key_env": "HF_TOKEN",
-                             "model_id": api["repository"]},
-                "cloud_resources": [("inference_endpoint", f"{namespace}/{name}")]}
+        return Provisioned("openai", f"{api['vendor']} {api['region']}", CloudEndpoint(
+            api["served_model"], f"{endpoint.url.rstrip('/')}/v1", "HF_TOKEN", api["repository"], name=name),
+            [("inference_endpoint", f"{namespace}/{name}")], account=namespace,
+            warnings=[f"{api['instance_type']} {api['instance_size']} is billed ${price:g} per hour (Hugging "
+                      "Face's price at creation) while the endpoint exists"])
 
     def teardown(self, *, record, progress) -> None:
         from huggingface_hub import HfApi

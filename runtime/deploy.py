@@ -6,7 +6,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import psutil
@@ -166,8 +166,11 @@ def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
     if reused:
         return record, True
     try:                                       # unlocked: creating an endpoint can take minutes
-        fields = backend.provision(plan=doc, options=options, progress=progress)
-        return _update(store, record, state="ready", created_at=_now(), **fields), False
+        done = backend.provision(plan=doc, options=options, progress=progress)
+        return _update(store, record, state="ready", created_at=_now(), protocol=done.protocol, region=done.region,
+                       endpoint=Endpoint(**asdict(done.endpoint), api_key_file=None), cloud_resources=done.cloud_resources,
+                       account=done.account, identity=done.identity, warnings=done.warnings,
+                       **done.coordinates), False
     except BaseException:
         _forget_claim(store, record)
         raise
