@@ -167,10 +167,10 @@ def _up_cloud(backend, doc: PlanDocument, options: UpOptions, store: StateStore,
         return record, True
     try:                                       # unlocked: creating an endpoint can take minutes
         done = backend.provision(plan=doc, options=options, progress=progress)
+        endpoint = Endpoint(**asdict(done.endpoint), api_key_file=None)        # the service holds the key
         return _update(store, record, state="ready", created_at=_now(), protocol=done.protocol, region=done.region,
-                       endpoint=Endpoint(**asdict(done.endpoint), api_key_file=None), cloud_resources=done.cloud_resources,
-                       account=done.account, identity=done.identity, warnings=done.warnings,
-                       **done.coordinates), False
+                       endpoint=endpoint, cloud_resources=done.cloud_resources, account=done.account,
+                       identity=done.identity, warnings=done.warnings, **done.coordinates), False
     except BaseException:
         _forget_claim(store, record)
         raise
