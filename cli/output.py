@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 Progress = Callable[[str], None]
 
@@ -20,14 +21,6 @@ def say(console: Console, text: str) -> None:
     """TEXT exactly as it is: no markup read into it (a `[llamacpp]` stays), and never wrapped by us, so a command
     in it copies whole at any width (the terminal may fold it for the eye; the line stays one)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-class PipeFriendlyConsole(Console):
-    """rich exits 1 when the reader of stdout goes away (`| head`); hand that to the CLI, which ends quietly."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        raise BrokenPipeError
 
 
 class Output:
@@ -39,6 +32,8 @@ class Output:
     @cached_property
     def console(self) -> Console:
         """Human output on stdout."""
+        from gptoss_deploy.cli.console import PipeFriendlyConsole
+
         return PipeFriendlyConsole(highlight=False)
 
     def result(self, document: object, render: Callable[[Console], None]) -> None:
@@ -55,6 +50,9 @@ class Output:
     @contextmanager
     def progress(self) -> Iterator[Progress]:
         """Progress on stderr: a spinner on a terminal, plain lines in a pipeline."""
+        from rich.console import Console
+        from rich.markup import escape
+
         err = Console(stderr=True, highlight=False)
         if err.is_terminal:
             with err.status("starting") as spinner:

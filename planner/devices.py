@@ -13,6 +13,7 @@ conservative defaults.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -116,6 +117,7 @@ GPU_SPECS: tuple[DeviceSpec, ...] = (
 )
 
 
+@functools.cache               # a plan asks about the same few names dozens of times
 def find_spec(name: str) -> DeviceSpec | None:
     for spec in GPU_SPECS:
         if re.search(spec.pattern, name, re.IGNORECASE):

@@ -136,9 +136,10 @@ def test_installed_scripts_run_as_a_user_would():
 
 
 def test_planning_imports_no_heavy_sdk():
+    """Nor rich: a JSON plan draws nothing (tests/bench_startup.py measures what that saves)."""
     code = ("import sys\nfrom gptoss_deploy.cli import app as cli\n"
             f"cli._run(cli.app, 'gptoss', ['plan', '--hardware', {str(LAPTOP)!r}, '--json'])\n"
-            "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary')\n"
+            "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary', 'rich')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
