@@ -11,7 +11,7 @@ from gptoss_deploy.backends.flags import checked_fields, one_of, optional, text_
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
-from gptoss_deploy.planner.constraints import EFFORTS
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import Rejection
 from gptoss_deploy.planner.throughput import predict
@@ -73,7 +73,7 @@ class Azure(CloudBackend):
         fields = {"service": one_of("azure-ai-foundry"), "deployment": one_of("serverless", "managed"),
                   "region": text_matching(r"[a-z0-9]{2,40}"),
                   "model_id": text_matching(r"azureml://registries/[\w./:-]{1,300}"),   # a profile may name another
-                  "reasoning_effort": one_of(*EFFORTS), "subscription_id": optional(text_matching(r"[0-9a-fA-F-]{36}")),
+                  "reasoning_effort": one_of(*REASONING_EFFORTS), "subscription_id": optional(text_matching(r"[0-9a-fA-F-]{36}")),
                   "resource_group": name, "workspace": name}
         if isinstance(api, dict) and api.get("deployment") == "managed":
             fields |= {"instance_type": one_of(*(s.instance_type for s in AZURE_GPU_SIZES)),

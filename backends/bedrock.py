@@ -13,7 +13,7 @@ from gptoss_deploy.backends.flags import checked_fields, object_of, one_of, opti
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch
 from gptoss_deploy.planner.catalog import CloudOffer
-from gptoss_deploy.planner.constraints import EFFORTS
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS
 from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
@@ -64,7 +64,7 @@ class Bedrock(CloudBackend):
         checked_fields(plan.launch.api, {
             "service": one_of("bedrock-runtime"), "region": optional(text_matching(AWS_REGION)),
             "model_id": one_of(offer.model_id if offer else None), "operation": one_of("ConverseStream"),
-            "additionalModelRequestFields": object_of({"reasoning_effort": one_of(*EFFORTS)})}, "launch.api")
+            "additionalModelRequestFields": object_of({"reasoning_effort": one_of(*REASONING_EFFORTS)})}, "launch.api")
 
     def quote(self, model, settings):
         offer = self.offers[model.size]

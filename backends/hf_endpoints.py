@@ -23,7 +23,7 @@ from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
-from gptoss_deploy.planner.constraints import EFFORTS
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -97,7 +97,7 @@ class HfEndpoints(CloudBackend):
             "instance_size": one_of(*{i.instance_size for i in INSTANCES}), "gpus": text_matching(r"[\w .-]{1,80}"),
             "image": lambda _: True, "args": lambda _: True, "env": lambda _: True,      # below, field by field
             "served_model": one_of(plan.model), "context_length": whole_number(1, MAX_CONTEXT),
-            "reasoning_effort": one_of(*EFFORTS)}, "launch.api")
+            "reasoning_effort": one_of(*REASONING_EFFORTS)}, "launch.api")
         _require_planned(plan.launch.api)
 
     def credentials_missing(self) -> str | None:

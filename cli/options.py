@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.backends import REGISTRY
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS
 
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-p", metavar="NAME|FILE", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
@@ -15,7 +16,7 @@ BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="NAME", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
 ContextOpt = Annotated[Optional[str], typer.Option(
     "--context", metavar="TOKENS", help="Context length in tokens: 32768, 32k or 128k; from 4k (4096) up to 128k (131072).")]
-EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", metavar="low|medium|high", help="low, medium or high.")]
+EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", metavar="|".join(REASONING_EFFORTS), help=f"{', '.join(REASONING_EFFORTS[:-1])} or {REASONING_EFFORTS[-1]}.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
 CloudOpt = Annotated[bool, typer.Option(
     "--cloud", help="Cloud is fine: a cloud service may win over a local plan below the speed floor.")]

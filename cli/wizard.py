@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS
 from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, MIN_USER_CONTEXT, MODEL_ALIASES, Constraints
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.plan import Backends, Plan, plan, readable_context
@@ -17,11 +17,9 @@ USE_CASES = {   # context, reasoning effort, and the model where the use case de
     "Serving many users (API)": (131072, "medium", None),
 }
 CONTEXTS = (MIN_USER_CONTEXT, 8192, 16384, 32768, 65536, MAX_CONTEXT)
-EFFORT_CHOICES = {   # what each effort costs, in the words a person decides by
-    "low: quick answers, fewest tokens": "low",
-    "medium: the model's default balance": "medium",
-    "high: best on hard problems; several times the tokens, so the wait": "high",
-}
+EFFORT_CHOICES = {f"{effort}: {words}": effort for effort, words in zip(REASONING_EFFORTS, (   # in the words a
+    "quick answers, fewest tokens", "the model's default balance",                         # person decides by
+    "best on hard problems; several times the tokens, so the wait"), strict=True)}
 SHOW_ALL = "show the backends that cannot run here"
 
 # select(question, choices, default) -> chosen; the CLI passes questionary, tests may pass anything alike.

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+# gpt-oss's reasoning efforts (Harmony's system message): every list of them derives from this one
+REASONING_EFFORTS = ("low", "medium", "high")
+Effort = Literal[REASONING_EFFORTS]      # type: ignore[valid-type]
 MXFP4_BYTES_PER_PARAM = 4.25 / 8   # 4-bit values + one 8-bit scale per 32-value block (OAI)
 F16_BYTES = 2
 MAX_CONTEXT = 131072                # YaRN x32 over 4096 (HFCFG)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from gptoss_deploy.planner.plan import Backends
 
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
-EFFORTS = ("low", "medium", "high")
 AZURE_MODES = ("serverless", "managed")
 PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_hour")
 # A context whose full prompt would take longer than this to read is not a useful default: one the user did not
@@ -117,7 +116,7 @@ def _context(value, origin: str) -> int:
 
 
 def _effort(value: str, origin: str) -> str:
-    if value not in EFFORTS:
+    if value not in REASONING_EFFORTS:
         raise UsageError(f"{origin}: reasoning effort must be low, medium or high (got {value!r})")
     return value
 

@@ -10,9 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, Effort
 
-Effort = Literal["low", "medium", "high"]
 # A hub repository, an Ollama tag, a file name: letters, digits, '_' and '-', dots only between them (never '..'),
 # at most one '/' or ':' between two such parts. A saved plan's reference can name nothing outside the model cache.
 _PART = r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"

@@ -11,13 +11,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, Effort
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.files import read_user_text
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 
 ModelChoice = Literal["auto", "20b", "120b"]
-Effort = Literal["low", "medium", "high"]
 
 
 class Profile(BaseModel):

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 
 from gptoss_deploy.backends.streaming import OutOfTime, Sample, StreamClient, one_decimal
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS
 from gptoss_deploy.verify.bench import spent
 
-EFFORTS = ("low", "medium", "high")
 MAX_TOKENS = 4096        # room for high effort's reasoning on these short tasks; a reply cut off before it answers
                          # counts as wrong and is reported
 BUDGET_S = 600.0         # the whole sweep's wall time (--budget, GPTOSS_SWEEP_BUDGET_S): 24 replies of up to 4,096
@@ -98,13 +98,13 @@ def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tok
     Each task is asked at the three efforts in turn, so that when the BUDGET_S wall time runs out or Ctrl-C stops it,
     every effort has answered the same tasks: the document compares those (`stopped` says why there are fewer)."""
     tasks = load_tasks()
-    clients = {effort: client_for(effort) for effort in EFFORTS}
-    replies: dict[str, list[Sample]] = {effort: [] for effort in EFFORTS}
+    clients = {effort: client_for(effort) for effort in REASONING_EFFORTS}
+    replies: dict[str, list[Sample]] = {effort: [] for effort in REASONING_EFFORTS}
     started = time.monotonic()
     stopped = None
     try:
         for number, task in enumerate(tasks, 1):
-            for effort in EFFORTS:
+            for effort in REASONING_EFFORTS:
                 progress(f"effort {effort}: task {number}/{len(tasks)}")
                 replies[effort].append(clients[effort].stream(task.prompt, max_tokens, started + budget_s,
                                                               fixed_length=False))
@@ -113,7 +113,7 @@ def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tok
     except KeyboardInterrupt:
         stopped = "interrupted"
     done = min(len(r) for r in replies.values())        # the tasks every effort answered
-    efforts = [_summary(effort, tasks[:done], replies[effort][:done], price) for effort in EFFORTS] if done else []
+    efforts = [_summary(effort, tasks[:done], replies[effort][:done], price) for effort in REASONING_EFFORTS] if done else []
     return EffortSweep(done, len(tasks), max_tokens, budget_s, round(time.monotonic() - started, 1), stopped, efforts,
                        _notes(efforts, price, max_tokens, _stop_note(stopped, done, len(tasks), budget_s)))
 
