@@ -6,12 +6,12 @@ import os
 import shlex
 from pathlib import Path
 
+from gptoss_deploy.backends.azure_settings import MODEL_ID, MODES, SETTINGS, WORKSPACE, plan_key
 from gptoss_deploy.backends.base import CloudBackend, Provisioned, per_token_quote
 from gptoss_deploy.backends.flags import checked_fields, one_of, optional, text_matching, whole_number
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
-from gptoss_deploy.planner.catalog import REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS, CloudOffer
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import Rejection
 from gptoss_deploy.planner.throughput import predict
@@ -36,6 +36,7 @@ class Azure(CloudBackend):
     title = "Azure AI Foundry"
     sdk_module, extra = "azure.ai.ml", "azure"
     offers = SERVERLESS_OFFERS
+    settings = SETTINGS
 
     credentials = "Azure credentials (az login, or AZURE_CLIENT_ID for a service principal)"
 
@@ -50,18 +51,16 @@ class Azure(CloudBackend):
         return "no Azure credentials found: run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET"
 
     def quote(self, model, settings) -> CloudQuote | Rejection:
-        subscription, group, workspace = settings.azure_workspace
         offer = self.offers[model.size]
         api = {
             "service": "azure-ai-foundry",
             "deployment": "serverless",
             "region": settings.region or DEFAULT_REGION,
-            # Registry asset ids are not in our sourced data (AZ): the profile's azure_model_id overrides this one.
-            "model_id": settings.cloud_model_id or offer.model_id,
+            "model_id": settings.cloud.get("azure_model_id") or offer.model_id,
             "reasoning_effort": settings.reasoning_effort,
-            "subscription_id": subscription, "resource_group": group, "workspace": workspace,
+            **{plan_key(s): settings.cloud.get(s.key) for s in WORKSPACE},
         }
-        if settings.azure_mode == "managed":
+        if settings.cloud.get("azure_mode") == "managed":
             return _managed_quote(model, offer, api, settings)
         return per_token_quote(ApiLaunch(api), offer, api["region"])
 
@@ -69,12 +68,11 @@ class Azure(CloudBackend):
         from gptoss_deploy.backends.azure_sizes import AZURE_GPU_SIZES
 
         api, size = plan.launch.api, plan.model.removeprefix("gpt-oss-")
-        name = optional(text_matching(r"[\w.()-]{1,90}"))       # Azure's names for groups and workspaces
-        fields = {"service": one_of("azure-ai-foundry"), "deployment": one_of("serverless", "managed"),
+        fields = {"service": one_of("azure-ai-foundry"), "deployment": one_of(*MODES),
                   "region": text_matching(r"[a-z0-9]{2,40}"),
-                  "model_id": text_matching(r"azureml://registries/[\w./:-]{1,300}"),   # a profile may name another
-                  "reasoning_effort": one_of(*REASONING_EFFORTS), "subscription_id": optional(text_matching(r"[0-9a-fA-F-]{36}")),
-                  "resource_group": name, "workspace": name}
+                  "model_id": text_matching(MODEL_ID),                    # a profile may name another
+                  "reasoning_effort": one_of(*REASONING_EFFORTS),
+                  **{plan_key(s): optional(text_matching(s.pattern)) for s in WORKSPACE}}
         if isinstance(api, dict) and api.get("deployment") == "managed":
             fields |= {"instance_type": one_of(*(s.instance_type for s in AZURE_GPU_SIZES)),
                        "instance_count": whole_number(1, 1), "gpus": text_matching(r"[\w .-]{1,80}"),
@@ -134,7 +132,7 @@ def _managed_quote(model, offer: CloudOffer, api: dict, settings) -> CloudQuote 
     api = {**api, "deployment": "managed", "instance_type": size.instance_type, "instance_count": 1,
            "gpus": f"{size.gpus}x {size.gpu_name}", "tensor_parallel_size": placed.tensor_parallel_size,
            "context_length": placed.context_length,
-           "model_id": settings.cloud_model_id or MANAGED_MODEL_IDS[model.size]}
+           "model_id": settings.cloud.get("azure_model_id") or MANAGED_MODEL_IDS[model.size]}
     reason = (f"cloud: Azure managed compute, {api['instance_type']} ({api['gpus']}): the first GPU size, fewest "
               f"GPUs first, where vLLM holds {model.name} at {api['context_length']} tokens (tensor parallel "
               f"{api['tensor_parallel_size']}); billed per hour while it exists")

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from gptoss_deploy.backends.azure_settings import WORKSPACE, plan_key
 from gptoss_deploy.backends.base import CloudEndpoint, Provisioned
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError, UsageError
@@ -18,10 +19,6 @@ ARM_SCOPE = "https://management.azure.com/.default"
 CREDENTIAL_TIMEOUT_S = 30.0            # `az login` answers in seconds; a hung probe should not hang `up`
 PROVISION_TIMEOUT_S = 1200.0           # GPTOSS_AZURE_TIMEOUT_S
 POLL_INTERVAL_S = 10.0                 # GPTOSS_AZURE_POLL_S; Azure's Retry-After wins where it sends one
-WORKSPACE_ENV = {"subscription_id": "AZURE_SUBSCRIPTION_ID", "resource_group": "AZURE_RESOURCE_GROUP",
-                 "workspace": "AZURE_ML_WORKSPACE"}
-WORKSPACE_FLAGS = {"subscription_id": "--azure-subscription", "resource_group": "--azure-resource-group",
-                   "workspace": "--azure-workspace"}
 
 
 def _quiet_sdk_logs() -> None:
@@ -71,10 +68,11 @@ def _signed_in_client(coordinates: dict, progress):
 def workspace_coordinates(api: dict, options) -> dict:
     """Subscription, resource group and workspace: flag > environment > profile (the saved plan)."""
     found, missing = {}, []
-    for key, env in WORKSPACE_ENV.items():
-        found[key] = getattr(options, f"azure_{key}", None) or os.environ.get(env) or api.get(key)
+    for setting in WORKSPACE:
+        key = plan_key(setting)
+        found[key] = options.cloud.get(setting.key) or os.environ.get(setting.env) or api.get(key)
         if not found[key]:
-            missing.append(f"{WORKSPACE_FLAGS[key]} (or {env}, or azure_{key} in the profile)")
+            missing.append(f"{setting.flag} (or {setting.env}, or {setting.key} in the profile)")
     if missing:
         raise UsageError(f"Azure needs to know where to deploy: give {'; '.join(missing)}")
     return found
@@ -234,7 +232,7 @@ def endpoint_key(record) -> str:
 
 
 def _record_coordinates(record) -> dict:
-    return {key: getattr(record, key) for key in WORKSPACE_ENV}
+    return {plan_key(s): getattr(record, plan_key(s)) for s in WORKSPACE}
 
 
 def teardown(record, progress) -> None:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from gptoss_deploy.backends.addresses import check_host, check_name, endpoint
 from gptoss_deploy.backends.usage import WILDCARD_HOSTS, EndpointDescription, server_usage
-from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote, LaunchSettings, LocalLaunch, MachineClass
+from gptoss_deploy.planner.backend import (ApiLaunch, CloudQuote, CloudSetting, LaunchSettings, LocalLaunch,
+                                          MachineClass)
 from gptoss_deploy.planner.catalog import Artifact, CloudOffer, ModelSpec
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -49,9 +50,7 @@ class UpOptions:
     gguf: Path | None = None                 # a local GGUF instead of the hub download
     ready_timeout_s: float | None = None     # None: scaled to the model's size
     api_key: str | None = None               # from GPTOSS_API_KEY, never a flag (flags show in `ps`)
-    azure_subscription_id: str | None = None
-    azure_resource_group: str | None = None
-    azure_workspace: str | None = None
+    cloud: Mapping[str, str] = field(default_factory=dict)   # a cloud service's settings given at `up`, by key
 
     def __post_init__(self) -> None:
         if self.name is not None:
@@ -186,6 +185,7 @@ class Backend(ABC):
     title: ClassVar[str]
     cloud: ClassVar[bool]
     serves_gguf_files: ClassVar[bool] = False            # can serve a local GGUF (--gguf)
+    settings: ClassVar[tuple[CloudSetting, ...]] = ()    # its own settings: a key in profiles, a flag, a variable
 
     sdk_module: ClassVar[str | None] = None              # the Python package it drives, from extra EXTRA
     extra: ClassVar[str | None] = None

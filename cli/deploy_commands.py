@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Optional
 
 import typer
 
-from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
-                                       LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags)
+from gptoss_deploy.cli.options import (SETTINGS, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
+                                       LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags,
+                                       with_cloud_settings)
 from gptoss_deploy.cli.output import Output, say
 from gptoss_deploy.planner.errors import UsageError
 
@@ -80,9 +82,10 @@ def _require_this_machine(path: Path, described) -> None:
                          "launch, or --force to launch it anyway")
 
 
+@with_cloud_settings(at_plan_only=False)
 def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
-               azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None,
+               hardware: HardwareOpt = None,
                plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
                gguf: Annotated[Optional[Path], typer.Option("--gguf", metavar="FILE", help="Serve this local GGUF file instead of downloading one.")] = None,
                name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="Deployment name (default: model-backend).")] = None,
@@ -90,16 +93,13 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, metavar="INTEGER", help="Port (default: the backend's usual one).")] = None,
                ready_timeout: Annotated[Optional[float], typer.Option("--ready-timeout", min=1, metavar="SECONDS", help="Seconds to wait for the model to load (default: scaled to its size).")] = None,
                no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the micro-benchmark.")] = False,
-               azure_subscription: Annotated[Optional[str], typer.Option("--azure-subscription", metavar="ID", help="Azure subscription id (or AZURE_SUBSCRIPTION_ID).")] = None,
-               azure_resource_group: Annotated[Optional[str], typer.Option("--azure-resource-group", metavar="NAME", help="Azure resource group (or AZURE_RESOURCE_GROUP).")] = None,
-               azure_workspace: Annotated[Optional[str], typer.Option("--azure-workspace", metavar="NAME", help="Azure ML / AI Foundry workspace or project (or AZURE_ML_WORKSPACE).")] = None,
                min_decode_tps: MinDecodeOpt = None, min_aggregate_tps: MinAggregateOpt = None,
                max_ttft_ms: MaxTtftOpt = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Print exactly what would run, run nothing.")] = False,
                force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
                no_fallback: Annotated[bool, typer.Option("--no-fallback", help="When memory runs out while loading, fail instead of planning again at the next smaller context.")] = False,
                yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: a degraded plan downloads and launches without the question a terminal gets.")] = False,
-               json_out: JsonOpt = False) -> None:
+               json_out: JsonOpt = False, *, cloud_settings: Mapping[str, str]) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint.
 
     \b
@@ -119,12 +119,12 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     gates = _gates(min_decode_tps, min_aggregate_tps, max_ttft_ms)
     budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
-    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode)
+    at_plan = {key: value for key, value in cloud_settings.items() if SETTINGS[key].at_plan}
+    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, at_plan)
     doc, hw = _up_plan(profile, flags, hardware, plan_file, gguf_info, launching=not (dry_run or force))
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
                         api_key=os.environ.get("GPTOSS_API_KEY"),
-                        azure_subscription_id=azure_subscription, azure_resource_group=azure_resource_group,
-                        azure_workspace=azure_workspace)
+                        cloud={key: value for key, value in cloud_settings.items() if key not in at_plan})
     if dry_run:
         _dry_run(out, doc, options, hw, gguf_info)
         return

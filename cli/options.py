@@ -1,13 +1,18 @@
 """What the CLI's commands share: option types, and how flags become a plan's inputs."""
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from gptoss_deploy.backends import REGISTRY
+from gptoss_deploy.planner.backend import declared_settings
 from gptoss_deploy.planner.catalog import REASONING_EFFORTS
+from gptoss_deploy.planner.constraints import checked_setting
 
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-p", metavar="NAME|FILE", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
@@ -22,8 +27,6 @@ CloudOpt = Annotated[bool, typer.Option(
     "--cloud", help="Cloud is fine: a cloud service may win over a local plan below the speed floor.")]
 HardwareOpt = Annotated[Optional[Path], typer.Option(
     "--hardware", metavar="FILE", help="Plan for the machine described in FILE (as `gptoss probe --json` prints it).")]
-AzureModeOpt = Annotated[Optional[str], typer.Option(
-    "--azure-mode", metavar="serverless|managed", help="Azure: serverless (pay per token) or managed (a GPU VM size the planner picks).")]
 GpuOpt = Annotated[Optional[str], typer.Option(
     "--gpu", metavar="TYPE[:COUNT]", help="Plan for a node of COUNT GPUs of TYPE instead of this machine: A10G, L4, "
     "L40S, A100-40GB, A100-80GB, H100, H200, B200, MI300X (e.g. H100:8).")]
@@ -62,6 +65,33 @@ def hardware_report(path: Optional[Path], gpu: Optional[str] = None, nodes: Opti
     return load_hardware(path) if path else probe()
 
 
-def planning_flags(model, backend, context, effort, local, cloud=False, azure_mode=None) -> dict:
+def planning_flags(model, backend, context, effort, local, cloud=False,
+                   settings: Mapping[str, str] | None = None) -> dict:
+    """The planning choices given as flags, by constraint name; SETTINGS: the cloud services' own, by key."""
     return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
-            "local_only": True if local else None, "cloud": True if cloud else None, "azure_mode": azure_mode}
+            "local_only": True if local else None, "cloud": True if cloud else None, **(settings or {})}
+
+
+SETTINGS = declared_settings(REGISTRY)     # the cloud services' own settings, by key
+
+
+def with_cloud_settings(*, at_plan_only: bool):
+    """A command that takes a flag for each setting the registered cloud services declare (with AT_PLAN_ONLY, those
+    the plan depends on): their values reach it as `cloud_settings`, by key, each checked as its service says. The
+    flags are the services' own: a new service's settings need no change here."""
+    settings = [s for s in SETTINGS.values() if s.flag and (s.at_plan or not at_plan_only)]
+
+    def wrap(command):
+        @functools.wraps(command)
+        def run(**kwargs):
+            given = {s.key: (s, kwargs.pop(s.key)) for s in settings}
+            return command(**kwargs, cloud_settings={key: checked_setting(s, value, f"{s.flag} {value}")
+                                                     for key, (s, value) in given.items() if value is not None})
+
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "cloud_settings"]
+        run.__signature__ = inspect.Signature([*own, *(inspect.Parameter(
+            s.key, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[Optional[str], typer.Option(
+                s.flag, metavar="|".join(s.choices) or "VALUE", help=s.help + (f" (or {s.env})" if s.env else ""))])
+            for s in settings)])
+        return run
+    return wrap

@@ -5,14 +5,15 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, NamedTuple, Optional
 
 import typer
 
-from gptoss_deploy.cli.options import (AzureModeOpt, BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
+from gptoss_deploy.cli.options import (BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
                                        GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, NodesOpt,
                                        ProfileOpt, TargetTpsOpt, VerboseOpt, YesOpt, hardware_report,
-                                       planning_flags)
+                                       planning_flags, with_cloud_settings)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
 
@@ -43,7 +44,7 @@ def next_step(result, hardware: Optional[Path], gpu: Optional[str], nodes: Optio
         machine = ["--gpu", gpu, *(["--nodes", str(nodes)] if nodes else [])] if gpu else ["--hardware", str(hardware)]
         sizing = [*(["--target-tps", f"{target_tps:g}"] if target_tps is not None else []),
                   *(["--concurrency", str(concurrency)] if concurrency is not None else [])]
-        export = as_flags(result.constraints, leave_out=("local_only", "cloud", "azure_mode"))   # engines only
+        export = as_flags(result.constraints, leave_out=("local_only", "cloud", *result.constraints.cloud_settings))
         return NextStep("Deploy it on such nodes (or run gptoss-up on one of them):",
                         shlex.join(["gptoss", "export", "--format", "kubernetes", *export, *machine, *sizing]), True)
     return NextStep("Launch it:", shlex.join(["gptoss-up", *flags, *(["--hardware", str(hardware)] if hardware else [])]))
@@ -72,12 +73,13 @@ def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], t
     Output(json_out).result(report.to_json(), lambda console: render_hardware(console, report))
 
 
+@with_cloud_settings(at_plan_only=True)
 def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
-                 azure_mode: AzureModeOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None,
+                 hardware: HardwareOpt = None, gpu: GpuOpt = None,
                  target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
                  usd_per_gpu_hour: GpuPriceOpt = None, nodes: NodesOpt = None, json_out: JsonOpt = False,
-                 yes: YesOpt = False, verbose: VerboseOpt = False) -> None:
+                 yes: YesOpt = False, verbose: VerboseOpt = False, *, cloud_settings: Mapping[str, str]) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
 
     \b
@@ -92,7 +94,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     from gptoss_deploy.planner.errors import NoFitError
     from gptoss_deploy.planner.plan import plan
 
-    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, azure_mode)
+    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, cloud_settings)
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     from gptoss_deploy.planner.capacity import check_capacity_flags
 
@@ -147,7 +149,7 @@ def profiles_command(json_out: JsonOpt = False) -> None:
     from gptoss_deploy.cli.render import render_profiles
     from gptoss_deploy.planner.profiles import available_profiles, user_profile_dir
 
-    profiles = available_profiles(list(REGISTRY))
+    profiles = available_profiles(REGISTRY)
     document = [{"name": p.name, "source": p.source, "description": p.profile.description, **p.profile.model_dump()}
                 for p in profiles]
     Output(json_out).result(document, lambda console: render_profiles(console, profiles, user_profile_dir()))

@@ -3,7 +3,7 @@ the CLI hands plan() the registered ones."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
@@ -24,6 +24,21 @@ class MachineClass(str, Enum):
 
 
 @dataclass(frozen=True)
+class CloudSetting:
+    """A setting one cloud service owns (Azure's workspace, its mode): a key in profiles, a flag, a variable. The
+    profile reader, the constraints and the CLI take them from the services that declare them (`settings`)."""
+
+    key: str                             # the profile key, and its key in Constraints.cloud and LaunchSettings.cloud
+    help: str
+    flag: str | None = None              # the command-line flag; None: profiles only
+    env: str | None = None               # the variable that sets it
+    choices: tuple[str, ...] = ()        # the values it takes; none: text matching PATTERN
+    pattern: str = r"\S{1,200}"
+    at_plan: bool = True                 # the plan depends on it: `gptoss-plan` takes the flag, the variable is read
+                                         # when planning; False: `up` reads them, where it creates the service
+
+
+@dataclass(frozen=True)
 class LaunchSettings:
     """What a launch is built from beyond the placement: where it listens, how it reasons, where in the cloud."""
 
@@ -32,9 +47,7 @@ class LaunchSettings:
     reasoning_effort: str = "medium"
     context: int = 32768             # the target; a cloud service's GPU size is fitted to it
     region: str | None = None        # cloud backends
-    cloud_model_id: str | None = None
-    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)
-    azure_mode: str = "serverless"
+    cloud: Mapping[str, str] = field(default_factory=dict)   # the cloud services' own settings, by CloudSetting.key
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class LocalEngine(Protocol):
     why_chosen: str                              # the plan's reason when auto picked it
     serves_gguf_files: bool                      # can run a local GGUF (--gguf)
     host_caches: bool                            # keeps prompts in RAM on the plan's budget (llama-server)
+    settings: tuple[CloudSetting, ...]           # none so far: a local engine's choices are the plan's
 
     def artifact(self, model: ModelSpec) -> Artifact: ...
 
@@ -107,8 +121,14 @@ class CloudService(Protocol):
     name: str
     title: str
     cloud: bool                                  # True
+    settings: tuple[CloudSetting, ...]           # what it takes beyond the region (Azure's workspace and mode)
 
     def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection: ...
 
 
 PlannedBackend = LocalEngine | CloudService
+
+
+def declared_settings(backends: Mapping[str, PlannedBackend]) -> dict[str, CloudSetting]:
+    """Every setting the registered BACKENDS declare, by key (profiles, flags and variables are read by these)."""
+    return {setting.key: setting for backend in backends.values() for setting in backend.settings}

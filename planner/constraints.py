@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from gptoss_deploy.planner.backend import CloudSetting, declared_settings
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
     from gptoss_deploy.planner.plan import Backends
 
 MODEL_ALIASES = {"auto": "auto", "20b": "20b", "120b": "120b", "gpt-oss-20b": "20b", "gpt-oss-120b": "120b"}
-AZURE_MODES = ("serverless", "managed")
 PRICE_FIELDS = ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_hour")
 # A context whose full prompt would take longer than this to read is not a useful default: one the user did not
 # choose (profile, default) is capped to what the predicted prefill reads in this time, never below the floor,
@@ -25,11 +25,9 @@ MAX_FULL_PROMPT_S = 60.0
 MIN_CAPPED_CONTEXT = 4096
 CONTEXT_STEP = 1024
 ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
-            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL", "cloud": "GPTOSS_CLOUD",
-            "azure_mode": "GPTOSS_AZURE_MODE"}
+            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL", "cloud": "GPTOSS_CLOUD"}
 FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context",
-              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "cloud": "--cloud",
-              "azure_mode": "--azure-mode"}
+              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "cloud": "--cloud"}
 
 
 @dataclass(frozen=True)
@@ -45,9 +43,9 @@ class Constraints:
     cloud: bool = False               # asked for: a cloud service may win over a local plan below the speed floor
     backend_preference: tuple[str, ...] = ()
     region: str | None = None
-    azure_model_id: str | None = None
-    azure_workspace: tuple[str | None, str | None, str | None] = (None, None, None)   # subscription, group, name
-    azure_mode: str = "serverless"    # serverless endpoint, or a managed online endpoint on a GPU size we pick
+    # the cloud services' own settings (CloudSetting), by key: profile < variable < flag for those the plan needs;
+    # the profile's alone for those `up` reads (where to create the service)
+    cloud_settings: Mapping[str, str] = field(default_factory=dict)
     prices: Mapping[str, float] = field(default_factory=dict)   # the profile's own prices, by price field
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     foreign_model: bool = False       # a GGUF of another architecture: gpt-oss figures must not steer its launch
@@ -131,32 +129,45 @@ def _flag_bool(value, origin: str) -> bool:
     raise UsageError(f"{origin}: expected true or false (got {value!r})")
 
 
-def _azure_mode(value: str, origin: str) -> str:
-    if value not in AZURE_MODES:
-        raise UsageError(f"{origin}: Azure mode must be serverless or managed (got {value!r})")
+def _setting_parser(setting: CloudSetting):
+    def parse(value: str, origin: str) -> str:
+        return checked_setting(setting, value, origin)
+    return parse
+
+
+def checked_setting(setting: CloudSetting, value, origin: str) -> str:
+    """VALUE, if SETTING takes it; else a usage error naming ORIGIN (a flag, a variable, a wizard answer)."""
+    if setting.choices and value not in setting.choices:
+        raise UsageError(f"{origin}: {setting.key} must be {' or '.join(setting.choices)} (got {str(value)[:80]!r})")
+    if not setting.choices and not (isinstance(value, str) and re.fullmatch(setting.pattern, value)):
+        raise UsageError(f"{origin}: {str(value)[:80]!r} is not a valid {setting.help}")
     return value
 
 
 PARSERS = {"model": _model, "backend": None, "context": _context,   # backend: checked against the registered ones
-           "reasoning_effort": _effort, "local_only": _flag_bool, "cloud": _flag_bool, "azure_mode": _azure_mode}
+           "reasoning_effort": _effort, "local_only": _flag_bool, "cloud": _flag_bool}
 
 
 def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,
             answers: Mapping[str, object] | None = None) -> Constraints:
     """Layer profile < GPTOSS_* environment < flags < wizard answers; record where each choice came from."""
-    parsers = {**PARSERS, "backend": _backend_parser(backends)}
+    settings = declared_settings(backends)
+    planned = {key: s for key, s in settings.items() if s.at_plan}
+    parsers = {**PARSERS, "backend": _backend_parser(backends), **{k: _setting_parser(s) for k, s in planned.items()}}
+    env_vars = {**ENV_VARS, **{k: s.env for k, s in planned.items() if s.env}}
+    flag_names = flag_names_of(backends)
     p = profile.profile
     values = {"model": p.model, "backend": p.backend, "context": p.context,
               "reasoning_effort": p.reasoning_effort, "local_only": p.local_only, "cloud": p.cloud,
-              "azure_mode": p.azure_mode}
+              **{key: getattr(p, key) for key in settings}}
     sources = {name: f"profile {profile.name}" for name in values}
     for name, parse in parsers.items():
-        if env.get(ENV_VARS[name]) is not None:
-            values[name] = parse(env[ENV_VARS[name]], f"{ENV_VARS[name]}={env[ENV_VARS[name]]}")
-            sources[name] = f"env {ENV_VARS[name]}"
+        if env_vars.get(name) and env.get(env_vars[name]) is not None:
+            values[name] = parse(env[env_vars[name]], f"{env_vars[name]}={env[env_vars[name]]}")
+            sources[name] = f"env {env_vars[name]}"
         if flags.get(name) is not None:
-            values[name] = parse(flags[name], f"{FLAG_NAMES[name]} {flags[name]}")
-            sources[name] = f"flag {FLAG_NAMES[name]}"
+            values[name] = parse(flags[name], f"{flag_names[name]} {flags[name]}")
+            sources[name] = f"flag {flag_names[name]}"
         if answers and answers.get(name) is not None:
             values[name] = parse(answers[name], f"wizard answer {answers[name]}")
             sources[name] = "wizard answer"
@@ -168,20 +179,26 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
         if sources["backend"].startswith("flag"):
             raise UsageError(f"--backend {values['backend']} is a cloud backend, and --local forbids cloud backends")
         values["backend"], sources["backend"] = "auto", f"auto: {sources['local_only']} excludes {values['backend']}"
+    cloud_settings = {key: value for key in settings if (value := values.pop(key)) is not None}
+    sources = {name: source for name, source in sources.items() if name not in settings or name in cloud_settings}
     return Constraints(
         profile=profile.name, profile_path=None if profile.source in ("user", "built-in") else profile.source,
         min_decode_tokens_per_s=p.min_decode_tokens_per_s,
-        backend_preference=tuple(p.backend_preference), region=p.region, azure_model_id=p.azure_model_id,
-        azure_workspace=(p.azure_subscription_id, p.azure_resource_group, p.azure_workspace),
+        backend_preference=tuple(p.backend_preference), region=p.region, cloud_settings=cloud_settings,
         prices={k: v for k in PRICE_FIELDS if (v := getattr(p, k)) is not None},
         sources=sources, **values,
     )
 
 
+def flag_names_of(backends: Backends) -> dict[str, str]:
+    """The flag of each choice: the planner's own, and those of the settings BACKENDS declare."""
+    return {**FLAG_NAMES, **{key: s.flag for key, s in declared_settings(backends).items() if s.flag}}
+
+
 def load_constraints(profile: str | None, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,
                      answers: Mapping[str, object] | None = None) -> Constraints:
     """The profile named by --profile, else GPTOSS_PROFILE, else auto; then the layers above it."""
-    loaded = load_profile(profile or env.get("GPTOSS_PROFILE") or "auto", list(backends))
+    loaded = load_profile(profile or env.get("GPTOSS_PROFILE") or "auto", backends)
     return resolve(loaded, flags, env, backends, answers)
 
 
@@ -196,6 +213,9 @@ def as_flags(constraints: Constraints, leave_out: tuple[str, ...] = ()) -> list[
                 flags += [flag] if value else []
             else:
                 flags += [flag, str(value)]
+    for key, value in constraints.cloud_settings.items():     # a cloud service's own: its flag is in the source
+        if constraints.source(key).startswith("flag ") and key not in leave_out:
+            flags += [constraints.source(key).removeprefix("flag "), value]
     return flags
 
 

@@ -96,8 +96,7 @@ def machine_class(hw: HardwareReport) -> MachineClass:
 
 def _settings(constraints: Constraints) -> LaunchSettings:
     return LaunchSettings(reasoning_effort=constraints.reasoning_effort, context=constraints.context,
-                          region=constraints.region, cloud_model_id=constraints.azure_model_id,
-                          azure_workspace=constraints.azure_workspace, azure_mode=constraints.azure_mode)
+                          region=constraints.region, cloud=constraints.cloud_settings)
 
 
 def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,

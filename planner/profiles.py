@@ -1,27 +1,36 @@
 """Profiles: TOML files of planning choices, validated strictly; found built-in, in the user's dir, or by path."""
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, create_model,
+                      field_validator)
 from pydantic_core import PydanticCustomError
 
+from gptoss_deploy.planner.backend import CloudSetting, declared_settings
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Effort
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.files import read_user_text
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 
+if TYPE_CHECKING:
+    from gptoss_deploy.planner.plan import Backends
+
 ModelChoice = Literal["auto", "20b", "120b"]
 
 
 class Profile(BaseModel):
+    """The planner's own keys; a profile is read through profile_model(), which adds the keys of the settings the
+    registered cloud services declare (Azure's azure_mode, its workspace)."""
     # strict: TOML already gives native types, so "8192" for a number is a mistake worth naming
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # python-re: a cloud setting's pattern means what it means where flags are checked (constraints.checked_setting)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="python-re")
 
     description: str
     model: ModelChoice = "auto"
@@ -33,11 +42,6 @@ class Profile(BaseModel):
     local_only: bool = False
     cloud: bool = False                    # a cloud service may win over a local plan below the speed floor
     region: str | None = None
-    azure_model_id: str | None = None
-    azure_subscription_id: str | None = None
-    azure_resource_group: str | None = None
-    azure_workspace: str | None = None
-    azure_mode: Literal["serverless", "managed"] = "serverless"
     # Your prices (negotiated, or read off the provider's page) where our data has none, or to override it.
     usd_per_1m_input_tokens: float | None = Field(default=None, ge=0)
     usd_per_1m_output_tokens: float | None = Field(default=None, ge=0)
@@ -52,6 +56,16 @@ class Profile(BaseModel):
     @classmethod
     def _known_backends(cls, value: list[str], info: ValidationInfo) -> list[str]:
         return [_one_of(name, info.context["backends"]) for name in value]
+
+
+@functools.cache
+def profile_model(settings: tuple[CloudSetting, ...]) -> type[Profile]:
+    """Profile with a key for each of SETTINGS, checked as its service says (its choices, or its pattern)."""
+    def kind(setting: CloudSetting):
+        if setting.choices:
+            return Literal[setting.choices]                 # type: ignore[valid-type]
+        return Annotated[str, StringConstraints(pattern=f"^(?:{setting.pattern})$")]
+    return create_model("Profile", __base__=Profile, **{s.key: (kind(s) | None, None) for s in settings})
 
 
 def _one_of(value: str, allowed: list[str]) -> str:
@@ -79,8 +93,8 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("gptoss_deploy.profiles")))
 
 
-def available_profiles(backends: list[str]) -> list[LoadedProfile]:
-    """Built-in profiles, with user profiles of the same name taking their place; BACKENDS: the registered names."""
+def available_profiles(backends: Backends) -> list[LoadedProfile]:
+    """Built-in profiles, with user profiles of the same name taking their place; BACKENDS: the registered ones."""
     found: dict[str, tuple[Path, str]] = {}
     for directory, source in ((_builtin_dir(), "built-in"), (user_profile_dir(), "user")):
         if directory.is_dir():
@@ -89,7 +103,7 @@ def available_profiles(backends: list[str]) -> list[LoadedProfile]:
     return [_load(path, name, source, backends) for name, (path, source) in sorted(found.items())]
 
 
-def load_profile(name_or_path: str, backends: list[str]) -> LoadedProfile:
+def load_profile(name_or_path: str, backends: Backends) -> LoadedProfile:
     """A profile by name (user dir first, then built-in) or by path (anything with a / or ending .toml)."""
     if "/" in name_or_path or name_or_path.endswith(".toml"):
         path = Path(name_or_path)
@@ -104,14 +118,15 @@ def load_profile(name_or_path: str, backends: list[str]) -> LoadedProfile:
     raise UsageError(f"unknown profile {name_or_path!r}; choose one of: {names} (or pass a path to a .toml file)")
 
 
-def _load(path: Path, name: str, source: str, backends: list[str]) -> LoadedProfile:
+def _load(path: Path, name: str, source: str, backends: Backends) -> LoadedProfile:
     text = read_user_text(path, "profile", " (TOML is UTF-8)")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"profile {path}: not valid TOML ({err})") from None
     try:
-        return LoadedProfile(name, source, Profile.model_validate(data, context={"backends": backends}))
+        model = profile_model(tuple(declared_settings(backends).values()))
+        return LoadedProfile(name, source, model.model_validate(data, context={"backends": list(backends)}))
     except ValidationError as err:
         first = err.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else ""

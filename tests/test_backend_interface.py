@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.backends.addresses import endpoint
-from gptoss_deploy.backends.base import LocalBackend, ServerLaunch, ready_deadline_s
+from gptoss_deploy.backends.base import CloudBackend, LocalBackend, ServerLaunch, per_token_quote, ready_deadline_s
+from gptoss_deploy.backends.bedrock import BEDROCK
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.cli.wizard import ask
-from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
+from gptoss_deploy.planner.backend import ApiLaunch, CloudSetting, LocalLaunch, MachineClass
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.gpus import node_from_spec
 from gptoss_deploy.planner.hardware import EXAMPLES, load_hardware
@@ -56,6 +58,46 @@ class TinyServe(LocalBackend):
 
     def use_api_key(self, *, launch, key) -> None:
         launch.env["TINYSERVE_KEY"] = key
+
+
+class TinyCloud(CloudBackend):
+    """A throwaway cloud service with a setting of its own: a tier, by flag, variable or profile key."""
+
+    name = "tinycloud"
+    title = "TinyCloud"
+    offers = BEDROCK.offers
+    settings = (CloudSetting("tiny_tier", "TinyCloud service tier", "--tiny-tier", "TINYCLOUD_TIER",
+                             choices=("bronze", "gold")),)
+    credentials = "none"
+
+    def credentials_missing(self):
+        return None
+
+    def quote(self, model, settings):
+        api = {"service": "tinycloud", "model_id": self.offers[model.size].model_id, "region": None,
+               "tier": settings.cloud.get("tiny_tier", "bronze")}
+        return per_token_quote(ApiLaunch(api), self.offers[model.size], "anywhere")
+
+    def describe_call(self, api):
+        return f"tinycloud {api['tier']}"
+
+    def check_planned(self, plan):
+        pass
+
+    def provision(self, *, plan, options, progress):
+        raise AssertionError("never provisioned here")
+
+    def teardown(self, *, record, progress):
+        pass
+
+    def resources_summary(self, record):
+        return "nothing"
+
+    def stream_client(self, *, record, api_key, effort):
+        raise AssertionError("never called here")
+
+    def describe(self, *, record, reused):
+        raise AssertionError("never called here")
 
 
 @pytest.fixture
@@ -224,3 +266,40 @@ def test_the_planner_never_imports_a_backend_or_the_cli():
             "print(sorted(m for m in sys.modules if m.startswith(('gptoss_deploy.backends', 'gptoss_deploy.cli'))))")
     result = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+CLOUD_CLI = """
+import sys
+sys.path.insert(0, {tests!r})
+from gptoss_deploy.backends import REGISTRY
+from test_backend_interface import TinyCloud
+REGISTRY[TinyCloud.name] = TinyCloud()        # registered before the CLI is built, as a shipped service would be
+from gptoss_deploy.cli import app
+sys.exit(app._run(app.app, "gptoss", sys.argv[1:]))
+"""
+
+
+def test_a_cloud_services_own_setting_is_a_flag_a_variable_and_a_profile_key_with_no_other_change(tmp_path):
+    """TinyCloud declares a tier (a CloudSetting): gptoss-plan offers --tiny-tier, reads TINYCLOUD_TIER and a
+    profile's tiny_tier, checks each against the service's choices, and hands the value to its quote."""
+    def gptoss(*args, **env):
+        result = subprocess.run([sys.executable, "-c", CLOUD_CLI.format(tests=str(Path(__file__).parent)), *args],
+                                capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), **env})
+        return result.returncode, result.stdout, result.stderr
+
+    def tier(*args, **env) -> str:
+        code, out, err = gptoss("plan", "--json", "--backend", "tinycloud", "--cloud", *args, **env)
+        assert code == 0, err
+        return json.loads(out)["launch"]["api"]["tier"]
+
+    assert "--tiny-tier bronze|gold" in gptoss("plan", "--help")[1]
+    assert tier() == "bronze" and tier("--tiny-tier", "gold") == "gold" and tier(TINYCLOUD_TIER="gold") == "gold"
+    profile = tmp_path / "tiny.toml"
+    profile.write_text('description = "tiny"\ntiny_tier = "gold"\n')
+    assert tier("--profile", str(profile)) == "gold"
+    profile.write_text('description = "tiny"\n\ntiny_tier = "platinum"\n')
+    code, _, err = gptoss("plan", "--json", "--profile", str(profile))
+    assert code == 2 and f"{profile}:3: tiny_tier" in err
+    code, _, err = gptoss("plan", "--json", "--backend", "tinycloud", "--tiny-tier", "platinum")
+    assert code == 2 and "--tiny-tier platinum: tiny_tier must be bronze or gold" in err

@@ -8,7 +8,7 @@ from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.profiles import available_profiles, load_profile
 
 REQUIRED = {"laptop", "workstation", "server", "aws", "azure", "auto"}
-NAMES = list(REGISTRY)
+NAMES = REGISTRY
 
 
 def test_every_required_profile_ships_and_validates(monkeypatch, tmp_path):
