@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudSetting, declared_settings
@@ -115,7 +116,8 @@ def _context(value, origin: str) -> int:
 
 def _effort(value: str, origin: str) -> str:
     if value not in REASONING_EFFORTS:
-        raise UsageError(f"{origin}: reasoning effort must be low, medium or high (got {value!r})")
+        raise UsageError(f"{origin}: reasoning effort must be {', '.join(REASONING_EFFORTS[:-1])} or "
+                         f"{REASONING_EFFORTS[-1]} (got {value!r})")
     return value
 
 
@@ -127,12 +129,6 @@ def _flag_bool(value, origin: str) -> bool:
     if str(value).lower() in ("0", "false", "no", "off", ""):
         return False
     raise UsageError(f"{origin}: expected true or false (got {value!r})")
-
-
-def _setting_parser(setting: CloudSetting):
-    def parse(value: str, origin: str) -> str:
-        return checked_setting(setting, value, origin)
-    return parse
 
 
 def checked_setting(setting: CloudSetting, value, origin: str) -> str:
@@ -153,7 +149,8 @@ def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[st
     """Layer profile < GPTOSS_* environment < flags < wizard answers; record where each choice came from."""
     settings = declared_settings(backends)
     planned = {key: s for key, s in settings.items() if s.at_plan}
-    parsers = {**PARSERS, "backend": _backend_parser(backends), **{k: _setting_parser(s) for k, s in planned.items()}}
+    parsers = {**PARSERS, "backend": _backend_parser(backends),
+               **{key: partial(checked_setting, s) for key, s in planned.items()}}
     env_vars = {**ENV_VARS, **{k: s.env for k, s in planned.items() if s.env}}
     flag_names = flag_names_of(backends)
     p = profile.profile
