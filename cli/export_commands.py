@@ -13,7 +13,7 @@ import typer
 from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, EffortOpt, GpuOpt, HardwareOpt,
                                        ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
-from gptoss_deploy.planner.vendors import vendor_named
+from gptoss_deploy.planner.vendors import GPU_VENDORS, vendor_named
 
 from gptoss_deploy.export import TARGETS
 
@@ -73,6 +73,9 @@ def export_command(
     autoscale = _autoscale(sized, min_replicas, count)
     gpus = [d for d in doc.memory.devices if d.device != "cpu"] if doc.memory else []
     vendor = _vendor(hw, gpus[0].name) if gpus else None
+    if vendor and not GPU_VENDORS[vendor].reaches_containers:
+        raise UsageError(f"a container cannot use the {gpus[0].name} ({vendor}'s GPUs reach no container runtime): "
+                         "run gptoss-up on that machine, or export a plan for other GPUs (--gpu H100)")
     request = ExportRequest(doc, name, count, vendor, gpus[0].name if gpus else None, image, autoscale,
                             hw.cpu.physical_cores if hw else None)
     try:

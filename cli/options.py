@@ -21,7 +21,9 @@ BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="NAME", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
 ContextOpt = Annotated[Optional[str], typer.Option(
     "--context", metavar="TOKENS", help="Context length in tokens: 32768, 32k or 128k; from 4k (4096) up to 128k (131072).")]
-EffortOpt = Annotated[Optional[str], typer.Option("--reasoning-effort", metavar="|".join(REASONING_EFFORTS), help=f"{', '.join(REASONING_EFFORTS[:-1])} or {REASONING_EFFORTS[-1]}.")]
+EffortOpt = Annotated[Optional[str], typer.Option(
+    "--reasoning-effort", metavar="|".join(REASONING_EFFORTS),
+    help=f"{', '.join(REASONING_EFFORTS[:-1])} or {REASONING_EFFORTS[-1]}.")]
 LocalOpt = Annotated[bool, typer.Option("--local", help="Never plan a cloud backend.")]
 CloudOpt = Annotated[bool, typer.Option(
     "--cloud", help="Cloud is fine: a cloud service may win over a local plan below the speed floor.")]

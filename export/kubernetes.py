@@ -175,7 +175,8 @@ class Pod:
         threads = {"LLAMA_ARG_THREADS": str(self.size.cpus)} if self.plan.backend == "llamacpp" else {}
         env = [{"name": k, "value": v} for k, v in {**runs.env, **CACHE_ENV, **threads}.items()]
         mounts = [{"name": "models", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}]
-        volumes = [{"name": "models", **self.cache}, {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]
+        volumes = [{"name": "models", **self.cache},
+                   {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM}}]
         key = {"secretName": secret_name(self.name), "items": [{"key": "api-key", "path": "api-key"}]}
         if runs.key_file:                                   # the engine reads the key from the Secret's file
             mounts.append({"name": "api-key", "mountPath": KEY_DIR, "readOnly": True})

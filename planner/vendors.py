@@ -28,6 +28,11 @@ class Vendor:
     compose_driver: str | None = None             # compose's device reservation driver
     name_marks: tuple[str, ...] = ()              # words in its GPUs' names as its drivers report them
 
+    @property
+    def reaches_containers(self) -> bool:
+        """Whether a container can use its GPUs: a runtime hands them in, or its device files can be."""
+        return bool(self.compose_driver or self.container_devices)
+
 
 NVIDIA = Vendor(
     "nvidia", "CUDA_VISIBLE_DEVICES", 512 * MIB,

@@ -19,7 +19,8 @@ from helpers import free_port, measured
 from fake_azure import FakeArm, FakeCredential
 from fake_reply import REASONING_CHUNKS
 
-WORKSPACE = ["--azure-subscription", "11111111-2222-3333-4444-555555555555", "--azure-resource-group", "rg-ml", "--azure-workspace", "ws-ml"]
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+WORKSPACE = ["--azure-subscription", SUBSCRIPTION, "--azure-resource-group", "rg-ml", "--azure-workspace", "ws-ml"]
 KEY = "azure-primary-key-0001"
 
 
@@ -73,7 +74,7 @@ def test_up_creates_a_tagged_endpoint_benchmarks_it_and_down_deletes_it(run_cli,
 def test_missing_workspace_names_every_way_to_give_it(run_cli, state, monkeypatch):
     for env in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
         monkeypatch.delenv(env, raising=False)
-    code, _, err = run_cli("up", "--profile", "azure", "--azure-subscription", "11111111-2222-3333-4444-555555555555")
+    code, _, err = run_cli("up", "--profile", "azure", "--azure-subscription", SUBSCRIPTION)
     assert code == 2 and "--azure-resource-group (or AZURE_RESOURCE_GROUP" in err and "--azure-workspace" in err
 
 
@@ -173,7 +174,7 @@ def test_down_on_a_terminal_asks_before_deleting_and_no_keeps_everything(state):
     import pexpect
 
     record = {"name": "gpt-oss-120b-azure", "backend": "azure", "model": "gpt-oss-120b", "pid": None,
-              "state": "ready", "protocol": "azure", "subscription_id": "11111111-2222-3333-4444-555555555555", "resource_group": "rg-ml",
+              "state": "ready", "protocol": "azure", "subscription_id": SUBSCRIPTION, "resource_group": "rg-ml",
               "workspace": "ws-ml", "endpoint": {"name": "gptoss-120b-abc123", "kind": "serverless_endpoint"},
               "cloud_resources": [["serverless_endpoint", "gptoss-120b-abc123"]]}
     with state.locked():

@@ -269,37 +269,42 @@ def test_the_planner_never_imports_a_backend_or_the_cli():
 
 
 CLOUD_CLI = """
-import sys
+import contextlib, io, json, os, sys
 sys.path.insert(0, {tests!r})
 from gptoss_deploy.backends import REGISTRY
 from test_backend_interface import TinyCloud
 REGISTRY[TinyCloud.name] = TinyCloud()        # registered before the CLI is built, as a shipped service would be
 from gptoss_deploy.cli import app
-sys.exit(app._run(app.app, "gptoss", sys.argv[1:]))
+results = []
+for args, env in json.loads(sys.argv[1]):      # each command with its variables, in this one process
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(env)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = app._run(app.app, "gptoss", args)
+    for name in env:
+        del os.environ[name]
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
 """
 
 
 def test_a_cloud_services_own_setting_is_a_flag_a_variable_and_a_profile_key_with_no_other_change(tmp_path):
     """TinyCloud declares a tier (a CloudSetting): gptoss-plan offers --tiny-tier, reads TINYCLOUD_TIER and a
     profile's tiny_tier, checks each against the service's choices, and hands the value to its quote."""
-    def gptoss(*args, **env):
-        result = subprocess.run([sys.executable, "-c", CLOUD_CLI.format(tests=str(Path(__file__).parent)), *args],
-                                capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), **env})
-        return result.returncode, result.stdout, result.stderr
-
-    def tier(*args, **env) -> str:
-        code, out, err = gptoss("plan", "--json", "--backend", "tinycloud", "--cloud", *args, **env)
-        assert code == 0, err
-        return json.loads(out)["launch"]["api"]["tier"]
-
-    assert "--tiny-tier bronze|gold" in gptoss("plan", "--help")[1]
-    assert tier() == "bronze" and tier("--tiny-tier", "gold") == "gold" and tier(TINYCLOUD_TIER="gold") == "gold"
-    profile = tmp_path / "tiny.toml"
-    profile.write_text('description = "tiny"\ntiny_tier = "gold"\n')
-    assert tier("--profile", str(profile)) == "gold"
-    profile.write_text('description = "tiny"\n\ntiny_tier = "platinum"\n')
-    code, _, err = gptoss("plan", "--json", "--profile", str(profile))
-    assert code == 2 and f"{profile}:3: tiny_tier" in err
-    code, _, err = gptoss("plan", "--json", "--backend", "tinycloud", "--tiny-tier", "platinum")
-    assert code == 2 and "--tiny-tier platinum: tiny_tier must be bronze or gold" in err
+    gold, platinum = tmp_path / "gold.toml", tmp_path / "platinum.toml"
+    gold.write_text('description = "tiny"\ntiny_tier = "gold"\n')
+    platinum.write_text('description = "tiny"\n\ntiny_tier = "platinum"\n')
+    tiny = ["plan", "--json", "--backend", "tinycloud", "--cloud"]
+    commands = [(["plan", "--help"], {}), (tiny, {}), ([*tiny, "--tiny-tier", "gold"], {}),
+                (tiny, {"TINYCLOUD_TIER": "gold"}), ([*tiny, "--profile", str(gold)], {}),
+                (["plan", "--json", "--profile", str(platinum)], {}), ([*tiny, "--tiny-tier", "platinum"], {})]
+    result = subprocess.run([sys.executable, "-c", CLOUD_CLI.format(tests=str(Path(__file__).parent)),
+                             json.dumps(commands)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    helped, *planned, bad_profile, bad_flag = json.loads(result.stdout)
+    assert "--tiny-tier bronze|gold" in helped[1]
+    assert all(code == 0 for code, _, _ in planned), planned
+    assert [json.loads(out)["launch"]["api"]["tier"] for _, out, _ in planned] == ["bronze", "gold", "gold", "gold"]
+    assert bad_profile[0] == 2 and f"{platinum}:3: tiny_tier" in bad_profile[2]
+    assert bad_flag[0] == 2 and "--tiny-tier platinum: tiny_tier must be bronze or gold" in bad_flag[2]

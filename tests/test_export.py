@@ -299,6 +299,8 @@ def test_llamacpp_pods_read_the_key_as_a_file_from_the_secret_in_the_build_of_th
      "llama.cpp's metrics need its API key"),
     (["--format", "compose", "--gpu", "H100", "--image", "vllm/vllm-openai\nprivileged: true"],
      "is not an image reference"),
+    (["--format", "kubernetes", "--hardware", str(fixture_path("apple-m2-16gb")), "--image", "registry.example/l:1"],
+     "a container cannot use the Apple M2"),        # was `null: 1` as the pod's GPU resource
 ])
 def test_what_export_cannot_do_is_exit_2_with_the_fix(run_cli, flags, said):
     code, out, err = run_cli("export", *flags)

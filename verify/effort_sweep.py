@@ -113,7 +113,8 @@ def sweep(client_for: Callable[[str], StreamClient], price: dict | None, max_tok
     except KeyboardInterrupt:
         stopped = "interrupted"
     done = min(len(r) for r in replies.values())        # the tasks every effort answered
-    efforts = [_summary(effort, tasks[:done], replies[effort][:done], price) for effort in REASONING_EFFORTS] if done else []
+    efforts = ([_summary(effort, tasks[:done], replies[effort][:done], price) for effort in REASONING_EFFORTS]
+               if done else [])
     return EffortSweep(done, len(tasks), max_tokens, budget_s, round(time.monotonic() - started, 1), stopped, efforts,
                        _notes(efforts, price, max_tokens, _stop_note(stopped, done, len(tasks), budget_s)))
 
