@@ -173,7 +173,7 @@ def test_a_new_gpu_vendor_is_one_record_and_one_reader(run_cli, monkeypatch, tmp
     from gptoss_deploy.planner.vendors import GPU_VENDORS, Vendor
 
     intel = Vendor("intel", "ZE_AFFINITY_MASK", 512 * 2**20, per_layer_ms=0.1, prefill_efficiency=0.2,
-                   kubernetes_resource="gpu.intel.com/xe", name_marks=("Intel",))
+                   kubernetes_resource="gpu.intel.com/xe", container_devices=("/dev/dri",), name_marks=("Intel",))
     arc = {"index": 0, "vendor": "intel", "name": "Intel Arc Pro B60", "memory_total_bytes": 24 * 2**30,
            "memory_free_bytes": 23 * 2**30, "memory_bandwidth_gbps": 456.0}
     monkeypatch.setitem(GPU_VENDORS, "intel", intel)
