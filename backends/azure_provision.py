@@ -121,7 +121,7 @@ def provision(doc: PlanDocument, options, progress) -> Provisioned:
     name = f"gptoss-{doc.model.removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
     tags = {"created-by": CREATED_BY, "gptoss-deployment": name}
     kind = "online_endpoint" if api.get("deployment") == "managed" else "serverless_endpoint"
-    created: list[list[str]] = []
+    created: list[tuple[str, str]] = []
     try:
         if kind == "online_endpoint":
             scoring_uri = _create_managed(client, name, api, tags, created, progress).removesuffix("/score")
@@ -135,7 +135,7 @@ def provision(doc: PlanDocument, options, progress) -> Provisioned:
         raise azure_error(err, f"creating {kind.replace('_', ' ')} {name}") from None
     return Provisioned("azure", api["region"], CloudEndpoint(
         doc.model, f"{scoring_uri.rstrip('/')}/v1", "OPENAI_API_KEY", api["model_id"], name=name, kind=kind),
-        [(kind_, resource) for kind_, resource in created], coordinates=coordinates)
+        created, coordinates=coordinates)
 
 
 def _create_managed(client, name: str, api: dict, tags: dict, created: list, progress) -> str:
@@ -145,7 +145,7 @@ def _create_managed(client, name: str, api: dict, tags: dict, created: list, pro
     endpoint = ManagedOnlineEndpoint(name=name, auth_mode="key", tags=tags)
     progress(f"creating online endpoint {name}")
     creating = client.online_endpoints.begin_create_or_update(endpoint)
-    created.append(["online_endpoint", name])               # deleting the endpoint deletes its deployments
+    created.append(("online_endpoint", name))               # deleting the endpoint deletes its deployments
     _wait(creating, name, progress)
     deployment = ManagedOnlineDeployment(name=MANAGED_DEPLOYMENT, endpoint_name=name, model=api["model_id"],
                                          instance_type=api["instance_type"], instance_count=1, tags=tags)
@@ -169,10 +169,10 @@ def _create_endpoint(client, name: str, model_id: str, tags: dict, created: list
         progress(f"subscribing to {model_id} in the Azure Marketplace")
         subscription = MarketplaceSubscription(name=name, model_id=model_id)
         subscribing = client.marketplace_subscriptions.begin_create_or_update(subscription, polling_interval=_poll_s())
-        created.append(["marketplace_subscription", name])
+        created.append(("marketplace_subscription", name))
         _wait(subscribing, name, progress)
         poller = client.serverless_endpoints.begin_create_or_update(endpoint, polling_interval=_poll_s())
-    created.append(["serverless_endpoint", name])
+    created.append(("serverless_endpoint", name))
     return _wait(poller, name, progress)
 
 

@@ -12,8 +12,7 @@ from gptoss_deploy.backends.base import CloudBackend, CloudEndpoint, Provisioned
 from gptoss_deploy.backends.flags import checked_fields, object_of, one_of, optional, text_matching
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch
-from gptoss_deploy.planner.catalog import CloudOffer
-from gptoss_deploy.planner.catalog import REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS, CloudOffer
 from gptoss_deploy.planner.errors import BackendError
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)

@@ -22,8 +22,7 @@ from gptoss_deploy.backends.flags import checked_env, checked_fields, one_of, pa
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, CloudOffer
-from gptoss_deploy.planner.catalog import REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS, CloudOffer
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
 from gptoss_deploy.planner.hardware import HardwareReport

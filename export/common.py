@@ -65,11 +65,7 @@ class Autoscale:
 def exportable(plan: PlanDocument, key_file: str | None = None) -> ContainerCommand:
     """The plan's server in its engine's published image, its command read as strictly as `up` reads it, its key
     read from KEY_FILE where the engine reads one; an engine without an image is a usage error."""
-    adapter = engine_of(plan)
-    if adapter.cloud or not adapter.container_images:      # a cloud service has no image to run
-        raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
-                         "--backend vllm or --backend llamacpp")
-    return adapter.container_command(plan=plan, key_file=key_file)
+    return engine_of(plan).container_command(plan=plan, key_file=key_file)
 
 
 def copies(plan: PlanDocument) -> int:
@@ -115,10 +111,15 @@ def key_env(plan: PlanDocument) -> str:
 
 
 def engine_of(plan: PlanDocument) -> LocalBackend:
-    """The adapter of PLAN's engine: its image, command and key variable."""
+    """The adapter of PLAN's engine: its image, command and key variable; an engine without an image (a cloud
+    service, Ollama) is a usage error."""
     from gptoss_deploy.backends import get_backend
 
-    return get_backend(plan.backend)
+    adapter = get_backend(plan.backend)
+    if adapter.cloud or not adapter.container_images:      # a cloud service has no image to run
+        raise UsageError(f"export runs vLLM and llama.cpp plans; this plan is for {plan.backend}: plan with "
+                         "--backend vllm or --backend llamacpp")
+    return adapter
 
 
 def nodes(plan: PlanDocument) -> int:

@@ -38,9 +38,9 @@ def secret_name(name: str) -> str:
     return f"{name}-api-key"
 
 
-def manifests(request: ExportRequest) -> list[dict]:
-    """Model-cache claim, Deployment and Service for the request's plan, REPLICAS times the planned node (at most
-    that many, from AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
+def manifests(request: ExportRequest, image: ContainerImage) -> list[dict]:
+    """Model-cache claim, Deployment and Service for the request's plan in IMAGE, REPLICAS times the planned node
+    (at most that many, from AUTOSCALE's minimum, with a HorizontalPodAutoscaler)."""
     plan, name, replicas, autoscale = request.plan, request.name, request.replicas, request.autoscale
     served = exportable(plan, key_file=f"{KEY_DIR}/api-key")
     if autoscale and plan.backend != "vllm":
@@ -57,8 +57,7 @@ def manifests(request: ExportRequest) -> list[dict]:
     shared = pods == 1 and autoscale is None
     cache = ({"persistentVolumeClaim": {"claimName": f"{name}-models"}} if shared else
              {"ephemeral": {"volumeClaimTemplate": {"spec": _cache_claim(plan)}}})
-    pod = Pod(plan, name, request.vendor, request.gpu_name, container_image(plan, request.vendor, request.image),
-              container_size(request), cache)
+    pod = Pod(plan, name, request.vendor, request.gpu_name, image, container_size(request), cache)
     serving = labels
     if nodes(plan) > 1:
         workload = _leader_worker_set(plan, served, name, labels, replicas, pod)
@@ -218,9 +217,8 @@ class Pod:
 
 
 def write(request: ExportRequest) -> str:
-    objects = manifests(request)
     image = container_image(request.plan, request.vendor, request.image)
-    return render(objects, request.name, as_root=None if image.user is not None else image)
+    return render(manifests(request, image), request.name, as_root=None if image.user is not None else image)
 
 
 def render(objects: list[dict], name: str, as_root: ContainerImage | None = None) -> str:
