@@ -404,7 +404,7 @@ class Stopped:
     kept: list[str]
 
     def to_json(self) -> dict[str, list[str]]:
-        return {"stopped": self.stopped, "kept": self.kept}
+        return asdict(self)
 
 
 def down(store: StateStore, names: list[str] | None, progress: Progress = lambda _: None,
