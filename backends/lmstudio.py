@@ -39,7 +39,7 @@ GPU_RATIO = r"^(max|off|0\.\d\d)$"       # lms load --gpu, as gptoss writes it
 class LoadRequest(BaseModel):
     """What the plan asks LM Studio once its server runs: which build to fetch, and how to load it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)    # built when a saved plan is read, not to plan
     format: Literal["gguf", "mlx"]
     context_length: int = Field(ge=MIN_CONTEXT, le=MAX_CONTEXT)
     gpu: str = Field(pattern=GPU_RATIO)

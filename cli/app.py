@@ -8,23 +8,29 @@ import sys
 
 import typer
 
-from gptoss_deploy.cli.deploy_commands import bench_command, down_command, status_command, up_command
-from gptoss_deploy.cli.export_commands import export_command
 from gptoss_deploy.cli.output import Output
-from gptoss_deploy.cli.plan_commands import (backends_command, plan_command, probe_command, profiles_command,
-                                             schema_command)
 from gptoss_deploy.planner.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GptossError, Interrupted,
                                           UsageError)
 
-app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
-                  epilog="gptoss --version prints the version. Each command's --help shows examples.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None)     # click's plain help: real metavars, wrapped words, nothing cut
-for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
-                      ("backends", backends_command), ("schema", schema_command),
-                      ("up", up_command), ("status", status_command), ("down", down_command),
-                      ("bench", bench_command), ("export", export_command)):
-    app.command(name)(command)
+@functools.cache
+def gptoss_app() -> typer.Typer:
+    """`gptoss` and its commands. Each script imports only the commands it runs: gptoss-plan, the one a start-up
+    benchmark times (tests/bench_startup.py), imports no launch, benchmark or export code."""
+    from gptoss_deploy.cli.deploy_commands import bench_command, down_command, status_command, up_command
+    from gptoss_deploy.cli.export_commands import export_command
+    from gptoss_deploy.cli.plan_commands import (backends_command, plan_command, probe_command, profiles_command,
+                                                 schema_command)
+
+    app = typer.Typer(name="gptoss", help="Which gpt-oss should I run here, how, and does it really perform?",
+                      epilog="gptoss --version prints the version. Each command's --help shows examples.",
+                      no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode=None)     # click's plain help: real metavars, wrapped words, nothing cut
+    for name, command in (("probe", probe_command), ("plan", plan_command), ("profiles", profiles_command),
+                          ("backends", backends_command), ("schema", schema_command),
+                          ("up", up_command), ("status", status_command), ("down", down_command),
+                          ("bench", bench_command), ("export", export_command)):
+        app.command(name)(command)
+    return app
 
 
 def _single(command) -> typer.Typer:
@@ -90,12 +96,16 @@ def _run_command(application: typer.Typer, prog: str, argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(_run(app, "gptoss"))
+    sys.exit(_run(gptoss_app(), "gptoss"))
 
 
 def plan_main() -> None:
+    from gptoss_deploy.cli.plan_commands import plan_command
+
     sys.exit(_run(_single(plan_command), "gptoss-plan"))
 
 
 def up_main() -> None:
+    from gptoss_deploy.cli.deploy_commands import up_command
+
     sys.exit(_run(_single(up_command), "gptoss-up"))

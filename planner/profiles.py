@@ -30,7 +30,8 @@ class Profile(BaseModel):
     registered cloud services declare (Azure's azure_mode, its workspace)."""
     # strict: TOML already gives native types, so "8192" for a number is a mistake worth naming
     # python-re: a cloud setting's pattern means what it means where flags are checked (constraints.checked_setting)
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="python-re")
+    # defer_build: only profile_model()'s subclasses validate; building this one too cost every command ~3 ms
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, regex_engine="python-re", defer_build=True)
 
     description: str
     model: ModelChoice = "auto"

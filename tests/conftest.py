@@ -48,8 +48,8 @@ def run_cli(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))           # never the user's cache, never the hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    def run(*args: str, app=cli.app, prog="gptoss"):
-        code = cli._run(app, prog, [str(a) for a in args])
+    def run(*args: str, app=None, prog="gptoss"):
+        code = cli._run(app or cli.gptoss_app(), prog, [str(a) for a in args])
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -108,7 +108,7 @@ def dry_run(fixture: str, profile: str, backend: str) -> str | None:
             *BACKEND_FLAGS[backend]]
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = cli._run(cli.app, "gptoss", argv)
+        code = cli._run(cli.gptoss_app(), "gptoss", argv)
     if code in NOT_PLANNED:
         return None
     if code != 0:
@@ -122,7 +122,7 @@ def exported(case: str) -> str:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = cli._run(cli.app, "gptoss", ["export", *EXPORT_CASES[case]])
+        code = cli._run(cli.gptoss_app(), "gptoss", ["export", *EXPORT_CASES[case]])
     if code != 0:
         raise RuntimeError(f"gptoss export {case} exited {code}: {err.getvalue().strip()}")
     return out.getvalue()

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from gptoss_deploy.cli import app as cli
+from gptoss_deploy.cli.plan_commands import plan_command
 
 from helpers import fixture_path
 
@@ -122,7 +123,7 @@ def test_profiles_lists_name_and_description(run_cli):
 
 
 def test_gptoss_plan_script_is_the_plan_command(run_cli):
-    code, out, _ = run_cli("--hardware", LAPTOP, "--json", app=cli._single(cli.plan_command), prog="gptoss-plan")
+    code, out, _ = run_cli("--hardware", LAPTOP, "--json", app=cli._single(plan_command), prog="gptoss-plan")
     assert code == 0 and json.loads(out)["model"] == "gpt-oss-20b"
 
 
@@ -136,11 +137,14 @@ def test_installed_scripts_run_as_a_user_would():
 
 
 def test_planning_imports_no_heavy_sdk():
-    """Nor rich: a JSON plan draws nothing (tests/bench_startup.py measures what that saves)."""
-    code = ("import sys\nfrom gptoss_deploy.cli import app as cli\n"
-            f"cli._run(cli.app, 'gptoss', ['plan', '--hardware', {str(LAPTOP)!r}, '--json'])\n"
+    """Nor rich (a JSON plan draws nothing), nor the launch, benchmark and export code gptoss-plan never runs
+    (tests/bench_startup.py measures what that saves)."""
+    code = ("import sys\nfrom gptoss_deploy.cli.app import plan_main\n"
+            f"sys.argv = ['gptoss-plan', '--hardware', {str(LAPTOP)!r}, '--json']\n"
+            "try:\n    plan_main()\nexcept SystemExit:\n    pass\n"
             "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary', 'rich')\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
+            "ours = ('gptoss_deploy.runtime', 'gptoss_deploy.verify', 'gptoss_deploy.export')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

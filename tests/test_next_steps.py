@@ -20,7 +20,7 @@ SAME_PLAN = ("status", "model", "backend", "context_length", "reasoning_effort",
 def gptoss(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli._run(cli.app, "gptoss", [str(a) for a in args])
+        code = cli._run(cli.gptoss_app(), "gptoss", [str(a) for a in args])
     return code, out.getvalue(), err.getvalue()
 
 

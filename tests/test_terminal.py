@@ -124,9 +124,11 @@ def test_version(script):
     from importlib.metadata import version
 
     from gptoss_deploy.cli import app as cli
+    from gptoss_deploy.cli.deploy_commands import up_command
+    from gptoss_deploy.cli.plan_commands import plan_command
 
-    application = {"gptoss": cli.app, "gptoss-plan": cli._single(cli.plan_command),
-                   "gptoss-up": cli._single(cli.up_command)}[script]
+    application = {"gptoss": cli.gptoss_app(), "gptoss-plan": cli._single(plan_command),
+                   "gptoss-up": cli._single(up_command)}[script]
     import contextlib
     import io
 
