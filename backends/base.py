@@ -51,6 +51,7 @@ class UpOptions:
     ready_timeout_s: float | None = None     # None: scaled to the model's size
     api_key: str | None = None               # from GPTOSS_API_KEY, never a flag (flags show in `ps`)
     cloud: Mapping[str, str] = field(default_factory=dict)   # a cloud service's settings given at `up`, by key
+    calibrate: bool = True                   # predictions use this machine's benchmarks (--no-calibration: False)
 
     def __post_init__(self) -> None:
         if self.name is not None:

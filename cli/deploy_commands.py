@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.cli.options import (SETTINGS, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
-                                       LocalOpt, ModelOpt, ProfileOpt, hardware_report, planning_flags,
-                                       with_cloud_settings)
+                                       LocalOpt, ModelOpt, NoCalibrationOpt, ProfileOpt, calibrated, hardware_report,
+                                       planning_flags, with_cloud_settings)
 from gptoss_deploy.cli.output import Output, say
 from gptoss_deploy.planner.errors import UsageError
 
@@ -43,9 +43,11 @@ def _store():
     return StateStore(state_dir(), notify=Output.note)
 
 
-def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info, launching: bool):
+def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_info, launching: bool,
+             no_calibration: bool):
     """The plan `up` applies, and the machine it runs on (read once: --hardware, else probed; none for cloud).
-    LAUNCHING: a --hardware file must describe this machine (a dry run, or --force, may plan for another)."""
+    LAUNCHING: a --hardware file must describe this machine (a dry run, or --force, may plan for another).
+    NO_CALIBRATION: predict from the model alone, not this machine's kept benchmarks."""
     from gptoss_deploy.backends import REGISTRY, get_backend, load_saved_plan
     from gptoss_deploy.planner.constraints import for_gguf, load_constraints
     from gptoss_deploy.planner.plan import plan
@@ -61,7 +63,7 @@ def _up_plan(profile, flags: dict, hardware: Optional[Path], plan_file, gguf_inf
         if gguf_info is not None:
             constraints = for_gguf(constraints, gguf_info, REGISTRY)
         hw = hardware_report(hardware)
-        doc = plan(hw, constraints, REGISTRY).document()
+        doc = plan(hw, calibrated(constraints, hw, no_calibration), REGISTRY).document()
         backend = get_backend(doc.backend)
         if hardware and launching and not backend.cloud:
             _require_this_machine(hardware, hw)
@@ -99,7 +101,8 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
                force: Annotated[bool, typer.Option("--force", help="Launch a --hardware plan even on a machine the file does not describe.")] = False,
                no_fallback: Annotated[bool, typer.Option("--no-fallback", help="When memory runs out while loading, fail instead of planning again at the next smaller context.")] = False,
                yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: a degraded plan downloads and launches without the question a terminal gets.")] = False,
-               json_out: JsonOpt = False, *, cloud_settings: Mapping[str, str]) -> None:
+               no_calibration: NoCalibrationOpt = False, json_out: JsonOpt = False, *,
+               cloud_settings: Mapping[str, str]) -> None:
     """Plan (or read a saved plan), launch, wait until ready, benchmark, and print the endpoint.
 
     \b
@@ -121,9 +124,10 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     gguf_info = read_gguf(gguf) if gguf else None
     at_plan = {key: value for key, value in cloud_settings.items() if SETTINGS[key].at_plan}
     flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, at_plan)
-    doc, hw = _up_plan(profile, flags, hardware, plan_file, gguf_info, launching=not (dry_run or force))
+    doc, hw = _up_plan(profile, flags, hardware, plan_file, gguf_info, launching=not (dry_run or force),
+                       no_calibration=no_calibration)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,
-                        api_key=os.environ.get("GPTOSS_API_KEY"),
+                        api_key=os.environ.get("GPTOSS_API_KEY"), calibrate=not no_calibration,
                         cloud={key: value for key, value in cloud_settings.items() if key not in at_plan})
     if dry_run:
         _dry_run(out, doc, options, hw, gguf_info)
@@ -131,7 +135,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     _confirm_degraded(doc, options, hw, gguf_info, yes)
     store = _store()
     with out.progress() as progress:
-        ladder = None if no_fallback or plan_file else _ladder(profile, flags, hardware, gguf_info)
+        ladder = None if no_fallback or plan_file else _ladder(profile, flags, hardware, gguf_info, no_calibration)
         record, reused = up_stepping_down(doc, options, store, hw, gguf_info, progress, ladder)
         if not (no_bench or reused):
             from gptoss_deploy.verify.measure import bench_record
@@ -165,7 +169,7 @@ def _confirm_degraded(doc, options, hw, gguf_info, yes: bool) -> None:
         raise Cancelled("declined: nothing was downloaded or started (see `gptoss-plan` for other choices)")
 
 
-def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
+def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info, no_calibration: bool):
     """The fallback ladder below the plan these flags give (a saved plan is applied as it is: it has none)."""
     from gptoss_deploy.backends import REGISTRY
     from gptoss_deploy.planner.constraints import load_constraints
@@ -173,7 +177,7 @@ def _ladder(profile, flags: dict, hardware: Optional[Path], gguf_info):
 
     allowed = load_constraints(profile, flags, os.environ, REGISTRY)
     return Ladder(replan=lambda changes: _up_plan(profile, {**flags, **changes}, hardware, None, gguf_info,
-                                                  launching=False),
+                                                  launching=False, no_calibration=no_calibration),
                   cloud_allowed=allowed.cloud and not allowed.local_only, model_fixed=gguf_info is not None)
 
 
@@ -184,6 +188,7 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
     from gptoss_deploy.cli.render_deploy import dry_run_json, render_dry_run, render_dry_run_api
     from gptoss_deploy.planner.documents import ApiCall
     from gptoss_deploy.runtime import deploy
+    from gptoss_deploy.runtime.state import state_dir
 
     needs = prerequisites_json(doc.backend, doc.model, hw)
     if isinstance(doc.launch, ApiCall):
@@ -191,7 +196,8 @@ def _dry_run(out: Output, doc, options, hw, gguf_info) -> None:
                    lambda console: (render_dry_run_api(console, doc), render_prerequisites(console, needs)))
         return
     launch = deploy.server_launch(doc, options, hw, gguf_info)
-    out.result(dry_run_json(doc, launch, needs),
+    yardstick = deploy.own_yardstick(doc, launch, options, state_dir(), hw, gguf_info)
+    out.result(dry_run_json(doc, launch, needs, yardstick),
                lambda console: (render_dry_run(console, doc, launch), render_prerequisites(console, needs)))
 
 

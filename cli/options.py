@@ -48,6 +48,9 @@ VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", "--all", "-v", help="The whole plan: every runner-up and what does not fit, with why, and the "
     "memory terms explained.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: accept the planner's choices.")]
+NoCalibrationOpt = Annotated[bool, typer.Option(
+    "--no-calibration", help="Predict from the model alone, not scaled by this machine's own benchmarks (which "
+    "gptoss-up and `gptoss bench` keep per machine, engine and model).")]
 
 
 def hardware_report(path: Optional[Path], gpu: Optional[str] = None, nodes: Optional[int] = None):
@@ -65,6 +68,20 @@ def hardware_report(path: Optional[Path], gpu: Optional[str] = None, nodes: Opti
 
         return node_from_spec(gpu, nodes or 1)
     return load_hardware(path) if path else probe()
+
+
+def calibrated(constraints, hw, no_calibration: bool):
+    """CONSTRAINTS with what this machine's kept benchmarks measured (runtime.calibrations), unless --no-calibration
+    (or nothing was kept for it)."""
+    if no_calibration:
+        return constraints
+    from dataclasses import replace
+
+    from gptoss_deploy.runtime.calibrations import calibrations_for
+    from gptoss_deploy.runtime.state import state_dir
+
+    found = calibrations_for(state_dir(), hw)
+    return replace(constraints, calibrations=found) if found else constraints
 
 
 def planning_flags(model, backend, context, effort, local, cloud=False,

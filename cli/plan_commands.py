@@ -11,9 +11,9 @@ from typing import Annotated, NamedTuple, Optional
 import typer
 
 from gptoss_deploy.cli.options import (BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
-                                       GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt, NodesOpt,
-                                       ProfileOpt, TargetTpsOpt, VerboseOpt, YesOpt, hardware_report,
-                                       planning_flags, with_cloud_settings)
+                                       GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
+                                       NoCalibrationOpt, NodesOpt, ProfileOpt, TargetTpsOpt, VerboseOpt, YesOpt,
+                                       calibrated, hardware_report, planning_flags, with_cloud_settings)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
 
@@ -29,7 +29,7 @@ class NextStep(NamedTuple):
 
 
 def next_step(result, hardware: Optional[Path], gpu: Optional[str], nodes: Optional[int],
-              target_tps: Optional[float], concurrency: Optional[int]) -> NextStep:
+              target_tps: Optional[float], concurrency: Optional[int], no_calibration: bool = False) -> NextStep:
     """What carries out RESULT: `gptoss-up` with the flags that planned it, for this machine (or the one a hardware
     file describes); the export for a node of named GPUs (--gpu) or several nodes; for a cloud service, `gptoss-up`
     naming it, which plans the same from any machine."""
@@ -47,7 +47,8 @@ def next_step(result, hardware: Optional[Path], gpu: Optional[str], nodes: Optio
         export = as_flags(result.constraints, leave_out=("local_only", "cloud", *result.constraints.cloud_settings))
         return NextStep("Deploy it on such nodes (or run gptoss-up on one of them):",
                         shlex.join(["gptoss", "export", "--format", "kubernetes", *export, *machine, *sizing]), True)
-    return NextStep("Launch it:", shlex.join(["gptoss-up", *flags, *(["--hardware", str(hardware)] if hardware else [])]))
+    return NextStep("Launch it:", shlex.join(["gptoss-up", *flags, *(["--hardware", str(hardware)] if hardware else []),
+                                              *(["--no-calibration"] if no_calibration else [])]))
 
 
 def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], typer.Option(
@@ -78,8 +79,9 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                  hardware: HardwareOpt = None, gpu: GpuOpt = None,
                  target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
-                 usd_per_gpu_hour: GpuPriceOpt = None, nodes: NodesOpt = None, json_out: JsonOpt = False,
-                 yes: YesOpt = False, verbose: VerboseOpt = False, *, cloud_settings: Mapping[str, str]) -> None:
+                 usd_per_gpu_hour: GpuPriceOpt = None, nodes: NodesOpt = None, no_calibration: NoCalibrationOpt = False,
+                 json_out: JsonOpt = False, yes: YesOpt = False, verbose: VerboseOpt = False, *,
+                 cloud_settings: Mapping[str, str]) -> None:
     """Plan the gpt-oss deployment for this machine (a wizard on a terminal, unless --yes or --json).
 
     \b
@@ -100,6 +102,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
 
     check_capacity_flags(target_tps, concurrency, usd_per_gpu_hour)
     hw = hardware_report(hardware, gpu, nodes)
+    constraints = calibrated(constraints, hw, no_calibration)
     if _interactive(json_out, yes):
         from gptoss_deploy.cli.wizard import ask
 
@@ -107,13 +110,14 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
             suggestion = plan(hw, constraints, REGISTRY)
         except NoFitError:
             suggestion = None
-        constraints = load_constraints(profile, flags, os.environ, REGISTRY, ask(constraints, suggestion, REGISTRY))
+        answers = ask(constraints, suggestion, REGISTRY)
+        constraints = calibrated(load_constraints(profile, flags, os.environ, REGISTRY, answers), hw, no_calibration)
     result = plan(hw, constraints, REGISTRY)
     doc = result.to_json()
     doc["prerequisites"] = prerequisites_json(result.chosen.backend, result.chosen.model.name, hw)
     if target_tps is not None or concurrency is not None or usd_per_gpu_hour is not None:
         doc["capacity"] = _capacity_json(result, target_tps, concurrency, usd_per_gpu_hour)
-    step = next_step(result, hardware, gpu, nodes, target_tps, concurrency)
+    step = next_step(result, hardware, gpu, nodes, target_tps, concurrency, no_calibration)
     Output(json_out).result(doc, lambda console: _render(console, result, doc, step, verbose))
 
 

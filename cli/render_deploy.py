@@ -13,7 +13,7 @@ from rich.text import Text
 from gptoss_deploy.backends.masking import masked_env
 from gptoss_deploy.cli.output import say
 from gptoss_deploy.cli.render import launch_command
-from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.documents import PlanDocument, Predicted
 from gptoss_deploy.planner.units import gib, size, tokens_per_s
 from gptoss_deploy.runtime.engine_memory import PART_WORDS, WHERE_WORDS
 from gptoss_deploy.runtime.records import Benchmark, Deployment, EngineMemory
@@ -46,11 +46,14 @@ def render_dry_run_api(console: Console, doc: PlanDocument) -> None:
     say(console, f"  {launch_command({'api': doc.launch.api}, doc.backend)}")
 
 
-def dry_run_json(doc: PlanDocument, launch, prerequisites: list[dict]) -> dict:
+def dry_run_json(doc: PlanDocument, launch, prerequisites: list[dict], yardstick: Predicted | None = None) -> dict:
+    """YARDSTICK: a GGUF of another model's own prediction (the plan's figures are gpt-oss's)."""
     return {"dry_run": True, "argv": launch.argv, "env": masked_env(launch.env), "downloads": launch.downloads,
             "warnings": launch.warnings, "unavailable": launch.unavailable, "prerequisites": prerequisites,
             "endpoint": {"base_url": launch.base_url, "model": launch.served_model},
-            **({"commands": launch.commands} if launch.commands else {}), "plan": doc.to_json()}
+            **({"commands": launch.commands} if launch.commands else {}),
+            **({"yardstick": yardstick.model_dump(mode="json", exclude_unset=True)} if yardstick else {}),
+            "plan": doc.to_json()}
 
 
 def render_deployment(console: Console, record: Deployment, reused: bool) -> None:

@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudSetting, declared_settings
+from gptoss_deploy.planner.calibration import Calibration
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
@@ -50,6 +51,8 @@ class Constraints:
     prices: Mapping[str, float] = field(default_factory=dict)   # the profile's own prices, by price field
     gguf_bytes: int | None = None     # a local gpt-oss GGUF (--gguf): its own size replaces the catalog's
     foreign_model: bool = False       # a GGUF of another architecture: gpt-oss figures must not steer its launch
+    # this machine's own benchmarks, by (engine, model): not a choice, a measurement (planner/calibration.py)
+    calibrations: Mapping[tuple[str, str], Calibration] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:

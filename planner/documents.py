@@ -76,6 +76,15 @@ class Memory(_Document):
     devices: list[DeviceMemory]
 
 
+class Calibrated(_Document):
+    """This machine's benchmark, applied to the model's prediction (planner/calibration.py)."""
+
+    measured_at: str = Field(max_length=40)
+    decode_ratio: float = Field(gt=0, description="measured decode over the model's: the prediction is the model's "
+                                "times this")
+    prefill_ratio: float | None = Field(gt=0, description="the model's time to first token over the measured")
+
+
 class Predicted(_Document):
     # No bounds: a figure, never an instruction (a GGUF smaller than its own experts predicts below zero today).
     decode_tokens_per_s: float | None
@@ -86,6 +95,8 @@ class Predicted(_Document):
     aggregate_tokens_per_s: float | None = Field(default=None, description="tokens/s over aggregate_streams "
                                                  "concurrent streams, where the engine batches them (vLLM)")
     aggregate_streams: int | None = None
+    calibration: Calibrated | None = Field(default=None, description="present where this machine's own benchmark "
+                                           "scaled the model's figures; absent: the model alone")
     full_prompt_ttft_s: float | None = Field(default=None, description="seconds to first token for a prompt that "
                                              "fills the context: prefill integrated over the depth; null for cloud")
 

@@ -39,6 +39,8 @@ def explain_choice(chosen: Candidate, others: list[Candidate], rejected: list[Re
     reasons.append(_backend_reason(chosen, c, backends, hw))
     reasons.extend(_vllm_notes(chosen, hw))
     placement = chosen.placement
+    if chosen.prediction is not None and chosen.prediction.calibration is not None:
+        reasons.append(chosen.prediction.calibration.reason())
     if chosen.status == "degraded" and chosen.prediction.decode_tokens_per_s < c.min_decode_tokens_per_s:
         reasons.append(_below_floor_reason(chosen, others, c, backends))
     if placement is not None:

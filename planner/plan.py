@@ -120,13 +120,19 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
         placed = FITTERS[backend.offload](backend.name, model, hw, context, artifact)
         return with_host_caches(placed, hw) if backend.host_caches else placed
 
+    calibration = constraints.calibrations.get((backend.name, model.name))
+
+    def predicted(placed: Placement) -> Prediction:     # as this machine measured it, where it has
+        prediction = predict(placed, hw)
+        return calibration.applied(prediction) if calibration else prediction
+
     placed = fit(constraints.context)
     if isinstance(placed, Rejection):
         return placed
-    prediction, target = predict(placed, hw), constraints.context
+    prediction, target = predicted(placed), constraints.context
     too_long = (_full_prompt_s(placed, prediction) or 0.0) > MAX_FULL_PROMPT_S
     if too_long and placed.context_length > MIN_CAPPED_CONTEXT and not constraints.context_chosen():
-        target, placed, prediction = _readable_context(fit, hw, placed.context_length)
+        target, placed, prediction = _readable_context(fit, predicted, placed.context_length)
     good = (prediction.decode_tokens_per_s >= constraints.min_decode_tokens_per_s
             and placed.context_length >= target)
     return Candidate(model, backend.name, "ok" if good else "degraded",
@@ -138,13 +144,13 @@ def _full_prompt_s(placed: Placement, prediction: Prediction) -> float | None:
     return prediction.prompt_seconds(placed.context_length) if prediction.prefill_tokens_per_s > 0 else None
 
 
-def _readable_context(fit, hw: HardwareReport, longest: int) -> tuple[int, Placement, Prediction]:
+def _readable_context(fit, predicted, longest: int) -> tuple[int, Placement, Prediction]:
     """The longest context, in CONTEXT_STEPs below LONGEST, whose full prompt is read within MAX_FULL_PROMPT_S
     (its own placement: a shorter context may fit more on the GPU and read faster); MIN_CAPPED_CONTEXT at least.
     The time grows with the context, so a binary search finds it."""
     def placed_at(steps: int) -> tuple[Placement, Prediction] | None:
         placed = fit(steps * CONTEXT_STEP)
-        return None if isinstance(placed, Rejection) else (placed, predict(placed, hw))
+        return None if isinstance(placed, Rejection) else (placed, predicted(placed))
 
     low, high = MIN_CAPPED_CONTEXT // CONTEXT_STEP, longest // CONTEXT_STEP - 1
     best = placed_at(low)

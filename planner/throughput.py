@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.devices import gpu_bandwidth_gbps, gpu_fp16_tflops, ram_bandwidth_gbps
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, LAYERS, WHOLE_MODEL, Placement
 from gptoss_deploy.planner.vendors import CPU, GPU_VENDORS
+
+if TYPE_CHECKING:
+    from gptoss_deploy.planner.calibration import Calibration
 
 # Share of peak memory bandwidth that decode reaches once the per-layer cost is separated (G15396 + SPARK).
 DECODE_BANDWIDTH_EFFICIENCY = 0.937
@@ -72,6 +76,7 @@ class Prediction:
     # Each prompt token attends to every token before it, so prefill slows with depth: at this depth it runs at half
     # prefill_tokens_per_s (DGX Spark's depth rows, SPARK: attention runs at the rate of the rest of the prefill).
     prefill_half_depth_tokens: float
+    calibration: Calibration | None = None   # this machine's benchmark, applied (planner/calibration.py)
 
     def prompt_seconds(self, tokens: int) -> float:
         """Seconds to read a prompt of TOKENS: the rate at depth d is prefill / (1 + d / half depth), integrated."""
@@ -84,7 +89,8 @@ class Prediction:
                 "roofline_decode_tokens_per_s": round(self.roofline_decode_tokens_per_s, 1),
                 "aggregate_tokens_per_s": None if self.aggregate_tokens_per_s is None
                 else round(self.aggregate_tokens_per_s, 1),
-                "aggregate_streams": AGGREGATE_STREAMS if self.aggregate_tokens_per_s is not None else None}
+                "aggregate_streams": AGGREGATE_STREAMS if self.aggregate_tokens_per_s is not None else None,
+                **({"calibration": self.calibration.to_json()} if self.calibration else {})}
 
 
 def _device_bandwidth_gbps(hw: HardwareReport, device: str) -> float:
@@ -217,3 +223,24 @@ def predict(placement: Placement, hw: HardwareReport) -> Prediction:
     aggregate = predict_aggregate(placement, hw) if batched else None
     prefill, half_depth = predict_prefill(placement, hw)
     return Prediction(predict_decode(placement, hw), prefill, roofline_decode(placement, hw), aggregate, half_depth)
+
+
+def predict_dense_file(tensor_bytes: int, parameters: int, layers: int, width: int, hw: HardwareReport,
+                       on_gpu: bool) -> Prediction | None:
+    """A dense model of another architecture (a --gguf llama, say), whole on the first GPU (ON_GPU: the launch
+    offloads every layer) or on the CPU: each token reads every weight once, plus each layer's fixed cost; a prompt
+    token costs 2 FLOPs a parameter, and attends at 4 FLOPs a layer a width for each token before it (QK and AV).
+    None where it does not fit that GPU (how the engine splits it is not modelled)."""
+    gpu = next((g for g in hw.gpus if g.memory_free_bytes >= tensor_bytes), None) if on_gpu else None
+    if on_gpu and gpu is None:
+        return None
+    if gpu is None:
+        bandwidth, efficiency = _device_bandwidth_gbps(hw, "cpu"), DECODE_BANDWIDTH_EFFICIENCY
+        per_layer_ms, flops_per_s = CPU.per_layer_ms, _cpu_prefill_flops_per_s(hw)
+    else:
+        bandwidth, efficiency = gpu_bandwidth_gbps(gpu), _decode_efficiency(hw, f"gpu{gpu.index}")
+        per_layer_ms, flops_per_s = GPU_VENDORS[gpu.vendor].per_layer_ms, _prefill_flops_per_s(gpu)
+    read_s = tensor_bytes / (bandwidth * 1e9)
+    decode = 1 / (read_s / efficiency + layers * per_layer_ms / 1000)
+    half_depth = 2 * parameters / (4 * layers * width)
+    return Prediction(decode, flops_per_s / (2 * parameters), 1 / read_s, None, half_depth)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psutil
 
@@ -15,10 +16,12 @@ from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.addresses import is_loopback, safe_name
 from gptoss_deploy.backends.base import API_KEY_ENV, LocalBackend, ServerLaunch, UpOptions
 from gptoss_deploy.backends.masking import masked_env, secret_name, url_password
-from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.calibration import machine_fingerprint, machine_words
+from gptoss_deploy.planner.documents import PlanDocument, Predicted
 from gptoss_deploy.planner.errors import BackendError, Interrupted, UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.hardware import HardwareReport
+from gptoss_deploy.runtime.calibrations import file_yardstick, keep, measurement_of
 from gptoss_deploy.runtime.engine_memory import compare
 from gptoss_deploy.runtime.process import (POLL_INTERVAL_S, CannotBind, alive, create_time, last_run_lines,
                                             port_holder, port_in_use, spawn, stop_grace_s, stop_group, wait_until)
@@ -60,7 +63,7 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
     def fresh() -> Deployment:
         _check_port(launch, store)
         _apply_api_key(launch, options, store, name, backend)
-        return _record(name, doc, launch, store)
+        return _record(name, doc, launch, store, _measuring(doc, launch, options, store, hardware, gguf))
 
     record, reused = _claim(store, name, doc, launch.port, fresh)
     if reused:
@@ -263,7 +266,28 @@ def _stopped_engine(record: Deployment) -> int | None:
     return None
 
 
-def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore) -> Deployment:
+def _measuring(doc: PlanDocument, launch: ServerLaunch, options: UpOptions, store: StateStore,
+               hardware: HardwareReport | None, gguf: GgufInfo | None) -> dict:
+    """What the benchmark of a deployment is kept by (runtime.calibrations): the machine, and, for a GGUF of another
+    model, the file's own prediction to hold it to."""
+    if hardware is None:
+        return {}
+    yardstick = own_yardstick(doc, launch, options, store.root, hardware, gguf)
+    return {"machine": machine_fingerprint(hardware), "hardware": machine_words(hardware),
+            **({"yardstick": yardstick} if yardstick else {})}
+
+
+def own_yardstick(doc: PlanDocument, launch: ServerLaunch, options: UpOptions, state_root: Path,
+                  hardware: HardwareReport | None, gguf: GgufInfo | None) -> Predicted | None:
+    """For a GGUF of another model (the plan's figures are gpt-oss's), the file's own prediction, calibrated by this
+    machine's benchmarks of it unless --no-calibration; None otherwise."""
+    if gguf is None or launch.plan_applies or hardware is None:
+        return None
+    on_gpu = bool(doc.memory and doc.memory.gpu_bytes)       # the launch offloads every layer, or none
+    return file_yardstick(gguf, hardware, doc.backend, on_gpu, state_root if options.calibrate else None)
+
+
+def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStore, measuring: dict) -> Deployment:
     return Deployment(
         schema_version=1, name=name, backend=doc.backend, model=launch.served_model,
         pid=None, pid_started_at=None, state="starting", host=launch.host, port=launch.port,
@@ -274,6 +298,7 @@ def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStor
         argv=launch.argv, env=masked_env(launch.env), log=str(store.log_path(name)),
         warnings=launch.warnings, plan=doc, benchmark=None, created_at=_now(), **_launcher(),
         **({} if launch.plan_applies else {"plan_applies": False}),   # the JSON says so only where it matters
+        **measuring,
     )
 
 
@@ -466,8 +491,17 @@ def taken_down_if_interrupted(store: StateStore, record: Deployment) -> Iterator
 
 
 def save_benchmark(store: StateStore, name: str, benchmark: Benchmark) -> Deployment:
-    """Record BENCHMARK on the deployment: the plan's prediction and the measurement side by side."""
-    return save_fields(store, name, benchmark=benchmark)
+    """Record BENCHMARK on the deployment, the plan's prediction and the measurement side by side; where it measured
+    the model that runs against a prediction for it, keep it for this machine's next plans (runtime.calibrations)."""
+    with store.locked():
+        record = store.records()[name].model_copy(update={"benchmark": benchmark})
+        measurement = measurement_of(record)
+        if measurement is not None:
+            keep(store, measurement)
+        if measurement is not None or record.measurement is not None:    # never an older run's row beside this one
+            record = record.model_copy(update={"measurement": measurement})
+        store.put(record)
+        return record
 
 
 def save_fields(store: StateStore, name: str, **fields) -> Deployment:

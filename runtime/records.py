@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gptoss_deploy.planner.documents import PlanDocument
+from gptoss_deploy.planner.documents import PlanDocument, Predicted
+from gptoss_deploy.runtime.calibrations import Measurement
 
 
 class _Document(BaseModel):
@@ -55,6 +56,8 @@ class Benchmark(_Document):
     verdict: Literal["pass", "fail", "invalid", "unstable"]
     reasons: list[str]
     samples: list[Sample]
+    prompt_tokens: int | None = Field(default=None, description="the single streams' prompt, as the server counted "
+                                      "it (median)")
     load_average_1m: float | None = Field(default=None, description="the machine's load when it was measured")
     wall_s: float | None = Field(default=None, description="how long the run took, within GPTOSS_BENCH_BUDGET_S")
     spent: Spent | None = None
@@ -122,7 +125,16 @@ class Deployment(_Document):
     plan: PlanDocument | None = None
     plan_applies: bool = Field(default=True, description="false where the model that runs is not the planned one "
                                "(a --gguf of another model): the plan's figures are no yardstick for it")
+    yardstick: Predicted | None = Field(default=None, description="a --gguf of another model: its own prediction "
+                                        "(planner.throughput.predict_dense_file), which the benchmark is held to")
+    machine: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$", description="the machine it runs on "
+                                "(planner.calibration.machine_fingerprint): its benchmarks calibrate that machine's "
+                                "next plans")
+    hardware: str | None = Field(default=None, max_length=300, description="that machine in words")
     benchmark: Benchmark | None = None
+    measurement: Measurement | None = Field(default=None, description="the benchmark as a calibration row "
+                                            "(runtime.calibrations): what the next plan on this machine learns "
+                                            "from; it names nothing private, to share")
     memory: EngineMemory | None = Field(default=None, description="the engine's own report of its memory at "
                                         "start-up beside the plan's figures; absent where the engine reports none")
     created_at: str | None = None
@@ -150,6 +162,12 @@ class Deployment(_Document):
                                                      self.endpoint.base_url):
             raise ValueError("a local deployment needs host, port and endpoint.base_url")
         return self
+
+    def prediction(self) -> Predicted | None:
+        """What its benchmark is held to: the plan's figures, or for a GGUF of another model its own."""
+        if not self.plan_applies:
+            return self.yardstick
+        return self.plan.predicted if self.plan else None
 
     def to_json(self) -> dict:
         """The record as `gptoss-up --json` prints it and the state file holds it (fields it never had stay out)."""

@@ -8,11 +8,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from gptoss_deploy.planner.errors import BackendError, UsageError, validation_problem
-from gptoss_deploy.runtime.records import Deployment
+
+if TYPE_CHECKING:
+    from gptoss_deploy.runtime.records import Deployment
 
 LOCK_TIMEOUT_S = 30.0   # commands hold the lock only to read and change records, never while a model loads
 
@@ -89,6 +92,8 @@ class StateStore:
             return self._recover(damage)
 
     def _read(self) -> dict[str, Deployment]:
+        from gptoss_deploy.runtime.records import Deployment
+
         try:
             document = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -137,22 +142,9 @@ class StateStore:
             self._write(records)
 
     def _write(self, records: dict[str, Deployment]) -> None:
-        # Write a sibling file, then rename over: a reader never sees half a file, a crash leaves the old one.
         text = json.dumps({"schema_version": 1, "deployments": {name: r.to_json() for name, r in records.items()}},
                           indent=2)
-        tmp = None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".deployments-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except OSError as err:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
-            raise BackendError(f"cannot write the state file {self.path} ({err.strerror or err}); free some space "
-                               f"in {self.root}, or set GPTOSS_STATE_DIR to a writable directory") from None
+        write_atomically(self.root, self.path, text, "the state file")
 
     def write_secret(self, name: str, secret: str) -> Path:
         """Store SECRET readable by this user only (0600): the server reads it from the file, never argv."""
@@ -174,3 +166,21 @@ class StateStore:
         """Drop NAME's record and secret; keep the log, which explains what happened."""
         self.remove(name)
         self.secret_path(name).unlink(missing_ok=True)
+
+
+def write_atomically(root: Path, path: Path, text: str, what: str) -> None:
+    """Write TEXT to PATH in ROOT (the state dir), WHAT it is in words, by a sibling file renamed over it: a reader
+    never sees half a file, a crash leaves the old one."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.stem}-", suffix=path.suffix)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise BackendError(f"cannot write {what} {path} ({err.strerror or err}); free some space in {root}, or set "
+                           "GPTOSS_STATE_DIR to a writable directory") from None

@@ -45,6 +45,7 @@ def one_engine_thread():
 def run_cli(capsys, monkeypatch, tmp_path):
     """Run `gptoss ARGS...` in-process through the same error mapping as the installed scripts."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # no stray user profiles
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))  # no benchmarks kept (`state` sets its own)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))           # never the user's cache, never the hub
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

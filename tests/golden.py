@@ -83,6 +83,7 @@ def golden_environment() -> Iterator[None]:
             del os.environ[name]
         os.environ.update({
             "PATH": str(empty_bin), "XDG_CONFIG_HOME": str(Path(scratch, "config")),
+            "XDG_STATE_HOME": str(Path(scratch, "state")),     # no benchmarks kept: the model's own predictions
             "HF_HUB_CACHE": str(Path(scratch, "hf")), "HF_HUB_OFFLINE": "1",
             "GPTOSS_LLAMA_SERVER": "/opt/llama.cpp/bin/llama-server", "GPTOSS_VLLM": "/opt/vllm/bin/vllm",
             "GPTOSS_LMS": "/opt/lmstudio/bin/lms",

@@ -61,6 +61,19 @@ def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
     assert reported[("host", "kv_cache")] == kv_cache_bytes(smollm2, context)
     assert first["plan_applies"] is False and first["memory"]["warnings"] == []
 
+    # The plan is gpt-oss's: the file's own prediction is the yardstick, and a benchmark that measured is kept for
+    # this machine's next plans, whose prediction for the file is then what was measured
+    assert first["yardstick"]["decode_tokens_per_s"] == bench["predicted_decode_tokens_per_s"]
+    measurement = first.get("measurement")
+    assert (measurement is not None) == (bench["verdict"] in ("pass", "fail"))
+    if measurement:
+        assert (measurement["model"], measurement["decode_tokens_per_s"]) == (first["model"],
+                                                                              bench["decode_tokens_per_s"])
+        code, out, _ = run_cli("up", "--gguf", smollm2, "--dry-run", "--json")
+        learned = json.loads(out)["yardstick"]
+        assert learned["decode_tokens_per_s"] == pytest.approx(bench["decode_tokens_per_s"], abs=0.2)
+        assert learned["calibration"]["decode_ratio"] == pytest.approx(bench["measured_vs_predicted"], abs=0.002)
+
     again = up(run_cli, smollm2, port)
     assert again["pid"] == first["pid"]                  # found, not started twice
     assert len(engines(state)) == 1

@@ -141,6 +141,7 @@ def verdict(samples: list[Sample], aggregate: float | None, output_tokens: int, 
         "verdict": "invalid" if problems else "fail" if failures else "unstable" if unsteady else "pass",
         "reasons": problems or failures or unsteady,
         "samples": [s.to_json() for s in samples],
+        "prompt_tokens": None if (prompt := _median([s.prompt_tokens for s in samples])) is None else round(prompt),
         "load_average_1m": _load_average(),
     }
 

@@ -21,7 +21,7 @@ def bench_record(record: Deployment, store: StateStore, gates: Gates, budget_s: 
     """Run the micro-benchmark on a recorded deployment; the plan's prediction is the yardstick."""
     backend = get_backend(record.backend)
     backend.require_sdk()
-    predicted = record.plan.predicted if record.plan_applies else None   # another model: the figures mean nothing
+    predicted = record.prediction()
     price = record.plan.price.model_dump() if record.plan.price else None
     client = backend.stream_client(record=record, api_key=store.read_secret(record.name),
                                    effort=record.plan.reasoning_effort)
