@@ -11,9 +11,7 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.calibration import Calibration
 from gptoss_deploy.planner.errors import UsageError, validation_problem
@@ -22,37 +20,10 @@ if TYPE_CHECKING:
     from gptoss_deploy.planner.documents import Predicted
     from gptoss_deploy.planner.gguf_info import GgufInfo
     from gptoss_deploy.planner.hardware import HardwareReport
-    from gptoss_deploy.runtime.records import Deployment
+    from gptoss_deploy.runtime.records import Deployment, Measurement
     from gptoss_deploy.runtime.state import StateStore
 
 FILE_NAME = "calibration.json"
-FINGERPRINT = r"^[0-9a-f]{16}$"
-
-
-class Measurement(BaseModel):
-    """One benchmark of a deployment against the model's own prediction (never a calibrated one)."""
-
-    # defer_build: planning reads these only where a benchmark ran before
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-    machine: str = Field(pattern=FINGERPRINT, description="planner.calibration.machine_fingerprint of the machine")
-    hardware: str = Field(max_length=300, description="the machine in words: its GPUs, or its CPU")
-    engine: str = Field(max_length=40, description="the backend that served it")
-    model: str = Field(max_length=200, description="gpt-oss-20b, gpt-oss-120b, or the GGUF file's name")
-    measured_at: str = Field(max_length=40, description="ISO 8601, UTC")
-    decode_tokens_per_s: float = Field(gt=0, description="measured, one stream")
-    model_decode_tokens_per_s: float = Field(gt=0, description="the model's prediction for it")
-    ttft_ms: float | None = Field(default=None, gt=0, description="measured time to first token, one stream")
-    model_ttft_ms: float | None = Field(default=None, gt=0, description="the model's prediction for the same prompt")
-    prompt_tokens: int | None = Field(default=None, ge=1)
-    memory: dict[str, JsonValue] | None = Field(default=None, description="the engine's own report of its memory "
-                                                "(the deployment's `memory`), where it gave one")
-
-    def calibration(self) -> Calibration:
-        prefill = self.model_ttft_ms / self.ttft_ms if self.model_ttft_ms and self.ttft_ms else None
-        return Calibration(self.measured_at, self.decode_tokens_per_s / self.model_decode_tokens_per_s, prefill)
-
-    def to_json(self) -> dict:
-        return self.model_dump(mode="json", exclude_none=True)
 
 
 def measurement_of(record: Deployment) -> Measurement | None:
@@ -67,6 +38,8 @@ def measurement_of(record: Deployment) -> Measurement | None:
     if bench.prompt_tokens and prefill and predicted.prefill_half_depth_tokens:
         tokens, half_depth = bench.prompt_tokens, predicted.prefill_half_depth_tokens
         model_ttft_ms = 1000 * ((tokens + tokens ** 2 / (2 * half_depth)) / prefill + 1 / decode)
+    from gptoss_deploy.runtime.records import Measurement
+
     return Measurement(machine=record.machine, hardware=record.hardware or "unknown", engine=record.backend,
                        model=record.plan.model if record.plan_applies else record.model,
                        measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -107,12 +80,6 @@ def file_yardstick(gguf: GgufInfo, hw: HardwareReport, engine: str, on_gpu: bool
     return Predicted.model_validate(prediction.to_json())
 
 
-class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    schema_version: Literal[1]
-    measurements: list[Measurement]
-
-
 def calibrations_for(root: Path, hw: HardwareReport) -> Mapping[tuple[str, str], Calibration]:
     """What the benchmarks kept in ROOT measured on HW's machine, by (engine, model)."""
     from gptoss_deploy.planner.calibration import machine_fingerprint
@@ -131,8 +98,12 @@ def read_measurements(root: Path) -> list[Measurement]:
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"cannot read {path} ({err}); delete it (plans forget this machine's benchmarks), or plan "
                          "with --no-calibration") from None
+    from pydantic import ValidationError
+
+    from gptoss_deploy.runtime.records import CalibrationFile     # its models cost start-up: built where one is kept
+
     try:
-        return _File.model_validate_json(text).measurements
+        return CalibrationFile.model_validate_json(text).measurements
     except ValidationError as err:
         raise UsageError(f"{path} is damaged ({validation_problem(err)}); delete it (plans forget this machine's "
                          "benchmarks), or plan with --no-calibration") from None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from gptoss_deploy.planner.calibration import Calibration
 from gptoss_deploy.planner.documents import PlanDocument, Predicted
-from gptoss_deploy.runtime.calibrations import Measurement
 
 
 class _Document(BaseModel):
@@ -98,6 +98,38 @@ class Attempt(_Document):
     log_line: str = Field(description="the server's output line (or, for a kill, gptoss's) that showed it")
     next_step: str = Field(description="what the fallback ladder tried next, in words (the last attempt of a "
                            "ladder that failed: none)")
+
+
+class Measurement(_Document):
+    """One benchmark of a deployment against the model's own prediction (never a calibrated one): a row of
+    calibration.json (runtime.calibrations). It names no deployment, path, address or key, to share as it is."""
+
+    machine: str = Field(pattern=r"^[0-9a-f]{16}$", description="planner.calibration.machine_fingerprint of the machine")
+    hardware: str = Field(max_length=300, description="the machine in words: its GPUs, or its CPU")
+    engine: str = Field(max_length=40, description="the backend that served it")
+    model: str = Field(max_length=200, description="gpt-oss-20b, gpt-oss-120b, or the GGUF file's name")
+    measured_at: str = Field(max_length=40, description="ISO 8601, UTC")
+    decode_tokens_per_s: float = Field(gt=0, description="measured, one stream")
+    model_decode_tokens_per_s: float = Field(gt=0, description="the model's prediction for it")
+    ttft_ms: float | None = Field(default=None, gt=0, description="measured time to first token, one stream")
+    model_ttft_ms: float | None = Field(default=None, gt=0, description="the model's prediction for the same prompt")
+    prompt_tokens: int | None = Field(default=None, ge=1)
+    memory: dict[str, JsonValue] | None = Field(default=None, description="the engine's own report of its memory "
+                                                "(the deployment's `memory`), where it gave one")
+
+    def calibration(self) -> Calibration:
+        prefill = self.model_ttft_ms / self.ttft_ms if self.model_ttft_ms and self.ttft_ms else None
+        return Calibration(self.measured_at, self.decode_tokens_per_s / self.model_decode_tokens_per_s, prefill)
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class CalibrationFile(_Document):
+    """calibration.json in the state dir (runtime.calibrations): the kept measurements."""
+
+    schema_version: Literal[1]
+    measurements: list[Measurement]
 
 
 class Deployment(_Document):

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 
 from gptoss_deploy.planner.calibration import machine_fingerprint
 from gptoss_deploy.planner.hardware import load_hardware
-from gptoss_deploy.runtime.calibrations import FILE_NAME, Measurement, keep, measurement_of
-from gptoss_deploy.runtime.records import Deployment
+from gptoss_deploy.runtime.calibrations import FILE_NAME, keep, measurement_of
+from gptoss_deploy.runtime.records import Deployment, Measurement
 from gptoss_deploy.runtime.state import StateStore
 
 from helpers import fixture_path
