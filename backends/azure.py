@@ -20,15 +20,13 @@ DEFAULT_REGION = "eastus2"
 # The registry asset ids (registry azureml-openai-oss, as Azure's own deployment samples name it) are not in our
 # sourced data (AZ), so profiles may override them (azure_model_id); the price is left for the portal to say.
 _PRICE_NOTE = "serverless price not in our data: see the Azure AI Foundry model catalog"
+# gpt-oss-safeguard: no Azure asset id in our sources, so Azure plans gpt-oss only.
 SERVERLESS_OFFERS = {
-    size: CloudOffer("azure", f"azureml://registries/azureml-openai-oss/models/gpt-oss-{size}", (), None, None,
-                     _PRICE_NOTE)
-    for size in ("20b", "120b")
+    name: CloudOffer("azure", f"azureml://registries/azureml-openai-oss/models/{name}", (), None, None, _PRICE_NOTE)
+    for name in ("gpt-oss-20b", "gpt-oss-120b")
 }
 MANAGED_MODEL_IDS = {   # the Hugging Face collection in Azure's catalog (openai-gpt-oss-*), for managed compute
-    "20b": "azureml://registries/HuggingFace/models/openai-gpt-oss-20b/labels/latest",
-    "120b": "azureml://registries/HuggingFace/models/openai-gpt-oss-120b/labels/latest",
-}
+    name: f"azureml://registries/HuggingFace/models/openai-{name}/labels/latest" for name in SERVERLESS_OFFERS}
 
 
 class Azure(CloudBackend):
@@ -51,7 +49,9 @@ class Azure(CloudBackend):
         return "no Azure credentials found: run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET"
 
     def quote(self, model, settings) -> CloudQuote | Rejection:
-        offer = self.offers[model.size]
+        offer = self.offer_for(model)
+        if isinstance(offer, Rejection):
+            return offer
         api = {
             "service": "azure-ai-foundry",
             "deployment": "serverless",
@@ -67,7 +67,7 @@ class Azure(CloudBackend):
     def check_planned(self, plan) -> None:
         from gptoss_deploy.backends.azure_sizes import AZURE_GPU_SIZES
 
-        api, size = plan.launch.api, plan.model.removeprefix("gpt-oss-")
+        api = plan.launch.api
         fields = {"service": one_of("azure-ai-foundry"), "deployment": one_of(*MODES),
                   "region": text_matching(r"[a-z0-9]{2,40}"),
                   "model_id": text_matching(MODEL_ID),                    # a profile may name another
@@ -78,7 +78,7 @@ class Azure(CloudBackend):
                        "instance_count": whole_number(1, 1), "gpus": text_matching(r"[\w .-]{1,80}"),
                        "tensor_parallel_size": whole_number(1, 8), "context_length": whole_number(1, MAX_CONTEXT)}
         checked_fields(api, fields, "launch.api")
-        if size not in self.offers:
+        if plan.model not in self.offers:
             raise UsageError(f"the plan's model {plan.model} is not offered on {self.title}")
 
     def describe_call(self, api: dict) -> str:
@@ -132,7 +132,7 @@ def _managed_quote(model, offer: CloudOffer, api: dict, settings) -> CloudQuote 
     api = {**api, "deployment": "managed", "instance_type": size.instance_type, "instance_count": 1,
            "gpus": f"{size.gpus}x {size.gpu_name}", "tensor_parallel_size": placed.tensor_parallel_size,
            "context_length": placed.context_length,
-           "model_id": settings.cloud.get("azure_model_id") or MANAGED_MODEL_IDS[model.size]}
+           "model_id": settings.cloud.get("azure_model_id") or MANAGED_MODEL_IDS[model.name]}
     reason = (f"cloud: Azure managed compute, {api['instance_type']} ({api['gpus']}): the first GPU size, fewest "
               f"GPUs first, where vLLM holds {model.name} at {api['context_length']} tokens (tensor parallel "
               f"{api['tensor_parallel_size']}); billed per hour while it exists")

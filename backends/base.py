@@ -196,6 +196,15 @@ class Backend(ABC):
         """Why it cannot run from this installation (no binary, no SDK), with the fix; None when it can.
         Nothing is called on the network."""
 
+    @property
+    @abstractmethod
+    def models(self) -> tuple[str, ...]:
+        """The models it has weights of, or sells (catalog names)."""
+
+    def has_no(self, model: str) -> str:
+        """Why it cannot serve MODEL: a variant it has no weights of."""
+        return f"{self.title} has no {model} (only {', '.join(self.models)})"
+
     def sdk_missing(self) -> str | None:
         """The install line when the SDK this adapter drives is not installed; None when it is, or needs none."""
         import importlib.util
@@ -245,7 +254,7 @@ class LocalBackend(Backend):
     offload: ClassVar[str]                               # planner.placement.OFFLOAD_KINDS
     auto_rank: ClassVar[Mapping[MachineClass, int]] = {}  # its place when --backend auto; absent: not tried
     why_chosen: ClassVar[str] = ""                       # the plan's reason when auto picked it
-    artifacts: ClassVar[Mapping[str, Artifact]]          # by model size: what it loads
+    artifacts: ClassVar[Mapping[str, Artifact]]          # by model name: what it loads (none: it has no such model)
     checks_identity_when_ready: ClassVar[bool] = True    # /v1/models lists the model as soon as it serves
     has_health: ClassVar[bool] = True                    # GET /health says whether it still loads (llama-server)
     host_caches: ClassVar[bool] = False                  # its prompt cache and checkpoints sized by the plan
@@ -262,10 +271,14 @@ class LocalBackend(Backend):
     leaves_to_engine: ClassVar[Mapping[str, str]] = {}
 
     def artifact(self, model: ModelSpec) -> Artifact:
-        return self.artifacts[model.size]
+        return self.artifacts[model.name]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.artifacts)
 
     def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
-        return None
+        return None if model.name in self.artifacts else self.has_no(model.name)
 
     def placement_reasons(self, placement: Placement, hw: HardwareReport) -> list[str]:
         """The plan's reasons for how PLACEMENT offloads, splits and caches, in its engine's flags."""
@@ -283,8 +296,9 @@ class LocalBackend(Backend):
     def download_bytes(self, model: str) -> int | None:
         """Bytes `up` downloads into the Hugging Face cache for MODEL, all of it (looking into the cache would import
         huggingface_hub while planning; `up --dry-run` says what is cached); None where the engine keeps its own
-        store."""
-        return self.artifacts[model.removeprefix("gpt-oss-")].disk_bytes
+        store, or it downloads nothing of MODEL (a variant it has no weights of, served from a --gguf file)."""
+        artifact = self.artifacts.get(model)
+        return artifact.disk_bytes if artifact else None
 
     def prerequisites(self, *, model, hardware) -> list[Prerequisite]:
         missing = self.program_missing()
@@ -363,7 +377,16 @@ class CloudBackend(Backend):
     """A hosted endpoint: checked (credentials, region, access) and, where the service needs it, created."""
 
     cloud: ClassVar[bool] = True
-    offers: ClassVar[Mapping[str, CloudOffer]]           # by model size
+    offers: ClassVar[Mapping[str, CloudOffer]]           # by model name (none: it sells no such model)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.offers)
+
+    def offer_for(self, model: ModelSpec) -> CloudOffer | Rejection:
+        """What it sells of MODEL, or why it sells none."""
+        offer = self.offers.get(model.name)
+        return offer or Rejection(self.name, model, self.has_no(model.name), "support")
 
     @abstractmethod
     def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection:

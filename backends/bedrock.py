@@ -14,6 +14,7 @@ from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.planner.backend import ApiLaunch
 from gptoss_deploy.planner.catalog import REASONING_EFFORTS, CloudOffer
 from gptoss_deploy.planner.errors import BackendError
+from gptoss_deploy.planner.placement import Rejection
 
 DEFAULT_REGION = "us-west-2"   # where gpt-oss launched on Bedrock (AWS)
 AWS_REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"    # us-west-2, eu-central-1, us-gov-west-1
@@ -40,8 +41,10 @@ class Bedrock(CloudBackend):
     name = "bedrock"
     title = "AWS Bedrock"
     sdk_module, extra = "boto3", "aws"
-    offers = {"20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", OFFERED_REGIONS, 0.07, 0.30, _PRICE_NOTE),
-              "120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", OFFERED_REGIONS, 0.15, 0.60, _PRICE_NOTE)}
+    # gpt-oss-safeguard: no Bedrock model id in our sources (AWS's OpenAI models page lists gpt-oss's two)
+    offers = {"gpt-oss-20b": CloudOffer("bedrock", "openai.gpt-oss-20b-1:0", OFFERED_REGIONS, 0.07, 0.30, _PRICE_NOTE),
+              "gpt-oss-120b": CloudOffer("bedrock", "openai.gpt-oss-120b-1:0", OFFERED_REGIONS, 0.15, 0.60,
+                                         _PRICE_NOTE)}
 
     credentials = "AWS credentials (environment, AWS_PROFILE, or ~/.aws config)"
 
@@ -59,14 +62,16 @@ class Bedrock(CloudBackend):
         return "no AWS credentials found: run `aws configure` (or `aws sso login`), or set AWS_PROFILE"
 
     def check_planned(self, plan) -> None:
-        offer = self.offers.get(plan.model.removeprefix("gpt-oss-"))
+        offer = self.offers.get(plan.model)
         checked_fields(plan.launch.api, {
             "service": one_of("bedrock-runtime"), "region": optional(text_matching(AWS_REGION)),
             "model_id": one_of(offer.model_id if offer else None), "operation": one_of("ConverseStream"),
             "additionalModelRequestFields": object_of({"reasoning_effort": one_of(*REASONING_EFFORTS)})}, "launch.api")
 
     def quote(self, model, settings):
-        offer = self.offers[model.size]
+        offer = self.offer_for(model)
+        if isinstance(offer, Rejection):
+            return offer
         launch = ApiLaunch({
             "service": "bedrock-runtime",
             "region": settings.region,          # None: the AWS config's region at launch, else DEFAULT_REGION

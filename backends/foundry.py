@@ -30,7 +30,8 @@ class FoundryLocal(LocalBackend):
     title = "Foundry Local"
     offload = LAYERS                            # placed as whole layers; unsupported() demands all on the GPU
     # Its ONNX build keeps gpt-oss's MXFP4 experts; its size is not in our sources: planned as the GGUF's.
-    artifacts = {"20b": Artifact(ALIAS, LLAMACPP.artifacts["20b"].disk_bytes, LLAMACPP.artifacts["20b"].loaded_bytes)}
+    artifacts = {"gpt-oss-20b": Artifact(ALIAS, LLAMACPP.artifacts["gpt-oss-20b"].disk_bytes,
+                                         LLAMACPP.artifacts["gpt-oss-20b"].loaded_bytes)}
     sdk_module, extra = "foundry_local_sdk", "foundry"
     checks_identity_when_ready = False          # the web service answers only once the model is loaded
     has_health = False                          # Foundry's web service has no /health
@@ -48,7 +49,7 @@ class FoundryLocal(LocalBackend):
         return None                             # Foundry Local keeps its own model cache
 
     def unsupported(self, model, hw) -> str | None:
-        if model.size not in self.artifacts:
+        if model.name not in self.artifacts:
             return f"Foundry Local's catalog has {ALIAS} only"
         if not any(g.vendor == "nvidia" and g.memory_total_bytes >= MIN_GPU_BYTES for g in hw.gpus):
             have = ", ".join(f"{g.name} ({gib(g.memory_total_bytes)})" for g in hw.gpus) or "no GPU"

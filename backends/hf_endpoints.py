@@ -22,7 +22,7 @@ from gptoss_deploy.backends.flags import checked_env, checked_fields, one_of, pa
 from gptoss_deploy.backends.usage import EndpointDescription
 from gptoss_deploy.backends.vllm import FLAGS, PLANNED_ENV, TUNING_FLAGS, VLLM
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS, CloudOffer
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS, VARIANT_MODELS, CloudOffer
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.gpus import CLOUD_GPUS, gpu_node
 from gptoss_deploy.planner.hardware import HardwareReport
@@ -35,8 +35,8 @@ DEFAULT_VENDOR, DEFAULT_REGION = "aws", "us-east-1"
 READY_TIMEOUT_S = 3600.0
 POLL_S = 10.0
 _PRICE_NOTE = "billed per hour while the endpoint exists: see huggingface.co/pricing#endpoints for the instance"
-OFFERS = {size: CloudOffer("hf-endpoints", f"openai/gpt-oss-{size}", (), None, None, _PRICE_NOTE)
-          for size in ("20b", "120b")}
+# OpenAI's repositories, gpt-oss-safeguard's included (SGG); the endpoint runs vLLM's image on them
+OFFERS = {name: CloudOffer("hf-endpoints", f"openai/{name}", (), None, None, _PRICE_NOTE) for name in VARIANT_MODELS}
 # The plan's vLLM flags go to the image as arguments, but for these: the image sets host and port, and takes the
 # parallel sizes in its own config (tensorParallelSize, dataParallelSize).
 _IMAGE_OWNS = {"--host", "--port", "--tensor-parallel-size", "--data-parallel-size"}
@@ -86,7 +86,7 @@ class HfEndpoints(CloudBackend):
     credentials = "a Hugging Face token (HF_TOKEN, or `hf auth login`)"
 
     def check_planned(self, plan) -> None:
-        offer = self.offers.get(plan.model.removeprefix("gpt-oss-"))
+        offer = self.offers.get(plan.model)
         repository = one_of(offer.model_id if offer else None)
         name = text_matching(r"[a-z0-9][a-z0-9-]{0,62}")
         checked_fields(plan.launch.api, {
@@ -120,17 +120,17 @@ class HfEndpoints(CloudBackend):
                  "tensorParallelSize": placed.tensor_parallel_size}
         if placed.data_parallel_size > 1:
             image["dataParallelSize"] = placed.data_parallel_size
-        api = {"service": "hf-inference-endpoints", "repository": OFFERS[model.size].model_id,
+        api = {"service": "hf-inference-endpoints", "repository": OFFERS[model.name].model_id,
                "vendor": DEFAULT_VENDOR, "region": settings.region or DEFAULT_REGION, "accelerator": "gpu",
                "instance_type": instance.instance_type, "instance_size": instance.instance_size,
                "gpus": f"{instance.count}x {CLOUD_GPUS[instance.gpu].name}", "image": {"vLLM": image},
                "args": args, "env": launch.env, "served_model": placed.model.name,
                "context_length": placed.context_length, "reasoning_effort": settings.reasoning_effort,
-               "model_id": OFFERS[model.size].model_id}
+               "model_id": OFFERS[model.name].model_id}
         reason = (f"cloud: Hugging Face Inference Endpoints, {instance.instance_type} {instance.instance_size} "
                   f"({api['gpus']}): the first instance, fewest GPUs first, where vLLM holds {model.name} at "
                   f"{placed.context_length} tokens; billed per hour while it exists")
-        return CloudQuote(ApiLaunch(api), OFFERS[model.size], (reason,),
+        return CloudQuote(ApiLaunch(api), OFFERS[model.name], (reason,),
                           {"usd_per_hour": None, "note": _PRICE_NOTE}, predict(placed, instance.hardware()))
 
     def describe_call(self, api: dict) -> str:
@@ -157,7 +157,7 @@ class HfEndpoints(CloudBackend):
                                "HF_TOKEN to a token with Inference Endpoints access") from None
         with reaching_the_hub():
             price = _check_instance(hub, namespace, api)
-        name = options.name or f"gpt-oss-{plan.model.removeprefix('gpt-oss-')}-{secrets.token_hex(3)}"
+        name = options.name or f"{plan.model}-{secrets.token_hex(3)}"
         progress(f"creating Inference Endpoint {namespace}/{name} on {api['instance_type']} {api['instance_size']}")
         try:
             with reaching_the_hub():

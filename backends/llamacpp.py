@@ -19,7 +19,7 @@ from gptoss_deploy.backends.flags import bounded, checked_env, configured_progra
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, Artifact
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact, model_named
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
@@ -171,10 +171,12 @@ class LlamaCpp(LocalBackend):
                "prompt_cache_bytes": ("--cache-ram",), "context_checkpoints": ("--ctx-checkpoints",)}
     leaves_to_engine = {"gpu_layers": "--n-gpu-layers 999 puts every layer on the GPUs; --n-cpu-moe says which "
                                       "experts stay in RAM"}
-    artifacts = {   # ggml-org's MXFP4 GGUFs (G15396)
-        "20b": Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB), ("gpt-oss-20b-mxfp4.gguf",)),
-        "120b": Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
-                         tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
+    # ggml-org's MXFP4 GGUFs (G15396). ggml-org publishes none of gpt-oss-safeguard (SGG): `--gguf FILE` serves one.
+    artifacts = {
+        "gpt-oss-20b": Artifact("ggml-org/gpt-oss-20b-GGUF", int(11.27 * GIB), int(11.27 * GIB),
+                                ("gpt-oss-20b-mxfp4.gguf",)),
+        "gpt-oss-120b": Artifact("ggml-org/gpt-oss-120b-GGUF", int(59.02 * GIB), int(59.02 * GIB),
+                                 tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
     }
 
     program = "llama-server (on PATH or GPTOSS_LLAMA_SERVER; built for ROCm/HIP or Vulkan on AMD), or the xllamacpp engine"
@@ -207,6 +209,9 @@ class LlamaCpp(LocalBackend):
         planned = LlamaServerCommand.parse(launch.argv)
         if not launch.model_files:
             raise UsageError("the plan's launch.model_files is empty: a llama.cpp plan names its GGUF files")
+        if gguf is None and plan.model not in self.artifacts:
+            raise UsageError(f"ggml-org publishes no GGUF of {plan.model}: this plan runs a file of it you have, "
+                             "so pass it with --gguf FILE")
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port)
         warnings, plan_applies = [], True
         if gguf is not None:
@@ -271,7 +276,7 @@ class LlamaCpp(LocalBackend):
 
     def leaner(self, plan):
         command = LlamaServerCommand.parse(plan.launch.argv)
-        layers = MODELS[plan.model.removeprefix("gpt-oss-")].layers
+        layers = model_named(plan.model).layers
         if not command.gpu_layers or (command.n_cpu_moe or 0) >= layers:
             return None                       # all on the CPU already, or every layer's experts in RAM
         more = min(layers, (command.n_cpu_moe or 0) + math.ceil(layers / CPU_MOE_STEPS))

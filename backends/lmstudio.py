@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -22,13 +22,14 @@ from gptoss_deploy.backends.base import LocalBackend, ServerLaunch
 from gptoss_deploy.backends.flags import configured_program, port_number
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.planner.backend import LocalLaunch
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, VARIANT_MODELS, model_named
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.explain import whole_layers_reason
 from gptoss_deploy.planner.placement import LAYERS, MIN_CONTEXT
 
 DEFAULT_PORT = 1234
-MODEL_KEYS = {"20b": "openai/gpt-oss-20b", "120b": "openai/gpt-oss-120b"}   # LM Studio's catalog (lms get's help)
+# LM Studio's catalog keys (lms get's help; gpt-oss-safeguard's: `lms get openai/gpt-oss-safeguard-20b`, SGG)
+MODEL_KEYS = {name: f"openai/{name}" for name in VARIANT_MODELS}
 READY_DEADLINE_S = 60.0           # the server answers within seconds; the model loads afterwards (after_ready)
 LMS_TIMEOUT_S = 600.0             # a load of 120b from a slow disk; `lms get` downloads without a limit
 NOT_INSTALLED = ("LM Studio is not installed: get it from https://lmstudio.ai/download, run it once, then "
@@ -60,8 +61,9 @@ class LmStudio(LocalBackend):
     name = "lmstudio"
     title = "LM Studio"
     offload = LAYERS                            # lms load --gpu: the share of whole layers on the GPU
-    # LM Studio's GGUFs of gpt-oss are the MXFP4 files llama.cpp loads, the same size.
-    artifacts = {size: Artifact(MODEL_KEYS[size], a.disk_bytes, a.loaded_bytes) for size, a in LLAMACPP.artifacts.items()}
+    # LM Studio's GGUFs of gpt-oss (and of gpt-oss-safeguard) are MXFP4 files the size of those llama.cpp loads.
+    artifacts = {name: replace(LLAMACPP.artifacts[f"gpt-oss-{model_named(name).size}"], ref=key, files=())
+                 for name, key in MODEL_KEYS.items()}
     checks_identity_when_ready = False          # the model is listed once loaded (after_ready)
     has_health = False                          # LM Studio's server has no /health
     program = "lms (LM Studio's CLI: on PATH, ~/.lmstudio/bin, or GPTOSS_LMS)"
@@ -86,7 +88,7 @@ class LmStudio(LocalBackend):
                               gpu=_gpu_ratio(placement.gpu_layers or 0, placement.model.layers),
                               identifier=placement.model.name)
         return LocalLaunch(["lms", "server", "start", "--port", str(port), "--bind", settings.host], {},
-                           MODEL_KEYS[placement.model.size], endpoint(settings.host, port), request=request.model_dump())
+                           MODEL_KEYS[placement.model.name], endpoint(settings.host, port), request=request.model_dump())
 
     def server_launch(self, *, plan, options, hardware, gguf) -> ServerLaunch:
         host, port = _address(plan.launch.argv)

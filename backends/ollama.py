@@ -29,8 +29,12 @@ class Ollama(LocalBackend):
     title = "Ollama"
     offload = LAYERS
     auto_rank = {MachineClass.DESKTOP: 1, MachineClass.SERVER: 1, MachineClass.DATACENTER: 2}
-    artifacts = {"20b": Artifact("gpt-oss:20b", 14 * GB, 14 * GB),      # ollama.com library (secondary)
-                 "120b": Artifact("gpt-oss:120b", 65 * GB, 65 * GB)}
+    # ollama.com library (secondary); gpt-oss-safeguard's tags from OpenAI's safeguard guide (SGG), its sizes
+    # gpt-oss's: the same architecture and quantization
+    artifacts = {"gpt-oss-20b": Artifact("gpt-oss:20b", 14 * GB, 14 * GB),
+                 "gpt-oss-120b": Artifact("gpt-oss:120b", 65 * GB, 65 * GB),
+                 "gpt-oss-safeguard-20b": Artifact("gpt-oss-safeguard:20b", 14 * GB, 14 * GB),
+                 "gpt-oss-safeguard-120b": Artifact("gpt-oss-safeguard:120b", 65 * GB, 65 * GB)}
     checks_identity_when_ready = False          # Ollama lists the model only once it is pulled (after_ready)
     sdk_module, extra = "ollama", "ollama"      # the official client: pull, create, the NDJSON benchmark
 

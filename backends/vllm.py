@@ -13,7 +13,7 @@ from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, VARIANTS, Artifact
 from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
@@ -158,10 +158,11 @@ class Vllm(LocalBackend):
     offload = WHOLE_MODEL
     auto_rank = {MachineClass.DATACENTER: 0, MachineClass.SERVER: 2}    # desktops: only when asked for
     why_chosen = "datacenter GPUs serve best through vLLM (continuous batching, CUDA graphs)"
-    artifacts = {
-        "20b": Artifact("openai/gpt-oss-20b", int(12.8 * GIB), int(12.8 * GIB * _LOAD_RATIO)),
-        "120b": Artifact("openai/gpt-oss-120b", int(60.8 * GIB), int(64.38 * GIB)),
-    }
+    artifacts = {      # OpenAI's repositories; gpt-oss-safeguard's (`vllm serve openai/gpt-oss-safeguard-120b`, SGG)
+        f"{prefix}-{size}": Artifact(f"openai/{prefix}-{size}", disk, loaded)      # the same checkpoint format
+        for prefix in VARIANTS.values()
+        for size, disk, loaded in (("20b", int(12.8 * GIB), int(12.8 * GIB * _LOAD_RATIO)),
+                                   ("120b", int(60.8 * GIB), int(64.38 * GIB)))}
 
     program = "vllm (on PATH or GPTOSS_VLLM)"
     # vLLM's own images of the release whose parser checks the plans' flags (tests/upstream, docs/sources.md). The
@@ -209,7 +210,8 @@ class Vllm(LocalBackend):
     def build_launch(self, placement, settings) -> LocalLaunch:
         arch = placement.compute_capability or ""
         tuning = tuning_for(arch)
-        model = tuning.model_120b if tuning.model_120b and placement.model.size == "120b" else placement.artifact.ref
+        substitute = tuning.model_120b and placement.model.name == "gpt-oss-120b"    # a checkpoint of gpt-oss's only
+        model = tuning.model_120b if substitute else placement.artifact.ref
         command = VllmServeCommand(
             model=model, served_model_names=(placement.model.name, placement.artifact.ref), host=settings.host,
             port=settings.port or DEFAULT_PORT, tensor_parallel_size=placement.tensor_parallel_size,

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.cli.options import (SETTINGS, BackendOpt, CloudOpt, ContextOpt, EffortOpt, HardwareOpt, JsonOpt,
-                                       LocalOpt, ModelOpt, NoCalibrationOpt, ProfileOpt, calibrated, hardware_report,
-                                       planning_flags, with_cloud_settings)
+                                       LocalOpt, ModelOpt, NoCalibrationOpt, ProfileOpt, VariantOpt, calibrated,
+                                       hardware_report, planning_flags, with_cloud_settings)
 from gptoss_deploy.cli.output import Output, say
 from gptoss_deploy.planner.errors import UsageError
 
@@ -85,7 +85,8 @@ def _require_this_machine(path: Path, described) -> None:
 
 
 @with_cloud_settings(at_plan_only=False)
-def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
+def up_command(profile: ProfileOpt = None, model: ModelOpt = None, variant: VariantOpt = None,
+               backend: BackendOpt = None,
                context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                hardware: HardwareOpt = None,
                plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE", help="Apply a plan saved from `gptoss-plan --json`.")] = None,
@@ -123,7 +124,7 @@ def up_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Back
     budget = None if no_bench or dry_run else _budget()
     gguf_info = read_gguf(gguf) if gguf else None
     at_plan = {key: value for key, value in cloud_settings.items() if SETTINGS[key].at_plan}
-    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, at_plan)
+    flags = planning_flags(model, variant, backend, context, reasoning_effort, local, cloud, at_plan)
     doc, hw = _up_plan(profile, flags, hardware, plan_file, gguf_info, launching=not (dry_run or force),
                        no_calibration=no_calibration)
     options = UpOptions(name=name, host=host, port=port, gguf=gguf, ready_timeout_s=ready_timeout,

@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from gptoss_deploy.cli.options import (BackendOpt, ConcurrencyOpt, ContextOpt, EffortOpt, GpuOpt, HardwareOpt,
-                                       ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, hardware_report, planning_flags)
+                                       ModelOpt, NodesOpt, ProfileOpt, TargetTpsOpt, VariantOpt, hardware_report,
+                                       planning_flags)
 from gptoss_deploy.planner.errors import BackendError, UsageError
 from gptoss_deploy.planner.vendors import GPU_VENDORS, vendor_named
 
@@ -24,7 +25,8 @@ IMAGE_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0
 
 def export_command(
         format_: Annotated[str, typer.Option("--format", metavar="|".join(TARGETS), help="What to write.")],
-        profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None, context: ContextOpt = None,
+        profile: ProfileOpt = None, model: ModelOpt = None, variant: VariantOpt = None, backend: BackendOpt = None,
+        context: ContextOpt = None,
         reasoning_effort: EffortOpt = None, hardware: HardwareOpt = None, gpu: GpuOpt = None, nodes: NodesOpt = None,
         plan_file: Annotated[Optional[Path], typer.Option("--plan", metavar="FILE",
                                                           help="Export a plan saved from `gptoss-plan --json`.")] = None,
@@ -67,7 +69,8 @@ def export_command(
     check_name(name)
     if image is not None and not IMAGE_REFERENCE.fullmatch(image):
         raise UsageError(f"--image {image[:80]!r} is not an image reference (registry/name:tag or @sha256:...)")
-    doc, hw, placement = _plan(profile, model, backend, context, reasoning_effort, hardware, gpu, nodes, plan_file)
+    doc, hw, placement = _plan(profile, model, variant, backend, context, reasoning_effort, hardware, gpu, nodes,
+                               plan_file)
     sized = _capacity(placement, hw, target_tps, concurrency, min_replicas)
     count = replicas or (sized.replicas if sized and sized.replicas else 1)
     autoscale = _autoscale(sized, min_replicas, count)
@@ -99,12 +102,12 @@ def export_command(
     sys.stderr.write(f"gptoss: wrote {written}\n")
 
 
-def _plan(profile, model, backend, context, effort, hardware, gpu, nodes, plan_file):
+def _plan(profile, model, variant, backend, context, effort, hardware, gpu, nodes, plan_file):
     from gptoss_deploy.backends import REGISTRY, load_saved_plan
     from gptoss_deploy.planner.constraints import load_constraints
     from gptoss_deploy.planner.plan import plan
 
-    flags = planning_flags(model, backend, context, effort, False)
+    flags = planning_flags(model, variant, backend, context, effort, False)
     if plan_file:
         if profile or hardware or gpu or nodes or any(v is not None for v in flags.values()):
             raise UsageError("--plan exports a saved plan as it is: drop the planning flags, or drop --plan")

@@ -11,12 +11,15 @@ import typer
 
 from gptoss_deploy.backends import REGISTRY
 from gptoss_deploy.planner.backend import declared_settings
-from gptoss_deploy.planner.catalog import REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import REASONING_EFFORTS, VARIANTS
 from gptoss_deploy.planner.constraints import checked_setting
 
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-p", metavar="NAME|FILE", help="Profile name (see `gptoss profiles`) or path to a .toml file.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", metavar="auto|20b|120b", help="auto, 20b or 120b.")]
+VariantOpt = Annotated[Optional[str], typer.Option(
+    "--variant", metavar="|".join(VARIANTS), help="Whose weights: gpt-oss, or safeguard (gpt-oss-safeguard: "
+    "classifies content under a policy you write; the same size and speed). Also GPTOSS_VARIANT.")]
 BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="NAME", help=f"auto, {', '.join(REGISTRY)} (see `gptoss backends`).")]
 ContextOpt = Annotated[Optional[str], typer.Option(
@@ -84,10 +87,10 @@ def calibrated(constraints, hw, no_calibration: bool):
     return replace(constraints, calibrations=found) if found else constraints
 
 
-def planning_flags(model, backend, context, effort, local, cloud=False,
+def planning_flags(model, variant, backend, context, effort, local, cloud=False,
                    settings: Mapping[str, str] | None = None) -> dict:
     """The planning choices given as flags, by constraint name; SETTINGS: the cloud services' own, by key."""
-    return {"model": model, "backend": backend, "context": context, "reasoning_effort": effort,
+    return {"model": model, "variant": variant, "backend": backend, "context": context, "reasoning_effort": effort,
             "local_only": True if local else None, "cloud": True if cloud else None, **(settings or {})}
 
 

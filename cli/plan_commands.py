@@ -12,7 +12,8 @@ import typer
 
 from gptoss_deploy.cli.options import (BackendOpt, CloudOpt, ConcurrencyOpt, ContextOpt, EffortOpt,
                                        GpuOpt, GpuPriceOpt, HardwareOpt, JsonOpt, LocalOpt, ModelOpt,
-                                       NoCalibrationOpt, NodesOpt, ProfileOpt, TargetTpsOpt, VerboseOpt, YesOpt,
+                                       NoCalibrationOpt, NodesOpt, ProfileOpt, TargetTpsOpt, VariantOpt, VerboseOpt,
+                                       YesOpt,
                                        calibrated, hardware_report, planning_flags, with_cloud_settings)
 from gptoss_deploy.cli.output import Output
 from gptoss_deploy.planner.errors import UsageError
@@ -75,7 +76,8 @@ def probe_command(json_out: JsonOpt = False, example: Annotated[Optional[str], t
 
 
 @with_cloud_settings(at_plan_only=True)
-def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: BackendOpt = None,
+def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, variant: VariantOpt = None,
+                 backend: BackendOpt = None,
                  context: ContextOpt = None, reasoning_effort: EffortOpt = None, local: LocalOpt = False, cloud: CloudOpt = False,
                  hardware: HardwareOpt = None, gpu: GpuOpt = None,
                  target_tps: TargetTpsOpt = None, concurrency: ConcurrencyOpt = None,
@@ -96,7 +98,7 @@ def plan_command(profile: ProfileOpt = None, model: ModelOpt = None, backend: Ba
     from gptoss_deploy.planner.errors import NoFitError
     from gptoss_deploy.planner.plan import plan
 
-    flags = planning_flags(model, backend, context, reasoning_effort, local, cloud, cloud_settings)
+    flags = planning_flags(model, variant, backend, context, reasoning_effort, local, cloud, cloud_settings)
     constraints = load_constraints(profile, flags, os.environ, REGISTRY)
     from gptoss_deploy.planner.capacity import check_capacity_flags
 

@@ -3,18 +3,29 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, REASONING_EFFORTS, model_for
 from gptoss_deploy.planner.constraints import MAX_FULL_PROMPT_S, MIN_USER_CONTEXT, MODEL_ALIASES, Constraints
 from gptoss_deploy.planner.errors import NoFitError
 from gptoss_deploy.planner.plan import Backends, Plan, plan, readable_context
 from gptoss_deploy.planner.units import tokens_per_s
 
-USE_CASES = {   # context, reasoning effort, and the model where the use case decides it
-    "Chat and everyday questions": (32768, "medium", None),
-    "Coding agent or long documents": (65536, "high", None),
-    "Quick answers, smallest footprint": (8192, "low", "gpt-oss-20b"),
-    "Serving many users (API)": (131072, "medium", None),
+class UseCase(NamedTuple):
+    context: int
+    effort: str
+    size: str | None = None        # the model's, where the use case decides it
+    variant: str = "gpt-oss"       # whose weights (catalog.VARIANTS)
+
+
+USE_CASES = {
+    "Chat and everyday questions": UseCase(32768, "medium"),
+    "Coding agent or long documents": UseCase(65536, "high"),
+    "Quick answers, smallest footprint": UseCase(8192, "low", "20b"),
+    "Serving many users (API)": UseCase(131072, "medium"),
+    # gpt-oss-safeguard reads a policy and the content: its guide (SGG) finds 400-600-token policies best, and
+    # reasonable output up to ~10,000 tokens of policy
+    "Content moderation under your own policy (gpt-oss-safeguard)": UseCase(16384, "medium", variant="safeguard"),
 }
 CONTEXTS = (MIN_USER_CONTEXT, 8192, 16384, 32768, 65536, MAX_CONTEXT)
 EFFORT_CHOICES = {f"{effort}: {words}": effort for effort, words in zip(REASONING_EFFORTS, (   # in the words a
@@ -44,15 +55,20 @@ def ask(constraints: Constraints, suggestion: Plan | None, backends: Backends,
     answers: dict[str, object] = {}
     fixed = {name for name, source in constraints.sources.items() if source.startswith("flag")}
     use_case = select("What will you use gpt-oss for?", list(USE_CASES), _default_use_case(constraints))
-    context, effort, model = USE_CASES[use_case]
+    context, effort, size, variant = USE_CASES[use_case]
+    if "variant" not in fixed and variant != constraints.variant:
+        answers["variant"] = variant
+        suggestion = _suggest_again(suggestion, variant, backends)
     if "reasoning_effort" not in fixed:
         default = next(label for label, value in EFFORT_CHOICES.items() if value == effort)
         answers["reasoning_effort"] = EFFORT_CHOICES[select("How hard should it think?", list(EFFORT_CHOICES),
                                                             default)]
     if "model" not in fixed:
         recommended = f"auto (recommended here: {_describe(suggestion)})"
-        choice = select("Which model?", [recommended, "gpt-oss-20b", "gpt-oss-120b"], model or recommended)
-        answers["model"] = "auto" if choice == recommended else choice
+        sizes = {model_for(s, answers.get("variant", constraints.variant)).name: s for s in ("20b", "120b")}
+        default = next((name for name, s in sizes.items() if s == size), recommended)
+        choice = select("Which model?", [recommended, *sizes], default)
+        answers["model"] = "auto" if choice == recommended else sizes[choice]
     if "context" not in fixed:
         answers["context"] = _ask_context(select, suggestion, answers.get("model", constraints.model), context,
                                           backends)
@@ -122,10 +138,20 @@ def _ask_context(select: Select, suggestion: Plan | None, model: str, wanted: in
 
 
 def _default_use_case(constraints: Constraints) -> str:
-    for label, (context, _, _) in USE_CASES.items():
-        if context == constraints.context:
+    for label, use in USE_CASES.items():
+        if use.context == constraints.context and use.variant == constraints.variant:
             return label
     return next(iter(USE_CASES))
+
+
+def _suggest_again(suggestion: Plan | None, variant: str, backends: Backends) -> Plan | None:
+    """This machine's best plan of VARIANT's weights (another variant's may run on another backend, or not here)."""
+    if suggestion is None:
+        return None
+    try:
+        return plan(suggestion.hardware, suggestion.constraints.relaxed(variant=variant), backends)
+    except NoFitError:
+        return None
 
 
 def _describe(plan: Plan | None) -> str:

@@ -103,6 +103,7 @@ class LocalEngine(Protocol):
     serves_gguf_files: bool                      # can run a local GGUF (--gguf)
     host_caches: bool                            # keeps prompts in RAM on the plan's budget (llama-server)
     settings: tuple[CloudSetting, ...]           # none so far: a local engine's choices are the plan's
+    models: tuple[str, ...]                      # the models it has weights of (catalog names)
 
     def artifact(self, model: ModelSpec) -> Artifact: ...
 
@@ -122,6 +123,7 @@ class CloudService(Protocol):
     title: str
     cloud: bool                                  # True
     settings: tuple[CloudSetting, ...]           # what it takes beyond the region (Azure's workspace and mode)
+    models: tuple[str, ...]                      # the models it sells (catalog names)
 
     def quote(self, model: ModelSpec, settings: LaunchSettings) -> CloudQuote | Rejection: ...
 

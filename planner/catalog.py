@@ -2,7 +2,7 @@
 (Artifact) or sell (CloudOffer)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 # gpt-oss's reasoning efforts (Harmony's system message): every list of them derives from this one
@@ -28,6 +28,7 @@ class ModelSpec:
     active_params: float
     hidden_size: int = 2880
     expert_intermediate_size: int = 2880
+    variant: str = "gpt-oss"     # a key of VARIANTS: whose weights of this architecture
     attention_heads: int = 64
     kv_heads: int = 8
     head_dim: int = 64
@@ -71,6 +72,24 @@ GPT_OSS_20B = ModelSpec("gpt-oss-20b", "20b", layers=24, experts=32, experts_per
 GPT_OSS_120B = ModelSpec("gpt-oss-120b", "120b", layers=36, experts=128, experts_per_token=4,
                          full_attention_layers=18, total_params=116.83e9, active_params=5.13e9)
 MODELS: dict[str, ModelSpec] = {m.size: m for m in (GPT_OSS_20B, GPT_OSS_120B)}
+# --variant: the weights of a size. gpt-oss-safeguard (October 2025: openai/gpt-oss-safeguard-20b and -120b) is
+# gpt-oss post-trained to classify content under a policy the user writes; the same architecture, so the same
+# memory and speed (its model cards: "21B parameters with 3.6B active", "117B ... 5.1B active").
+VARIANTS = {"gpt-oss": "gpt-oss", "safeguard": "gpt-oss-safeguard"}    # the flag's word: the models' name prefix
+VARIANT_MODELS: dict[str, ModelSpec] = {
+    f"{prefix}-{m.size}": replace(m, name=f"{prefix}-{m.size}", variant=variant)
+    for variant, prefix in VARIANTS.items() for m in MODELS.values()}
+ModelName = Literal[tuple(VARIANT_MODELS)]      # type: ignore[valid-type]
+
+
+def model_for(size: str, variant: str) -> ModelSpec:
+    """The model of SIZE ("20b", "120b") in VARIANT (a key of VARIANTS)."""
+    return VARIANT_MODELS[f"{VARIANTS[variant]}-{size}"]
+
+
+def model_named(name: str) -> ModelSpec:
+    """A model by the name a plan gives it (gpt-oss-20b, gpt-oss-safeguard-120b...)."""
+    return VARIANT_MODELS[name]
 
 
 @dataclass(frozen=True)

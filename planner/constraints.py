@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudSetting, declared_settings
 from gptoss_deploy.planner.calibration import Calibration
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS, VARIANTS
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
@@ -27,9 +27,11 @@ MAX_FULL_PROMPT_S = 60.0
 MIN_CAPPED_CONTEXT = 4096
 CONTEXT_STEP = 1024
 ENV_VARS = {"model": "GPTOSS_MODEL", "backend": "GPTOSS_BACKEND", "context": "GPTOSS_CONTEXT",
-            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL", "cloud": "GPTOSS_CLOUD"}
+            "reasoning_effort": "GPTOSS_REASONING_EFFORT", "local_only": "GPTOSS_LOCAL", "cloud": "GPTOSS_CLOUD",
+            "variant": "GPTOSS_VARIANT"}
 FLAG_NAMES = {"model": "--model", "backend": "--backend", "context": "--context",
-              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "cloud": "--cloud"}
+              "reasoning_effort": "--reasoning-effort", "local_only": "--local", "cloud": "--cloud",
+              "variant": "--variant"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Constraints:
     profile: str = "auto"
     profile_path: str | None = None   # a profile read from a file (--profile ./mine.toml): how to name it again
     model: str = "auto"
+    variant: str = "gpt-oss"          # whose weights (catalog.VARIANTS): a flag, variable or wizard answer only
     backend: str = "auto"
     context: int = 32768
     min_decode_tokens_per_s: float = 15.0
@@ -57,6 +60,11 @@ class Constraints:
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
+
+    @property
+    def local_file(self) -> bool:
+        """Whether a local GGUF (--gguf) is the weights, whatever the variant or the backend's own downloads."""
+        return self.gguf_bytes is not None or self.foreign_model
 
     def context_chosen(self) -> bool:
         """Whether the context is the user's (flag, env, wizard) or not the planner's to shorten (another model's
@@ -117,6 +125,12 @@ def _context(value, origin: str) -> int:
     return number
 
 
+def _variant(value: str, origin: str) -> str:
+    if value not in VARIANTS:
+        raise UsageError(f"{origin}: unknown variant {str(value)[:40]!r}; choose {' or '.join(VARIANTS)}")
+    return value
+
+
 def _effort(value: str, origin: str) -> str:
     if value not in REASONING_EFFORTS:
         raise UsageError(f"{origin}: reasoning effort must be {', '.join(REASONING_EFFORTS[:-1])} or "
@@ -144,7 +158,7 @@ def checked_setting(setting: CloudSetting, value, origin: str) -> str:
 
 
 PARSERS = {"model": _model, "backend": None, "context": _context,   # backend: checked against the registered ones
-           "reasoning_effort": _effort, "local_only": _flag_bool, "cloud": _flag_bool}
+           "reasoning_effort": _effort, "local_only": _flag_bool, "cloud": _flag_bool, "variant": _variant}
 
 
 def resolve(profile: LoadedProfile, flags: Mapping[str, object], env: Mapping[str, str], backends: Backends,

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, Effort
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, Effort, ModelName
 
 # A hub repository, an Ollama tag, a file name: letters, digits, '_' and '-', dots only between them (never '..'),
 # at most one '/' or ':' between two such parts. A saved plan's reference can name nothing outside the model cache.
@@ -129,7 +129,7 @@ class ApiCall(_Document):
 class CandidateDocument(_Document):
     schema_version: Literal[1]
     status: Literal["ok", "degraded", "cloud"]
-    model: Literal["gpt-oss-20b", "gpt-oss-120b"]
+    model: ModelName
     backend: str
     quantization: str
     context_length: int = Field(ge=1, le=MAX_CONTEXT)

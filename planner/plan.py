@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import ApiLaunch, CloudQuote, LaunchSettings, LocalLaunch, MachineClass, PlannedBackend
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, ModelSpec
+from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, ModelSpec, model_for
 from gptoss_deploy.planner.constraints import CONTEXT_STEP, MAX_FULL_PROMPT_S, MIN_CAPPED_CONTEXT, Constraints
 from gptoss_deploy.planner.devices import is_datacenter, serves_through_vllm_first
-from gptoss_deploy.planner.errors import NoFitError
+from gptoss_deploy.planner.errors import NoFitError, UsageError
 from gptoss_deploy.planner.explain import explain_choice, explain_loss
 from gptoss_deploy.planner.hardware import HardwareReport
 from gptoss_deploy.planner.placement import EXPERTS, FITTERS, WHOLE_MODEL, Placement, Rejection, with_host_caches
@@ -109,11 +109,13 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     if hw.nodes > 1 and backend.offload != WHOLE_MODEL:
         return Rejection(backend.name, model, f"{backend.name} serves from one node; a plan over {hw.nodes} nodes "
                          "runs vLLM", "nodes")
-    unsupported = backend.unsupported(model, hw)
+    # a local file (--gguf) is the weights, whatever the variant: planned as its size's file, with its own bytes
+    shape = MODELS[model.size] if constraints.local_file else model
+    unsupported = backend.unsupported(shape, hw)
     if unsupported:
         return Rejection(backend.name, model, unsupported, "support")
-    artifact = backend.artifact(model)
-    if constraints.gguf_bytes:                       # a local file (--gguf): plan with its own size
+    artifact = backend.artifact(shape)
+    if constraints.gguf_bytes:
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
 
     def fit(context: int) -> Placement | Rejection:
@@ -179,12 +181,13 @@ def readable_context(hw: HardwareReport, constraints: Constraints, backends: Bac
 def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Plan:
     """Enumerate model x backend, reject what does not fit (with the reason), rank the rest."""
     sizes = [constraints.model] if constraints.model != "auto" else ["120b", "20b"]
+    _require_variant(constraints, backends)
     order = backend_order(hw, constraints, backends)
     candidates: list[Candidate] = []
     rejected: list[Rejection] = []
     for size in sizes:
         for name in order:
-            result = _candidate(MODELS[size], backends[name], hw, constraints)
+            result = _candidate(model_for(size, constraints.variant), backends[name], hw, constraints)
             (rejected if isinstance(result, Rejection) else candidates).append(result)
     if not candidates:
         raise NoFitError(_no_fit_message(hw, constraints, rejected, backends))
@@ -195,6 +198,22 @@ def plan(hw: HardwareReport, constraints: Constraints, backends: Backends) -> Pl
     reasons, binding = explain_choice(chosen, others, rejected, hw, constraints, backends)
     lost = tuple(explain_loss(alt, chosen, constraints, backends) for alt in others)
     return Plan(chosen, tuple(others), tuple(rejected), constraints, hw, tuple(reasons), binding, lost)
+
+
+def _require_variant(constraints: Constraints, backends: Backends) -> None:
+    """A backend the user named that has no model of the variant is a usage error (exit 2), with the backends that
+    have some; a local file (--gguf) is its own weights. (One that lacks a size, or one the tool tries, is a
+    rejection like any other.)"""
+    named = backends.get(constraints.backend)
+    wanted = [model_for(size, constraints.variant).name for size in MODELS]
+    if (named is None or not constraints.chose("backend") or constraints.local_file
+            or any(name in named.models for name in wanted)):
+        return
+    having = [b for b, backend in backends.items() if any(name in backend.models for name in wanted)]
+    raise UsageError(f"variant {constraints.variant} ({constraints.source('variant')}): {named.title} "
+                     f"({constraints.source('backend')}) has no {' or '.join(wanted)}; choose --backend "
+                     f"{' or '.join(having)}" + ("" if named.cloud or not named.serves_gguf_files else
+                                                 ", or serve a GGUF of it you have: gptoss-up --gguf FILE"))
 
 
 def _sort_key(candidate: Candidate, order: list[str], constraints: Constraints) -> tuple:

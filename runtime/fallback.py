@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from gptoss_deploy.backends import get_backend
 from gptoss_deploy.backends.base import UpOptions
+from gptoss_deploy.planner.catalog import model_for, model_named
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.errors import BackendError
 from gptoss_deploy.planner.gguf_info import GgufInfo
@@ -75,16 +76,17 @@ class Ladder:
         leaner = get_backend(plan.backend).leaner(plan)
         if leaner:
             return leaner[0], hardware, leaner[1]
-        if not self.model_fixed and plan.model != f"gpt-oss-{SMALLER_MODEL}":
+        model = model_named(plan.model)
+        if not self.model_fixed and model.size != SMALLER_MODEL:
             self.changes.pop("context", None)
-            return *self._again(model=SMALLER_MODEL), f"the smaller model, gpt-oss-{SMALLER_MODEL}"
+            return *self._again(model=SMALLER_MODEL), f"the smaller model, {model_for(SMALLER_MODEL, model.variant).name}"
         return self._cloud()
 
     def _cloud(self) -> tuple | None:
         cloud = next((a for a in self.first.alternatives if a.status == "cloud"), None)
         if not (self.cloud_allowed and cloud) or self.model_fixed:
             return None
-        self.changes = {"backend": cloud.backend, "model": cloud.model.removeprefix("gpt-oss-"), "cloud": True}
+        self.changes = {"backend": cloud.backend, "model": model_named(cloud.model).size, "cloud": True}
         return *self._again(), f"the cloud plan, {cloud.model} on {get_backend(cloud.backend).title} (billed)"
 
     def _again(self, **changes) -> tuple:

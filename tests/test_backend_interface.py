@@ -74,9 +74,9 @@ class TinyCloud(CloudBackend):
         return None
 
     def quote(self, model, settings):
-        api = {"service": "tinycloud", "model_id": self.offers[model.size].model_id, "region": None,
+        api = {"service": "tinycloud", "model_id": self.offers[model.name].model_id, "region": None,
                "tier": settings.cloud.get("tiny_tier", "bronze")}
-        return per_token_quote(ApiLaunch(api), self.offers[model.size], "anywhere")
+        return per_token_quote(ApiLaunch(api), self.offers[model.name], "anywhere")
 
     def describe_call(self, api):
         return f"tinycloud {api['tier']}"
@@ -280,7 +280,7 @@ for args, env in json.loads(sys.argv[1]):      # each command with its variables
     out, err = io.StringIO(), io.StringIO()
     os.environ.update(env)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = app._run(app.app, "gptoss", args)
+        code = app._run(app.gptoss_app(), "gptoss", args)
     for name in env:
         del os.environ[name]
     results.append([code, out.getvalue(), err.getvalue()])

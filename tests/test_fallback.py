@@ -176,14 +176,14 @@ def test_vllm_leaves_more_of_the_gpu_to_other_processes(run_cli, state, stand_in
         == "8192"
 
 
-def walk(machine: str, *flags: str, gguf=None) -> list[tuple[str, str, int]]:
+def walk(machine: str, *flags: str, gguf=None, variant=None) -> list[tuple[str, str, int]]:
     """Every rung of the ladder below the plan `gptoss-up` makes for MACHINE and FLAGS, through the real planner:
     (the change, model, backend) per rung."""
     from gptoss_deploy.cli.deploy_commands import _ladder
     from gptoss_deploy.cli.options import planning_flags
 
-    ladder = _ladder(None, planning_flags("120b", None, None, None, False, "--cloud" in flags), fixture_path(machine),
-                     gguf)
+    ladder = _ladder(None, planning_flags("120b", variant, None, None, None, False, "--cloud" in flags),
+                     fixture_path(machine), gguf, no_calibration=True)
     plan, hardware = ladder.replan({})
     rungs = []
     while below := ladder.below(plan, hardware, plan.context_length):
@@ -201,6 +201,12 @@ def test_the_ladder_goes_context_then_experts_then_the_smaller_model():
     assert changes[smaller + 1:] == ["context 16,384", "context 8,192", "--n-cpu-moe 6", "--n-cpu-moe 12",
                                      "--n-cpu-moe 18", "--n-cpu-moe 24"]        # and no cloud: it was not allowed
     assert all(backend == "llamacpp" for _, _, backend in rungs)
+
+
+def test_the_smaller_model_is_the_same_variants():
+    rungs = walk("rtx4090-desktop", variant="safeguard")
+    assert "the smaller model, gpt-oss-safeguard-20b" in [change for change, _, _ in rungs]
+    assert all(model.startswith("gpt-oss-safeguard-") for _, model, _ in rungs)
 
 
 def test_the_cloud_is_the_last_rung_only_where_the_user_allowed_it():

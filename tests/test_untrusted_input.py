@@ -290,7 +290,7 @@ READS_IT = {
 }
 ENVIRONMENT = {
     "GPTOSS_PROFILE": "plan", "GPTOSS_MODEL": "plan", "GPTOSS_BACKEND": "plan", "GPTOSS_CONTEXT": "plan",
-    "GPTOSS_REASONING_EFFORT": "plan", "GPTOSS_CLOUD": "plan", "GPTOSS_LOCAL": "plan", "GPTOSS_AZURE_MODE": "plan",
+    "GPTOSS_REASONING_EFFORT": "plan", "GPTOSS_CLOUD": "plan", "GPTOSS_VARIANT": "plan", "GPTOSS_LOCAL": "plan", "GPTOSS_AZURE_MODE": "plan",
     "GPTOSS_DEBUG": "plan", "GPTOSS_LLAMA_SERVER": "dry run", "GPTOSS_VLLM": "dry run, vLLM",
     "GPTOSS_LMS": "dry run, LM Studio", "GPTOSS_API_KEY": "dry run, all interfaces", "GPTOSS_STATE_DIR": "status",
     "GPTOSS_DEPLOYMENT": "status", "GPTOSS_STOP_GRACE_S": "down", "GPTOSS_BENCH_BUDGET_S": "bench",

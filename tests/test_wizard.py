@@ -197,3 +197,12 @@ def test_up_restates_a_degraded_plan_before_its_download_and_asks_first(tmp_path
     piped = subprocess.run(up, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert "warning: this plan is degraded" in piped.stderr and "anyway?" not in piped.stderr
     assert piped.returncode == 4                     # it went on to the download, which offline mode refuses
+
+
+def test_content_moderation_plans_gpt_oss_safeguard_where_its_weights_are():
+    result, asked = wizard_plan("rtx4090-desktop", {"What will you use": "Content moderation"})
+    choices, default = asked["Which model?"]
+    assert choices[1:] == ["gpt-oss-safeguard-20b", "gpt-oss-safeguard-120b"]
+    assert "gpt-oss-safeguard-120b on ollama" in default            # the recommendation is the safeguard plan's
+    assert result.chosen.model.name.startswith("gpt-oss-safeguard-") and result.chosen.backend != "llamacpp"
+    assert result.constraints.source("variant") == "wizard answer"
