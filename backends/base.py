@@ -270,8 +270,11 @@ class LocalBackend(Backend):
     renders: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     leaves_to_engine: ClassVar[Mapping[str, str]] = {}
 
-    def artifact(self, model: ModelSpec) -> Artifact:
+    def artifact(self, model: ModelSpec, hw: HardwareReport | None = None) -> Artifact:
         return self.artifacts[model.name]
+
+    def computes_on(self, hw: HardwareReport) -> HardwareReport:
+        return hw
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -343,6 +346,11 @@ class LocalBackend(Backend):
         extra flag or variable is exit 2), listening on every address at CONTAINER_PORT (its key guards it), its
         key read from KEY_FILE where the server can read one."""
         raise UsageError(f"{self.title} plans cannot be exported")
+
+    def loaded_off_plan(self, *, plan: PlanDocument, log_lines: list[str]) -> str | None:
+        """Where the engine's start-up log (this run's LOG_LINES) shows it loaded something else than PLAN expects
+        (Foundry Local's variant), what and why it matters; None: as planned. The plan's figures then do not apply."""
+        return None
 
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
         """What the engine's start-up log (this run's LOG_LINES) says it holds, in the plan's terms; None where

@@ -1,10 +1,12 @@
 """Foundry Local serving one model, as a server gptoss supervises like llama-server:
-`python -P -m gptoss_deploy.backends.foundry_service --alias gpt-oss-20b --host H --port P`.
+`python -P -m gptoss_deploy.backends.foundry_service --alias gpt-oss-20b --variant ID --host H --port P`.
 
-Foundry Local's Python SDK (2.x) runs its native runtime in this process: it picks the model's variant for the
-device (its catalog's choice for the execution providers it finds), downloads it with progress, loads it and
-serves it on its OpenAI-compatible web service, until SIGTERM or SIGINT; then it unloads the model and stops.
-Exit 4 when the catalog has no such model (unreachable offline) or the runtime fails, with one line saying so.
+Foundry Local's Python SDK (2.x) runs its native runtime in this process: it selects the variant ID the plan
+expects where the catalog offers it here (else keeps the catalog's own choice for the execution providers it finds,
+and says so), downloads it with progress, loads it and serves it on its OpenAI-compatible web service, until SIGTERM
+or SIGINT; then it unloads the model and stops. The line "Foundry Local serves ID" names what it loaded (backends/
+foundry.py reads it). Exit 4 when the catalog has no such model (unreachable offline) or the runtime fails, with one
+line saying so.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ NOT_FOUND = 4
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="foundry_service", allow_abbrev=False)
     parser.add_argument("--alias", required=True)
+    parser.add_argument("--variant", required=True, help="the catalog model id the plan expects")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     return parser
 
 
-def serve(alias: str, url: str, stop: threading.Event) -> int:
+def serve(alias: str, variant: str, url: str, stop: threading.Event) -> int:
     from foundry_local_sdk import Configuration, FoundryLocalManager
 
     FoundryLocalManager.initialize(Configuration(app_name="gptoss-deploy", web=Configuration.WebService(urls=url)))
@@ -34,7 +37,12 @@ def serve(alias: str, url: str, stop: threading.Event) -> int:
     if model is None:
         print(f"Foundry Local's catalog has no {alias} (it is fetched from Azure: check the network)", flush=True)
         return NOT_FOUND
-    print(f"Foundry Local picked {model.id} for this device", flush=True)
+    planned = next((v for v in model.variants if v.id == variant), None)
+    if planned is None:
+        offered = ", ".join(v.id for v in model.variants)
+        print(f"Foundry Local offers no {variant} here ({offered}); its own choice stands", flush=True)
+    else:
+        model.select_variant(planned)
     if not model.is_cached:
         reported = [-1]
 
@@ -49,7 +57,7 @@ def serve(alias: str, url: str, stop: threading.Event) -> int:
     model.load()
     try:
         manager.start_web_service()
-        print(f"serving {model.id} at {', '.join(manager.urls)}", flush=True)
+        print(f"Foundry Local serves {model.id} at {', '.join(manager.urls)}", flush=True)
         stop.wait()
     finally:
         manager.stop_web_service()
@@ -63,7 +71,7 @@ def main(argv: list[str]) -> int:
     on_stop_signals(lambda *_: stop.set())
     host = f"[{args.host}]" if ":" in args.host else args.host
     try:
-        return serve(args.alias, f"http://{host}:{args.port}", stop)
+        return serve(args.alias, args.variant, f"http://{host}:{args.port}", stop)
     except Exception as err:     # the runtime's own exception types: one line, for the launcher's log tail
         print(f"Foundry Local failed: {type(err).__name__}: {err}", flush=True)
         return NOT_FOUND

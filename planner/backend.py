@@ -105,7 +105,11 @@ class LocalEngine(Protocol):
     settings: tuple[CloudSetting, ...]           # none so far: a local engine's choices are the plan's
     models: tuple[str, ...]                      # the models it has weights of (catalog names)
 
-    def artifact(self, model: ModelSpec) -> Artifact: ...
+    def artifact(self, model: ModelSpec, hw: HardwareReport) -> Artifact:
+        """What it loads for MODEL on HW (Foundry Local: the variant it plans for the device)."""
+
+    def computes_on(self, hw: HardwareReport) -> HardwareReport:
+        """The part of HW it runs the model on: all of it, or the CPU alone (Foundry Local's CPU variant)."""
 
     def unsupported(self, model: ModelSpec, hw: HardwareReport) -> str | None:
         """Why it cannot serve MODEL on HW whatever the memory (its catalog, its devices); None: placement decides."""

@@ -114,18 +114,19 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     unsupported = backend.unsupported(shape, hw)
     if unsupported:
         return Rejection(backend.name, model, unsupported, "support")
-    artifact = backend.artifact(shape)
+    artifact = backend.artifact(shape, hw)
     if constraints.gguf_bytes:
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
+    devices = backend.computes_on(hw)
 
     def fit(context: int) -> Placement | Rejection:
-        placed = FITTERS[backend.offload](backend.name, model, hw, context, artifact)
-        return with_host_caches(placed, hw) if backend.host_caches else placed
+        placed = FITTERS[backend.offload](backend.name, model, devices, context, artifact)
+        return with_host_caches(placed, devices) if backend.host_caches else placed
 
     calibration = constraints.calibrations.get((backend.name, model.name))
 
     def predicted(placed: Placement) -> Prediction:     # as this machine measured it, where it has
-        prediction = predict(placed, hw)
+        prediction = predict(placed, devices)
         return calibration.applied(prediction) if calibration else prediction
 
     placed = fit(constraints.context)

@@ -84,8 +84,8 @@ def up(doc: PlanDocument, options: UpOptions, store: StateStore, hardware: Hardw
             _check_key_required(backend, launch, progress)
         backend.after_ready(launch=launch, plan=doc, progress=progress)
         created = {"cloud_resources": launch.created} if launch.created else {}
-        memory = _engine_memory(backend, doc, store, record) if process else {}
-        return _update(store, record, state="running", **created, **memory, **_engine(process)), False
+        report = _engine_report(backend, doc, store, record) if process else {}
+        return _update(store, record, state="running", **created, **report, **_engine(process)), False
     except BaseException:                      # Ctrl-C and a failed state write included: nothing left running
         if process is not None:
             stop_group(process.pid)
@@ -302,11 +302,18 @@ def _record(name: str, doc: PlanDocument, launch: ServerLaunch, store: StateStor
     )
 
 
-def _engine_memory(backend: LocalBackend, doc: PlanDocument, store: StateStore, record: Deployment) -> dict:
-    """The engine's own report of its memory beside the plan's, and a warning for each figure far off the plan."""
-    report = backend.reported_memory(last_run_lines(store.log_path(record.name)))
-    memory = compare(doc.memory, report, record.plan_applies) if report else None
-    return {"memory": memory, "warnings": record.warnings + memory.warnings} if memory else {}
+def _engine_report(backend: LocalBackend, doc: PlanDocument, store: StateStore, record: Deployment) -> dict:
+    """What the engine said at start-up, beside the plan: what it loaded, where that is not what the plan expects
+    (then the plan's figures do not apply to it), and its memory, with a warning for each figure far off the plan."""
+    lines = last_run_lines(store.log_path(record.name))
+    off_plan = backend.loaded_off_plan(plan=doc, log_lines=lines)
+    applies = record.plan_applies and off_plan is None
+    report = backend.reported_memory(lines)
+    memory = compare(doc.memory, report, applies) if report else None
+    warnings = [*([off_plan] if off_plan else []), *(memory.warnings if memory else [])]
+    return {**({"memory": memory} if memory else {}), **({} if applies == record.plan_applies else
+                                                           {"plan_applies": False}),
+            **({"warnings": record.warnings + warnings} if warnings else {})}
 
 
 def _engine(process) -> dict:

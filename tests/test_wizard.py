@@ -64,8 +64,8 @@ def test_backends_that_cannot_run_here_are_hidden_until_asked_for_and_then_say_w
     child.expect_exact("Which backend?")
     child.expect_exact("show the backends that cannot run here")
     listed = child.before
-    assert "vllm" not in listed and "llamacpp" in listed
-    child.send("\x1b[B\x1b[B\r")                                # arrow down twice: show them
+    assert "vllm" not in listed and "llamacpp" in listed and "foundry" in listed    # its CPU variant runs here
+    child.send("\x1b[B" * 3 + "\r")                             # arrow down past llamacpp and foundry: show them
     child.expect(r"(?s)These backends cannot run here as things are:(.*?)Which backend\? \(those above")
     told = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n", "", child.match.group(1))   # the terminal's own folds undone
     assert "vllm: vLLM is not installed: `pip install vllm` on Linux with a supported GPU" in told   # whole

@@ -4,6 +4,8 @@ service, unload), with the web service played by the fake OpenAI server (no /hea
 
 The real SDK runs in tests too, as far as it can offline (its catalog lives on Azure). Put this folder first on
 PYTHONPATH to use the stand-in. FAKE_FOUNDRY_RECORD: a file the stand-in appends each step to.
+FAKE_FOUNDRY_VARIANTS: the catalog's variants of gpt-oss-20b here, comma-separated, the catalog's own choice first
+(default: the CUDA one, then the CPU one); only the CPU one stands for foundry-local issues 895, 1109 and 1121.
 """
 from __future__ import annotations
 
@@ -36,8 +38,20 @@ class Configuration:
 
 
 class _Model:
-    def __init__(self, alias: str):
-        self.alias, self.id, self.is_cached = alias, f"{alias}-cuda-gpu:1", False
+    def __init__(self, alias: str, model_id: str | None = None):
+        ids = os.environ.get("FAKE_FOUNDRY_VARIANTS", f"{alias}-cuda-gpu:1,{alias}-generic-cpu:1").split(",")
+        self.alias, self.id, self.is_cached = alias, model_id or ids[0], False
+        self._ids = ids
+
+    @property
+    def variants(self) -> list[_Model]:
+        return [_Model(self.alias, model_id) for model_id in self._ids]
+
+    def select_variant(self, variant: _Model) -> None:
+        if variant.id not in self._ids:
+            raise ValueError(f"{variant.id} is not a variant of {self.alias}")
+        self.id = variant.id
+        _record(f"select {self.id}")
 
     def download(self, progress_callback=None, cancel_event=None) -> None:
         for percent in (0.0, 50.0, 100.0):
