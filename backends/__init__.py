@@ -12,10 +12,12 @@ from gptoss_deploy.backends.hf_endpoints import HF_ENDPOINTS
 from gptoss_deploy.backends.llamacpp import LLAMACPP
 from gptoss_deploy.backends.lmstudio import LMSTUDIO
 from gptoss_deploy.backends.ollama import OLLAMA
+from gptoss_deploy.backends.sglang import SGLANG
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.errors import UsageError
 
-REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (LLAMACPP, OLLAMA, VLLM, LMSTUDIO, FOUNDRY, BEDROCK, AZURE, HF_ENDPOINTS)}
+REGISTRY: dict[str, Backend] = {backend.name: backend for backend in (LLAMACPP, OLLAMA, VLLM, SGLANG, LMSTUDIO, FOUNDRY,
+                                                                       BEDROCK, AZURE, HF_ENDPOINTS)}
 
 
 def get_backend(name: str) -> Backend:

@@ -117,6 +117,12 @@ class Provisioned:
     warnings: list[str] = field(default_factory=list)
 
 
+def key_config_path(key_file: Path) -> Path:
+    """Where an engine that reads its API key only from a config file (SGLang) gets one: beside the key file, this
+    user's only, and removed with it (runtime.state.StateStore.forget)."""
+    return key_file.with_suffix(".yaml")          # SGLang reads --config files named .yaml or .yml only
+
+
 @dataclass
 class ServerLaunch:
     """A local server, decided: what runs (argv None: a server that already runs), where, serving what."""

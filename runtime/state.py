@@ -164,8 +164,11 @@ class StateStore:
 
     def forget(self, name: str) -> None:
         """Drop NAME's record and secret; keep the log, which explains what happened."""
+        from gptoss_deploy.backends.base import key_config_path
+
         self.remove(name)
         self.secret_path(name).unlink(missing_ok=True)
+        key_config_path(self.secret_path(name)).unlink(missing_ok=True)
 
 
 def write_atomically(root: Path, path: Path, text: str, what: str) -> None:

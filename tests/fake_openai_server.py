@@ -134,6 +134,14 @@ def report_vllm_memory(context: int) -> None:
               f"{context:,} tokens per request: {os.environ['FAKE_VLLM_CONCURRENCY']}x", flush=True)
 
 
+def config_key(path: str) -> str | None:
+    """SGLang's --config YAML, as gptoss writes it: `api-key: "KEY"` (a JSON string is a YAML scalar)."""
+    for line in open(path):
+        if line.startswith("api-key:"):
+            return json.loads(line.split(":", 1)[1])
+    return None
+
+
 def main(argv: list[str]) -> None:
     if argv == ["--version"]:          # as llama-server prints it, on stderr
         print(f"version: {os.environ.get('FAKE_LLAMA_BUILD', '9300')} (0123abc)", file=sys.stderr)
@@ -172,8 +180,9 @@ def main(argv: list[str]) -> None:
     if "--max-model-len" in argv:
         report_vllm_memory(context)
     Handler.model = os.environ.get("FAKE_SERVER_MODEL") or flag(argv, "--served-model-name") or flag(argv, "--alias")
-    key_file = flag(argv, "--api-key-file")
-    Handler.api_key = open(key_file).readline().strip() if key_file else os.environ.get("VLLM_API_KEY")
+    key_file, config = flag(argv, "--api-key-file"), flag(argv, "--config")
+    Handler.api_key = (open(key_file).readline().strip() if key_file else
+                       config_key(config) if config else os.environ.get("VLLM_API_KEY"))
     if os.environ.get("FAKE_SERVER_ECHO_KEY"):
         print(f"api key {Handler.api_key}", flush=True)
     server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)

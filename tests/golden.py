@@ -27,7 +27,8 @@ GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden" / "dry-run"
 PROFILES = ("auto", "laptop", "workstation", "server", "aws", "azure")
 BACKEND_FLAGS = {
     "auto": [], "llamacpp": ["--backend", "llamacpp"], "ollama": ["--backend", "ollama"],
-    "vllm": ["--backend", "vllm"], "lmstudio": ["--backend", "lmstudio"], "foundry": ["--backend", "foundry"],
+    "vllm": ["--backend", "vllm"], "sglang": ["--backend", "sglang"], "lmstudio": ["--backend", "lmstudio"],
+    "foundry": ["--backend", "foundry"],
     "bedrock": ["--backend", "bedrock"], "azure": ["--backend", "azure"], "hf-endpoints": ["--backend", "hf-endpoints"],
     "azure-managed": ["--backend", "azure", "--azure-mode", "managed"],
 }
@@ -86,6 +87,7 @@ def golden_environment() -> Iterator[None]:
             "XDG_STATE_HOME": str(Path(scratch, "state")),     # no benchmarks kept: the model's own predictions
             "HF_HUB_CACHE": str(Path(scratch, "hf")), "HF_HUB_OFFLINE": "1",
             "GPTOSS_LLAMA_SERVER": "/opt/llama.cpp/bin/llama-server", "GPTOSS_VLLM": "/opt/vllm/bin/vllm",
+            "GPTOSS_SGLANG": "/opt/sglang/bin/sglang",
             "GPTOSS_LMS": "/opt/lmstudio/bin/lms",
             "OLLAMA_HOST": "127.0.0.1:1",   # nothing listens on port 1: no Ollama is found running
             # no cloud sign-in, whatever the machine that runs it has

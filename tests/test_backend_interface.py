@@ -136,7 +136,8 @@ def test_profiles_and_the_wizard_take_their_backend_names_from_the_registry(run_
 
 def test_an_unregistered_backend_is_named_with_the_valid_ones(run_cli, tmp_path):
     code, _, err = run_cli("plan", "--hardware", H100, "--backend", "tinyserve", "--json")
-    assert code == 2 and "unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, lmstudio, foundry, bedrock, azure, hf-endpoints" in err
+    assert code == 2 and ("unknown backend 'tinyserve'; choose auto, llamacpp, ollama, vllm, sglang, lmstudio, foundry, bedrock, azure, "
+                            "hf-endpoints" in err)
 
 
 # What a placement tells an engine. A field the placement sets (off its default) that an adapter neither renders nor

@@ -279,6 +279,7 @@ READS_IT = {
     "plan": ("plan", "--json", "--hardware", CPU_ONLY),
     "dry run": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY),
     "dry run, vLLM": ("up", "--dry-run", "--json", "--gpu", "H100", "--model", "20b", "--backend", "vllm"),
+    "dry run, SGLang": ("up", "--dry-run", "--json", "--gpu", "H100", "--model", "20b", "--backend", "sglang"),
     "dry run, LM Studio": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY, "--backend", "lmstudio"),
     "dry run, all interfaces": ("up", "--dry-run", "--json", "--hardware", CPU_ONLY, "--host", "0.0.0.0"),
     "status": ("status", "--json"),
@@ -291,7 +292,7 @@ READS_IT = {
 ENVIRONMENT = {
     "GPTOSS_PROFILE": "plan", "GPTOSS_MODEL": "plan", "GPTOSS_BACKEND": "plan", "GPTOSS_CONTEXT": "plan",
     "GPTOSS_REASONING_EFFORT": "plan", "GPTOSS_CLOUD": "plan", "GPTOSS_VARIANT": "plan", "GPTOSS_LOCAL": "plan", "GPTOSS_AZURE_MODE": "plan",
-    "GPTOSS_DEBUG": "plan", "GPTOSS_LLAMA_SERVER": "dry run", "GPTOSS_VLLM": "dry run, vLLM",
+    "GPTOSS_DEBUG": "plan", "GPTOSS_LLAMA_SERVER": "dry run", "GPTOSS_VLLM": "dry run, vLLM", "GPTOSS_SGLANG": "dry run, SGLang",
     "GPTOSS_LMS": "dry run, LM Studio", "GPTOSS_API_KEY": "dry run, all interfaces", "GPTOSS_STATE_DIR": "status",
     "GPTOSS_DEPLOYMENT": "status", "GPTOSS_STOP_GRACE_S": "down", "GPTOSS_BENCH_BUDGET_S": "bench",
     "GPTOSS_SWEEP_BUDGET_S": "sweep", "GPTOSS_AZURE_TIMEOUT_S": "azure", "GPTOSS_AZURE_POLL_S": "azure",

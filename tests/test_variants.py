@@ -36,7 +36,7 @@ def test_each_backend_that_publishes_safeguard_loads_its_own_reference(run_cli, 
 def test_a_named_backend_without_safeguard_is_exit_2_naming_those_with_it(run_cli, backend, hint):
     code, out, err = run_cli("plan", "--variant", "safeguard", "--backend", backend, "--hardware", DESKTOP)
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert "has no gpt-oss-safeguard" in err and "choose --backend ollama or vllm or lmstudio or hf-endpoints" in err
+    assert "has no gpt-oss-safeguard" in err and "choose --backend ollama or vllm or sglang or lmstudio or hf-endpoints" in err
     assert hint in err
 
 
