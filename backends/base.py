@@ -77,6 +77,8 @@ class ContainerCommand:
 
 # A UID no image names, above the range of a node's own users (checkov CKV_K8S_40): for an image that needs none.
 NONROOT_UID = 10001
+INTEL_DEVICES_NEED_ROOT = ("Intel GPUs' device files (/dev/dri) belong to the node's render group, whose number "
+                           "differs from node to node: root reaches them on every node")
 ROCM_DEVICES_NEED_ROOT = ("AMD GPUs' device files (/dev/kfd, /dev/dri) belong to the node's video and render groups, "
                           "whose numbers differ from node to node: root reaches them on every node")
 

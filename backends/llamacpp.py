@@ -12,8 +12,9 @@ import subprocess
 from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.addresses import endpoint
-from gptoss_deploy.backends.base import (CONTAINER_PORT, NONROOT_UID, ROCM_DEVICES_NEED_ROOT, ContainerCommand,
-                                         ContainerImage, LocalBackend, ServerLaunch, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, INTEL_DEVICES_NEED_ROOT, NONROOT_UID, ROCM_DEVICES_NEED_ROOT,
+                                         ContainerCommand, ContainerImage, LocalBackend, ServerLaunch,
+                                         ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
@@ -163,6 +164,8 @@ class LlamaCpp(LocalBackend):
     container_images = {
         "nvidia": ContainerImage(f"{LLAMACPP_IMAGES}:server-cuda-b{LLAMACPP_BUILD}", NONROOT_UID, ""),
         "amd": ContainerImage(f"{LLAMACPP_IMAGES}:server-rocm-b{LLAMACPP_BUILD}", None, ROCM_DEVICES_NEED_ROOT),
+        # the SYCL build (llama.cpp's .devops/intel.Dockerfile, docs/docker.md "Docker with SYCL")
+        "intel": ContainerImage(f"{LLAMACPP_IMAGES}:server-intel-b{LLAMACPP_BUILD}", None, INTEL_DEVICES_NEED_ROOT),
         None: ContainerImage(f"{LLAMACPP_IMAGES}:server-b{LLAMACPP_BUILD}", NONROOT_UID, ""),
     }
     key_env = "LLAMA_API_KEY"
@@ -179,7 +182,8 @@ class LlamaCpp(LocalBackend):
                                  tuple(f"gpt-oss-120b-mxfp4-0000{i}-of-00003.gguf" for i in (1, 2, 3))),
     }
 
-    program = "llama-server (on PATH or GPTOSS_LLAMA_SERVER; built for ROCm/HIP or Vulkan on AMD), or the xllamacpp engine"
+    program = ("llama-server (on PATH or GPTOSS_LLAMA_SERVER; built for ROCm/HIP or Vulkan on AMD, SYCL or Vulkan on "
+               "Intel), or the xllamacpp engine")
 
     def program_missing(self) -> str | None:
         return None if executable() else NOT_INSTALLED

@@ -57,6 +57,11 @@ GPU_SPECS: tuple[DeviceSpec, ...] = (
     DeviceSpec(r"MI325", 6000, 1307, True),
     DeviceSpec(r"MI300", 5300, 1307, True),
     DeviceSpec(r"GB10", 273, 125),                    # DGX Spark (SPARK): 1 PFLOP FP4 sparse
+    # Intel (INTEL): memory bandwidth from bus width x data rate; FP16 on the XMX engines, half the INT8 peak
+    DeviceSpec(r"Arc.*Pro B60", 456, 98.3),           # 24 GB GDDR6, 192-bit, 19 Gbps; 197 INT8 TOPS
+    DeviceSpec(r"Arc.*B580", 456, 116.5),             # 12 GB GDDR6, 192-bit, 19 Gbps; 233 INT8 TOPS
+    DeviceSpec(r"Arc.*A770", 560, 137.6),             # 16 GB GDDR6, 256-bit, 17.5 Gbps; 512 XMX engines at 2.1 GHz
+    DeviceSpec(r"Arc.*140V|Lunar Lake", 136.5, 33.5),   # Lunar Lake: LPDDR5X-8533, 128-bit; 67 INT8 TOPS
     DeviceSpec(r"RTX PRO 6000", 1792, 503),
     DeviceSpec(r"RTX 6000 Ada", 960, 364),
     DeviceSpec(r"RTX A6000", 768, 155),

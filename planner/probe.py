@@ -18,8 +18,9 @@ from typing import Any
 
 from gptoss_deploy.planner.hardware import SCHEMA_VERSION, HardwareReport, hardware_from_dict
 from gptoss_deploy.planner.probe_amd import read_amd_gpus
+from gptoss_deploy.planner.probe_intel import read_intel_gpus
 from gptoss_deploy.planner.units import GIB, gib
-from gptoss_deploy.planner.vendors import AMD, NVIDIA
+from gptoss_deploy.planner.vendors import AMD, INTEL, NVIDIA
 
 Runner = Callable[[list[str]], str]
 
@@ -84,9 +85,14 @@ def _amd(sources: Sources, notes: list[str]) -> list[dict]:
     return read_amd_gpus(sources.root, sources.system_memory, sources.env.get(AMD.visible_devices), notes)
 
 
-# The GPU readers, asked in turn: the first that finds GPUs describes them. A new vendor (planner/vendors.py) adds
+def _intel(sources: Sources, notes: list[str]) -> list[dict]:
+    return read_intel_gpus(sources.root, sources.system_memory, sources.env.get(INTEL.visible_devices), notes)
+
+
+# The GPU readers, asked in turn: the first that finds GPUs describes them (a machine with a discrete NVIDIA or AMD
+# GPU beside an Intel CPU's integrated one is planned on the discrete one). A new vendor (planner/vendors.py) adds
 # its reader here.
-GPU_READERS: list[Callable[[Sources, list[str]], list[dict]]] = [_apple, _nvidia, _amd]
+GPU_READERS: list[Callable[[Sources, list[str]], list[dict]]] = [_apple, _nvidia, _amd, _intel]
 
 
 def _arch(machine: str) -> str:

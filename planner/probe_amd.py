@@ -9,13 +9,12 @@ not loaded there is nothing to read and no AMD GPU is reported.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from gptoss_deploy.planner.sysfs import number, pci_name, read_text
 from gptoss_deploy.planner.units import gib
 
 AMD_VENDOR = "0x1002"
-PCI_IDS = ("usr/share/hwdata/pci.ids", "usr/share/misc/pci.ids")
 
 
 def read_amd_gpus(root: Path, system_memory: tuple[int, int], visible: str | None, notes: list[str]) -> list[dict]:
@@ -25,7 +24,7 @@ def read_amd_gpus(root: Path, system_memory: tuple[int, int], visible: str | Non
     devices = []
     for render in sorted((root / "sys/class/drm").glob("renderD*"), key=lambda p: int(p.name[7:] or 0)):
         device = render / "device"
-        if _read(device / "vendor") == AMD_VENDOR and (device / "mem_info_vram_total").exists():
+        if read_text(device / "vendor") == AMD_VENDOR and (device / "mem_info_vram_total").exists():
             devices.append((int(render.name[7:]), device))
     kfd = _kfd_nodes(root)
     gpus = []
@@ -40,13 +39,15 @@ def read_amd_gpus(root: Path, system_memory: tuple[int, int], visible: str | Non
 
 def _amd_gpu(root: Path, index: int, device: Path, node: dict[str, int], system_memory: tuple[int, int],
              notes: list[str]) -> dict:
-    name = _read(device / "product_name") or _pci_name(root, _read(device / "device"))
-    vram_total, vram_used = _number(device / "mem_info_vram_total"), _number(device / "mem_info_vram_used")
+    device_id = read_text(device / "device")
+    name = (read_text(device / "product_name") or pci_name(root, AMD_VENDOR, device_id)
+            or f"AMD GPU {device_id or '(unknown device)'}")
+    vram_total, vram_used = number(device / "mem_info_vram_total"), number(device / "mem_info_vram_used")
     total, free = vram_total, max(0, vram_total - vram_used)
     # KFD gives an APU one node with both CPU cores and GPU SIMDs: its GPU works from system RAM through GTT.
     unified = node.get("cpu_cores_count", 0) > 0 and node.get("simd_count", 0) > 0
     if unified:
-        gtt_total, gtt_used = _number(device / "mem_info_gtt_total"), _number(device / "mem_info_gtt_used")
+        gtt_total, gtt_used = number(device / "mem_info_gtt_total"), number(device / "mem_info_gtt_used")
         ram_total, ram_available = system_memory
         total += min(gtt_total, ram_total)
         free += min(max(0, gtt_total - gtt_used), ram_available)
@@ -62,7 +63,7 @@ def _kfd_nodes(root: Path) -> dict[int, dict[str, int]]:
     nodes = {}
     for properties in (root / "sys/class/kfd/kfd/topology/nodes").glob("*/properties"):
         values = {}
-        for line in _read(properties).splitlines():
+        for line in read_text(properties).splitlines():
             key, _, value = line.partition(" ")
             if value.strip().isdigit():
                 values[key] = int(value)
@@ -77,28 +78,3 @@ def _gfx(version: int | None) -> str | None:
         return None
     major, minor, stepping = version // 10000, version // 100 % 100, version % 100
     return f"gfx{major}{minor:x}{stepping:x}"
-
-
-def _pci_name(root: Path, device_id: str) -> str:
-    """The device's name in the system's PCI ID database (what lspci prints), else its ID."""
-    wanted = device_id.lower().removeprefix("0x")
-    for relative in PCI_IDS:
-        in_amd = False
-        for line in _read(root / relative, errors="replace").splitlines():
-            if re.match(r"[0-9a-f]{4}\s", line):
-                in_amd = line.startswith("1002")
-            elif in_amd and re.match(rf"\t{wanted}\s", line):
-                return line.split(None, 1)[1].strip()
-    return f"AMD GPU {device_id or '(unknown device)'}"
-
-
-def _number(path: Path) -> int:
-    text = _read(path)
-    return int(text) if text.isdigit() else 0
-
-
-def _read(path: Path, errors: str = "strict") -> str:
-    try:
-        return path.read_text(errors=errors).strip()
-    except (OSError, UnicodeDecodeError):
-        return ""

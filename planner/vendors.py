@@ -1,4 +1,4 @@
-"""What differs between GPU makers, one record each. A new vendor (Intel is next) is one record here, one reader in
+"""What differs between GPU makers, one record each. A new vendor is one record here, one reader in
 planner/probe.py's GPU_READERS, and recorded hardware fixtures; the planner, the launchers and the exports read
 these records, never a vendor's name.
 """
@@ -49,6 +49,15 @@ AMD = Vendor(
     kubernetes_resource="amd.com/gpu",
     container_devices=("/dev/kfd", "/dev/dri"), container_groups=("video",),   # AMD's ROCm docker guide
     name_marks=("AMD", "Radeon", "Instinct"))     # pci.ids names put the product in brackets: "Navi 31 [Radeon RX ..."
+# No published gpt-oss row on an Intel GPU was found (docs/sources.md, INTEL): the per-layer cost and the prefill
+# share are AMD's and NVIDIA's, estimates until this machine's own benchmark calibrates them (planner/calibration.py).
+INTEL = Vendor(
+    "intel", "ZE_AFFINITY_MASK", 512 * MIB,       # Level Zero's device mask: SYCL builds and vLLM's XPU path read it
+    per_layer_ms=0.157,                    # estimate: AMD's (a non-CUDA discrete GPU through llama.cpp)
+    prefill_efficiency=0.180,              # estimate: NVIDIA's share of the XMX FP16 peak
+    kubernetes_resource="gpu.intel.com/i915",      # Intel's GPU device plugin (gpu.intel.com/xe on xe-driven nodes)
+    container_devices=("/dev/dri",), container_groups=("render",),   # Intel's container guides: --device /dev/dri
+    name_marks=("Intel", "Arc"))
 APPLE = Vendor(
     "apple", None, 256 * MIB,
     per_layer_ms=0.211,                    # G15396 M2 Ultra 120b
@@ -58,7 +67,7 @@ APPLE = Vendor(
 CPU = Vendor("cpu", None, 0, per_layer_ms=0.293,       # IK1075 Ryzen 9 7950X, 16 threads
              prefill_efficiency=None, kubernetes_resource=None)
 
-GPU_VENDORS = {vendor.name: vendor for vendor in (NVIDIA, AMD, APPLE)}
+GPU_VENDORS = {vendor.name: vendor for vendor in (NVIDIA, AMD, INTEL, APPLE)}
 DEVICE_KINDS = {**GPU_VENDORS, CPU.name: CPU}
 
 

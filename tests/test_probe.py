@@ -166,29 +166,30 @@ def test_an_unknown_example_is_exit_2_listing_the_examples(run_cli):
 
 
 def test_a_new_gpu_vendor_is_one_record_and_one_reader(run_cli, monkeypatch, tmp_path):
-    """Intel, registered as the next vendor would be (a Vendor record, a reader in GPU_READERS): the live probe
+    """A vendor gptoss does not know (Moore Threads), registered as the next one would be (a Vendor record, a reader
+    in GPU_READERS): the live probe
     reports its GPU, the planner plans on it, and a Kubernetes export asks for its device plugin's resource, with no
     other module taught its name."""
     from gptoss_deploy.planner import probe as probe_module
     from gptoss_deploy.planner.vendors import GPU_VENDORS, Vendor
 
-    intel = Vendor("intel", "ZE_AFFINITY_MASK", 512 * 2**20, per_layer_ms=0.1, prefill_efficiency=0.2,
-                   kubernetes_resource="gpu.intel.com/xe", container_devices=("/dev/dri",), name_marks=("Intel",))
-    arc = {"index": 0, "vendor": "intel", "name": "Intel Arc Pro B60", "memory_total_bytes": 24 * 2**30,
-           "memory_free_bytes": 23 * 2**30, "memory_bandwidth_gbps": 456.0}
-    monkeypatch.setitem(GPU_VENDORS, "intel", intel)
-    monkeypatch.setattr(probe_module, "GPU_READERS", [lambda sources, notes: [arc]])
+    mthreads = Vendor("mthreads", "MUSA_VISIBLE_DEVICES", 512 * 2**20, per_layer_ms=0.1, prefill_efficiency=0.2,
+                      kubernetes_resource="mthreads.com/vgpu", container_devices=("/dev/dri",), name_marks=("MTT",))
+    card = {"index": 0, "vendor": "mthreads", "name": "MTT S4000", "memory_total_bytes": 48 * 2**30,
+            "memory_free_bytes": 47 * 2**30, "memory_bandwidth_gbps": 768.0}
+    monkeypatch.setitem(GPU_VENDORS, "mthreads", mthreads)
+    monkeypatch.setattr(probe_module, "GPU_READERS", [lambda sources, notes: [card]])
     code, out, err = run_cli("probe", "--json")
     assert code == 0, err
-    machine = tmp_path / "arc.json"
+    machine = tmp_path / "mtt.json"
     machine.write_text(out)
-    assert [(g["vendor"], g["name"]) for g in json.loads(out)["gpus"]] == [("intel", "Intel Arc Pro B60")]
+    assert [(g["vendor"], g["name"]) for g in json.loads(out)["gpus"]] == [("mthreads", "MTT S4000")]
     code, out, err = run_cli("plan", "--json", "--hardware", machine, "--model", "20b", "--backend", "llamacpp")
     plan = json.loads(out)
     assert code == 0 and [d["device"] for d in plan["memory"]["devices"] if d["device"] != "cpu"] == ["gpu0"]
     code, out, err = run_cli("export", "--format", "kubernetes", "--hardware", machine, "--model", "20b",
-                             "--backend", "llamacpp", "--image", "registry.example/llama.cpp:server-intel")
+                             "--backend", "llamacpp", "--image", "registry.example/llama.cpp:server-musa")
     assert code == 0, err
-    assert "gpu.intel.com/xe: 1" in out and "image: registry.example/llama.cpp:server-intel" in out
-    monkeypatch.delitem(GPU_VENDORS, "intel")
+    assert "mthreads.com/vgpu: 1" in out and "image: registry.example/llama.cpp:server-musa" in out
+    monkeypatch.delitem(GPU_VENDORS, "mthreads")
     assert run_cli("plan", "--hardware", machine)[0] == 2          # an unregistered vendor is a bad file
