@@ -25,6 +25,13 @@ def ctrl_c_as_at_a_terminal():
     yield
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The long tests first (pytest.mark.long): started last, each ended the run a minute after the rest (a fresh
+    clone's CI went from 4 min 57 s to 5 min 29 s as the suite grew around them)."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_xdist_auto_num_workers(config):
     """`pytest -n auto`: two workers a core. Many tests wait (on a server's readiness, a deadline, a benchmark's
     streams) rather than compute: on the 2-core runner 4 workers ran the suite in 234 s, 2 in 298 s, 1 in 503 s."""

@@ -149,7 +149,7 @@ def test_only_a_run_that_measured_is_kept(run_cli, verdict, kept_row):
         assert "127.0.0.1" not in shared and '"x"' not in shared     # no address, no deployment name
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(content=mutations({"schema_version": 1, "measurements": [row().to_json()]}, values=JSON_VALUES).map(
     lambda d: json.dumps(d).encode()) | noise())
 def test_any_calibration_file_plans_or_exits_2(run_cli, tmp_path, monkeypatch, content):

@@ -456,6 +456,7 @@ def scanned_as_checkov_reads_them(objects: list[dict]) -> list[dict]:
     return [*objects, *pods]
 
 
+@pytest.mark.long
 def test_checkov_finds_nothing_in_the_kubernetes_exports_but_what_each_file_waives_with_its_reason(tmp_path):
     """Each export scanned by checkov: no failed check; what remains (root on ROCm, vLLM's key variable and
     writable HOME, a tag rather than a digest, the namespace) is waived in the file with its reason, and the same

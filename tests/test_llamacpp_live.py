@@ -43,6 +43,7 @@ def up(run_cli, gguf, port, *extra):
     return json.loads(out)
 
 
+@pytest.mark.long
 def test_up_ready_bench_idempotent_down(run_cli, state, smollm2):
     port = free_port()
     first = up(run_cli, smollm2, port)
@@ -100,6 +101,7 @@ def kv_cache_bytes(model: Path, context: int) -> int:
     return 2 * value("llama.block_count") * value("llama.attention.head_count_kv") * head_dim * 2 * context
 
 
+@pytest.mark.long
 def test_bench_gate_missed_exits_5_and_keeps_the_measurement(run_cli, state, smollm2):
     record = up(run_cli, smollm2, free_port(), "--no-bench")
     assert record["benchmark"] is None
@@ -117,6 +119,7 @@ def test_bench_url_measures_any_openai_server(run_cli, state, smollm2):
     assert measured(bench) and code == bench_exit_code(bench) and bench["predicted_decode_tokens_per_s"] is None
 
 
+@pytest.mark.long
 def test_non_loopback_bind_requires_and_generates_an_api_key(run_cli, state, smollm2):
     port = free_port("0.0.0.0")
     record = up(run_cli, smollm2, port, "--host", "0.0.0.0")
@@ -140,6 +143,7 @@ def test_port_held_by_our_own_deployment_is_named(run_cli, state, smollm2):
     assert code == 4 and f"deployment {first['name']}" in err and "second" not in state.records()
 
 
+@pytest.mark.long
 def test_an_ipv6_loopback_bind_serves_and_is_benchmarked(run_cli, state, smollm2):
     port = free_port("::1")
     record = up(run_cli, smollm2, port, "--host", "::1")

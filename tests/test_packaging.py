@@ -73,6 +73,7 @@ def run(installed: Path, script: str, *args: str, cwd: Path, env: dict) -> subpr
                           timeout=600)
 
 
+@pytest.mark.long
 def test_installed_scripts_run_from_a_foreign_project(installed, foreign_dir, smollm2, tmp_path):
     env = {**os.environ, "GPTOSS_STATE_DIR": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
@@ -105,6 +106,7 @@ def test_installed_scripts_run_from_a_foreign_project(installed, foreign_dir, sm
         assert run(installed, "gptoss", "down", "--all", cwd=foreign_dir, env=env).returncode == 0
 
 
+@pytest.mark.long
 def test_readme_command_1_leaves_a_machine_where_the_printed_launch_line_works(installed, foreign_dir, smollm2,
                                                                               tmp_path):
     """A new user: README command 1 (this venv), then the plan's own launch line typed as printed. The hub is a local

@@ -86,6 +86,7 @@ def gate(run_cli, url: str, min_aggregate_tps: float) -> tuple[int, dict, str]:
     return code, benchmark, err
 
 
+@pytest.mark.long
 def test_the_exported_service_serves_and_the_pipelines_gate_passes_or_fails_it(run_cli, applied, monkeypatch):
     monkeypatch.setenv("GPTOSS_API_KEY", KEY)
     code, benchmark, err = gate(run_cli, applied, 1)
