@@ -1,9 +1,12 @@
 """Every dry run matches its checked-in golden file, byte for byte (refresh: .venv/bin/python tests/golden.py)."""
 from __future__ import annotations
 
+import pytest
+
 from golden import GOLDEN_DIR, cases, dry_run, golden_environment, golden_path
 
 
+@pytest.mark.long
 def test_every_dry_run_matches_its_golden_file():
     mismatched, planned = [], set()
     with golden_environment():

@@ -111,6 +111,7 @@ def test_bench_gate_missed_exits_5_and_keeps_the_measurement(run_cli, state, smo
     assert state.records()[record["name"]].benchmark.verdict == "fail"   # recorded on the deployment
 
 
+@pytest.mark.long
 def test_bench_url_measures_any_openai_server(run_cli, state, smollm2):
     record = up(run_cli, smollm2, free_port(), "--no-bench")
     code, out, _ = run_cli("bench", "--url", record["endpoint"]["base_url"], "--json")
@@ -174,6 +175,7 @@ def vm_peak(pid: int) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and limits RLIMIT_AS: Linux only")
+@pytest.mark.long
 def test_a_context_beyond_a_memory_limit_steps_down_on_the_real_engine(run_cli, state, smollm2, tmp_path,
                                                                        monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")     # fewer malloc arenas: the engine's address space varies less
