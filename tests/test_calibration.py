@@ -126,7 +126,7 @@ def test_one_row_per_machine_engine_and_model_the_latest(kept):
 
 
 RECORD = {"name": "x", "backend": "llamacpp", "model": "gpt-oss-20b", "state": "running", "host": "127.0.0.1",
-          "port": 8080, "endpoint": {"base_url": "http://127.0.0.1:8080/v1"}, "machine": "0123456789abcdef",
+          "port": 1, "endpoint": {"base_url": "http://127.0.0.1:1/v1"}, "machine": "0123456789abcdef",
           "hardware": "AMD EPYC (2 cores), 24 GiB RAM"}
 
 
