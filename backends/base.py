@@ -119,6 +119,11 @@ class Provisioned:
     warnings: list[str] = field(default_factory=list)
 
 
+def health_probe(port: int) -> list[str]:
+    """A container's health command where its image has Python but no curl: GET /health on PORT answers."""
+    return ["python3", "-c", f"import urllib.request; urllib.request.urlopen('http://localhost:{port}/health')"]
+
+
 def key_config_path(key_file: Path) -> Path:
     """Where an engine that reads its API key only from a config file (SGLang) gets one: beside the key file, this
     user's only, and removed with it (runtime.state.StateStore.forget)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from gptoss_deploy.backends.addresses import endpoint
 from gptoss_deploy.backends.base import (CONTAINER_PORT, ContainerCommand, ContainerImage, LocalBackend, ServerLaunch,
-                                         key_config_path, ready_deadline_s)
+                                         health_probe, key_config_path, ready_deadline_s)
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.vllm import VLLM
 from gptoss_deploy.planner.backend import LocalLaunch
@@ -30,6 +30,7 @@ NOT_INSTALLED = ("SGLang is not installed: `pip install sglang` on Linux with a 
 # The GPUs the cookbook's command generator serves MXFP4 gpt-oss on (SGC): MI300X and MI325X are "Work In Progress".
 COOKBOOK_GPUS = ("H100", "H200", "B200", "MI355X")
 AMD_ENV = {"SGLANG_USE_AITER": "0"}       # SGC: AMD Instinct GPUs, "due to YaRN RoPE precision issues"
+PLANNED_ENV = {name: (value,) for name, value in AMD_ENV.items()}   # all a saved plan may set
 PARSER = "gpt-oss"                        # SGC: --reasoning-parser gpt-oss, --tool-call-parser gpt-oss
 
 
@@ -137,7 +138,7 @@ class Sglang(LocalBackend):
         program = _program()
         command = replace(planned, host=options.host or planned.host, port=options.port or planned.port,
                           program=(program or "sglang",))
-        return ServerLaunch(argv=command.argv(), env=checked_env(plan.launch.env, {"SGLANG_USE_AITER": ("0",)}),
+        return ServerLaunch(argv=command.argv(), env=checked_env(plan.launch.env, PLANNED_ENV),
                             host=command.host, port=command.port, served_model=command.served_model_name,
                             protocol="openai",
                             ready_deadline_s=ready_deadline_s(options, READY_BASE_S, plan.memory.breakdown.weights),
@@ -158,9 +159,7 @@ class Sglang(LocalBackend):
         write = f'import json, os; print("api-key: " + json.dumps(os.environ["{self.key_env}"]))'
         script = f"umask 077 && python3 -c '{write}' > /tmp/sglang.yaml && exec \"$@\" --config /tmp/sglang.yaml"
         return ContainerCommand(["sh", "-c", script, "sglang"], command.argv(),
-                                checked_env(plan.launch.env, {"SGLANG_USE_AITER": ("0",)}),
-                                health=["python3", "-c", "import urllib.request; urllib.request.urlopen("
-                                        f"'http://localhost:{CONTAINER_PORT}/health')"])
+                                checked_env(plan.launch.env, PLANNED_ENV), health=health_probe(CONTAINER_PORT))
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return replace(SglangServeCommand.parse(plan.launch.argv), program=(_program() or "sglang",)).argv()

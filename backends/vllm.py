@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.addresses import endpoint
 from gptoss_deploy.backends.base import (CONTAINER_PORT, ROCM_DEVICES_NEED_ROOT, ContainerCommand, ContainerImage,
-                                         LocalBackend, ServerLaunch, ready_deadline_s, relaunched)
+                                         LocalBackend, ServerLaunch, health_probe, ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
@@ -237,8 +237,7 @@ class Vllm(LocalBackend):
     def container_command(self, *, plan, key_file=None) -> ContainerCommand:     # vLLM reads no key file
         command = replace(VllmServeCommand.parse(plan.launch.argv), host="0.0.0.0", port=CONTAINER_PORT)
         return ContainerCommand(["vllm", "serve"], command.argv()[2:], checked_env(plan.launch.env, PLANNED_ENV),
-                                health=["python3", "-c", "import urllib.request; urllib.request.urlopen("
-                                        f"'http://localhost:{CONTAINER_PORT}/health')"])
+                                health=health_probe(CONTAINER_PORT))
 
     def command_here(self, *, plan, hardware) -> list[str]:
         return replace(VllmServeCommand.parse(plan.launch.argv), program=(_program() or "vllm",)).argv()
