@@ -67,6 +67,11 @@ CPU_DECODE_GBPS_PER_CORE = 8.0
 PCIE_GBPS = 25.0
 
 
+def prompt_seconds(tokens: int, prefill_tokens_per_s: float, half_depth_tokens: float) -> float:
+    """Seconds to read a prompt of TOKENS: the rate at depth d is prefill / (1 + d / half depth), integrated."""
+    return (tokens + tokens ** 2 / (2 * half_depth_tokens)) / prefill_tokens_per_s
+
+
 @dataclass(frozen=True)
 class Prediction:
     decode_tokens_per_s: float
@@ -79,8 +84,7 @@ class Prediction:
     calibration: Calibration | None = None   # this machine's benchmark, applied (planner/calibration.py)
 
     def prompt_seconds(self, tokens: int) -> float:
-        """Seconds to read a prompt of TOKENS: the rate at depth d is prefill / (1 + d / half depth), integrated."""
-        return (tokens + tokens ** 2 / (2 * self.prefill_half_depth_tokens)) / self.prefill_tokens_per_s
+        return prompt_seconds(tokens, self.prefill_tokens_per_s, self.prefill_half_depth_tokens)
 
     def to_json(self) -> dict:
         return {"decode_tokens_per_s": round(self.decode_tokens_per_s, 1),

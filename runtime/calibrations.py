@@ -36,8 +36,10 @@ def measurement_of(record: Deployment) -> Measurement | None:
     decode, prefill = model_speeds(predicted)
     model_ttft_ms = None
     if bench.prompt_tokens and prefill and predicted.prefill_half_depth_tokens:
-        tokens, half_depth = bench.prompt_tokens, predicted.prefill_half_depth_tokens
-        model_ttft_ms = 1000 * ((tokens + tokens ** 2 / (2 * half_depth)) / prefill + 1 / decode)
+        from gptoss_deploy.planner.throughput import prompt_seconds
+
+        seconds = prompt_seconds(bench.prompt_tokens, prefill, predicted.prefill_half_depth_tokens) + 1 / decode
+        model_ttft_ms = 1000 * seconds
     from gptoss_deploy.runtime.records import Measurement
 
     return Measurement(machine=record.machine, hardware=record.hardware or "unknown", engine=record.backend,
