@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.calibration import Calibration
 from gptoss_deploy.planner.errors import UsageError, validation_problem
+from gptoss_deploy.planner.throughput import predict_dense_file, prompt_seconds
 
 if TYPE_CHECKING:
     from gptoss_deploy.planner.documents import Predicted
@@ -36,8 +37,6 @@ def measurement_of(record: Deployment) -> Measurement | None:
     decode, prefill = model_speeds(predicted)
     model_ttft_ms = None
     if bench.prompt_tokens and prefill and predicted.prefill_half_depth_tokens:
-        from gptoss_deploy.planner.throughput import prompt_seconds
-
         seconds = prompt_seconds(bench.prompt_tokens, prefill, predicted.prefill_half_depth_tokens) + 1 / decode
         model_ttft_ms = 1000 * seconds
     from gptoss_deploy.runtime.records import Measurement
@@ -68,7 +67,6 @@ def file_yardstick(gguf: GgufInfo, hw: HardwareReport, engine: str, on_gpu: bool
     benchmarks of that file where ROOT (the state dir; None: no calibration) keeps one. None for a mixture of experts (which experts it
     reads is not known here) or a header that does not say its shape."""
     from gptoss_deploy.planner.documents import Predicted
-    from gptoss_deploy.planner.throughput import predict_dense_file
 
     if gguf.expert_count or not (gguf.block_count and gguf.embedding_length and gguf.parameters):
         return None
