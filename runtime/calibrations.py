@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gptoss_deploy.planner.calibration import Calibration
+from gptoss_deploy.planner.calibration import Calibration, machine_fingerprint
 from gptoss_deploy.planner.errors import UsageError, validation_problem
 from gptoss_deploy.planner.throughput import predict_dense_file, prompt_seconds
 
@@ -82,8 +82,6 @@ def file_yardstick(gguf: GgufInfo, hw: HardwareReport, engine: str, on_gpu: bool
 
 def calibrations_for(root: Path, hw: HardwareReport) -> Mapping[tuple[str, str], Calibration]:
     """What the benchmarks kept in ROOT measured on HW's machine, by (engine, model)."""
-    from gptoss_deploy.planner.calibration import machine_fingerprint
-
     measurements = read_measurements(root)
     machine = machine_fingerprint(hw) if measurements else None
     return {(m.engine, m.model): m.calibration() for m in measurements if m.machine == machine}
