@@ -245,7 +245,7 @@ def _no_fit_message(hw: HardwareReport, constraints: Constraints, rejected: list
     with how to ask for it in the words of where the user's setting came from."""
     local = [r for r in rejected if not backends[r.backend].cloud]
     message = (local or rejected)[0].reason if rejected else "no backend is allowed by these constraints"
-    choices = []
+    choices, named = [], set()
     for change, hint in _relaxations(constraints, backends):
         if choices and change.get("cloud") is None:
             continue                                   # one local choice is enough; the billed one follows
@@ -253,6 +253,9 @@ def _no_fit_message(hw: HardwareReport, constraints: Constraints, rejected: list
             alternative = plan(hw, constraints.relaxed(**change), backends).chosen
         except NoFitError:
             continue
+        if (alternative.model.name, alternative.backend) in named:
+            continue                                   # allowing cloud found the same local plan again
+        named.add((alternative.model.name, alternative.backend))
         fits = "billed: {} on {}" if alternative.status == "cloud" else "{} on {} fits"
         choices.append(f"{fits.format(alternative.model.name, alternative.backend)} ({hint})")
     if choices:

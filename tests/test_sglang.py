@@ -44,7 +44,10 @@ def test_a_plan_carries_the_cookbooks_parsers_and_the_placement(run_cli):
 ])
 def test_gpus_outside_the_cookbook_are_not_planned_and_say_why(run_cli, machine, said):
     code, out, _ = run_cli("plan", "--backend", "sglang", "--model", "120b", "--json", *machine)
-    assert code == 3 and said in json.loads(out)["error"]["message"]
+    message = json.loads(out)["error"]["message"]
+    assert code == 3 and said in message
+    offered = [choice.split(" (")[0] for choice in message.split("Instead: ")[-1].split("; or, ")]
+    assert len(offered) == len(set(offered))          # each other plan offered once, however it is reached
 
 
 @pytest.fixture
