@@ -238,13 +238,10 @@ def predict_dense_file(tensor_bytes: int, parameters: int, layers: int, width: i
     gpu = next((g for g in hw.gpus if g.memory_free_bytes >= tensor_bytes), None) if on_gpu else None
     if on_gpu and gpu is None:
         return None
-    if gpu is None:
-        bandwidth, efficiency = _device_bandwidth_gbps(hw, "cpu"), DECODE_BANDWIDTH_EFFICIENCY
-        per_layer_ms, flops_per_s = CPU.per_layer_ms, _cpu_prefill_flops_per_s(hw)
-    else:
-        bandwidth, efficiency = gpu_bandwidth_gbps(gpu), _decode_efficiency(hw, f"gpu{gpu.index}")
-        per_layer_ms, flops_per_s = GPU_VENDORS[gpu.vendor].per_layer_ms, _prefill_flops_per_s(gpu)
-    read_s = tensor_bytes / (bandwidth * 1e9)
-    decode = 1 / (read_s / efficiency + layers * per_layer_ms / 1000)
+    device = f"gpu{gpu.index}" if gpu else "cpu"
+    per_layer_ms = (GPU_VENDORS[gpu.vendor] if gpu else CPU).per_layer_ms
+    flops_per_s = _prefill_flops_per_s(gpu) if gpu else _cpu_prefill_flops_per_s(hw)
+    read_s = tensor_bytes / (_device_bandwidth_gbps(hw, device) * 1e9)
+    decode = 1 / (read_s / _decode_efficiency(hw, device) + layers * per_layer_ms / 1000)
     half_depth = 2 * parameters / (4 * layers * width)
     return Prediction(decode, flops_per_s / (2 * parameters), 1 / read_s, None, half_depth)

@@ -7,7 +7,6 @@ data as they are.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,14 +109,13 @@ def read_measurements(root: Path) -> list[Measurement]:
 def keep(store: StateStore, measurement: Measurement) -> None:
     """MEASUREMENT in place of the row for its machine, engine and model, in STORE's directory; a damaged file is
     set aside (and the user told), never lost. Call under the state lock."""
-    from gptoss_deploy.runtime.state import write_atomically
+    from gptoss_deploy.runtime.state import set_aside, write_atomically
 
     path = store.root / FILE_NAME
     try:
         rows = read_measurements(store.root)
     except UsageError as err:
-        aside = path.with_name(f"calibration.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}.json")
-        os.replace(path, aside)
+        aside = set_aside(path)
         store.notify(f"{err.message.split(';')[0]}; kept as {aside}, and a new one started")
         rows = []
     same = (measurement.machine, measurement.engine, measurement.model)

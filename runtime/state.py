@@ -119,9 +119,7 @@ class StateStore:
     def _recover(self, damage: _Damaged) -> dict[str, Deployment]:
         from gptoss_deploy.runtime.recovery import rediscover
 
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        aside = self.root / f"deployments.damaged-{stamp}.json"
-        os.replace(self.path, aside)
+        aside = set_aside(self.path)
         found = {name: r for name, r in rediscover(self.root).items() if name not in damage.intact}
         records = {**damage.intact, **found}
         self._write(records)
@@ -169,6 +167,13 @@ class StateStore:
         self.remove(name)
         self.secret_path(name).unlink(missing_ok=True)
         key_config_path(self.secret_path(name)).unlink(missing_ok=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged state file out of the way, kept beside it under a name with the time: never deleted."""
+    aside = path.with_name(f"{path.stem}.damaged-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}{path.suffix}")
+    os.replace(path, aside)
+    return aside
 
 
 def write_atomically(root: Path, path: Path, text: str, what: str) -> None:
