@@ -18,6 +18,7 @@ from gptoss_deploy.backends.base import (CONTAINER_PORT, INTEL_DEVICES_NEED_ROOT
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
+from gptoss_deploy.backends.llama_threads import THREADS_VARIABLE, engine_threads
 from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact, model_named
@@ -203,8 +204,18 @@ class LlamaCpp(LocalBackend):
         return LocalLaunch(command.argv(), {}, placement.artifact.ref, endpoint(command.host, command.port),
                            model_files=placement.artifact.files, served_model=placement.model.name)
 
+    def computes_on(self, hw):
+        """HW with the cores llama-server is told to use (LLAMA_ARG_THREADS, one thread a core), where fewer: its
+        CPU's share of decode and prefill is predicted for those."""
+        threads = engine_threads()
+        if threads is None or threads >= hw.cpu.physical_cores:
+            return hw
+        cores = {"physical_cores": threads, "logical_cores": min(threads, hw.cpu.logical_cores)}
+        return hw.model_copy(update={"cpu": hw.cpu.model_copy(update=cores)})
+
     def placement_reasons(self, placement, hw) -> list[str]:
-        return [reason for reason in (_offload_reason(placement, hw), _host_cache_reason(placement, hw)) if reason]
+        reasons = (_threads_reason(hw), _offload_reason(placement, hw), _host_cache_reason(placement, hw))
+        return [reason for reason in reasons if reason]
 
     def server_launch(self, *, plan, options, hardware, gguf: GgufInfo | None) -> ServerLaunch:
         """The llama-server command for PLAN, with the model as a local file (fetched by `prepare`)."""
@@ -344,6 +355,14 @@ def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
 
 
 LLAMACPP = LlamaCpp()
+
+
+def _threads_reason(hw) -> str | None:
+    threads = engine_threads()
+    if threads is None or threads >= hw.cpu.physical_cores:
+        return None
+    return (f"threads: llama-server runs {threads} of this machine's {hw.cpu.physical_cores} cores "
+            f"({THREADS_VARIABLE}={threads}): its CPU work is predicted for {threads}")
 
 
 def _offload_reason(placement, hw) -> str | None:

@@ -11,7 +11,9 @@ import os
 import sys
 import threading
 
+from gptoss_deploy.backends.llama_threads import engine_threads
 from gptoss_deploy.backends.process_groups import on_stop_signals
+from gptoss_deploy.planner.errors import UsageError
 
 SERVER_DEFAULT_SLOTS = 4
 
@@ -40,17 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-fit", "--fit", choices=["on", "off"])
     parser.add_argument("-lv", "--verbosity", "--log-verbosity", dest="verbosity", type=int)
     # as llama-server reads it (common/arg.cpp: set_env("LLAMA_ARG_THREADS")); unset: the engine's own count
-    parser.add_argument("-t", "--threads", type=int, default=_threads_from_env())
+    try:
+        threads = engine_threads()
+    except UsageError as err:
+        raise SystemExit(err.message) from None
+    parser.add_argument("-t", "--threads", type=int, default=threads)
     return parser
-
-
-def _threads_from_env() -> int | None:
-    value = os.environ.get("LLAMA_ARG_THREADS", "")
-    if not value:
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"LLAMA_ARG_THREADS={value[:20]!r}: a number of threads, 1 or more, or unset")
-    return int(value)
 
 
 def cpu_moe_overrides(layers: int) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptoss_deploy.backends import get_backend
 from gptoss_deploy.planner.calibration import Calibration, machine_fingerprint
 from gptoss_deploy.planner.errors import UsageError, validation_problem
 from gptoss_deploy.planner.throughput import predict_dense_file, prompt_seconds
@@ -69,8 +70,9 @@ def file_yardstick(gguf: GgufInfo, hw: HardwareReport, engine: str, on_gpu: bool
 
     if gguf.expert_count or not (gguf.block_count and gguf.embedding_length and gguf.parameters):
         return None
-    prediction = predict_dense_file(gguf.tensor_bytes, gguf.parameters, gguf.block_count, gguf.embedding_length, hw,
-                                    on_gpu)
+    devices = get_backend(engine).computes_on(hw)       # the cores the engine is told to use
+    prediction = predict_dense_file(gguf.tensor_bytes, gguf.parameters, gguf.block_count, gguf.embedding_length,
+                                    devices, on_gpu)
     if prediction is None:
         return None
     calibration = calibrations_for(root, hw).get((engine, gguf.served_name)) if root else None

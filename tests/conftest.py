@@ -38,14 +38,17 @@ def pytest_xdist_auto_num_workers(config):
     return 2 * (os.cpu_count() or 1)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_engine_thread():
-    """The real engine runs one thread in tests (LLAMA_ARG_THREADS, llama-server's own variable). The suite runs on
-    several workers (pytest -n auto), and llama.cpp's threads spin while they wait for each other: two
-    engines of two threads on a 2-core runner measured 0.3 tok/s each, 288 s for two benchmarks; one thread each,
-    40 tok/s and 17 s (tests/bench_engine_contention.sh)."""
-    os.environ.setdefault("LLAMA_ARG_THREADS", "1")
-    yield
+@pytest.fixture(autouse=True)
+def one_engine_thread(request, monkeypatch):
+    """The real engine (tests that use the SmolLM2 model) runs one thread (LLAMA_ARG_THREADS, llama-server's own
+    variable), and the plans those tests make predict for one; other tests plan for every core, whatever the
+    caller's environment says. The suite runs on several workers (pytest -n auto), and llama.cpp's threads spin
+    while they wait for each other: two engines of two threads on a 2-core runner measured 0.3 tok/s each, 288 s
+    for two benchmarks; one thread each, 40 tok/s and 17 s (tests/bench_engine_contention.sh)."""
+    if "smollm2" in request.fixturenames:
+        monkeypatch.setenv("LLAMA_ARG_THREADS", "1")
+    else:
+        monkeypatch.delenv("LLAMA_ARG_THREADS", raising=False)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def golden_environment() -> Iterator[None]:
     with tempfile.TemporaryDirectory() as scratch:
         empty_bin = Path(scratch, "bin")
         empty_bin.mkdir()
-        for name in [k for k in os.environ if k.startswith(("GPTOSS_", "OLLAMA_", "HF_", "AWS_", "AZURE_"))]:
+        for name in [k for k in os.environ if k.startswith(("GPTOSS_", "OLLAMA_", "HF_", "AWS_", "AZURE_", "LLAMA_"))]:
             del os.environ[name]
         os.environ.update({
             "PATH": str(empty_bin), "XDG_CONFIG_HOME": str(Path(scratch, "config")),

@@ -146,6 +146,28 @@ def test_cpu_only_machine_gets_a_cpu_plan():
     assert 5 < doc["predicted"]["decode_tokens_per_s"] < 30
 
 
+def test_a_thread_count_given_to_llama_server_is_what_its_cpu_plan_predicts_for(monkeypatch):
+    every_core = plan_for("cpu-only-16core", backend="llamacpp", context=16384).to_json()
+    monkeypatch.setenv("LLAMA_ARG_THREADS", "4")       # llama-server's own variable: the server it starts inherits it
+    four = plan_for("cpu-only-16core", backend="llamacpp", context=16384).to_json()
+    assert four["memory"] == every_core["memory"] and four["launch"] == every_core["launch"]
+    assert four["predicted"]["prefill_tokens_per_s"] == pytest.approx(every_core["predicted"]["prefill_tokens_per_s"]
+                                                                      / 4, rel=0.01)     # compute: a quarter of it
+    assert four["predicted"]["decode_tokens_per_s"] < every_core["predicted"]["decode_tokens_per_s"] / 2
+    assert "threads: llama-server runs 4 of this machine's 16 cores (LLAMA_ARG_THREADS=4): its CPU work is " \
+           "predicted for 4" in four["reasons"]
+    assert not any(r.startswith("threads:") for r in every_core["reasons"])
+    monkeypatch.setenv("LLAMA_ARG_THREADS", "64")      # more threads than cores: the cores bound it
+    assert plan_for("cpu-only-16core", backend="llamacpp", context=16384).to_json()["predicted"] == every_core["predicted"]
+
+
+def test_a_thread_count_that_is_not_a_number_is_exit_2_naming_the_variable(run_cli, monkeypatch):
+    monkeypatch.setenv("LLAMA_ARG_THREADS", "all")
+    code, out, err = run_cli("plan", "--hardware", fixture_path("cpu-only-16core"), prog="gptoss-plan")
+    assert code == 2
+    assert err.strip().splitlines() == ["gptoss: error: LLAMA_ARG_THREADS='all': a number of threads, 1 or more, or unset"]
+
+
 def test_vllm_on_one_h100_runs_the_recipes_flags_at_the_context_its_kv_cache_holds():
     """120b on one H100 needs --gpu-memory-utilization 0.95 --max-num-batched-tokens 1024 (VR), and even then vLLM
     finds 1.71 GiB for its KV cache (vllm#27508): not the profile's 128k, and the plan says so."""
