@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from gptoss_deploy.backends.addresses import endpoint
-from gptoss_deploy.backends.base import (CONTAINER_PORT, ROCM_DEVICES_NEED_ROOT, ContainerCommand, ContainerImage,
-                                         LocalBackend, ServerLaunch, health_probe, ready_deadline_s, relaunched)
+from gptoss_deploy.backends.base import (CONTAINER_PORT, INTEL_DEVICES_NEED_ROOT, ROCM_DEVICES_NEED_ROOT,
+                                         ContainerCommand, ContainerImage, LocalBackend, ServerLaunch, health_probe,
+                                         ready_deadline_s, relaunched)
 from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, VARIANTS, Artifact
-from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_support
+from gptoss_deploy.planner.devices import UNSUPPORTED, vllm_serves_on_cpu, vllm_support
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
 from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
@@ -23,8 +24,9 @@ from gptoss_deploy.planner.units import GIB, tokens_per_s
 DEFAULT_PORT = 8000
 VLLM_RELEASE = "0.33.0"           # the release whose parser checks our flags (tests/upstream/run.sh)
 READY_BASE_S = 300.0              # vLLM compiles kernels and captures CUDA graphs before it serves
-NOT_INSTALLED = ("vLLM is not installed: `pip install vllm` on Linux with a supported GPU (docs.vllm.ai), "
-                 "or set GPTOSS_VLLM to its executable; or choose --backend llamacpp")
+NOT_INSTALLED = ("vLLM is not installed: `pip install vllm` on Linux with a supported GPU (docs.vllm.ai; Intel GPUs "
+                 "and Xeon 6: its XPU and CPU builds), or set GPTOSS_VLLM to its executable; or choose --backend "
+                 "llamacpp")
 # Resident size: vllm#33155 measured 64.38 GiB for the 120b (60.8 GiB on disk); the 20b scaled by the same ratio.
 _LOAD_RATIO = 64.38 / 60.8
 
@@ -48,10 +50,12 @@ GPUS = bounded(1, 64)
 FLAGS = {"--served-model-name": Several(word), "--host": word, "--port": port_number, "--tensor-parallel-size": GPUS,
          "--data-parallel-size": GPUS, "--pipeline-parallel-size": GPUS,
          "--distributed-executor-backend": lambda v: {"ray": v}[v], "--gpu-memory-utilization": _utilization,
-         "--max-model-len": bounded(1, MAX_CONTEXT), "--max-num-batched-tokens": bounded(1, 1 << 20),
+         "--kv-cache-memory-bytes": bounded(1, 1 << 50), "--max-model-len": bounded(1, MAX_CONTEXT), "--max-num-batched-tokens": bounded(1, 1 << 20),
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
          "--async-scheduling": None}
 OPTIONAL_FLAGS = ("--data-parallel-size", "--pipeline-parallel-size", "--distributed-executor-backend")
+# How much memory vLLM takes: a share of each GPU's, or (the CPU build) the KV cache's size, which overrides the share.
+MEMORY_FLAGS = ("--gpu-memory-utilization", "--kv-cache-memory-bytes")
 # The recipe's per-family settings (Tuning.args), in the order they are rendered.
 TUNING_FLAGS = {"--kv-cache-dtype": lambda v: {"fp8": v}[v],
                 "--attention-backend": lambda v: {"ROCM_AITER_UNIFIED_ATTN": v}[v], "--block-size": bounded(1, 1024),
@@ -101,7 +105,7 @@ class VllmServeCommand:
     host: str
     port: int
     tensor_parallel_size: int
-    gpu_memory_utilization: str
+    gpu_memory_utilization: str | None          # on GPUs
     max_model_len: int
     max_num_batched_tokens: int
     # vLLM schedules asynchronously by default since late 2025 (vllm#27614) and turns it off where it cannot (a
@@ -110,6 +114,7 @@ class VllmServeCommand:
     data_parallel_size: int = 1
     pipeline_parallel_size: int = 1            # over nodes: vLLM joins them through Ray
     tuning_args: tuple[str, ...] = ()
+    kv_cache_memory_bytes: int | None = None    # on the CPU
     program: tuple[str, ...] = ("vllm",)
 
     def argv(self) -> list[str]:
@@ -119,7 +124,9 @@ class VllmServeCommand:
                 *(["--data-parallel-size", str(self.data_parallel_size)] if self.data_parallel_size > 1 else []),
                 *(["--pipeline-parallel-size", str(self.pipeline_parallel_size), "--distributed-executor-backend",
                    "ray"] if self.pipeline_parallel_size > 1 else []),
-                "--gpu-memory-utilization", self.gpu_memory_utilization, "--max-model-len", str(self.max_model_len),
+                *(["--gpu-memory-utilization", self.gpu_memory_utilization] if self.gpu_memory_utilization else
+                  ["--kv-cache-memory-bytes", str(self.kv_cache_memory_bytes)]),
+                "--max-model-len", str(self.max_model_len),
                 "--max-num-batched-tokens", str(self.max_num_batched_tokens),
                 "--tool-call-parser", "openai", "--enable-auto-tool-choice",
                 *(["--async-scheduling"] if self.async_scheduling else []), *self.tuning_args]
@@ -130,7 +137,9 @@ class VllmServeCommand:
             raise UsageError(f"the plan's launch.argv runs {' '.join(argv[:2])!r}, not vllm serve MODEL")
         flags = parse_flags(argv[3:], {**FLAGS, **TUNING_FLAGS})
         missing = [flag for flag, convert in FLAGS.items()
-                   if convert is not None and flag not in flags and flag not in OPTIONAL_FLAGS]
+                   if convert is not None and flag not in flags and flag not in (*OPTIONAL_FLAGS, *MEMORY_FLAGS)]
+        if sum(flag in flags for flag in MEMORY_FLAGS) != 1:
+            missing.append(" or ".join(MEMORY_FLAGS) + " (one)")
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
         tuning = [arg for flag in TUNING_FLAGS if flag in flags
@@ -141,7 +150,8 @@ class VllmServeCommand:
                    port=flags["--port"], tensor_parallel_size=flags["--tensor-parallel-size"],
                    data_parallel_size=flags.get("--data-parallel-size", 1),
                    pipeline_parallel_size=flags.get("--pipeline-parallel-size", 1),
-                   gpu_memory_utilization=flags["--gpu-memory-utilization"], max_model_len=flags["--max-model-len"],
+                   gpu_memory_utilization=flags.get("--gpu-memory-utilization"),
+                   kv_cache_memory_bytes=flags.get("--kv-cache-memory-bytes"), max_model_len=flags["--max-model-len"],
                    max_num_batched_tokens=flags["--max-num-batched-tokens"],
                    async_scheduling="--async-scheduling" in flags, tuning_args=tuple(tuning))
 
@@ -173,6 +183,11 @@ class Vllm(LocalBackend):
                                  "2000 is the vllm user vLLM's image ships (its passwd entry and writable HOME): a UID "
                                  "without a passwd entry fails at torch's import"),
         "amd": ContainerImage(f"vllm/vllm-openai-rocm:v{VLLM_RELEASE}", None, ROCM_DEVICES_NEED_ROOT),
+        # the XPU build the recipe runs on Arc Pro B60/B70 (VR); vLLM's release pipeline tags it v<release>
+        "intel": ContainerImage(f"vllm/vllm-openai-xpu:v{VLLM_RELEASE}", None, INTEL_DEVICES_NEED_ROOT),
+        # the CPU build the recipe runs on Xeon 6 (VR); its Dockerfile.cpu sets no user
+        None: ContainerImage(f"vllm/vllm-openai-cpu:v{VLLM_RELEASE}", None,
+                             "vLLM's CPU image (docker/Dockerfile.cpu) sets no user: its venv and caches are root's"),
     }
     key_env = "VLLM_API_KEY"
     container_writes = "vLLM compiles kernels at start into caches under its HOME (torch.compile, Triton, FlashInfer)"
@@ -184,12 +199,28 @@ class Vllm(LocalBackend):
     def program_missing(self) -> str | None:
         return None if _program() else NOT_INSTALLED
 
+    def unsupported(self, model, hw) -> str | None:
+        if not hw.gpus and not vllm_serves_on_cpu(hw.cpu.model):
+            return (f"vLLM's gpt-oss recipe serves without a GPU only on Intel Xeon 6 CPUs (its CPU build); this "
+                    f"machine has {hw.cpu.model} and no GPU")
+        xpus = [g for g in hw.gpus if g.vendor == "intel" and vllm_support(g)[0] != UNSUPPORTED]
+        where = "Intel GPUs (Arc Pro B60/B70)" if xpus else "Xeon 6 CPUs" if not hw.gpus else None
+        if where and model.size != "20b":
+            return f"vLLM's gpt-oss recipe verifies only gpt-oss-20b on {where}, not {model.name}"
+        return super().unsupported(model, hw)
+
     def placement_reasons(self, placement, hw) -> list[str]:
         """Why this many GPUs split the model (tensor parallel) and why this many copies of it (data parallel)."""
         tp, copies = placement.tensor_parallel_size, placement.data_parallel_size
+        if not hw.gpus:
+            return [f"CPU: vLLM's CPU build holds the whole model and its KV cache in RAM (--kv-cache-memory-bytes "
+                    f"{_kv_cache_bytes(placement)}: what a request of the planned context needs, rather than the "
+                    "recipe's --gpu-memory-utilization 0.8, which on the CPU reserves that share of a NUMA node's "
+                    "memory, the host's even inside a container; --max-num-batched-tokens "
+                    f"{placement.max_num_batched_tokens}, the recipe's for Xeon 6)"]
         memory = (f"--gpu-memory-utilization {placement.gpu_memory_utilization:.2f}, "
                   f"--max-num-batched-tokens {placement.max_num_batched_tokens}")
-        name = hw.gpus[0].name if hw.gpus else "one GPU"
+        name = hw.gpus[0].name
         if placement.pipeline_parallel_size > 1:
             return [f"nodes: --pipeline-parallel-size {placement.pipeline_parallel_size}: one node cannot hold the "
                     f"model and its KV cache, so each of {placement.pipeline_parallel_size} nodes holds a stage of its "
@@ -212,11 +243,14 @@ class Vllm(LocalBackend):
         tuning = tuning_for(arch)
         substitute = tuning.model_120b and placement.model.name == "gpt-oss-120b"    # a checkpoint of gpt-oss's only
         model = tuning.model_120b if substitute else placement.artifact.ref
+        on_gpus = placement.gpu_memory_utilization is not None        # else the CPU build (planner.placement)
         command = VllmServeCommand(
             model=model, served_model_names=(placement.model.name, placement.artifact.ref), host=settings.host,
             port=settings.port or DEFAULT_PORT, tensor_parallel_size=placement.tensor_parallel_size,
             data_parallel_size=placement.data_parallel_size, pipeline_parallel_size=placement.pipeline_parallel_size,
-            gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}", max_model_len=placement.context_length,
+            gpu_memory_utilization=f"{placement.gpu_memory_utilization:.2f}" if on_gpus else None,
+            kv_cache_memory_bytes=None if on_gpus else _kv_cache_bytes(placement),
+            max_model_len=placement.context_length,
             max_num_batched_tokens=placement.max_num_batched_tokens, async_scheduling=False,
             tuning_args=tuning.args)
         return LocalLaunch(command.argv(), dict(tuning.env), model, endpoint(command.host, command.port),
@@ -263,11 +297,17 @@ class Vllm(LocalBackend):
 
     def leaner(self, plan):
         command = VllmServeCommand.parse(plan.launch.argv)
+        if command.gpu_memory_utilization is None:        # the CPU build: its KV cache is the planned context's
+            return None
         lower = round(float(command.gpu_memory_utilization) - UTILIZATION_STEP, 2)
         if lower < MIN_UTILIZATION:
             return None
         return (relaunched(plan, replace(command, gpu_memory_utilization=f"{lower:.2f}").argv()),
                 f"--gpu-memory-utilization {lower:.2f} (more of the GPU left to other processes)")
+
+
+def _kv_cache_bytes(placement) -> int:
+    return sum(device.kv_cache_bytes for device in placement.devices)
 
 
 def _program() -> str | None:
@@ -280,12 +320,17 @@ def _unavailable(plan, hardware, program: str | None) -> str | None:
                 "--format kubernetes (a LeaderWorkerSet) or --format skypilot")
     if program is None:
         return NOT_INSTALLED
+    if not plan.memory.gpu_bytes:            # the CPU build
+        return None if vllm_serves_on_cpu(hardware.cpu.model) else (
+            f"this plan runs vLLM's CPU build, which its gpt-oss recipe verifies on Intel Xeon 6; this machine has "
+            f"{hardware.cpu.model}: choose --backend llamacpp")
     gpus = hardware.gpus
     supported = [g for g in gpus if vllm_support(g)[0] != UNSUPPORTED]
     needed = plan.offload.tensor_parallel_size * plan.offload.data_parallel_size
     if len(supported) < needed:
         why = "; ".join(vllm_support(g)[1] for g in gpus if vllm_support(g)[0] == UNSUPPORTED) or "no GPU was found"
-        return (f"vLLM needs {needed} supported GPU(s) (NVIDIA compute capability 8.0+, AMD MI300+) and this "
+        return (f"vLLM needs {needed} supported GPU(s) (NVIDIA compute capability 8.0+, AMD MI300+, Intel Arc Pro "
+                f"B60/B70) and this "
                 f"machine has {len(supported)}: {why}; choose --backend llamacpp")
     return None
 

@@ -166,6 +166,17 @@ RECIPE, EXPERIMENTAL, UNSUPPORTED = "recipe", "experimental", "unsupported"
 # AMD: MI300X/MI325X (gfx942), MI355X (gfx950), Radeon AI PRO R9700 (gfx1201).
 VLLM_RECIPE_GFX = ("gfx942", "gfx950", "gfx1201")
 VLLM_RECIPE_AMD_NAMES = r"MI3[0-9]{2}|R9700"
+# Intel: Arc Pro B60 and B70 through vLLM's XPU build (VR: gpt-oss-20b.yaml verifies them), for gpt-oss-20b only.
+VLLM_RECIPE_INTEL_NAMES = r"Arc.*Pro B[67]0"
+
+
+# vLLM's CPU build serves gpt-oss-20b on Xeon 6 (VR: gpt-oss-20b.yaml): named "Xeon 6" and a number, unlike the
+# "Xeon Gold 6248" of an older generation.
+VLLM_RECIPE_CPUS = r"Xeon(?:\(R\))?\s+6\d{3}"
+
+
+def vllm_serves_on_cpu(cpu_model: str) -> bool:
+    return re.search(VLLM_RECIPE_CPUS, cpu_model) is not None
 
 
 def vllm_support(gpu: Gpu) -> tuple[str, str]:
@@ -186,4 +197,8 @@ def vllm_support(gpu: Gpu) -> tuple[str, str]:
         # (kyuz0/amd-strix-halo-vllm-toolboxes#10, #19).
         return UNSUPPORTED, (f"vLLM's gpt-oss recipe runs AMD Instinct MI300/MI355 and Radeon AI PRO R9700, "
                              f"not {gpu.name} ({arch or 'unknown gfx'})")
+    if gpu.vendor == "intel" and re.search(VLLM_RECIPE_INTEL_NAMES, gpu.name):
+        return RECIPE, ""
+    if gpu.vendor == "intel":
+        return UNSUPPORTED, f"vLLM's gpt-oss recipe runs Intel Arc Pro B60 and B70 (XPU), not {gpu.name}"
     return UNSUPPORTED, f"vLLM does not serve gpt-oss on {gpu.name}"

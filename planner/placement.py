@@ -53,6 +53,12 @@ VLLM_HOPPER_TP_MAX_UTILIZATION = 0.90
 VLLM_ACTIVATION_BYTES = {8192: 6 * GIB, 1024: 1 * GIB}
 VLLM_CUDA_GRAPH_BYTES = 1 * GIB
 VLLM_EXPERT_BUFFER_SHARE = 0.126
+# vLLM's CPU build on Xeon 6 (VR, gpt-oss-20b.yaml's cpu override): --max-num-batched-tokens 16384. The recipe's
+# --gpu-memory-utilization 0.8 is, on the CPU, the share of a NUMA node's memory vLLM reserves (vllm 0.33
+# v1/worker/cpu_worker.py: the host's node, even inside a container's limit), so plans size the KV cache instead
+# (--kv-cache-memory-bytes, which overrides it). The activations are an estimate: the GPU figure at 8192 tokens,
+# scaled by the tokens (no CUDA graphs on the CPU).
+VLLM_CPU_BATCHED_TOKENS = 16384
 
 
 @dataclass(frozen=True)
@@ -337,8 +343,8 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
                     artifact: Artifact) -> Placement | Rejection:
     """The whole model in GPU memory (vLLM cannot offload experts efficiently): the smallest tensor-parallel group
     that holds it, copied onto the remaining GPUs (data parallelism) where they hold it too."""
-    if not hw.gpus:
-        return Rejection(backend, model, f"{backend} needs a GPU; this machine has none", "GPU")
+    if not hw.gpus:       # the backend serves on the CPU (it said so: unsupported() let this machine through)
+        return _fit_whole_model_in_ram(backend, model, hw, context_target, artifact)
     unsupported = [why for level, why in map(vllm_support, hw.gpus) if level == UNSUPPORTED]
     if unsupported:
         return Rejection(backend, model, f"{backend} cannot serve gpt-oss here: {unsupported[0]}", "GPU support")
@@ -354,8 +360,6 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
                 f"plan it without --nodes and run {hw.nodes} replicas (`gptoss export --replicas {hw.nodes}`), which "
                 f"serve {hw.nodes} times the streams a pipeline over {hw.nodes} nodes would"), "nodes")
     gpus = sorted(hw.gpus, key=lambda g: g.memory_free_bytes, reverse=True)
-    sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * 128
-    per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
     options = []
     # Over nodes, one group of every GPU: tensor parallel within a node, a pipeline stage per node (vLLM's advice).
     groups = [len(gpus)] if hw.nodes > 1 else [t for t in TENSOR_PARALLEL_SIZES if t <= len(gpus)]
@@ -365,8 +369,7 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
         budget = vllm_utilization(weakest, tp) * weakest.memory_total_bytes
         for batched in VLLM_ACTIVATION_BYTES:
             kv_room = (budget - _vllm_fixed_bytes(model, artifact, weakest, group, batched)) * group
-            fitting = int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
-            context = min(context_target, fitting)
+            context = min(context_target, _context_in(model, kv_room))
             if context >= MIN_CONTEXT:
                 options.append((context >= context_target, -group, batched, context))
         if any(o[0] for o in options):
@@ -395,6 +398,38 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
     return Placement(backend, WHOLE_MODEL, model, artifact, context, devices, reads,
                      tensor_parallel_size=group // hw.nodes, pipeline_parallel_size=hw.nodes, data_parallel_size=copies, gpu_memory_utilization=utilization, max_num_batched_tokens=batched,
                      compute_capability=_lowest_arch(used))
+
+
+def _context_in(model: ModelSpec, kv_room: float) -> int:
+    """The longest context, in steps of 1,024 tokens, whose KV cache fits KV_ROOM bytes (0: none does)."""
+    sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * SLIDING_WINDOW
+    per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
+    return int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
+
+
+def _fit_whole_model_in_ram(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
+                            artifact: Artifact) -> Placement | Rejection:
+    """The whole model in RAM (vLLM's CPU build), its KV cache what vLLM checks at start-up that a request of the
+    planned context needs: sliding layers hold the window and a batch of tokens in flight (vllm 0.33
+    v1/kv_cache_interface.py), rounded up to a GiB."""
+    available, headroom = hw.memory.available_bytes, headroom_bytes(hw.memory.total_bytes)
+    engine = (VLLM_ACTIVATION_BYTES[8192] * VLLM_CPU_BATCHED_TOKENS / 8192
+              + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model))
+    in_flight = SLIDING_WINDOW - 1 + VLLM_CPU_BATCHED_TOKENS
+    room = available - headroom - artifact.loaded_bytes - engine
+    context = min(context_target, _context_in(model, room - GIB
+                                              - model.sliding_layers * model.kv_bytes_per_token_per_layer * in_flight))
+    if context < MIN_CONTEXT:
+        need = artifact.loaded_bytes + engine + kv_cache_bytes(model, MIN_CONTEXT, in_flight) + headroom
+        return Rejection(backend, model, f"{model.name} on {backend}'s CPU build needs {gib(need)} of RAM; "
+                         f"{gib(available)} is available", "RAM")
+    kv = math.ceil(kv_cache_bytes(model, context, in_flight) / GIB) * GIB
+    device = DeviceUse("cpu", hw.cpu.model, available, weights_bytes=artifact.loaded_bytes,
+                       kv_cache_bytes=kv, compute_bytes=int(engine),
+                       headroom_bytes=headroom)
+    read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
+    return Placement(backend, WHOLE_MODEL, model, artifact, context, (device,), {"cpu": read},
+                     max_num_batched_tokens=VLLM_CPU_BATCHED_TOKENS)
 
 
 FITTERS = {EXPERTS: fit_expert_offload, LAYERS: fit_layer_offload, WHOLE_MODEL: fit_whole_model}

@@ -143,7 +143,7 @@ def _step_seconds(placement: Placement, hw: HardwareReport, streams: int) -> flo
     if placement.tensor_parallel_size > 1:   # two all-reduces per layer
         seconds += layers * TP_ALLREDUCE_MS_PER_LAYER / 1000
     gpu_devices = [d for d in placement.read_bytes_per_token if d != "cpu"]
-    if placement.offload == WHOLE_MODEL:
+    if placement.offload == WHOLE_MODEL and gpu_devices:     # vLLM on the CPU: each layer's fixed cost is the CPU's
         return seconds + layers * _vllm_per_layer_ms(placement) / 1000
     if gpu_devices:
         vendor = _gpu(hw, gpu_devices[0]).vendor

@@ -5,9 +5,11 @@ import json
 
 import psutil
 import pytest
+import yaml
 
 from gptoss_deploy.backends.base import UpOptions
-from gptoss_deploy.backends.vllm import VLLM
+from gptoss_deploy.backends.vllm import VLLM, VLLM_RELEASE
+from gptoss_deploy.planner.devices import vllm_serves_on_cpu
 from gptoss_deploy.planner.documents import PlanDocument
 from gptoss_deploy.planner.hardware import load_hardware
 from gptoss_deploy.runtime.process import port_in_use
@@ -95,3 +97,75 @@ def test_effort_sweep_asks_vllm_for_reasoning_effort(run_cli, state, vllm, monke
     efforts = json.loads(out)["effort_sweep"]["efforts"]
     assert [e["reasoning_tokens"] // len(e["tasks"]) for e in efforts] == [4, 16, 48]   # the stand-in's per effort
     assert all(e["correct"] == 1 and e["cost_usd"] is None for e in efforts)          # the syllogism; no price here
+
+
+# Intel, where vLLM's recipe verifies gpt-oss-20b (VR: gpt-oss-20b.yaml): Arc Pro B60/B70 (XPU) and Xeon 6 (CPU).
+B60, XEON6 = fixture_path("arc-pro-b60-workstation"), fixture_path("xeon6-server")
+
+
+def deployment_container(export_text: str) -> dict:
+    return next(o for o in yaml.safe_load_all(export_text) if o and o["kind"] == "Deployment")[
+        "spec"]["template"]["spec"]["containers"][0]
+
+
+def test_an_arc_pro_b60_serves_20b_through_vllms_xpu_build_and_exports_its_image(run_cli):
+    code, out, err = run_cli("plan", "--hardware", B60, "--backend", "vllm", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["model"], doc["memory"]["cpu_bytes"], doc["launch"]["env"]) == ("gpt-oss-20b", 0, {})
+    assert doc["launch"]["argv"][:3] == ["vllm", "serve", "openai/gpt-oss-20b"]
+    code, out, err = run_cli("export", "--format", "kubernetes", "--hardware", B60, "--backend", "vllm")
+    assert code == 0, err
+    container = deployment_container(out)
+    assert container["image"] == f"vllm/vllm-openai-xpu:v{VLLM_RELEASE}"
+    assert container["resources"]["limits"]["gpu.intel.com/i915"] == 1
+
+
+def test_a_xeon_6_serves_20b_through_vllms_cpu_build_with_the_recipes_settings(run_cli, state, vllm, tmp_path):
+    code, out, err = run_cli("plan", "--hardware", XEON6, "--backend", "vllm", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    argv = doc["launch"]["argv"]
+    assert (doc["model"], doc["memory"]["gpu_bytes"]) == ("gpt-oss-20b", 0)
+    [ram] = doc["memory"]["devices"]
+    kv = ram["breakdown"]["kv_cache"]
+    # what vLLM checks at start: 12 full layers hold the 32k context, 12 sliding ones the window and a batch of
+    # 16,384 tokens, 2,048 bytes a token a layer (the recipe's --gpu-memory-utilization would reserve 614 GiB here)
+    need = 2048 * (12 * 32768 + 12 * (127 + 16384))
+    assert "--gpu-memory-utilization" not in argv and need <= kv < need + 2**30
+    assert [argv[argv.index(flag) + 1] for flag in ("--kv-cache-memory-bytes", "--max-num-batched-tokens")] == \
+           [str(kv), "16384"]
+    assert any(r.startswith("CPU: vLLM's CPU build holds the whole model") for r in doc["reasons"])
+    assert doc["predicted"]["decode_tokens_per_s"] > 0 and doc["predicted"]["aggregate_tokens_per_s"] > 0
+    code, out, err = run_cli("export", "--format", "kubernetes", "--hardware", XEON6, "--backend", "vllm")
+    assert code == 0, err
+    container = deployment_container(out)
+    assert container["image"] == f"vllm/vllm-openai-cpu:v{VLLM_RELEASE}"
+    limits = container["resources"]["limits"]
+    assert not any("gpu" in resource for resource in limits)
+    assert int(limits["memory"].removesuffix("Gi")) * 2**30 >= ram["used_bytes"]      # the pod holds what vLLM takes
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(doc))
+    code, _, err = run_cli("up", "--plan", saved)         # applied here: probed live, and this CPU is no Xeon 6
+    assert (code, vllm.exists()) == (4, False)
+    assert "this plan runs vLLM's CPU build, which its gpt-oss recipe verifies on Intel Xeon 6" in err
+
+
+@pytest.mark.parametrize("machine, model, said", [
+    ("arc-pro-b60-workstation", "120b", "vLLM's gpt-oss recipe verifies only gpt-oss-20b on Intel GPUs (Arc Pro "
+                                        "B60/B70), not gpt-oss-120b"),
+    ("arc-a770-desktop", "20b", "vLLM's gpt-oss recipe runs Intel Arc Pro B60 and B70 (XPU), not Intel DG2 [Arc A770]"),
+    ("xeon6-server", "120b", "vLLM's gpt-oss recipe verifies only gpt-oss-20b on Xeon 6 CPUs, not gpt-oss-120b"),
+    ("cpu-only-64core", "20b", "vLLM's gpt-oss recipe serves without a GPU only on Intel Xeon 6 CPUs (its CPU build); "
+                               "this machine has AMD EPYC 9B14 96-Core Processor and no GPU"),
+])
+def test_vllm_where_its_recipe_verifies_no_gpt_oss_is_refused_with_what_it_does_verify(run_cli, machine, model, said):
+    code, out, err = run_cli("plan", "--hardware", fixture_path(machine), "--backend", "vllm", "--model", model)
+    assert code == 3 and said in err and "Instead: " in err
+
+
+@pytest.mark.parametrize("cpu, verified", [("Intel(R) Xeon(R) 6972P", True), ("Intel(R) Xeon(R) 6767P", True),
+                                           ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", False),
+                                           ("Intel(R) Xeon(R) Platinum 8480+", False), ("AMD EPYC 9654", False)])
+def test_only_xeon_6_counts_as_the_cpu_vllms_recipe_verifies(cpu, verified):
+    assert vllm_serves_on_cpu(cpu) is verified

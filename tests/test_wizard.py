@@ -138,7 +138,7 @@ def test_vllm_on_a_cpu_only_machine_is_offered_only_with_the_reason_it_cannot_ru
     first = asked["Which backend?"][0]
     revealed = asked["Which backend? (those above cannot run here)"][0]
     assert "vllm" not in first and "vllm (not usable here: see above)" in revealed
-    assert any(line.startswith("  vllm: ") and "needs a GPU" in line for line in told)
+    assert any(line.startswith("  vllm: ") and "only on Intel Xeon 6 CPUs" in line and "no GPU" in line for line in told)
 
 
 def test_smallest_footprint_means_20b():
