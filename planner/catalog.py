@@ -100,6 +100,13 @@ class Artifact:
     disk_bytes: int
     loaded_bytes: int
     files: tuple[str, ...] = ()   # the files to fetch from the hub repo REF (a split GGUF: its shards, first first)
+    # The engine's buffers for it (compute buffers, vLLM's activations) as this machine's engine reported them, over
+    # the model's estimate (planner/calibration.py); 1: the estimate.
+    buffer_scale: float = 1.0
+
+    def buffers(self, estimate: float) -> int:
+        """The bytes of buffers the model ESTIMATEs, as this machine's engine measured them."""
+        return int(estimate * self.buffer_scale)
 
     def expert_bytes(self, model: ModelSpec) -> float:
         # Every artifact we ship keeps the experts in native MXFP4 (bartowski README: requants save ~nothing).

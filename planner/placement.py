@@ -138,8 +138,8 @@ def fit_expert_offload(backend: str, model: ModelSpec, hw: HardwareReport, conte
             return big
         if small:
             return small
-    need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT) + llamacpp_compute_bytes(512)
-            + sum(GPU_VENDORS[g.vendor].runtime_bytes for g in hw.gpus))
+    need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT)
+            + artifact.buffers(llamacpp_compute_bytes(512)) + sum(GPU_VENDORS[g.vendor].runtime_bytes for g in hw.gpus))
     return Rejection(backend, model, (
         f"{model.name} on {backend} needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
         f"plus headroom; {_free_summary(hw)}"), "RAM" if hw.gpus[0].unified_memory else "GPU memory + RAM")
@@ -156,7 +156,7 @@ def _experts_with_gpus(backend, model, artifact, hw, context, ubatch) -> Placeme
     """Smallest --n-cpu-moe that makes the model fit the GPUs at this context and ubatch, or None."""
     gpus = list(hw.gpus)
     kv = kv_cache_bytes(model, context, sliding_tokens=128 + ubatch)  # llama.cpp keeps window + ubatch SWA cells
-    compute = llamacpp_compute_bytes(ubatch)
+    compute = artifact.buffers(llamacpp_compute_bytes(ubatch))
     room = [g.memory_free_bytes - GPU_VENDORS[g.vendor].runtime_bytes - headroom_bytes(g.memory_free_bytes) - compute
             for g in gpus]
     if min(room) <= 0:
@@ -213,7 +213,7 @@ def _fit_cpu_only(backend, model, artifact, hw, context_target) -> Placement | R
     for context in context_steps(context_target):
         cpu = DeviceUse("cpu", hw.cpu.model, hw.memory.available_bytes, weights_bytes=artifact.loaded_bytes,
                         kv_cache_bytes=kv_cache_bytes(model, context, sliding_tokens=128 + 512),
-                        compute_bytes=llamacpp_compute_bytes(512),
+                        compute_bytes=artifact.buffers(llamacpp_compute_bytes(512)),
                         headroom_bytes=headroom_bytes(hw.memory.total_bytes))
         if cpu.fits:
             read = _dense_read_bytes(model, artifact) + model.layers * _active_expert_bytes_per_layer(model)
@@ -253,7 +253,7 @@ def with_host_caches(placed: Placement | Rejection, hw: HardwareReport) -> Place
 def fit_layer_offload(backend: str, model: ModelSpec, hw: HardwareReport, context_target: int,
                       artifact: Artifact) -> Placement | Rejection:
     """Whole layers (Ollama's num_gpu), not experts: what does not fit the GPU runs on the CPU."""
-    compute = llamacpp_compute_bytes(OLLAMA_NUM_BATCH)
+    compute = artifact.buffers(llamacpp_compute_bytes(OLLAMA_NUM_BATCH))
     embedding = _embedding_bytes(model, artifact)
     per_layer_weights = (artifact.loaded_bytes - embedding) / model.layers
     active = _active_expert_bytes_per_layer(model)
@@ -308,8 +308,8 @@ def vllm_utilization(gpu: Gpu, tensor_parallel_size: int = 1) -> float:
 
 def _vllm_engine_bytes(model: ModelSpec, artifact: Artifact, group: int, batched: int) -> float:
     """vLLM's own memory on each GPU of a group, beyond weights and KV cache (VLLM_EXPERT_BUFFER_SHARE)."""
-    return (VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES
-            + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model) / group)
+    return artifact.buffers(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES
+                            + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model) / group)
 
 
 def _vllm_fixed_bytes(model: ModelSpec, artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
@@ -413,8 +413,8 @@ def _fit_whole_model_in_ram(backend: str, model: ModelSpec, hw: HardwareReport, 
     planned context needs: sliding layers hold the window and a batch of tokens in flight (vllm 0.33
     v1/kv_cache_interface.py), rounded up to a GiB."""
     available, headroom = hw.memory.available_bytes, headroom_bytes(hw.memory.total_bytes)
-    engine = (VLLM_ACTIVATION_BYTES[8192] * VLLM_CPU_BATCHED_TOKENS / 8192
-              + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model))
+    engine = artifact.buffers(VLLM_ACTIVATION_BYTES[8192] * VLLM_CPU_BATCHED_TOKENS / 8192
+                              + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model))
     in_flight = SLIDING_WINDOW - 1 + VLLM_CPU_BATCHED_TOKENS
     room = available - headroom - artifact.loaded_bytes - engine
     context = min(context_target, _context_in(model, room - GIB

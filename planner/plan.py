@@ -118,12 +118,13 @@ def _candidate(model: ModelSpec, backend: PlannedBackend, hw: HardwareReport,
     if constraints.gguf_bytes:
         artifact = replace(artifact, disk_bytes=constraints.gguf_bytes, loaded_bytes=constraints.gguf_bytes)
     devices = backend.computes_on(hw)
+    calibration = constraints.calibrations.get((backend.name, model.name))
+    if calibration:
+        artifact = calibration.sized(artifact)          # its buffers as this machine's engine reported them
 
     def fit(context: int) -> Placement | Rejection:
         placed = FITTERS[backend.offload](backend.name, model, devices, context, artifact)
         return with_host_caches(placed, devices) if backend.host_caches else placed
-
-    calibration = constraints.calibrations.get((backend.name, model.name))
 
     def predicted(placed: Placement) -> Prediction:     # as this machine measured it, where it has
         prediction = predict(placed, devices)

@@ -48,7 +48,8 @@ def measurement_of(record: Deployment) -> Measurement | None:
                        ttft_ms=bench.ttft_ms or None, prompt_tokens=bench.prompt_tokens,
                        model_ttft_ms=None if model_ttft_ms is None else round(model_ttft_ms, 1),
                        # beside the plan's figures, where they are this model's
-                       memory=record.memory.model_dump(mode="json") if record.memory and record.plan_applies else None)
+                       memory=record.memory.model_dump(mode="json") if record.memory and record.plan_applies else None,
+                       compute_ratio=record.memory.compute_ratio if record.memory and record.plan_applies else None)
 
 
 def model_speeds(predicted: Predicted) -> tuple[float, float | None]:

@@ -12,6 +12,9 @@ from gptoss_deploy.runtime.records import EngineMemory, MemoryFigure
 # only when it is both this share of the plan's figure and this many bytes.
 TOLERANCE_SHARE = 0.10
 TOLERANCE_BYTES = 256 * MIB
+# A ratio beyond these says more about the run (another batch size, a crash of the profiler) than about the plan's
+# estimate: the next plan takes it no further.
+MIN_COMPUTE_RATIO, MAX_COMPUTE_RATIO = 0.25, 4.0
 
 WHERE_WORDS = {"GPUs": "on the GPUs", "host": "in RAM", "each GPU": "on each GPU"}
 PART_WORDS = {"weights": "weights", "kv_cache": "KV cache", "compute": "compute buffers"}
@@ -37,7 +40,24 @@ def compare(memory: Memory | None, report: EngineReport, plan_applies: bool) -> 
         figures.append(MemoryFigure(where=r.where, part=r.part, planned_bytes=planned_bytes, reported_bytes=r.bytes,
                                     off_plan=plan_applies and _beyond_tolerance(planned_bytes, r.bytes)))
     return EngineMemory(source=report.source, figures=figures, max_concurrency=report.max_concurrency,
-                        warnings=[_off_plan(f, report.max_concurrency) for f in figures if f.off_plan])
+                        warnings=[_off_plan(f, report.max_concurrency) for f in figures if f.off_plan],
+                        compute_ratio=(_compute_ratio(memory, figures, report.kv_takes_the_room) if plan_applies
+                                       else None))
+
+
+def _compute_ratio(memory: Memory, figures: list[MemoryFigure], kv_takes_the_room: bool) -> float | None:
+    """The engine's compute buffers over the plan's: as it reported them (llama.cpp), or (vLLM, whose KV cache
+    takes the room its budget leaves) the plan's plus the room it did not leave; None where it said neither."""
+    compute = [f for f in figures if f.part == "compute" and f.planned_bytes]
+    if compute:
+        ratio = sum(f.reported_bytes for f in compute) / sum(f.planned_bytes for f in compute)
+    else:
+        room = [f for f in figures if f.part == "kv_cache" and f.where == "each GPU"]
+        planned_compute = planned(memory, "each GPU", "compute")
+        if not (kv_takes_the_room and room and planned_compute):
+            return None
+        ratio = (planned_compute + room[0].planned_bytes - room[0].reported_bytes) / planned_compute
+    return round(min(max(ratio, MIN_COMPUTE_RATIO), MAX_COMPUTE_RATIO), 3)
 
 
 def planned(memory: Memory, where: str, part: str, kv_takes_the_room: bool = False) -> int:

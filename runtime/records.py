@@ -84,6 +84,9 @@ class EngineMemory(_Document):
                                           "its KV cache holds at once, as it reported")
     warnings: list[str] = Field(description="a line per figure off the plan, with its likely cause (also among "
                                 "the deployment's warnings)")
+    compute_ratio: float | None = Field(default=None, gt=0, le=100, description=(
+        "the engine's compute buffers (vLLM: its activations and kernels' buffers, which the room it leaves its KV "
+        "cache shows) over the plan's, where the plan applies: the next plan on this machine sizes them so"))
 
 
 class Attempt(_Document):
@@ -116,10 +119,13 @@ class Measurement(_Document):
     prompt_tokens: int | None = Field(default=None, ge=1)
     memory: dict[str, JsonValue] | None = Field(default=None, description="the engine's own report of its memory "
                                                 "(the deployment's `memory`), where it gave one")
+    compute_ratio: float | None = Field(default=None, gt=0, le=100, description="its compute buffers over the "
+                                        "plan's (the `memory`'s compute_ratio)")
 
     def calibration(self) -> Calibration:
         prefill = self.model_ttft_ms / self.ttft_ms if self.model_ttft_ms and self.ttft_ms else None
-        return Calibration(self.measured_at, self.decode_tokens_per_s / self.model_decode_tokens_per_s, prefill)
+        return Calibration(self.measured_at, self.decode_tokens_per_s / self.model_decode_tokens_per_s, prefill,
+                           self.compute_ratio)
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)

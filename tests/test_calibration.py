@@ -72,6 +72,19 @@ def test_the_next_plan_on_the_machine_predicts_what_its_benchmark_measured_and_s
     assert predicted["predicted"]["full_prompt_ttft_s"] > model_alone["full_prompt_ttft_s"]
 
 
+def test_the_next_plan_sizes_the_engines_compute_buffers_as_its_benchmark_on_the_machine_reported_them(run_cli, kept):
+    def compute(doc: dict) -> int:
+        return next(d for d in doc["memory"]["devices"] if d["device"] == "gpu0")["breakdown"]["compute"]
+    model_alone = plan_json(run_cli)
+    kept(row(compute_ratio=1.5))
+    learned = plan_json(run_cli)
+    assert compute(learned) == pytest.approx(1.5 * compute(model_alone), rel=1e-6)
+    assert learned["predicted"]["calibration"]["compute_ratio"] == 1.5
+    assert any("the engine's compute buffers 1.50x the plan's, as the memory sizes them" in r
+               for r in learned["reasons"])
+    assert plan_json(run_cli, "--no-calibration")["memory"] == model_alone["memory"]
+
+
 def test_no_calibration_plans_from_the_model_alone_and_the_launch_line_keeps_it(run_cli, kept):
     model_alone = plan_json(run_cli)
     kept(row())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,6 +77,17 @@ def test_a_kv_cache_twice_the_plans_is_a_warning_with_its_likely_cause():
     assert compare(plan.memory, LLAMACPP.reported_memory(as_logged(plan, 2.0)), plan_applies=False).warnings == []
 
 
+def test_the_engines_compute_buffers_over_the_plans_are_what_the_next_plan_on_the_machine_learns():
+    plan = plan_4090_120b()
+    gpu = next(d.breakdown for d in plan.memory.devices if d.device != "cpu")
+    logged = as_logged(plan)
+    logged[-2] = logged[-2].replace(f"{gpu.compute / MIB:.2f}", f"{1.5 * gpu.compute / MIB:.2f}")
+    memory = compare(plan.memory, LLAMACPP.reported_memory(logged), plan_applies=True)
+    # the GPU's 1.5x; the 76 MiB llama-server also keeps on the host, where the plan has none, is no ratio
+    assert memory.compute_ratio == pytest.approx(1.5, abs=0.001)
+    assert compare(plan.memory, LLAMACPP.reported_memory(logged), plan_applies=False).compute_ratio is None
+
+
 @settings(max_examples=200, deadline=None)
 @given(lines=st.lists(st.text(max_size=120) | st.from_regex(
     r"\s?\S{1,12}\s+(model|KV|compute|output) buffer size\s*=\s*[0-9.]{1,12} MiB", fullmatch=True), max_size=12))
@@ -114,6 +126,12 @@ def test_vllm_with_less_kv_cache_than_planned_warns_at_up_and_says_its_capacity(
     assert "warning: the engine reports 563 MiB of KV cache on each GPU, less than the plan's 1.6 GiB" in said
     assert "it holds 0.36 requests of the full context at once" in said
     assert "KV cache on each GPU │ 1.6 GiB │ 563 MiB" in said       # the memory table beside the plan
+    # the room vLLM did not leave its KV cache went to its own buffers: what the next plan on this machine sizes
+    [record] = json.loads(run_cli("status", "--json")[1])
+    room = next(f for f in record["memory"]["figures"] if f["part"] == "kv_cache")
+    compute = next(d for d in record["plan"]["memory"]["devices"] if d["device"] == "gpu0")["breakdown"]["compute"]
+    assert record["memory"]["compute_ratio"] == pytest.approx(
+        (compute + room["planned_bytes"] - room["reported_bytes"]) / compute, abs=0.001)
 
 
 def dry_run_argv(run_cli) -> list[str]:
