@@ -142,6 +142,10 @@ def config_key(path: str) -> str | None:
     return None
 
 
+class Listener(ThreadingHTTPServer):
+    request_queue_size = 512        # llama-server's listen backlog: a burst waits its turn, as it does there
+
+
 def main(argv: list[str]) -> None:
     if argv == ["--version"]:          # as llama-server prints it, on stderr
         print(f"version: {os.environ.get('FAKE_LLAMA_BUILD', '9300')} (0123abc)", file=sys.stderr)
@@ -185,8 +189,9 @@ def main(argv: list[str]) -> None:
                        config_key(config) if config else os.environ.get("VLLM_API_KEY"))
     if os.environ.get("FAKE_SERVER_ECHO_KEY"):
         print(f"api key {Handler.api_key}", flush=True)
-    server = ThreadingHTTPServer((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)
+    server = Listener((flag(argv, "--host", "127.0.0.1"), int(flag(argv, "--port", "0"))), Handler)
     server.serve_forever()
+
 
 
 if __name__ == "__main__":

@@ -123,19 +123,20 @@ def test_a_burst_of_256_clients_at_the_copies_address_is_answered_whole(tmp_path
         request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
-        def ask(_) -> tuple[float, bool]:
+        def ask(_) -> tuple[float, bytes]:
             """Seconds to connect (a connection the listen queue dropped waits a second for its SYN to be sent
-            again), and whether the streamed answer came whole."""
+            again), and the head of the answer where it did not come whole (empty where it did)."""
             together.wait()
             started = time.monotonic()
             with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
                 connected = time.monotonic() - started
                 client.sendall(request)
                 answer = b"".join(iter(lambda: client.recv(65536), b""))
-            return connected, answer.startswith(b"HTTP/1.0 200") and b"[DONE]" in answer
+            whole = answer.startswith(b"HTTP/1.0 200") and b"[DONE]" in answer
+            return connected, b"" if whole else answer[:200]
         with ThreadPoolExecutor(CLIENTS) as pool:
             results = list(pool.map(ask, range(CLIENTS)))
-        assert all(whole for _, whole in results)
+        assert [broken for _, broken in results if broken] == []
         assert max(connected for connected, _ in results) < 0.9
     finally:
         os.killpg(router.pid, signal.SIGTERM)
