@@ -207,8 +207,8 @@ class LlamaCpp(LocalBackend):
     def computes_on(self, hw):
         """HW with the cores llama-server is told to use (LLAMA_ARG_THREADS, one thread a core), where fewer: its
         CPU's share of decode and prefill is predicted for those."""
-        threads = engine_threads()
-        if threads is None or threads >= hw.cpu.physical_cores:
+        threads = _fewer_threads(hw)
+        if threads is None:
             return hw
         cores = {"physical_cores": threads, "logical_cores": min(threads, hw.cpu.logical_cores)}
         return hw.model_copy(update={"cpu": hw.cpu.model_copy(update=cores)})
@@ -357,9 +357,15 @@ def _not_gpt_oss_warning(gguf: GgufInfo) -> str:
 LLAMACPP = LlamaCpp()
 
 
-def _threads_reason(hw) -> str | None:
+def _fewer_threads(hw) -> int | None:
+    """The threads llama-server is told to use where fewer than HW's cores; None: one a core."""
     threads = engine_threads()
-    if threads is None or threads >= hw.cpu.physical_cores:
+    return threads if threads is not None and threads < hw.cpu.physical_cores else None
+
+
+def _threads_reason(hw) -> str | None:
+    threads = _fewer_threads(hw)
+    if threads is None:
         return None
     return (f"threads: llama-server runs {threads} of this machine's {hw.cpu.physical_cores} cores "
             f"({THREADS_VARIABLE}={threads}): its CPU work is predicted for {threads}")

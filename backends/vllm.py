@@ -50,7 +50,8 @@ GPUS = bounded(1, 64)
 FLAGS = {"--served-model-name": Several(word), "--host": word, "--port": port_number, "--tensor-parallel-size": GPUS,
          "--data-parallel-size": GPUS, "--pipeline-parallel-size": GPUS,
          "--distributed-executor-backend": lambda v: {"ray": v}[v], "--gpu-memory-utilization": _utilization,
-         "--kv-cache-memory-bytes": bounded(1, 1 << 50), "--max-model-len": bounded(1, MAX_CONTEXT), "--max-num-batched-tokens": bounded(1, 1 << 20),
+         "--kv-cache-memory-bytes": bounded(1, 1 << 50), "--max-model-len": bounded(1, MAX_CONTEXT),
+         "--max-num-batched-tokens": bounded(1, 1 << 20),
          "--tool-call-parser": lambda v: {"openai": v}[v], "--enable-auto-tool-choice": None,
          "--async-scheduling": None}
 OPTIONAL_FLAGS = ("--data-parallel-size", "--pipeline-parallel-size", "--distributed-executor-backend")
@@ -330,8 +331,7 @@ def _unavailable(plan, hardware, program: str | None) -> str | None:
     if len(supported) < needed:
         why = "; ".join(vllm_support(g)[1] for g in gpus if vllm_support(g)[0] == UNSUPPORTED) or "no GPU was found"
         return (f"vLLM needs {needed} supported GPU(s) (NVIDIA compute capability 8.0+, AMD MI300+, Intel Arc Pro "
-                f"B60/B70) and this "
-                f"machine has {len(supported)}: {why}; choose --backend llamacpp")
+                f"B60/B70) and this machine has {len(supported)}: {why}; choose --backend llamacpp")
     return None
 
 

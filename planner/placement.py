@@ -138,8 +138,8 @@ def fit_expert_offload(backend: str, model: ModelSpec, hw: HardwareReport, conte
             return big
         if small:
             return small
-    need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT)
-            + artifact.buffers(llamacpp_compute_bytes(512)) + sum(GPU_VENDORS[g.vendor].runtime_bytes for g in hw.gpus))
+    need = (artifact.loaded_bytes + kv_cache_bytes(model, MIN_CONTEXT) + artifact.buffers(llamacpp_compute_bytes(512))
+            + sum(GPU_VENDORS[g.vendor].runtime_bytes for g in hw.gpus))
     return Rejection(backend, model, (
         f"{model.name} on {backend} needs {gib(need)} of memory at least (weights, KV cache, compute buffers) "
         f"plus headroom; {_free_summary(hw)}"), "RAM" if hw.gpus[0].unified_memory else "GPU memory + RAM")
