@@ -277,6 +277,10 @@ class LocalBackend(Backend):
     container_images: ClassVar[Mapping[str | None, ContainerImage]] = {}
     key_env: ClassVar[str | None] = None
     container_writes: ClassVar[str] = ""
+
+    def key_from_environment(self) -> str:
+        """Why its container takes the API key from a variable rather than a mounted file (an export's waiver)."""
+        return f"{self.title} reads its API key from {self.key_env} only (or argv, which ps shows)"
     # The Placement fields its launch renders, each by the words it is written with in the command, environment or
     # load request (any one of them); and those it leaves to the engine, with why. A field in neither is dropped,
     # which tests/test_backend_interface.py fails on.

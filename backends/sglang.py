@@ -111,6 +111,10 @@ class Sglang(LocalBackend):
                     f"in progress); this machine has {', '.join(outside) or 'no GPU'}")
         return None
 
+    def key_from_environment(self) -> str:
+        return (f"SGLang reads its API key only from argv (which ps shows) or its --config file: the start script "
+                f"writes {self.key_env} into that file before it runs SGLang")
+
     def program_missing(self) -> str | None:
         return None if _program() else NOT_INSTALLED
 

@@ -130,8 +130,7 @@ def _waivers(pod: Pod | None = None, served: ContainerCommand | None = None, wor
         if image.user is None or image.user < HIGH_UID:
             reasons["CKV_K8S_40"] = image.why
         if served.key_file is None:
-            reasons["CKV_K8S_35"] = (f"{engine.title} reads its API key from {engine.key_env} only (or argv, which ps "
-                                     "shows); the value comes from the Secret")
+            reasons["CKV_K8S_35"] = f"{engine.key_from_environment()}; the value comes from the Secret"
         if engine.container_writes:
             reasons["CKV_K8S_22"] = f"{engine.container_writes}: its root filesystem stays writable"
     if workers:
