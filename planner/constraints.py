@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from gptoss_deploy.planner.backend import CloudSetting, declared_settings
 from gptoss_deploy.planner.calibration import Calibration
-from gptoss_deploy.planner.catalog import MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS, VARIANTS
+from gptoss_deploy.planner.catalog import (MAX_CONTEXT, MODELS, MXFP4_BYTES_PER_PARAM, REASONING_EFFORTS, VARIANT_MODELS,
+                                          VARIANTS)
 from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import MIN_CONTEXT
 from gptoss_deploy.planner.profiles import LoadedProfile, load_profile
@@ -97,7 +98,9 @@ def _model(value: str, origin: str) -> str:
     try:
         return MODEL_ALIASES[value.lower()]
     except KeyError:
-        raise UsageError(f"{origin}: unknown model {value!r}; choose auto, 20b or 120b") from None
+        variant = VARIANT_MODELS.get(str(value).lower())    # a variant's model by name: say its two flags
+        hint = f" ({variant.name} is --model {variant.size} --variant {variant.variant})" if variant else ""
+        raise UsageError(f"{origin}: unknown model {value!r}; choose auto, 20b or 120b{hint}") from None
 
 
 def _backend_parser(backends: Backends):

@@ -60,6 +60,13 @@ def test_the_variant_comes_from_the_environment_too_and_a_bad_one_is_exit_2(run_
     assert code == 2 and "GPTOSS_VARIANT=guard: unknown variant 'guard'; choose gpt-oss or safeguard" in err
 
 
+def test_a_safeguard_model_named_in_full_is_exit_2_saying_its_two_flags(run_cli):
+    code, _, err = run_cli("plan", "--hardware", DESKTOP, "--model", "gpt-oss-safeguard-120b")
+    assert code == 2
+    assert "unknown model 'gpt-oss-safeguard-120b'; choose auto, 20b or 120b (gpt-oss-safeguard-120b is --model 120b " \
+           "--variant safeguard)" in err
+
+
 def test_a_plan_without_the_flag_is_gpt_oss_and_says_nothing_of_variants(run_cli):
     code, out, _ = run_cli("plan", "--hardware", DESKTOP, "--json")
     plan = json.loads(out)
