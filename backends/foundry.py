@@ -28,7 +28,7 @@ ALIAS = "gpt-oss-20b"              # Foundry Local's catalog serves the 20b only
 MIN_GPU_BYTES = int(15.5 * GIB)
 READY_DEADLINE_S = 3600.0          # the first start downloads about 12 GB before the web service answers
 MODULE = f"{__package__}.foundry_service"
-LOADED = "Foundry Local serves "     # foundry_service's line naming the variant it loaded
+LOADED = "Foundry Local serves "     # the line foundry_service prints naming the variant it loaded
 
 
 @dataclass(frozen=True)

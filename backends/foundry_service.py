@@ -14,6 +14,7 @@ import argparse
 import sys
 import threading
 
+from gptoss_deploy.backends.foundry import LOADED
 from gptoss_deploy.backends.process_groups import on_stop_signals
 
 NOT_FOUND = 4
@@ -57,7 +58,7 @@ def serve(alias: str, variant: str, url: str, stop: threading.Event) -> int:
     model.load()
     try:
         manager.start_web_service()
-        print(f"Foundry Local serves {model.id} at {', '.join(manager.urls)}", flush=True)
+        print(f"{LOADED}{model.id} at {', '.join(manager.urls)}", flush=True)
         stop.wait()
     finally:
         manager.stop_web_service()
