@@ -10,12 +10,12 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.backends.addresses import endpoint
 from gptoss_deploy.backends.base import (CONTAINER_PORT, INTEL_DEVICES_NEED_ROOT, NONROOT_UID, ROCM_DEVICES_NEED_ROOT,
                                          ContainerCommand, ContainerImage, LocalBackend, ServerLaunch,
                                          ready_deadline_s, relaunched)
-from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import bounded, checked_env, configured_program, parse_flags, port_number, word
 from gptoss_deploy.backends.hub import cached_path, download_plan, fetch
 from gptoss_deploy.backends.llama_threads import THREADS_VARIABLE, engine_threads
@@ -23,11 +23,14 @@ from gptoss_deploy.backends.process_groups import python_module
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
 from gptoss_deploy.planner.catalog import MAX_CONTEXT, Artifact, model_named
 from gptoss_deploy.planner.errors import UsageError
-from gptoss_deploy.planner.gguf_info import GgufInfo
 from gptoss_deploy.planner.placement import EXPERTS
 from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
 from gptoss_deploy.planner.units import GIB, MIB, gib, tokens_per_s
 from gptoss_deploy.planner.vendors import GPU_VENDORS, NVIDIA
+
+if TYPE_CHECKING:
+    from gptoss_deploy.backends.engine_report import EngineReport
+    from gptoss_deploy.planner.gguf_info import GgufInfo
 
 DEFAULT_PORT = 8080
 READY_BASE_S = 60.0
@@ -278,6 +281,8 @@ class LlamaCpp(LocalBackend):
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
         """The buffers llama-server allocated, summed over the GPUs and the host (pinned *_Host buffers are RAM);
         copies of the model (one server per GPU) add up like the GPUs they run on."""
+        from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain    # read at `up` only
+
         totals: dict[tuple[str, str], float] = {}
         for match in filter(None, map(BUFFER_LINE.search, plain(log_lines))):
             device = match["device"]

@@ -5,12 +5,12 @@ import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from gptoss_deploy.backends.addresses import endpoint
 from gptoss_deploy.backends.base import (CONTAINER_PORT, INTEL_DEVICES_NEED_ROOT, ROCM_DEVICES_NEED_ROOT,
                                          ContainerCommand, ContainerImage, LocalBackend, ServerLaunch, health_probe,
                                          ready_deadline_s, relaunched)
-from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain
 from gptoss_deploy.backends.flags import (Several, bounded, checked_env, configured_program, parse_flags, port_number,
                                           word)
 from gptoss_deploy.planner.backend import LocalLaunch, MachineClass
@@ -20,6 +20,9 @@ from gptoss_deploy.planner.errors import UsageError
 from gptoss_deploy.planner.placement import WHOLE_MODEL
 from gptoss_deploy.planner.throughput import AGGREGATE_STREAMS, predict_aggregate
 from gptoss_deploy.planner.units import GIB, tokens_per_s
+
+if TYPE_CHECKING:
+    from gptoss_deploy.backends.engine_report import EngineReport
 
 DEFAULT_PORT = 8000
 VLLM_RELEASE = "0.33.0"           # the release whose parser checks our flags (tests/upstream/run.sh)
@@ -285,6 +288,8 @@ class Vllm(LocalBackend):
 
     def reported_memory(self, log_lines: list[str]) -> EngineReport | None:
         """Each worker's weights and KV cache as it logged them: the GPU that holds the least KV cache binds."""
+        from gptoss_deploy.backends.engine_report import EngineReport, Reported, plain    # read at `up` only
+
         lines = plain(log_lines)
         loaded = [float(m[1]) for m in filter(None, map(MODEL_LOADED.search, lines))]
         kv = [float(m[1]) for m in filter(None, map(KV_AVAILABLE.search, lines))]
