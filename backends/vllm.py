@@ -142,8 +142,11 @@ class VllmServeCommand:
         flags = parse_flags(argv[3:], {**FLAGS, **TUNING_FLAGS})
         missing = [flag for flag, convert in FLAGS.items()
                    if convert is not None and flag not in flags and flag not in (*OPTIONAL_FLAGS, *MEMORY_FLAGS)]
-        if sum(flag in flags for flag in MEMORY_FLAGS) != 1:
-            missing.append(" or ".join(MEMORY_FLAGS) + " (one)")
+        memory = [flag for flag in MEMORY_FLAGS if flag in flags]
+        if len(memory) > 1:
+            raise UsageError(f"the plan's launch.argv sets both {' and '.join(memory)}: one of them sizes vLLM's memory")
+        if not memory:
+            missing.append(" or ".join(MEMORY_FLAGS))
         if missing:
             raise UsageError(f"the plan's launch.argv lacks {', '.join(missing)}")
         tuning = [arg for flag in TUNING_FLAGS if flag in flags

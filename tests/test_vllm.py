@@ -169,3 +169,19 @@ def test_vllm_where_its_recipe_verifies_no_gpt_oss_is_refused_with_what_it_does_
                                            ("Intel(R) Xeon(R) Platinum 8480+", False), ("AMD EPYC 9654", False)])
 def test_only_xeon_6_counts_as_the_cpu_vllms_recipe_verifies(cpu, verified):
     assert vllm_serves_on_cpu(cpu) is verified
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda argv: argv + ["--gpu-memory-utilization", "0.80"],
+     "sets both --gpu-memory-utilization and --kv-cache-memory-bytes: one of them sizes vLLM's memory"),
+    (lambda argv: argv[:argv.index("--kv-cache-memory-bytes")] + argv[argv.index("--kv-cache-memory-bytes") + 2:],
+     "lacks --gpu-memory-utilization or --kv-cache-memory-bytes"),
+])
+def test_a_saved_plan_sizes_vllms_memory_one_way_or_is_exit_2(run_cli, state, tmp_path, change, said):
+    _, out, _ = run_cli("plan", "--hardware", XEON6, "--backend", "vllm", "--json")
+    doc = json.loads(out)
+    doc["launch"]["argv"] = change(doc["launch"]["argv"])
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(doc))
+    code, _, err = run_cli("up", "--plan", saved, "--dry-run")
+    assert code == 2 and f"the plan's launch.argv {said}" in err
