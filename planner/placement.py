@@ -306,10 +306,12 @@ def vllm_utilization(gpu: Gpu, tensor_parallel_size: int = 1) -> float:
     return min(ceiling, int(fraction * 100) / 100)
 
 
-def _vllm_engine_bytes(model: ModelSpec, artifact: Artifact, group: int, batched: int) -> float:
-    """vLLM's own memory on each GPU of a group, beyond weights and KV cache (VLLM_EXPERT_BUFFER_SHARE)."""
-    return artifact.buffers(VLLM_ACTIVATION_BYTES[batched] + VLLM_CUDA_GRAPH_BYTES
-                            + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model) / group)
+def _vllm_engine_bytes(model: ModelSpec, artifact: Artifact, group: int, batched: int,
+                       graphs: int = VLLM_CUDA_GRAPH_BYTES) -> float:
+    """vLLM's own memory on each GPU of a group (GRAPHS=0: the CPU), beyond weights and KV cache
+    (VLLM_EXPERT_BUFFER_SHARE); activations of a batch size not measured scale from 8192 tokens'."""
+    activations = VLLM_ACTIVATION_BYTES.get(batched, VLLM_ACTIVATION_BYTES[8192] * batched / 8192)
+    return artifact.buffers(activations + graphs + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model) / group)
 
 
 def _vllm_fixed_bytes(model: ModelSpec, artifact: Artifact, gpu: Gpu, group: int, batched: int) -> float:
@@ -400,9 +402,10 @@ def fit_whole_model(backend: str, model: ModelSpec, hw: HardwareReport, context_
                      compute_capability=_lowest_arch(used))
 
 
-def _context_in(model: ModelSpec, kv_room: float) -> int:
-    """The longest context, in steps of 1,024 tokens, whose KV cache fits KV_ROOM bytes (0: none does)."""
-    sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * SLIDING_WINDOW
+def _context_in(model: ModelSpec, kv_room: float, sliding_tokens: int = SLIDING_WINDOW) -> int:
+    """The longest context, in steps of 1,024 tokens, whose KV cache fits KV_ROOM bytes (0: none does), sliding
+    layers holding SLIDING_TOKENS each."""
+    sliding = model.sliding_layers * model.kv_bytes_per_token_per_layer * sliding_tokens
     per_token = model.full_attention_layers * model.kv_bytes_per_token_per_layer
     return int((kv_room - sliding) // per_token) // 1024 * 1024 if kv_room > sliding else 0
 
@@ -413,12 +416,10 @@ def _fit_whole_model_in_ram(backend: str, model: ModelSpec, hw: HardwareReport, 
     planned context needs: sliding layers hold the window and a batch of tokens in flight (vllm 0.33
     v1/kv_cache_interface.py), rounded up to a GiB."""
     available, headroom = hw.memory.available_bytes, headroom_bytes(hw.memory.total_bytes)
-    engine = artifact.buffers(VLLM_ACTIVATION_BYTES[8192] * VLLM_CPU_BATCHED_TOKENS / 8192
-                              + VLLM_EXPERT_BUFFER_SHARE * artifact.expert_bytes(model))
+    engine = _vllm_engine_bytes(model, artifact, 1, VLLM_CPU_BATCHED_TOKENS, graphs=0)
     in_flight = SLIDING_WINDOW - 1 + VLLM_CPU_BATCHED_TOKENS
     room = available - headroom - artifact.loaded_bytes - engine
-    context = min(context_target, _context_in(model, room - GIB
-                                              - model.sliding_layers * model.kv_bytes_per_token_per_layer * in_flight))
+    context = min(context_target, _context_in(model, room - GIB, in_flight))      # a GiB: the rounding below
     if context < MIN_CONTEXT:
         need = artifact.loaded_bytes + engine + kv_cache_bytes(model, MIN_CONTEXT, in_flight) + headroom
         return Rejection(backend, model, f"{model.name} on {backend}'s CPU build needs {gib(need)} of RAM; "
