@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -148,6 +149,19 @@ def test_planning_imports_no_heavy_sdk():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours) and m not in reads))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_gptoss_plan_reads_no_installed_package_metadata():
+    """Looking for pydantic plugins reads every installed distribution's metadata (a big environment's start-up
+    cost); gptoss-plan validates only its own files, so it does not look."""
+    code = ("import importlib.metadata, sys\nlooked = []\nfind = importlib.metadata.entry_points\n"
+            "importlib.metadata.entry_points = lambda **kw: looked.append(kw) or find(**kw)\n"
+            "from gptoss_deploy.cli.app import plan_main\n"
+            f"sys.argv = ['gptoss-plan', '--hardware', {str(LAPTOP)!r}, '--json']\n"
+            "try:\n    plan_main()\nexcept SystemExit as done:\n    print(done.code, looked)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"})
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
 
 
 def test_cloud_plan_dry_run_shows_the_api_call(run_cli):
