@@ -137,31 +137,33 @@ def test_installed_scripts_run_as_a_user_would():
     assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["code"] == "bad_input"
 
 
+def _plan_in_a_fresh_interpreter(before: str, after: str, env: dict | None = None) -> str:
+    """gptoss-plan run as its script runs, in a new interpreter: BEFORE runs first, AFTER once the plan exits (its
+    exit code in `code`); the last line AFTER printed."""
+    code = (f"import sys\n{before}\nfrom gptoss_deploy.cli.app import plan_main\n"
+            f"sys.argv = ['gptoss-plan', '--hardware', {str(LAPTOP)!r}, '--json']\n"
+            "try:\n    plan_main()\nexcept SystemExit as done:\n    code = done.code\n" + after)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return result.stdout.strip().splitlines()[-1]
+
+
 def test_planning_imports_no_heavy_sdk():
     """Nor rich (a JSON plan draws nothing), nor the launch, benchmark and export code gptoss-plan never runs
     (tests/bench_startup.py measures what that saves): of the runtime, it reads only the kept benchmarks."""
-    code = ("import sys\nfrom gptoss_deploy.cli.app import plan_main\n"
-            f"sys.argv = ['gptoss-plan', '--hardware', {str(LAPTOP)!r}, '--json']\n"
-            "try:\n    plan_main()\nexcept SystemExit:\n    pass\n"
-            "heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary', 'rich')\n"
-            "ours = ('gptoss_deploy.runtime.', 'gptoss_deploy.verify', 'gptoss_deploy.export')\n"
-            "reads = ('gptoss_deploy.runtime.calibrations', 'gptoss_deploy.runtime.state')\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours) and m not in reads))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    after = ("heavy = ('boto3', 'botocore', 'azure', 'ollama', 'httpx', 'huggingface_hub', 'questionary', 'rich')\n"
+             "ours = ('gptoss_deploy.runtime.', 'gptoss_deploy.verify', 'gptoss_deploy.export')\n"
+             "reads = ('gptoss_deploy.runtime.calibrations', 'gptoss_deploy.runtime.state')\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(ours) and m not in reads))")
+    assert _plan_in_a_fresh_interpreter("", after) == "[]"
 
 
 def test_gptoss_plan_reads_no_installed_package_metadata():
     """Looking for pydantic plugins reads every installed distribution's metadata (a big environment's start-up
     cost); gptoss-plan validates only its own files, so it does not look."""
-    code = ("import importlib.metadata, sys\nlooked = []\nfind = importlib.metadata.entry_points\n"
-            "importlib.metadata.entry_points = lambda **kw: looked.append(kw) or find(**kw)\n"
-            "from gptoss_deploy.cli.app import plan_main\n"
-            f"sys.argv = ['gptoss-plan', '--hardware', {str(LAPTOP)!r}, '--json']\n"
-            "try:\n    plan_main()\nexcept SystemExit as done:\n    print(done.code, looked)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"})
-    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
+    before = ("import importlib.metadata\nlooked = []\nfind = importlib.metadata.entry_points\n"
+              "importlib.metadata.entry_points = lambda **kw: looked.append(kw) or find(**kw)")
+    environment = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    assert _plan_in_a_fresh_interpreter(before, "print(code, looked)", environment) == "0 []"
 
 
 def test_cloud_plan_dry_run_shows_the_api_call(run_cli):
